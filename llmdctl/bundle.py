@@ -1,0 +1,260 @@
+"""Render a plan into bundle files (helmfile, values, HTTPRoute, README) and write them safely.
+
+Only reads the plan. Output is deterministic: no timestamps, no absolute paths, insertion order.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from . import __version__
+from .catalog import data_path, default_catalog
+from .compose import Plan
+from .errors import InputError
+from .yamlio import dump
+
+BUNDLE_MARKER = "helmfile.yaml"
+
+
+@lru_cache(maxsize=1)
+def _jinja():
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_path("templates"))),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+def render_template(name: str, **params) -> str:
+    return _jinja().get_template(name).render(**params)
+
+
+def command_args(plan: Plan) -> list[str]:
+    """The flags that reproduce this plan, most significant first."""
+    args = ["-e", plan.hardware]
+    for o in plan.overlays:
+        args += ["-e", o]
+    args += ["-e", plan.gateway, "-n", plan.namespace, "--postfix", plan.postfix]
+    if plan.guide != "pd-disaggregation":
+        args += ["--guide", plan.guide]
+    args += ["--llmd-version", plan.llmd_version, "--model", plan.model["id"]]
+    prefill = plan.roles.get("prefill")
+    args += ["--prefill", f"{prefill.replicas}xTP{prefill.tensor}" if prefill else "0"]
+    decode = plan.roles["decode"]
+    args += ["--decode", f"{decode.replicas}xTP{decode.tensor}"]
+    spec = plan.spec
+    if spec is not None:
+        if spec.model_size:
+            args += ["--model-size", spec.model_size]
+        if spec.pd_threshold is not None:
+            args += ["--pd-threshold", str(spec.pd_threshold)]
+        if spec.rdma_resource is not None:
+            args += ["--rdma-resource", spec.rdma_resource]
+        if spec.hf_secret != "llm-d-hf-token":
+            args += ["--hf-secret", spec.hf_secret]
+        for ov in spec.overrides:
+            if ov.file:
+                args += ["--values", f"{ov.release}={ov.file}"]
+            else:
+                args += ["--set", f"{ov.release}.{ov.path}={_set_value(ov.value)}"]
+    return args
+
+
+def _set_value(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        import json
+
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _cmd(verb: str, args: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in ["llmdctl", verb, *args])
+
+
+def _kv_path(plan: Plan) -> str:
+    if plan.mode != "disaggregated":
+        return "none (aggregated: each pod serves whole requests)"
+    hw = plan.hardware_facts
+    transport = hw.get("kvTransport", "rdma")
+    if hw.get("hostNetwork"):
+        return "NIXL over UCX on the host network (host RDMA NICs, no RDMA resource requested)"
+    if transport == "rdma" and hw.get("rdma"):
+        return f"NIXL over UCX with RDMA (`{hw['rdma']['resource']}` x{hw['rdma'].get('count', 1)} per pod)"
+    if transport == "cuda-ipc":
+        return "NIXL over UCX with CUDA IPC on one GPU (tcp for control messages)"
+    return "NIXL over UCX on TCP (no RDMA)"
+
+
+def mermaid(plan: Plan) -> str:
+    n = plan.names
+    scheduler = plan.release_info.images["scheduler"].rsplit("/", 1)[-1]
+    lines = [
+        "flowchart LR",
+        "  client([client]) --> gw[\"Gateway " + n["gateway"] + "<br/>" + plan.gateway_facts["provider"] + "\"]",
+        "  gw -->|HTTPRoute " + n["route"] + "| pool[[\"InferencePool " + n["pool"] + "\"]]",
+        "  pool -.->|ext-proc :9002| epp[\"scheduler " + n["epp"] + "<br/>" + scheduler + "\"]",
+    ]
+    decode = plan.roles["decode"]
+    accel = decode.accelerator_resource or "CPU"
+    if plan.mode == "disaggregated":
+        prefill = plan.roles["prefill"]
+        lines += [
+            f"  pool --> D[\"decode x{decode.replicas}<br/>TP{decode.tensor}, {decode.gpus_per_pod} {accel} per pod<br/>sidecar :8000 → vLLM :{decode.vllm_port}\"]",
+            f"  D -->|1. prefill request| P[\"prefill x{prefill.replicas}<br/>TP{prefill.tensor}, {prefill.gpus_per_pod} {prefill.accelerator_resource or 'CPU'} per pod<br/>vLLM :{prefill.vllm_port}\"]",
+            f"  P ==>|\"2. KV cache: {_kv_short(plan)}\"| D",
+        ]
+    else:
+        lines.append(f"  pool --> D[\"vLLM x{decode.replicas}<br/>TP{decode.tensor}, {decode.gpus_per_pod} {accel} per pod<br/>:{decode.vllm_port}\"]")
+    return "\n".join(lines)
+
+
+def _kv_short(plan: Plan) -> str:
+    hw = plan.hardware_facts
+    if hw.get("hostNetwork"):
+        return "NIXL/UCX, host RDMA NICs"
+    if hw.get("kvTransport") == "rdma" and hw.get("rdma"):
+        return f"NIXL/UCX over RDMA ({hw['rdma']['resource']})"
+    if hw.get("kvTransport") == "cuda-ipc":
+        return "NIXL/UCX over CUDA IPC"
+    return "NIXL/UCX over TCP"
+
+
+def _summarize_paths(paths: list[str], depth: int = 4) -> list[str]:
+    """Shorten dotted paths to ``depth`` segments (brackets included) and drop repeats."""
+    out: list[str] = []
+    for path in paths:
+        segments: list[str] = []
+        buf = ""
+        for ch in path:
+            if ch == "." and buf:
+                segments.append(buf)
+                buf = ""
+            elif ch == "[" and buf:
+                segments.append(buf)
+                buf = "["
+            else:
+                buf += ch
+        if buf:
+            segments.append(buf)
+        short = ""
+        for seg in segments[:depth]:
+            short += seg if seg.startswith("[") or not short else "." + seg
+        if len(segments) > depth:
+            short += ".*"
+        if short not in out:
+            out.append(short)
+    return out
+
+
+def _layer_rows(plan: Plan) -> list[tuple[str, str, str, list[str]]]:
+    catalog = default_catalog()
+    by_layer: dict[str, list[str]] = {}
+    for key, prov in plan.provenance.items():
+        for path, layer in prov.items():
+            by_layer.setdefault(layer, []).append(f"{key}.{path}")
+    rows = []
+    for name, what in plan.layers:
+        summary = ""
+        try:
+            summary = catalog.layer(name).summary
+        except Exception:  # computed layers and overrides are not catalog files
+            summary = ""
+        rows.append((name, what, summary, _summarize_paths(by_layer.get(name, []))))
+    return rows
+
+
+def bundle_files(plan: Plan) -> dict[str, str]:
+    """File name -> content for the whole bundle."""
+    args = command_args(plan)
+    command = _cmd("render", args)
+    repositories = []
+    for rel in plan.releases:
+        if rel.repository and rel.repository not in repositories:
+            repositories.append(rel.repository)
+    roles = [plan.roles[r] for r in ("decode", "prefill") if r in plan.roles]
+    files: dict[str, str] = {}
+    files["helmfile.yaml"] = render_template(
+        "helmfile.yaml.j2", plan=plan, repositories=repositories, command=command, llmdctl_version=__version__
+    )
+    for rel in plan.releases:
+        header = f"# {rel.name}: {rel.chart} {rel.version} (generated by llmdctl; see README.md)\n"
+        files[rel.values_file] = header + dump(rel.values)
+    files["httproute.yaml"] = (
+        f"# Apply after the releases: kubectl apply -n {plan.namespace} -f httproute.yaml\n" + dump(plan.route)
+    )
+    files["README.md"] = render_template(
+        "README.md.j2",
+        plan=plan,
+        roles=roles,
+        command=command,
+        lifecycle_command=lambda verb: _cmd(verb, args),
+        llmdctl_version=__version__,
+        mermaid=mermaid(plan),
+        kv_path=_kv_path(plan),
+        layer_rows=_layer_rows(plan),
+        findings=plan.findings,
+        prereq=plan.release_info.prerequisites,
+    )
+    return files
+
+
+def default_output_dir(plan: Plan) -> Path:
+    return Path(f"llmd-{plan.namespace}-{plan.postfix}")
+
+
+def write_bundle(files: dict[str, str], out_dir: Path, *, force: bool = False) -> list[Path]:
+    """Write every file or none: files go to a temporary folder beside ``out_dir``, then move in.
+
+    An existing folder is replaced only when it is empty or holds an earlier llmdctl bundle, so a
+    typo in ``-o`` never clobbers unrelated files.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise InputError(f"-o {out_dir}: exists and is not a folder")
+        entries = list(out_dir.iterdir())
+        if entries and not (out_dir / BUNDLE_MARKER).exists() and not force:
+            raise InputError(
+                f"-o {out_dir}: the folder is not empty and holds no llmdctl bundle; refusing to overwrite it",
+                hint="choose another -o, or pass --force",
+            )
+    parent = out_dir.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    except OSError as exc:
+        raise InputError(f"-o {out_dir}: cannot create it: {exc.strerror}") from None
+    try:
+        for name, text in files.items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        if out_dir.exists():
+            old = parent / f".{out_dir.name}.old-{os.getpid()}"
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputError(f"-o {out_dir}: cannot write the bundle: {exc.strerror}") from None
+    return [out_dir / name for name in files]
+
+
+def print_bundle(files: dict[str, str]) -> str:
+    """All files as one stream, each preceded by a ``# --- name ---`` banner."""
+    return "".join(f"# --- {name} ---\n{text}" + ("" if text.endswith("\n") else "\n") for name, text in files.items())

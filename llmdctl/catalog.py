@@ -1,0 +1,247 @@
+"""The catalog: hardware profiles, overlays, gateways, guides, llm-d release pins and -e aliases.
+
+Every catalog file is checked against its schema when it is loaded, so a broken profile fails
+with its file, line and key path, never deep inside composition.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .errors import CatalogError, InputError, LlmdctlError
+from .yamlio import Document, load_file
+
+_PACKAGE = Path(__file__).resolve().parent
+LAYER_FOLDERS = {"hardware": "profiles", "overlay": "profiles", "gateway": "gateways", "guide": "guides"}
+
+
+def data_root() -> Path:
+    """Installed wheels carry the data under ``llmdctl/data``; a source checkout has it at the top."""
+    installed = _PACKAGE / "data"
+    return installed if (installed / "profiles").is_dir() else _PACKAGE.parent
+
+
+def data_path(*parts: str) -> Path:
+    return data_root().joinpath(*parts)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One catalog file, with its ``extends`` chain already folded in (base first)."""
+
+    kind: str
+    name: str
+    summary: str
+    description: str
+    source: str
+    chain: tuple[str, ...]  # names from the root base to this layer
+    defaults: dict = field(default_factory=dict)
+    hardware: dict = field(default_factory=dict)
+    gateway: dict = field(default_factory=dict)
+    values: tuple[tuple[str, dict], ...] = ()  # (layer name, values) per chain member, base first
+    disaggregated: tuple[tuple[str, dict], ...] = ()
+    aggregated: tuple[tuple[str, dict], ...] = ()
+    aggregated_only: bool = False
+    abstract: bool = False
+    raw: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Release:
+    """One llm-d release: its pinned charts, images and chart-key dialect."""
+
+    name: str
+    summary: str
+    charts: dict
+    images: dict
+    dialect: dict
+    prerequisites: dict
+
+
+class Catalog:
+    """Loads and caches the catalog files under :func:`data_root` (or another root, for tests)."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = root or data_root()
+        self._docs: dict[str, Document] = {}
+        self._layers: dict[str, Layer] = {}
+
+    # -- files ----------------------------------------------------------------------------
+    def _load(self, rel: str, schema: str) -> Document:
+        if rel not in self._docs:
+            from .schema import check
+
+            path = self.root / rel
+            try:
+                doc = load_file(path, what="catalog file")
+            except LlmdctlError as exc:
+                raise CatalogError(exc.message, hint=exc.hint) from None
+            if not isinstance(doc.data, dict):
+                raise CatalogError(f"{path}: expected a YAML mapping at the top level")
+            try:
+                check(doc.data, schema, doc=doc)
+            except LlmdctlError as exc:
+                raise CatalogError(exc.message) from None
+            self._docs[rel] = doc
+        return self._docs[rel]
+
+    def _files(self, kind_folder: str) -> dict[str, str]:
+        """Layer name -> relative path, for every ``*.yaml`` in a folder (file stem = layer name)."""
+        folder = self.root / kind_folder
+        return {p.stem: f"{kind_folder}/{p.name}" for p in sorted(folder.glob("*.yaml"))}
+
+    def _raw_layers(self) -> dict[str, str]:
+        files: dict[str, str] = {}
+        for folder in ("profiles", "gateways", "guides"):
+            for name, rel in self._files(folder).items():
+                if name in ("versions", "environments"):
+                    continue
+                if name in files:
+                    raise CatalogError(f"layer name '{name}' is defined twice: {files[name]} and {rel}")
+                files[name] = rel
+        return files
+
+    # -- layers ---------------------------------------------------------------------------
+    def layer(self, name: str) -> Layer:
+        if name not in self._layers:
+            self._layers[name] = self._build_layer(name, ())
+        return self._layers[name]
+
+    def _build_layer(self, name: str, seen: tuple[str, ...]) -> Layer:
+        files = self._raw_layers()
+        if name not in files:
+            raise InputError(f"unknown layer '{name}'")
+        doc = self._load(files[name], "layer.schema.json")
+        raw = doc.data
+        if raw["name"] != name:
+            raise CatalogError(f"{doc.source}: name '{raw['name']}' must match the file name '{name}'")
+        base: Layer | None = None
+        if "extends" in raw:
+            parent = raw["extends"]
+            if parent in seen + (name,):
+                raise CatalogError(f"{doc.source}: 'extends' loops: {' -> '.join(seen + (name, parent))}")
+            if parent not in files:
+                raise CatalogError(f"{doc.where('extends')}: extends unknown layer '{parent}'")
+            base = self._build_layer(parent, seen + (name,))
+            if base.kind != raw["kind"]:
+                raise CatalogError(f"{doc.where('extends')}: a {raw['kind']} cannot extend a {base.kind} ('{parent}')")
+
+        from .merge import merge_values
+
+        def fold(key: str, own: dict | None) -> dict:
+            merged = dict(getattr(base, key)) if base else {}
+            return merge_values(merged, own or {})
+
+        def chain_values(attr: str, key: str) -> tuple[tuple[str, dict], ...]:
+            inherited = getattr(base, attr) if base else ()
+            own = raw.get(key)
+            return inherited + (((name, own),) if own else ())
+
+        return Layer(
+            kind=raw["kind"],
+            name=name,
+            summary=raw["summary"],
+            description=raw.get("description", "").strip(),
+            source=doc.source,
+            chain=(base.chain if base else ()) + (name,),
+            defaults=fold("defaults", raw.get("defaults")),
+            hardware=fold("hardware", raw.get("hardware")),
+            gateway=fold("gateway", raw.get("gateway")),
+            values=chain_values("values", "values"),
+            disaggregated=chain_values("disaggregated", "disaggregatedValues"),
+            aggregated=chain_values("aggregated", "aggregatedValues"),
+            aggregated_only=raw.get("aggregatedOnly", base.aggregated_only if base else False),
+            abstract=raw.get("abstract", False),
+            raw=raw,
+        )
+
+    def layers(self, *kinds: str) -> list[Layer]:
+        out = [self.layer(n) for n in self._raw_layers()]
+        return [l for l in out if (not kinds or l.kind in kinds) and not l.abstract]
+
+    def names(self, *kinds: str) -> list[str]:
+        return [l.name for l in self.layers(*kinds)]
+
+    def layer_text(self, name: str) -> str:
+        return (self.root / self._raw_layers()[name]).read_text(encoding="utf-8")
+
+    # -- releases and aliases ---------------------------------------------------------------
+    @property
+    def versions(self) -> dict:
+        return self._load("guides/versions.yaml", "versions.schema.json").data
+
+    def release(self, name: str | None) -> Release:
+        versions = self.versions
+        name = name or versions["default"]
+        releases = versions["releases"]
+        if name not in releases:
+            raise InputError(
+                f"unknown llm-d version '{name}'" + suggest(name, list(releases)),
+                hint=f"known versions: {', '.join(releases)}",
+            )
+        r = releases[name]
+        return Release(name, r["summary"], r["charts"], r["images"], r["dialect"], r.get("prerequisites", {}))
+
+    @property
+    def environments(self) -> dict:
+        return self._load("guides/environments.yaml", "environments.schema.json").data
+
+    def resolve_environments(self, names: list[str]) -> dict[str, Any]:
+        """Turn ``-e`` names into {hardware, overlays, gateway}, with conflicts refused.
+
+        A hardware profile named by -e leaves the gateway at its default and vice versa.
+        Two different hardware profiles (or gateways) are a conflict: they set contradicting
+        accelerator, image and RDMA keys (rule V-01).
+        """
+        env = self.environments
+        hardware: list[str] = []
+        gateways: list[str] = []
+        overlays: list[str] = []
+        known = set(self._raw_layers())
+        for given in names:
+            expansion = env["aliases"].get(given, [given])
+            for name in expansion:
+                if name not in known:
+                    candidates = sorted(set(self.names("hardware", "overlay", "gateway")) | set(env["aliases"]))
+                    raise InputError(
+                        f"unknown environment '{name}'" + suggest(name, candidates),
+                        hint="list them with: llmdctl profiles; llmdctl gateways",
+                    )
+                layer = self.layer(name)
+                bucket = {"hardware": hardware, "gateway": gateways, "overlay": overlays}.get(layer.kind)
+                if bucket is None:
+                    raise InputError(f"'{name}' is a {layer.kind}, not an environment; use --guide {name}")
+                if name not in bucket:
+                    bucket.append(name)
+        if len(hardware) > 1:
+            raise InputError(
+                f"V-01: conflicting hardware profiles {', '.join(hardware)}: pick one",
+                hint="hardware profiles set contradicting accelerator, image and RDMA keys; only overlays (host-network) stack",
+            )
+        if len(gateways) > 1:
+            raise InputError(f"conflicting gateways {', '.join(gateways)}: pick one")
+        return {
+            "hardware": hardware[0] if hardware else env["default"]["hardware"],
+            "gateway": gateways[0] if gateways else env["default"]["gateway"],
+            "overlays": overlays,
+        }
+
+    def guide(self, name: str) -> Layer:
+        guides = self.names("guide")
+        if name not in guides:
+            raise InputError(f"unknown guide '{name}'" + suggest(name, guides), hint=f"known guides: {', '.join(guides)}")
+        return self.layer(name)
+
+
+def suggest(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+@lru_cache(maxsize=1)
+def default_catalog() -> Catalog:
+    return Catalog()

@@ -1,0 +1,624 @@
+"""Compose catalog layers and inputs into a ``Plan``: plain data that every effect only reads.
+
+Layer order, stated once (``_layers``):
+
+1. ``llm-d <version>``  pinned images and the chart contract (ports, vLLM container);
+2. guide             (and the guide it extends);
+3. hardware profile  (and the profile it extends);
+4. overlays          in the order given with ``-e``;
+5. gateway;
+6. stack             names, model, labels and selectors derived from namespace and postfix;
+7. layout            replicas, tensor parallelism, per-pod memory caps;
+8. user overrides    ``--values`` files, then ``--set``, each in the order given.
+
+Each catalog layer may carry ``values`` (always), ``disaggregatedValues`` (layouts with prefill
+pods) and ``aggregatedValues`` (decode only). Inside ``ms`` values, ``roles`` applies to both
+``decode`` and ``prefill``; the role-specific blocks of the same layer win over it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import Catalog, Layer, Release, default_catalog
+from .errors import InputError, ValidationError
+from .merge import merge_values, set_path, split_path, strip_patch_markers, arg_flag
+from .spec import RoleLayout, Spec, parse_layout
+
+ROLES = ("prefill", "decode")
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+HELM_RELEASE_MAX = 53
+K8S_NAME_MAX = 63
+# modelservice names its objects <release>-llm-d-modelservice, truncated to this many characters
+MS_FULLNAME_MAX = 55
+ACCELERATOR_RESOURCES = {
+    "nvidia": "nvidia.com/gpu",
+    "amd": "amd.com/gpu",
+    "intel-i915": "gpu.intel.com/i915",
+    "intel-xe": "gpu.intel.com/xe",
+    "intel-gaudi": "habana.ai/gaudi",
+    "google": "google.com/tpu",
+    "rebellions-atom": "rebellions.ai/ATOM",
+    "cpu": None,
+}
+# The chart injects these from routing/parallelism; a copy in args makes vLLM see them twice.
+CHART_INJECTED_ARGS = ("--port", "--tensor-parallel-size", "--served-model-name")
+
+
+@dataclass(frozen=True)
+class RolePlan:
+    """What one role (prefill or decode) should look like once deployed."""
+
+    role: str
+    replicas: int
+    tensor: int
+    gpus_per_pod: int
+    accelerator_resource: str | None
+    rdma: dict | None
+    image: str
+    vllm_port: int
+    deployment: str
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    key: str  # infra | gaie | ms
+    name: str  # infra-<postfix>
+    chart: str
+    version: str
+    repository: dict | None
+    needs: tuple[str, ...]
+    values: dict
+    values_file: str
+
+
+@dataclass
+class Plan:
+    """Everything render, apply, verify and destroy need; nothing here touches a cluster."""
+
+    namespace: str
+    postfix: str
+    guide: str
+    llmd_version: str
+    hardware: str
+    overlays: tuple[str, ...]
+    gateway: str
+    mode: str  # disaggregated | aggregated
+    model: dict
+    roles: dict[str, RolePlan]
+    releases: tuple[ReleasePlan, ...]
+    route: dict
+    names: dict[str, str]
+    pool_selector: dict[str, str]
+    hardware_facts: dict
+    gateway_facts: dict
+    release_info: Release
+    layers: tuple[tuple[str, str], ...]  # (layer name, what it is), in merge order
+    provenance: dict[str, dict[str, str]]  # release key -> dotted path -> layer
+    hf_secret: str
+    notes: list[str] = field(default_factory=list)
+    findings: list = field(default_factory=list)
+    spec: Spec | None = None
+
+    def release(self, key: str) -> ReleasePlan:
+        return next(r for r in self.releases if r.key == key)
+
+    @property
+    def ms_values(self) -> dict:
+        return self.release("ms").values
+
+
+# --- names ---------------------------------------------------------------------------------
+
+
+def stack_names(namespace: str, postfix: str, gateway_provider: str | None = None) -> dict[str, str]:
+    names = {
+        "infra": f"infra-{postfix}",
+        "gaie": f"gaie-{postfix}",
+        "ms": f"ms-{postfix}",
+        "gateway": f"infra-{postfix}-inference-gateway",
+        "pool": f"gaie-{postfix}",
+        "epp": f"gaie-{postfix}-epp",
+        "eppHost": f"gaie-{postfix}-epp.{namespace}.svc.cluster.local",
+        "route": f"llm-d-{postfix}",
+        "stackLabel": f"llm-d-{postfix}",
+        "msFullname": f"ms-{postfix}-llm-d-modelservice",
+        "prefill": f"ms-{postfix}-llm-d-modelservice-prefill",
+        "decode": f"ms-{postfix}-llm-d-modelservice-decode",
+        "metricsSecret": f"gaie-{postfix}-sa-metrics-reader-secret",
+    }
+    if gateway_provider == "istio":
+        names["gatewayService"] = f"{names['gateway']}-istio"
+    else:
+        names["gatewayService"] = names["gateway"]
+    return names
+
+
+def check_names(namespace: str, postfix: str, gateway_provider: str | None = None) -> None:
+    """Refuse names Kubernetes or Helm would reject, before anything is rendered."""
+    problems = []
+    if not DNS1123_LABEL.match(namespace) or len(namespace) > K8S_NAME_MAX:
+        problems.append(
+            f"namespace '{namespace}' is not a DNS-1123 label (lower-case letters, digits and '-', "
+            f"starting and ending with a letter or digit, at most {K8S_NAME_MAX} characters)"
+        )
+    if not DNS1123_LABEL.match(postfix):
+        problems.append(
+            f"postfix '{postfix}' is not a DNS-1123 label (lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit)"
+        )
+    if not problems:
+        names = stack_names(namespace, postfix, gateway_provider)
+        limits = [(names[k], HELM_RELEASE_MAX, "Helm release name") for k in ("infra", "gaie", "ms")]
+        limits += [
+            (names["gateway"], K8S_NAME_MAX, "Gateway name"),
+            (names["gatewayService"], K8S_NAME_MAX, "gateway Service name"),
+            (names["epp"], K8S_NAME_MAX, "EPP Service name"),
+            (names["msFullname"], MS_FULLNAME_MAX, "modelservice full name (the chart truncates longer ones, so stacks could collide)"),
+            (names["prefill"], K8S_NAME_MAX, "prefill Deployment name"),
+            (names["route"], K8S_NAME_MAX, "HTTPRoute name and stack label value"),
+            (names["metricsSecret"], K8S_NAME_MAX, "EPP metrics Secret name"),
+        ]
+        for name, limit, what in limits:
+            if len(name) > limit:
+                problems.append(f"{what} '{name}' is {len(name)} characters; the limit is {limit}")
+        if problems:
+            room = min(limit - (len(name) - len(postfix)) for name, limit, _ in limits)
+            problems.append(f"keep the postfix at most {room} characters")
+    if problems:
+        findings = [{"rule": "names", "severity": "error", "message": p} for p in problems]
+        raise ValidationError("; ".join(problems), findings)
+
+
+# --- model ---------------------------------------------------------------------------------
+
+_PARAMS = re.compile(r"(?<![A-Za-z0-9])(\d+(?:\.\d+)?)[Bb](?![A-Za-z])")
+
+
+def model_facts(model: str, size: str | None) -> dict:
+    """From an HF id (or an hf://, pvc://, oci:// URI) to the chart's URI, name, size and label."""
+    if "://" in model:
+        uri = model
+        name = model.split("://", 1)[1]
+        if uri.startswith("pvc://"):
+            name = "/".join(name.split("/")[1:]) or name
+    else:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$", model):
+            raise InputError(
+                f"--model '{model}': expected a Hugging Face id such as Qwen/Qwen2.5-7B-Instruct, "
+                "or a URI (hf://, pvc://CLAIM/PATH, oci://IMAGE)"
+            )
+        uri = f"hf://{model}"
+        name = model
+    short = name.rsplit("/", 1)[-1]
+    label = re.sub(r"[^A-Za-z0-9._-]", "-", short)[:63].strip("-._") or "model"
+    if size is None:
+        size = _estimate_size(name)
+    return {"id": model, "uri": uri, "name": name, "size": size, "label": label}
+
+
+def _estimate_size(name: str) -> str:
+    """Room for the weights in the model volume: parameters x bytes per parameter, +25%, in 10Gi steps."""
+    m = _PARAMS.search(name)
+    if not m:
+        return "100Gi"
+    params = float(m.group(1))
+    bytes_per_param = 1 if re.search(r"fp8|int8|w8a8|-8bit", name, re.I) else 2
+    gib = max(10, math.ceil(params * bytes_per_param * 1.25 / 10) * 10)
+    return f"{gib}Gi"
+
+
+# --- layers --------------------------------------------------------------------------------
+
+
+def expand_roles(ms: dict) -> dict:
+    """``roles`` applies to decode and prefill; the role's own block (same layer) wins."""
+    if not isinstance(ms, dict) or "roles" not in ms:
+        return ms
+    shared = ms["roles"] or {}
+    out = {k: v for k, v in ms.items() if k != "roles"}
+    for role in ROLES:
+        own = out.get(role) or {}
+        out[role] = merge_values(copy.deepcopy(shared), own) if isinstance(own, dict) else own
+    return out
+
+
+@dataclass
+class _Layer:
+    name: str
+    what: str
+    values: dict  # release key -> values
+
+
+def _catalog_layers(layer: Layer, mode: str, what: str) -> list[_Layer]:
+    out = []
+    pairs = list(layer.values) + list(layer.disaggregated if mode == "disaggregated" else layer.aggregated)
+    # keep chain order: base layer's values, then its mode values, then the child's
+    order = {n: i for i, n in enumerate(layer.chain)}
+    pairs.sort(key=lambda p: order[p[0]])
+    for name, values in pairs:
+        out.append(_Layer(name, f"{what} {name}" if name != layer.name else what, values))
+    return out
+
+
+def _vllm(image: str, port: int) -> dict:
+    return {"name": "vllm", "image": image, "ports": [{"name": "vllm", "containerPort": port, "protocol": "TCP"}]}
+
+
+def _pins_layer(release: Release, hw: dict, mode: str) -> _Layer:
+    family = hw.get("imageFamily", "cuda")
+    image = release.images.get(family)
+    if not image:
+        raise InputError(
+            f"llm-d {release.name} ships no '{family}' vLLM image",
+            hint="choose another --llmd-version (see `llmdctl versions`), or set the image with "
+            "--set ms.roles.containers[0].image=REGISTRY/IMAGE:TAG",
+        )
+    scheduler = release.images["scheduler"]
+    hub_name, tag = scheduler.rsplit(":", 1)
+    hub, name = hub_name.rsplit("/", 1)
+    service_port = 8000
+    proxy_port = 8200
+    ms: dict[str, Any] = {
+        "routing": {"servicePort": service_port},
+        "prefill": {"containers": [_vllm(image, service_port)]},
+        # behind the routing sidecar decode vLLM listens on the proxy's target port
+        "decode": {"containers": [_vllm(image, proxy_port if mode == "disaggregated" else service_port)]},
+    }
+    if mode == "disaggregated":
+        ms["routing"]["proxy"] = {"image": release.images["routingSidecar"], "targetPort": proxy_port}
+    gaie = {"inferenceExtension": {"image": {"hub": hub, "name": name, "tag": tag, "pullPolicy": "Always"}}}
+    return _Layer(f"llm-d {release.name}", "pinned images and chart contract", {"ms": ms, "gaie": gaie})
+
+
+def _epp_config(template: str, **params: Any) -> str:
+    from .bundle import render_template
+
+    return render_template(template, **params)
+
+
+def _stack_layer(
+    *, names: dict, namespace: str, guide: Layer, release: Release, gw: dict, hw: dict, model: dict,
+    mode: str, hf_secret: str, pd_threshold: int | None, gateway_name: str,
+) -> tuple[_Layer, dict]:
+    dialect = release.dialect
+    serving = dialect["servingLabel"]
+    if dialect["freeFormPodLabels"]:
+        labels = {
+            serving: "true",
+            "llm-d.ai/guide": guide.name,
+            "llm-d.ai/model": model["label"],
+            "llm-d.ai/accelerator-vendor": hw.get("accelerator", "nvidia"),
+            "app.kubernetes.io/instance": names["stackLabel"],
+        }
+        selector = {serving: "true", "llm-d.ai/guide": guide.name, "app.kubernetes.io/instance": names["stackLabel"]}
+    else:
+        # modelservice v0.3.x accepts only these two pod-label keys; the model key names the stack,
+        # as the v0.3/v0.4 guides did, so two stacks in one namespace never share a pool
+        labels = {serving: "true", "llm-d.ai/model": names["stackLabel"]}
+        selector = dict(labels)
+
+    pool_api = dialect["poolApiVersion"].get(gateway_name, dialect["poolApiVersion"]["default"])
+    pool: dict[str, Any] = {"modelServers": {"matchLabels": selector}}
+    if pool_api.endswith("v1alpha2"):
+        pool.update({"apiVersion": pool_api, "targetPortNumber": 8000})
+    else:
+        pool["targetPorts"] = [{"number": 8000}]
+
+    if mode == "disaggregated":
+        if dialect["eppPdConfig"] == "prefix-decider":
+            config = _epp_config("epp-pd-prefix-decider.yaml.j2", non_cached_tokens=16 if pd_threshold is None else pd_threshold)
+        else:
+            config = _epp_config("epp-pd-threshold.yaml.j2", threshold=0 if pd_threshold is None else pd_threshold)
+        config_file = "pd-config.yaml"
+    else:
+        config = _epp_config("epp-scheduling.yaml.j2")
+        config_file = "scheduling-config.yaml"
+    gaie: dict[str, Any] = {
+        "inferenceExtension": {
+            "pluginsConfigFile": config_file,
+            "pluginsCustomConfig": {config_file: config},
+            # per stack: two stacks in one namespace must not fight over one Secret
+            "monitoring": {"prometheus": {"auth": {"secretName": names["metricsSecret"]}}},
+        },
+        "inferencePool": pool,
+    }
+    if gw.get("destinationRule"):
+        gaie["provider"] = {"istio": {"destinationRule": {"host": names["eppHost"]}}}
+
+    ms: dict[str, Any] = {
+        "modelArtifacts": {
+            "uri": model["uri"],
+            "name": model["name"],
+            "size": model["size"],
+            "authSecretName": hf_secret,
+            "labels": labels,
+        },
+    }
+    rdma = hw.get("rdma")
+    roles: dict[str, Any] = {}
+    if rdma and mode == "disaggregated":
+        count = rdma.get("count", 1)
+        roles["containers"] = [{"name": "vllm", "resources": {"limits": {rdma["resource"]: count}, "requests": {rdma["resource"]: count}}}]
+    if hw.get("hostNetwork"):
+        # ports 8000/8200/5600 bind on the node: one vLLM pod of this stack per node (V-12)
+        roles["extraConfig"] = {
+            "affinity": {
+                "podAntiAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [
+                        {"labelSelector": {"matchLabels": selector}, "topologyKey": "kubernetes.io/hostname"}
+                    ]
+                }
+            }
+        }
+    if roles:
+        ms["roles"] = roles
+    return _Layer("stack", "names, model, labels and selectors", {"ms": expand_roles(ms), "gaie": gaie}), selector
+
+
+def _layout_layer(prefill: RoleLayout, decode: RoleLayout, mode: str, hw: dict) -> tuple[_Layer, list[str]]:
+    notes: list[str] = []
+    ms: dict[str, Any] = {"decode": {"replicas": decode.replicas, "parallelism": {"tensor": decode.tensor}}}
+    if mode == "disaggregated":
+        ms["prefill"] = {"create": True, "replicas": prefill.replicas, "parallelism": {"tensor": prefill.tensor}}
+    ts = hw.get("timeSlicing")
+    if ts:
+        pods = decode.replicas + (prefill.replicas if mode == "disaggregated" else 0)
+        cap = math.floor(ts.get("memoryBudget", 0.8) / pods * 100) / 100
+        if cap < 0.05:
+            raise InputError(
+                f"{pods} vLLM pods cannot share one time-sliced GPU: each would get {cap:.2f} of its memory",
+                hint="use fewer replicas, e.g. --prefill 1xTP1 --decode 1xTP1",
+            )
+        for role in ms:
+            ms[role]["containers"] = [{"name": "vllm", "args": [f"--gpu-memory-utilization={cap:.2f}"]}]
+        notes.append(f"time-slicing: --gpu-memory-utilization={cap:.2f} on each of {pods} pods (sum {cap * pods:.2f} <= 1.0)")
+    return _Layer("layout", f"--prefill {prefill} --decode {decode}", {"ms": ms}), notes
+
+
+# --- dialects ------------------------------------------------------------------------------
+
+
+def _infra_dialect(values: dict, release: Release, gw: dict, provenance: dict) -> dict:
+    """llm-d-infra < v1.4 has no gateway.provider: the class name alone picks the implementation."""
+    if release.dialect["infraProviderKey"]:
+        return values
+    out = copy.deepcopy(values)
+    gateway = out.setdefault("gateway", {})
+    gateway.pop("provider", None)
+    gateway["gatewayClassName"] = gw["className"]
+    params = gateway.get("gatewayParameters") or {}
+    istio = params.pop("istio", None) if isinstance(params, dict) else None
+    if isinstance(istio, dict) and "accessLogging" in istio:
+        params["accessLogging"] = istio["accessLogging"]
+    provenance["gateway.gatewayClassName"] = f"llm-d {release.name} dialect"
+    return out
+
+
+# --- the composer --------------------------------------------------------------------------
+
+
+def _layouts(spec: Spec, guide: Layer, hardware: Layer) -> tuple[RoleLayout, RoleLayout]:
+    def seed(role: str) -> RoleLayout:
+        given = getattr(spec, role)
+        if given is not None:
+            return given
+        for layer in (guide, hardware):
+            if role in layer.defaults:
+                return parse_layout(layer.defaults[role], f"--{role}")
+        return RoleLayout(1, 1)
+
+    return seed("prefill"), seed("decode")
+
+
+def _rdma_override(text: str) -> dict | None:
+    if text.lower() in ("none", "off", "false"):
+        return None
+    name, _, count = text.partition("=")
+    if not re.match(r"^[a-z0-9.-]+/[A-Za-z0-9_.-]+$", name):
+        raise InputError(f"--rdma-resource '{text}': expected an extended resource name such as rdma/ib or rdma/roce_gdr=2 (or 'none')")
+    if count and not count.isdigit():
+        raise InputError(f"--rdma-resource '{text}': the count after '=' must be a whole number")
+    return {"resource": name, "count": int(count or 1)}
+
+
+def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
+    """Build the plan for one stack. Pure: reads the catalog, writes nothing."""
+    catalog = catalog or default_catalog()
+    guide = catalog.guide(spec.guide)
+    release = catalog.release(spec.llmd_version)
+    envs = catalog.resolve_environments(list(spec.environments))
+    hardware = catalog.layer(envs["hardware"])
+    overlays = [catalog.layer(n) for n in envs["overlays"]]
+    gateway = catalog.layer(envs["gateway"])
+
+    hw = merge_values(copy.deepcopy(hardware.hardware), {})
+    for ov in overlays:
+        hw = merge_values(hw, ov.hardware)
+    if spec.rdma_resource is not None:
+        rdma = _rdma_override(spec.rdma_resource)
+        if rdma and hw.get("rdma"):
+            rdma = {**hw["rdma"], **rdma, "clusterSpecific": False}
+        hw["rdma"] = rdma
+    hw = {k: v for k, v in hw.items() if v is not None}
+    gw = gateway.gateway
+
+    namespace = spec.namespace or guide.defaults.get("namespace", "llm-d-pd")
+    postfix = spec.postfix or guide.defaults.get("postfix", "pd")
+    check_names(namespace, postfix, gw["provider"])
+    names = stack_names(namespace, postfix, gw["provider"])
+
+    prefill, decode = _layouts(spec, guide, hardware)
+    if decode.replicas < 1:
+        raise InputError("--decode 0: a stack needs at least one decode pod", hint="e.g. --decode 1xTP4")
+    mode = "disaggregated" if prefill.replicas > 0 else "aggregated"
+    if guide.aggregated_only and mode == "disaggregated":
+        raise InputError(
+            f"guide '{guide.name}' serves without prefill pods, but --prefill {prefill} asks for {prefill.replicas}",
+            hint="use --prefill 0, or --guide pd-disaggregation for P/D",
+        )
+    model_id = spec.model or guide.defaults.get("model") or hardware.defaults.get("model")
+    if not model_id:
+        raise InputError("no model: pass --model ORG/NAME (a Hugging Face id)")
+    model = model_facts(model_id, spec.model_size)
+
+    layers: list[_Layer] = [_pins_layer(release, hw, mode)]
+    layers += _catalog_layers(guide, mode, f"guide {guide.name}")
+    layers += _catalog_layers(hardware, mode, f"hardware profile {hardware.name}")
+    for ov in overlays:
+        layers += _catalog_layers(ov, mode, f"overlay {ov.name}")
+    layers += _catalog_layers(gateway, mode, f"gateway {gateway.name}")
+    stack, selector = _stack_layer(
+        names=names, namespace=namespace, guide=guide, release=release, gw=gw, hw=hw, model=model, mode=mode,
+        hf_secret=spec.hf_secret, pd_threshold=spec.pd_threshold, gateway_name=gateway.name,
+    )
+    layers.append(stack)
+    layout, notes = _layout_layer(prefill, decode, mode, hw)
+    layers.append(layout)
+
+    provenance: dict[str, dict[str, str]] = {k: {} for k in ("infra", "gaie", "ms")}
+    merged: dict[str, dict] = {k: {} for k in ("infra", "gaie", "ms")}
+    for layer in layers:
+        for key, values in layer.values.items():
+            vals = expand_roles(values) if key == "ms" else values
+            merged[key] = merge_values(merged[key], vals, layer=layer.name, provenance=provenance[key])
+
+    if mode == "aggregated":
+        # the chart renders nothing for a role with create: false; keep its values out of the file
+        merged["ms"]["prefill"] = {"create": False}
+    merged["infra"] = _infra_dialect(merged["infra"], release, gw, provenance["infra"])
+
+    for ov in spec.overrides:
+        _apply_override(merged, ov, provenance)
+    for key in merged:
+        merged[key] = strip_patch_markers(merged[key])
+    notes += _strip_injected_args(merged["ms"], provenance["ms"])
+
+    roles = _role_plans(merged["ms"], names, hw, mode, prefill, decode)
+    route = build_route(names, gw, release, gateway.name)
+    releases = _release_plans(release, names, merged)
+    plan = Plan(
+        namespace=namespace, postfix=postfix, guide=guide.name, llmd_version=release.name,
+        hardware=hardware.name, overlays=tuple(o.name for o in overlays), gateway=gateway.name, mode=mode,
+        model=model, roles=roles, releases=releases, route=route, names=names, pool_selector=selector,
+        hardware_facts=hw, gateway_facts=gw, release_info=release,
+        layers=tuple((l.name, l.what) for l in layers) + tuple(_override_label(o) for o in spec.overrides),
+        provenance=provenance, hf_secret=spec.hf_secret, notes=notes, spec=spec,
+    )
+    check_values_schemas(plan)
+    return plan
+
+
+def _override_label(ov) -> tuple[str, str]:
+    if ov.file:
+        return (f"--values {ov.release}={ov.file}", "user override")
+    return (f"--set {ov.release}.{ov.path}", "user override")
+
+
+def _apply_override(merged: dict, ov, provenance: dict) -> None:
+    label = _override_label(ov)[0]
+    if ov.file is not None:
+        data = expand_roles(ov.data) if ov.release == "ms" else ov.data
+        merged[ov.release] = merge_values(merged[ov.release], data, layer=label, provenance=provenance[ov.release])
+        return
+    parts = split_path(ov.path)
+    targets = [parts]
+    if ov.release == "ms" and parts[0] == "roles":
+        targets = [[role] + parts[1:] for role in ROLES]
+    for target in targets:
+        set_path(merged[ov.release], target, copy.deepcopy(ov.value), f"{ov.release}.{ov.path}")
+        provenance[ov.release][".".join(str(p) for p in target)] = label
+
+
+def _strip_injected_args(ms: dict, provenance: dict) -> list[str]:
+    """V-21: the chart injects --port and --tensor-parallel-size; a second copy is dropped (fix)."""
+    notes = []
+    for role in ROLES:
+        for container in (ms.get(role) or {}).get("containers") or []:
+            if not isinstance(container, dict) or container.get("modelCommand", "vllmServe") not in ("vllmServe", "imageDefault"):
+                continue
+            args = container.get("args") or []
+            kept = [a for a in args if arg_flag(a) not in CHART_INJECTED_ARGS]
+            if len(kept) != len(args):
+                dropped = [a for a in args if arg_flag(a) in CHART_INJECTED_ARGS]
+                container["args"] = kept
+                notes.append(f"V-21 fix: removed {', '.join(map(str, dropped))} from {role} args (the chart injects them from routing and parallelism)")
+    return notes
+
+
+def _role_plans(ms: dict, names: dict, hw: dict, mode: str, prefill: RoleLayout, decode: RoleLayout) -> dict[str, RolePlan]:
+    accel = (ms.get("accelerator") or {}).get("type", "nvidia")
+    proxy = (ms.get("routing") or {}).get("proxy") or {}
+    service_port = (ms.get("routing") or {}).get("servicePort", 8000)
+    plans = {}
+    for role in ROLES:
+        block = ms.get(role) or {}
+        if role == "prefill" and (mode == "aggregated" or block.get("create") is False):
+            continue
+        par = block.get("parallelism") or {}
+        tensor = int(par.get("tensor", 1))
+        gpus = tensor * int(par.get("dataLocal", 1))
+        container = next((c for c in block.get("containers") or [] if isinstance(c, dict) and c.get("name") == "vllm"), {})
+        role_accel = (block.get("accelerator") or {}).get("type", accel)
+        vllm_port = proxy.get("targetPort", 8200) if role == "decode" and proxy.get("enabled", mode == "disaggregated") else service_port
+        plans[role] = RolePlan(
+            role=role, replicas=int(block.get("replicas", 1)), tensor=tensor, gpus_per_pod=gpus,
+            accelerator_resource=ACCELERATOR_RESOURCES.get(role_accel, "nvidia.com/gpu"),
+            rdma=hw.get("rdma") if mode == "disaggregated" else None,
+            image=str(container.get("image", "")), vllm_port=vllm_port, deployment=names[role],
+        )
+    return plans
+
+
+def build_route(names: dict, gw: dict, release: Release, gateway_name: str) -> dict:
+    pool_api = release.dialect["poolApiVersion"].get(gateway_name, release.dialect["poolApiVersion"]["default"])
+    backend: dict[str, Any] = {"group": pool_api.split("/")[0], "kind": "InferencePool", "name": names["pool"]}
+    route_opts = gw.get("route", {})
+    if route_opts.get("backendPort", True):
+        backend["port"] = 8000
+    backend["weight"] = 1
+    rule: dict[str, Any] = {"backendRefs": [backend], "matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}
+    if route_opts.get("timeouts", True):
+        # P/D requests can take minutes; the gateway's default timeout would cut them off
+        rule["timeouts"] = {"backendRequest": "0s", "request": "0s"}
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {
+            "name": names["route"],
+            "labels": {"app.kubernetes.io/managed-by": "llmdctl", "app.kubernetes.io/instance": names["stackLabel"]},
+        },
+        "spec": {
+            "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": names["gateway"]}],
+            "rules": [rule],
+        },
+    }
+
+
+def _release_plans(release: Release, names: dict, merged: dict) -> tuple[ReleasePlan, ...]:
+    needs = {"infra": (), "gaie": (names["infra"],), "ms": (names["infra"], names["gaie"])}
+    out = []
+    for key in ("infra", "gaie", "ms"):
+        chart = release.charts[key]
+        out.append(ReleasePlan(
+            key=key, name=names[key], chart=chart["chart"], version=chart["version"],
+            repository=chart.get("repository"), needs=needs[key], values=merged[key],
+            values_file=f"{key}.values.yaml",
+        ))
+    return tuple(out)
+
+
+def values_schema_name(key: str, version: str) -> str:
+    return f"values/{key}-{version}.schema.json"
+
+
+def check_values_schemas(plan: Plan) -> None:
+    """Every values file must pass llmdctl's copy of what the pinned chart accepts."""
+    from .schema import check
+
+    for rel in plan.releases:
+        check(rel.values, values_schema_name(rel.key, rel.version), source=rel.values_file, root=rel.key)

@@ -1,0 +1,38 @@
+"""Errors that mean "tell the user, no traceback", and the exit codes they map to.
+
+The CLI maps every ``LlmdctlError`` to its ``exit_code`` in one place (``cli.main``): 2 for a usage
+or validation error (the input is wrong), 1 for a runtime failure (a tool or the cluster failed).
+"""
+
+from __future__ import annotations
+
+
+class LlmdctlError(Exception):
+    """Base class: a message for the user, printed without a traceback."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class InputError(LlmdctlError):
+    """The user's input (flags, spec file, overrides) is malformed or names something unknown."""
+
+    exit_code = 2
+
+
+class ValidationError(InputError):
+    """Composition succeeded but the result breaks a schema or a rule; carries every finding."""
+
+    def __init__(self, message: str, findings: list | None = None, *, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.findings = findings or []
+
+
+class CatalogError(LlmdctlError):
+    """A shipped catalog file (profile, gateway, guide, version pin) is broken: a packaging bug."""
+
+    exit_code = 2

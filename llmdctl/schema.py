@@ -1,0 +1,69 @@
+"""JSON Schema checks with errors a person can act on: ``file:line:col: dotted.path: problem``."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import lru_cache
+from typing import Any
+
+from .errors import ValidationError
+from .yamlio import Document
+
+
+@lru_cache(maxsize=None)
+def _validator(name: str):
+    from jsonschema import Draft202012Validator, Draft7Validator
+
+    from .catalog import data_path
+
+    schema = json.loads(data_path("schemas", name).read_text(encoding="utf-8"))
+    cls = Draft7Validator if "draft-07" in schema.get("$schema", "") else Draft202012Validator
+    return cls(schema)
+
+
+def dotted(parts) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _describe(error) -> str:
+    """One line per error; unknown keys get a did-you-mean from the keys the schema allows."""
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        extras = [k for k in error.instance if k not in allowed]
+        parts = []
+        for key in extras:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            parts.append(f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        if parts:
+            return "; ".join(parts) + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+    if error.validator == "enum":
+        return f"{error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return f"expected {expected}, got {type(error.instance).__name__} {error.instance!r}"
+    return error.message
+
+
+def check(instance: Any, schema_name: str, *, doc: Document | None = None, source: str = "", root: str = "") -> None:
+    """Validate ``instance`` and raise one ``ValidationError`` listing every problem.
+
+    ``doc`` locates problems in the YAML file they came from; ``root`` prefixes key paths (e.g. the
+    release name for values files).
+    """
+    errors = sorted(_validator(schema_name).iter_errors(instance), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    if not errors:
+        return
+    lines = []
+    for err in errors:
+        path = dotted(err.absolute_path)
+        full = f"{root}.{path}" if root and path else (root or path)
+        where = doc.where(path) if doc is not None else source
+        prefix = f"{where}: " if where else ""
+        lines.append(f"{prefix}{full or '(top level)'}: {_describe(err)}")
+    findings = [{"rule": f"schema:{schema_name}", "severity": "error", "message": line} for line in lines]
+    raise ValidationError("\n".join(lines), findings)

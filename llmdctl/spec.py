@@ -1,0 +1,230 @@
+"""Inputs: flags, an optional spec file and environment variables, folded into one ``Spec``.
+
+Precedence, highest first: command-line flags, the spec file, ``NAMESPACE`` /
+``RELEASE_NAME_POSTFIX`` (as in the upstream guides), the guide's and hardware profile's defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .yamlio import Document, load_file, load_text
+
+_LAYOUT = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*[Tt][Pp]\s*(\d+))?\s*$")
+RELEASE_KEYS = ("infra", "gaie", "ms")
+
+
+@dataclass(frozen=True)
+class RoleLayout:
+    """Replicas and tensor parallelism of one role; ``4xTP1`` is four pods with one GPU each."""
+
+    replicas: int
+    tensor: int = 1
+
+    @property
+    def gpus(self) -> int:
+        return self.tensor
+
+    def __str__(self) -> str:
+        return f"{self.replicas}xTP{self.tensor}"
+
+
+def parse_layout(text: Any, flag: str) -> RoleLayout:
+    """Parse ``4xTP1``, ``1xTP8``, ``2`` (TP1) or ``0`` (role absent)."""
+    m = _LAYOUT.match(str(text))
+    if not m:
+        raise InputError(
+            f"{flag} '{text}': expected REPLICASxTPN such as 4xTP1 or 1xTP8 (or 0 for no {flag.strip('-')} pods)"
+        )
+    replicas, tensor = int(m.group(1)), int(m.group(2) or 1)
+    if tensor < 1:
+        raise InputError(f"{flag} '{text}': tensor parallelism must be at least 1")
+    if tensor & (tensor - 1):
+        raise InputError(f"{flag} '{text}': tensor parallelism must be a power of two (1, 2, 4, 8, ...); vLLM splits attention heads evenly")
+    if replicas > 512:
+        raise InputError(f"{flag} '{text}': {replicas} replicas is more than llmdctl accepts (512)")
+    return RoleLayout(replicas, tensor)
+
+
+@dataclass(frozen=True)
+class Override:
+    """One ``--set`` (path, value) or ``--values`` (file) override, in the order given."""
+
+    release: str
+    path: str | None = None  # dotted path inside the release, for --set
+    value: Any = None
+    file: str | None = None  # for --values
+    data: Any = None
+    doc: Document | None = None
+
+
+@dataclass(frozen=True)
+class Spec:
+    environments: tuple[str, ...] = ()
+    namespace: str | None = None
+    postfix: str | None = None
+    guide: str = "pd-disaggregation"
+    llmd_version: str | None = None
+    model: str | None = None
+    model_size: str | None = None
+    prefill: RoleLayout | None = None
+    decode: RoleLayout | None = None
+    pd_threshold: int | None = None
+    hf_secret: str = "llm-d-hf-token"
+    rdma_resource: str | None = None
+    overrides: tuple[Override, ...] = ()
+    origin: dict = field(default_factory=dict)  # input name -> where it came from (flag, spec, env, default)
+
+
+def parse_set(text: str, origin: str = "--set") -> Override:
+    """``ms.decode.replicas=2`` -> Override(release='ms', path='decode.replicas', value=2)."""
+    if "=" not in text:
+        raise InputError(f"{origin} '{text}': expected RELEASE.PATH=VALUE, e.g. ms.decode.replicas=2")
+    path, raw = text.split("=", 1)
+    return _override_for_path(path.strip(), _scalar(raw, origin, path), origin)
+
+
+def _override_for_path(path: str, value: Any, origin: str) -> Override:
+    release, _, rest = path.partition(".")
+    if release not in RELEASE_KEYS:
+        from .catalog import suggest
+
+        raise InputError(
+            f"{origin} '{path}': the path must start with a release: infra, gaie or ms" + suggest(release, list(RELEASE_KEYS)),
+            hint="e.g. --set ms.decode.replicas=2 or --set gaie.inferenceExtension.replicas=2",
+        )
+    if not rest:
+        raise InputError(f"{origin} '{path}': give a key path inside the release, e.g. {release}.some.key=value")
+    return Override(release=release, path=rest, value=value)
+
+
+def _scalar(raw: str, origin: str, path: str) -> Any:
+    """Values are YAML scalars or flow collections, as with ``helm --set``: 2, true, null, [a, b]."""
+    if raw == "":
+        return ""
+    try:
+        return load_text(raw, f"{origin} {path}").data
+    except InputError:
+        return raw
+
+
+def parse_values_flag(text: str, base: Path | None = None, origin: str = "--values") -> Override:
+    """``ms=extra.yaml`` -> the file's content as an override for release ``ms``."""
+    release, sep, file = text.partition("=")
+    if not sep or release not in RELEASE_KEYS or not file:
+        raise InputError(f"{origin} '{text}': expected RELEASE=FILE with RELEASE one of infra, gaie, ms (e.g. ms=my-values.yaml)")
+    path = Path(file)
+    if base is not None and not path.is_absolute():
+        path = base / path
+    doc = load_file(path, what="values file")
+    if doc.data is None:
+        data = {}
+    elif not isinstance(doc.data, dict):
+        raise InputError(f"{path}: a values file must be a YAML mapping, not {type(doc.data).__name__}")
+    else:
+        data = doc.data
+    return Override(release=release, file=str(path), data=data, doc=doc)
+
+
+def load_spec(path: str) -> tuple[dict, Document]:
+    from .schema import check
+
+    doc = load_file(path, what="spec file")
+    if doc.data is None:
+        raise InputError(f"{path}: the spec file is empty", hint="see `llmdctl render --help` for an example spec")
+    if not isinstance(doc.data, dict):
+        raise InputError(f"{path}: a spec file must be a YAML mapping, not {type(doc.data).__name__}")
+    check(doc.data, "spec.schema.json", doc=doc)
+    return doc.data, doc
+
+
+def build_spec(
+    *,
+    spec_file: str | None = None,
+    environments: list[str] | None = None,
+    namespace: str | None = None,
+    postfix: str | None = None,
+    guide: str | None = None,
+    llmd_version: str | None = None,
+    model: str | None = None,
+    model_size: str | None = None,
+    prefill: str | None = None,
+    decode: str | None = None,
+    pd_threshold: int | None = None,
+    hf_secret: str | None = None,
+    rdma_resource: str | None = None,
+    sets: list[str] | None = None,
+    values: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Spec:
+    """Fold flags over the spec file over environment variables. Flags left ``None`` were not given."""
+    env = os.environ if env is None else env
+    file: dict = {}
+    base: Path | None = None
+    if spec_file:
+        file, _ = load_spec(spec_file)
+        base = Path(spec_file).resolve().parent
+    origin: dict[str, str] = {}
+
+    def pick(name: str, flag_value: Any, file_key: str, env_var: str | None = None) -> Any:
+        if flag_value is not None:
+            origin[name] = "flag"
+            return flag_value
+        if file_key in file:
+            origin[name] = f"spec file {spec_file}"
+            return file[file_key]
+        if env_var and env.get(env_var):
+            origin[name] = f"${env_var}"
+            return env[env_var]
+        return None
+
+    overrides: list[Override] = []
+    # The spec file's overrides come first so that flags, applied later, win.
+    for rel, files in (file.get("values") or {}).items():
+        for f in [files] if isinstance(files, str) else files:
+            overrides.append(parse_values_flag(f"{rel}={f}", base, origin=f"spec file values.{rel}"))
+    file_sets = file.get("set") or {}
+    if isinstance(file_sets, dict):
+        overrides += [_override_for_path(str(k), v, "spec file set") for k, v in file_sets.items()]
+    else:
+        overrides += [parse_set(s, "spec file set") for s in file_sets]
+    overrides += [parse_values_flag(v) for v in values or []]
+    overrides += [parse_set(s) for s in sets or []]
+
+    envs = environments if environments else file.get("environments")
+    if environments:
+        origin["environments"] = "flag"
+    elif envs:
+        origin["environments"] = f"spec file {spec_file}"
+
+    prefill_text = pick("prefill", prefill, "prefill")
+    decode_text = pick("decode", decode, "decode")
+    threshold = pick("pdThreshold", pd_threshold, "pdThreshold")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0):
+        raise InputError(f"--pd-threshold {threshold!r}: expected a whole number of tokens >= 0")
+
+    return Spec(
+        environments=tuple(envs or ()),
+        namespace=pick("namespace", namespace, "namespace", "NAMESPACE"),
+        postfix=pick("postfix", postfix, "postfix", "RELEASE_NAME_POSTFIX"),
+        guide=pick("guide", guide, "guide") or "pd-disaggregation",
+        llmd_version=pick("llmdVersion", llmd_version, "llmdVersion"),
+        model=pick("model", model, "model"),
+        model_size=pick("modelSize", model_size, "modelSize"),
+        prefill=parse_layout(prefill_text, "--prefill") if prefill_text is not None else None,
+        decode=parse_layout(decode_text, "--decode") if decode_text is not None else None,
+        pd_threshold=threshold,
+        hf_secret=pick("hfSecret", hf_secret, "hfSecret") or "llm-d-hf-token",
+        rdma_resource=pick("rdmaResource", rdma_resource, "rdmaResource"),
+        overrides=tuple(overrides),
+        origin=origin,
+    )
+
+
+def with_defaults(spec: Spec, **kw: Any) -> Spec:
+    return replace(spec, **kw)
