@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import Catalog, Layer, Release, default_catalog
-from .errors import InputError, ValidationError
-from .merge import merge_values, set_path, split_path, strip_patch_markers, arg_flag
+from .errors import Finding, InputError, ValidationError
+from .merge import merge_values, set_path, split_path, strip_patch_markers
 from .spec import RoleLayout, Spec, parse_layout
 
 ROLES = ("prefill", "decode")
@@ -45,8 +45,6 @@ ACCELERATOR_RESOURCES = {
     "rebellions-atom": "rebellions.ai/ATOM",
     "cpu": None,
 }
-# The chart injects these from routing/parallelism; a copy in args makes vLLM see them twice.
-CHART_INJECTED_ARGS = ("--port", "--tensor-parallel-size", "--served-model-name")
 
 
 @dataclass(frozen=True)
@@ -170,8 +168,8 @@ def check_names(namespace: str, postfix: str, gateway_provider: str | None = Non
             room = min(limit - (len(name) - len(postfix)) for name, limit, _ in limits)
             problems.append(f"keep the postfix at most {room} characters")
     if problems:
-        findings = [{"rule": "names", "severity": "error", "message": p} for p in problems]
-        raise ValidationError("; ".join(problems), findings)
+        findings = [Finding("names", "error", p, "Helm release names are limited to 53 characters, Kubernetes names and label values to 63") for p in problems]
+        raise ValidationError("names Kubernetes or Helm would reject:\n  " + "\n  ".join(problems), findings)
 
 
 # --- model ---------------------------------------------------------------------------------
@@ -496,7 +494,6 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
         _apply_override(merged, ov, provenance)
     for key in merged:
         merged[key] = strip_patch_markers(merged[key])
-    notes += _strip_injected_args(merged["ms"], provenance["ms"])
 
     roles = _role_plans(merged["ms"], names, hw, mode, prefill, decode)
     route = build_route(names, gw, release, gateway.name)
@@ -506,11 +503,20 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
         hardware=hardware.name, overlays=tuple(o.name for o in overlays), gateway=gateway.name, mode=mode,
         model=model, roles=roles, releases=releases, route=route, names=names, pool_selector=selector,
         hardware_facts=hw, gateway_facts=gw, release_info=release,
-        layers=tuple((l.name, l.what) for l in layers) + tuple(_override_label(o) for o in spec.overrides),
+        layers=_unique_layers(layers, spec),
         provenance=provenance, hf_secret=spec.hf_secret, notes=notes, spec=spec,
     )
     check_values_schemas(plan)
     return plan
+
+
+def _unique_layers(layers: list[_Layer], spec: Spec) -> tuple[tuple[str, str], ...]:
+    """(name, what) per layer in merge order; a layer's values and mode values count once."""
+    out: list[tuple[str, str]] = []
+    for layer in layers:
+        if layer.name not in [n for n, _ in out]:
+            out.append((layer.name, layer.what))
+    return tuple(out) + tuple(_override_label(o) for o in spec.overrides)
 
 
 def _override_label(ov) -> tuple[str, str]:
@@ -532,22 +538,6 @@ def _apply_override(merged: dict, ov, provenance: dict) -> None:
     for target in targets:
         set_path(merged[ov.release], target, copy.deepcopy(ov.value), f"{ov.release}.{ov.path}")
         provenance[ov.release][".".join(str(p) for p in target)] = label
-
-
-def _strip_injected_args(ms: dict, provenance: dict) -> list[str]:
-    """V-21: the chart injects --port and --tensor-parallel-size; a second copy is dropped (fix)."""
-    notes = []
-    for role in ROLES:
-        for container in (ms.get(role) or {}).get("containers") or []:
-            if not isinstance(container, dict) or container.get("modelCommand", "vllmServe") not in ("vllmServe", "imageDefault"):
-                continue
-            args = container.get("args") or []
-            kept = [a for a in args if arg_flag(a) not in CHART_INJECTED_ARGS]
-            if len(kept) != len(args):
-                dropped = [a for a in args if arg_flag(a) in CHART_INJECTED_ARGS]
-                container["args"] = kept
-                notes.append(f"V-21 fix: removed {', '.join(map(str, dropped))} from {role} args (the chart injects them from routing and parallelism)")
-    return notes
 
 
 def _role_plans(ms: dict, names: dict, hw: dict, mode: str, prefill: RoleLayout, decode: RoleLayout) -> dict[str, RolePlan]:

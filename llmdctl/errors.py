@@ -6,6 +6,8 @@ or validation error (the input is wrong), 1 for a runtime failure (a tool or the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class LlmdctlError(Exception):
     """Base class: a message for the user, printed without a traceback."""
@@ -36,3 +38,17 @@ class CatalogError(LlmdctlError):
     """A shipped catalog file (profile, gateway, guide, version pin) is broken: a packaging bug."""
 
     exit_code = 2
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One result of a rule or schema check. ``severity``: error refuses, warning renders, fix changed the plan."""
+
+    rule: str
+    severity: str
+    message: str
+    why: str = ""
+    source: str = ""
+
+    def as_dict(self) -> dict:
+        return {"rule": self.rule, "severity": self.severity, "message": self.message, "why": self.why, "source": self.source}

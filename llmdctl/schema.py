@@ -7,7 +7,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from .errors import ValidationError
+from .errors import Finding, ValidationError
 from .yamlio import Document
 
 
@@ -65,5 +65,5 @@ def check(instance: Any, schema_name: str, *, doc: Document | None = None, sourc
         where = doc.where(path) if doc is not None else source
         prefix = f"{where}: " if where else ""
         lines.append(f"{prefix}{full or '(top level)'}: {_describe(err)}")
-    findings = [{"rule": f"schema:{schema_name}", "severity": "error", "message": line} for line in lines]
+    findings = [Finding(f"schema:{schema_name}", "error", line) for line in lines]
     raise ValidationError("\n".join(lines), findings)

@@ -15,6 +15,7 @@ from typing import Any
 from .errors import InputError
 from .yamlio import Document, load_file, load_text
 
+_HF_TOKEN = re.compile(r"hf_[A-Za-z0-9]{16,}")
 _LAYOUT = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*[Tt][Pp]\s*(\d+))?\s*$")
 RELEASE_KEYS = ("infra", "gaie", "ms")
 
@@ -122,6 +123,7 @@ def parse_values_flag(text: str, base: Path | None = None, origin: str = "--valu
     if base is not None and not path.is_absolute():
         path = base / path
     doc = load_file(path, what="values file")
+    refuse_tokens(doc.data, str(path))
     if doc.data is None:
         data = {}
     elif not isinstance(doc.data, dict):
@@ -131,10 +133,33 @@ def parse_values_flag(text: str, base: Path | None = None, origin: str = "--valu
     return Override(release=release, file=str(path), data=data, doc=doc)
 
 
+def mask(token: str) -> str:
+    return token[:5] + "..." if len(token) > 8 else "hf_..."
+
+
+def refuse_tokens(value: Any, where: str) -> None:
+    """A Hugging Face token must live in a Secret; refuse one typed anywhere else, masked."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            refuse_tokens(k, where)
+            refuse_tokens(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            refuse_tokens(v, f"{where}[{i}]")
+    elif isinstance(value, str):
+        m = _HF_TOKEN.search(value)
+        if m:
+            raise InputError(
+                f"{where}: looks like a Hugging Face token ({mask(m.group(0))}); llmdctl never takes tokens",
+                hint='store it in a Secret and pass its name: kubectl create secret generic llm-d-hf-token --from-literal=HF_TOKEN="$HF_TOKEN" (then --hf-secret llm-d-hf-token)',
+            )
+
+
 def load_spec(path: str) -> tuple[dict, Document]:
     from .schema import check
 
     doc = load_file(path, what="spec file")
+    refuse_tokens(doc.data, path)
     if doc.data is None:
         raise InputError(f"{path}: the spec file is empty", hint="see `llmdctl render --help` for an example spec")
     if not isinstance(doc.data, dict):
@@ -164,6 +189,15 @@ def build_spec(
 ) -> Spec:
     """Fold flags over the spec file over environment variables. Flags left ``None`` were not given."""
     env = os.environ if env is None else env
+    flags = {
+        "-e": environments, "--namespace": namespace, "--postfix": postfix, "--guide": guide,
+        "--llmd-version": llmd_version, "--model": model, "--model-size": model_size, "--prefill": prefill,
+        "--decode": decode, "--hf-secret": hf_secret, "--rdma-resource": rdma_resource, "--set": sets, "--values": values,
+    }
+    for flag, value in flags.items():
+        refuse_tokens(value, flag)
+    for var in ("NAMESPACE", "RELEASE_NAME_POSTFIX"):
+        refuse_tokens(env.get(var), f"${var}")
     file: dict = {}
     base: Path | None = None
     if spec_file:
