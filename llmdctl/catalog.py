@@ -193,14 +193,16 @@ class Catalog:
     def resolve_environments(self, names: list[str]) -> dict[str, Any]:
         """Turn ``-e`` names into {hardware, overlays, gateway}, with conflicts refused.
 
-        A hardware profile named by -e leaves the gateway at its default and vice versa.
-        Two different hardware profiles (or gateways) are a conflict: they set contradicting
-        accelerator, image and RDMA keys (rule V-01).
+        A hardware profile named by -e leaves the gateway at its default and vice versa. Names a
+        multi-layer alias brings in are implied: an explicitly named layer of the same kind wins
+        over them (``-e nvidia-ib -e gke`` is nvidia-ib behind the GKE gateway), while a one-layer
+        alias (``amd``) is just another spelling. Two different explicit hardware profiles (or
+        gateways) are a conflict: they set contradicting accelerator, image and RDMA keys (V-01).
         """
         env = self.environments
-        hardware: list[str] = []
-        gateways: list[str] = []
-        overlays: list[str] = []
+        chosen: dict[str, dict[str, list[str]]] = {
+            kind: {"explicit": [], "implied": []} for kind in ("hardware", "gateway", "overlay")
+        }
         known = set(self._raw_layers())
         for given in names:
             expansion = env["aliases"].get(given, [given])
@@ -212,21 +214,28 @@ class Catalog:
                         hint="list them with: llmdctl profiles; llmdctl gateways",
                     )
                 layer = self.layer(name)
-                bucket = {"hardware": hardware, "gateway": gateways, "overlay": overlays}.get(layer.kind)
-                if bucket is None:
+                if layer.kind not in chosen:
                     raise InputError(f"'{name}' is a {layer.kind}, not an environment; use --guide {name}")
+                strength = "explicit" if len(expansion) == 1 or name == given else "implied"
+                bucket = chosen[layer.kind][strength]
                 if name not in bucket:
                     bucket.append(name)
-        if len(hardware) > 1:
-            raise InputError(
-                f"V-01: conflicting hardware profiles {', '.join(hardware)}: pick one",
-                hint="hardware profiles set contradicting accelerator, image and RDMA keys; only overlays (host-network) stack",
-            )
-        if len(gateways) > 1:
-            raise InputError(f"conflicting gateways {', '.join(gateways)}: pick one")
+
+        def pick(kind: str, rule: str) -> str | None:
+            explicit, implied = chosen[kind]["explicit"], chosen[kind]["implied"]
+            candidates = explicit or implied
+            if len(candidates) > 1:
+                raise InputError(
+                    f"{rule}conflicting {kind} {'profiles' if kind == 'hardware' else 'providers'} {', '.join(candidates)}: pick one",
+                    hint="hardware profiles set contradicting accelerator, image and RDMA keys; only overlays (host-network) stack"
+                    if kind == "hardware" else "a stack has one gateway",
+                )
+            return candidates[0] if candidates else None
+
+        overlays = chosen["overlay"]["explicit"] + [o for o in chosen["overlay"]["implied"] if o not in chosen["overlay"]["explicit"]]
         return {
-            "hardware": hardware[0] if hardware else env["default"]["hardware"],
-            "gateway": gateways[0] if gateways else env["default"]["gateway"],
+            "hardware": pick("hardware", "V-01: ") or env["default"]["hardware"],
+            "gateway": pick("gateway", "") or env["default"]["gateway"],
             "overlays": overlays,
         }
 
