@@ -7,6 +7,7 @@ with its file, line and key path, never deep inside composition.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -20,7 +21,12 @@ LAYER_FOLDERS = {"hardware": "profiles", "overlay": "profiles", "gateway": "gate
 
 
 def data_root() -> Path:
-    """Installed wheels carry the data under ``llmdctl/data``; a source checkout has it at the top."""
+    """Where the catalog lives: ``$LLMDCTL_CATALOG`` if set (a folder with profiles/, gateways/,
+    guides/, templates/, schemas/), else ``llmdctl/data`` in an installed wheel, else the top of
+    a source checkout."""
+    override = os.environ.get("LLMDCTL_CATALOG")
+    if override:
+        return Path(override)
     installed = _PACKAGE / "data"
     return installed if (installed / "profiles").is_dir() else _PACKAGE.parent
 
@@ -254,3 +260,13 @@ def suggest(name: str, candidates: list[str]) -> str:
 @lru_cache(maxsize=1)
 def default_catalog() -> Catalog:
     return Catalog()
+
+
+def reset_caches() -> None:
+    """Forget loaded catalog files, schemas and templates (after changing $LLMDCTL_CATALOG)."""
+    from .bundle import _jinja
+    from .schema import _validator
+
+    default_catalog.cache_clear()
+    _validator.cache_clear()
+    _jinja.cache_clear()
