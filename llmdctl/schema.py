@@ -31,15 +31,6 @@ def dotted(parts) -> str:
 
 def _describe(error) -> str:
     """One line per error; unknown keys get a did-you-mean from the keys the schema allows."""
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = list(error.schema.get("properties", {}))
-        extras = [k for k in error.instance if k not in allowed]
-        parts = []
-        for key in extras:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            parts.append(f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        if parts:
-            return "; ".join(parts) + (f"; allowed: {', '.join(allowed)}" if allowed else "")
     if error.validator == "enum":
         return f"{error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
     if error.validator == "type":
@@ -61,9 +52,19 @@ def check(instance: Any, schema_name: str, *, doc: Document | None = None, sourc
     lines = []
     for err in errors:
         path = dotted(err.absolute_path)
-        full = f"{root}.{path}" if root and path else (root or path)
-        where = doc.where(path) if doc is not None else source
-        prefix = f"{where}: " if where else ""
-        lines.append(f"{prefix}{full or '(top level)'}: {_describe(err)}")
+        problems = [(path, _describe(err))]
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            # one line per unknown key, located at the key itself
+            allowed = list(err.schema.get("properties", {}))
+            problems = []
+            for key in (k for k in err.instance if k not in allowed):
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                sub = f"{path}.{key}" if path else str(key)
+                problems.append((sub, f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else f"; allowed: {', '.join(allowed)}")))
+        for at, message in problems:
+            full = f"{root}.{at}" if root and at else (root or at)
+            where = doc.where(at) if doc is not None else source
+            prefix = f"{where}: " if where else ""
+            lines.append(f"{prefix}{full or '(top level)'}: {message}")
     findings = [Finding(f"schema:{schema_name}", "error", line) for line in lines]
     raise ValidationError("\n".join(lines), findings)
