@@ -1,0 +1,121 @@
+"""Each rule both ways: firing on an input built to break it, silent on a valid plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import plan_for
+from llmdctl.compose import compose
+from llmdctl.errors import ValidationError
+from llmdctl.rules import RULES, evaluate
+from llmdctl.spec import build_spec
+
+
+def findings_for(tmp_path=None, values: str | tuple | None = None, **kw):
+    """Findings of every severity, whether or not the plan is refused."""
+    if values is not None:
+        release, text = values if isinstance(values, tuple) else ("ms", values)
+        f = tmp_path / "override.yaml"
+        f.write_text(text)
+        kw.setdefault("values", []).append(f"{release}={f}")
+    plan = compose(build_spec(env={}, **kw))
+    try:
+        return evaluate(plan), plan
+    except ValidationError as exc:
+        return exc.findings, plan
+
+
+def rule_ids(findings, severity=None):
+    return {f.rule for f in findings if severity is None or f.severity == severity}
+
+
+VLLM_ARGS = "roles:\n  containers:\n    - name: vllm\n      args: [{args}]\n"
+
+# rule id -> (inputs that make it fire, inputs on which it must stay silent)
+CASES = {
+    "V-02": ({"sets": ["ms.decode.containers[0].resources.limits.nvidia\\.com/mig-3g\\.48gb=1"]}, {}),
+    "V-03": ({"environments": ["gh200"], "values_text": "roles:\n  containers:\n    - name: vllm\n      env:\n        - {name: UCX_TLS, value: 'sm,cuda_copy,cuda_ipc'}\n"}, {"environments": ["gh200"]}),
+    "V-04": ({"environments": ["gh200"], "sets": ["ms.roles.extraConfig.hostIPC=false"]}, {"environments": ["gh200"]}),
+    "V-05": ({"environments": ["gh200"], "prefill": "1xTP2", "decode": "1xTP2"}, {"environments": ["gh200"]}),
+    "V-06": ({"environments": ["gh200"], "values_text": VLLM_ARGS.format(args="'--gpu-memory-utilization=0.9'")}, {"environments": ["gh200"]}),
+    "V-07": ({"environments": ["gh200"], "prefill": "2xTP1", "decode": "1xTP1"}, {"environments": ["gh200"]}),
+    "V-08": ({"sets": ["ms.decode.runtimeClassName=nvidia"]}, {"environments": ["gh200"]}),
+    "V-09": ({"environments": ["gh200", "host-network"]}, {"environments": ["gh200"]}),
+    "V-10": ({"environments": ["gke"], "sets": ["ms.prefill.containers[0].resources.requests.rdma/ib=1"]}, {"environments": ["gke"]}),
+    "V-11": ({"environments": ["gke"]}, {"environments": ["gke"], "model": "Qwen/Qwen2.5-7B-Instruct"}),
+    "V-12": ({"environments": ["amd", "host-network"], "sets": ["ms.decode.extraConfig.affinity=null"]}, {"environments": ["amd", "host-network"]}),
+    "V-14": ({"environments": ["amd", "host-network"], "sets": ["ms.roles.extraConfig.dnsPolicy=ClusterFirst"]}, {"environments": ["amd"]}),
+    "V-15": ({"prefill": "1xTP4", "decode": "1xTP2"}, {"prefill": "1xTP2", "decode": "1xTP4"}),
+    "V-16": ({"environments": ["amd"], "prefill": "1xTP4", "decode": "1xTP8", "values_text": "roles:\n  containers:\n    - name: vllm\n      args:\n        - {flag: --attention-backend, $patch: delete}\n"}, {"environments": ["amd"]}),
+    "V-17": ({"decode": "1xTP16"}, {"decode": "1xTP8"}),
+    "V-18": ({"sets": ["ms.roles.containers[0].image=ghcr.io/llm-d/llm-d-rocm:v0.6.0"]}, {}),
+    "V-19": ({"sets": ["ms.accelerator.type=intel"]}, {}),
+    "V-20": ({"sets": ["ms.decode.containers[0].resources.limits.nvidia\\.com/gpu=2"]}, {}),
+    "V-21": ({"values_text": VLLM_ARGS.format(args="'--port=9000', '--tensor-parallel-size=4'")}, {}),
+    "V-22": ({"sets": ["ms.decode.containers[0].ports[0].containerPort=8000"]}, {}),
+    "V-23": ({"values_text": "roles:\n  containers:\n    - name: vllm\n      env:\n        - {name: VLLM_NIXL_SIDE_CHANNEL_HOST, value: 0.0.0.0}\n"}, {}),
+    "V-24": ({"values_text": "roles:\n  containers:\n    - name: vllm\n      ports:\n        - {name: nixl, $patch: delete}\n"}, {}),
+    "V-28": ({"environments": ["amd"]}, {"environments": ["amd"], "rdma_resource": "rdma/roce_gdr"}),
+    "V-29": ({"sets": ["ms.roles.containers[0].securityContext=null"]}, {}),
+    "V-30": ({"values_text": ("gaie", "inferenceExtension:\n  pluginsCustomConfig:\n    pd-config.yaml: |\n      plugins:\n      - type: precise-prefix-cache-scorer\n        parameters: {tokenProcessorConfig: {blockSize: 64}}\n")},
+             {"values_text": ("gaie", "inferenceExtension:\n  pluginsCustomConfig:\n    pd-config.yaml: |\n      plugins:\n      - type: precise-prefix-cache-scorer\n        parameters: {tokenProcessorConfig: {blockSize: 128}}\n")}),
+    "V-32": ({"sets": ["ms.prefill.containers[0].image=ghcr.io/llm-d/llm-d-cuda:v0.5.1"]}, {}),
+    "V-33": ({"environments": ["gh200"]}, {}),
+    "V-35": ({"environments": ["gke", "host-network"]}, {"environments": ["gke"]}),
+}
+
+
+def _run(tmp_path, inputs):
+    inputs = dict(inputs)
+    text = inputs.pop("values_text", None)
+    return findings_for(tmp_path, text, **inputs)
+
+
+def test_every_rule_has_a_case():
+    assert {r.id for r in RULES} == set(CASES)
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_rule_fires(rule_id, tmp_path):
+    findings, _ = _run(tmp_path, CASES[rule_id][0])
+    fired = [f for f in findings if f.rule == rule_id]
+    assert fired, [f"{f.rule}: {f.message}" for f in findings]
+    severity = next(r.severity for r in RULES if r.id == rule_id)
+    assert all(f.severity == severity and f.message and f.why for f in fired)
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_rule_silent_on_valid_plan(rule_id, tmp_path):
+    findings, _ = _run(tmp_path, CASES[rule_id][1])
+    assert rule_id not in rule_ids(findings), [f.message for f in findings if f.rule == rule_id]
+    assert not rule_ids(findings, "error")
+
+
+def test_error_rules_refuse_and_fix_rules_change_the_plan(tmp_path):
+    with pytest.raises(ValidationError) as exc:
+        plan_for(prefill="1xTP4", decode="1xTP2")
+    assert "V-15" in str(exc.value) and "TP4" in str(exc.value) and "TP2" in str(exc.value)
+    findings, plan = _run(tmp_path, CASES["V-21"][0])
+    decode_args = plan.ms_values["decode"]["containers"][0]["args"]
+    assert not any(a.startswith(("--port", "--tensor-parallel-size")) for a in decode_args)
+    findings, plan = _run(tmp_path, CASES["V-23"][0])
+    env = {e["name"]: e for e in plan.ms_values["prefill"]["containers"][0]["env"]}
+    assert env["VLLM_NIXL_SIDE_CHANNEL_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    findings, plan = _run(tmp_path, CASES["V-03"][0])
+    tls = next(e for e in plan.ms_values["decode"]["containers"][0]["env"] if e["name"] == "UCX_TLS")["value"]
+    assert tls.split(",")[-1] == "tcp" and "cuda_ipc" in tls
+
+
+def test_conflicting_base_profiles_v01(cli):
+    r = cli("validate", "-e", "gh200-timeslice", "-e", "amd-roce")
+    assert r.code == 2 and "V-01" in r.err
+
+
+def test_alias_members_yield_to_explicit_names():
+    from llmdctl.catalog import default_catalog
+
+    cat = default_catalog()
+    assert cat.resolve_environments(["gke"]) == {"hardware": "gke-no-rdma", "gateway": "gke", "overlays": []}
+    assert cat.resolve_environments(["nvidia-ib", "gke"])["hardware"] == "nvidia-ib"
+    assert cat.resolve_environments(["amd", "agentgateway"]) == {"hardware": "amd-roce", "gateway": "agentgateway", "overlays": []}
+    assert cat.resolve_environments([]) == {"hardware": "nvidia-ib", "gateway": "istio", "overlays": []}
