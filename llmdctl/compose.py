@@ -495,6 +495,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     for key in merged:
         merged[key] = strip_patch_markers(merged[key])
 
+    check_values_schemas(release, merged)  # before anything reads the values as typed data
     roles = _role_plans(merged["ms"], names, hw, mode, prefill, decode)
     route = build_route(names, gw, release, gateway.name)
     releases = _release_plans(release, names, merged)
@@ -506,7 +507,6 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
         layers=_unique_layers(layers, spec),
         provenance=provenance, hf_secret=spec.hf_secret, notes=notes, spec=spec,
     )
-    check_values_schemas(plan)
     return plan
 
 
@@ -606,9 +606,10 @@ def values_schema_name(key: str, version: str) -> str:
     return f"values/{key}-{version}.schema.json"
 
 
-def check_values_schemas(plan: Plan) -> None:
+def check_values_schemas(release: Release, merged: dict[str, dict]) -> None:
     """Every values file must pass llmdctl's copy of what the pinned chart accepts."""
     from .schema import check
 
-    for rel in plan.releases:
-        check(rel.values, values_schema_name(rel.key, rel.version), source=rel.values_file, root=rel.key)
+    for key in ("infra", "gaie", "ms"):
+        version = release.charts[key]["version"]
+        check(merged[key], values_schema_name(key, version), source=f"{key}.values.yaml", root=key)

@@ -451,7 +451,7 @@ def block_size(plan: Plan):
 
     ext = plan.release("gaie").values.get("inferenceExtension") or {}
     text = (ext.get("pluginsCustomConfig") or {}).get(ext.get("pluginsConfigFile"))
-    if not text:
+    if not text or "precise-prefix-cache-scorer" not in str(text):
         return
     try:
         config = load_text(str(text), "EPP config").data or {}

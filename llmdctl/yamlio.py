@@ -8,7 +8,9 @@ spelled out (a bare ``key:`` is easy to misread), multi-line strings as literal 
 
 from __future__ import annotations
 
-import io
+import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,37 +122,96 @@ def load_file(path: Path | str, *, what: str = "file") -> Document:
     return load_text(text, str(p))
 
 
-def _dumper():
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="rt")
-    yaml.default_flow_style = False
-    yaml.width = 4096  # never fold long strings such as JSON-valued vLLM args
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.representer.add_representer(
-        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
-    )
-    return yaml
+# Plain scalars are emitted only when they cannot be read back as anything but the same string;
+# everything else is double-quoted with JSON escapes (a JSON string is a valid YAML one).
+_PLAIN = re.compile(r"^(?:[A-Za-z_/.]|-[A-Za-z-]|[0-9]+(?:\.[0-9]+)?[A-Za-z])[A-Za-z0-9_./:@+=,-]*$")
+_NUMBER_LIKE = re.compile(r"^(?:0[xXoObB]|[0-9][0-9._]*[eE][+-]?[0-9]|[0-9]+:[0-9])")
+_RESERVED = re.compile(r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|null|Null|NULL|~|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 
 
-def _styled(value: Any) -> Any:
-    from ruamel.yaml.scalarstring import LiteralScalarString
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+        return repr(value)
+    text = str(value)
+    if _PLAIN.match(text) and not _RESERVED.match(text) and not _NUMBER_LIKE.match(text) and not text.endswith(":") and ":" not in text[:1]:
+        return text
+    return _quote(text)
 
+
+_UNPRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+
+
+def _quote(text: str) -> str:
+    """JSON-style double quotes; characters YAML may not carry raw are escaped as \\uXXXX."""
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", json.dumps(text, ensure_ascii=False))
+
+
+def _literal(text: str, indent: str) -> str | None:
+    """A multi-line string as a literal block, or None when a block cannot hold it exactly."""
+    if text.startswith((" ", "\n")) or _UNPRINTABLE.search(text) or any((ord(c) < 32 and c != "\n") or c in "\x85\u2028\u2029" for c in text):
+        return None
+    body, chomp = (text[:-1], "") if text.endswith("\n") else (text, "-")
+    if body.endswith("\n"):
+        return None  # trailing blank lines would need the keep indicator; quote instead
+    lines = body.split("\n")
+    return f"|{chomp}\n" + "\n".join((indent + line) if line else "" for line in lines)
+
+
+def _emit(value: Any, indent: str, out: list[str]) -> None:
+    """Append YAML lines for a mapping or sequence at ``indent``."""
     if isinstance(value, dict):
-        return {k: _styled(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_styled(v) for v in value]
-    if isinstance(value, str) and "\n" in value:
-        return LiteralScalarString(value)
-    return value
+        for key, item in value.items():
+            _emit_entry(f"{indent}{_scalar(key)}:", item, indent, out)
+    else:
+        for item in value:
+            _emit_entry(f"{indent}  -", item, indent + "    ", out, in_list=True)
+
+
+def _emit_entry(head: str, item: Any, indent: str, out: list[str], in_list: bool = False) -> None:
+    child = indent if in_list else indent + "  "
+    if isinstance(item, dict) and item:
+        if in_list:
+            first, *rest = list(item.items())
+            sub: list[str] = []
+            _emit({first[0]: first[1]}, indent, sub)
+            out.append(head + " " + sub[0].lstrip(" "))
+            out.extend(sub[1:])
+            if rest:
+                _emit(dict(rest), indent, out)
+        else:
+            out.append(head)
+            _emit(item, child, out)
+    elif isinstance(item, list) and item:
+        out.append(head)
+        _emit(item, child if in_list else indent, out)
+    elif isinstance(item, dict):
+        out.append(head + " {}")
+    elif isinstance(item, list):
+        out.append(head + " []")
+    elif isinstance(item, str) and "\n" in item and (block := _literal(item, child)) is not None:
+        out.append(head + " " + block)
+    else:
+        out.append(head + " " + _scalar(item))
 
 
 def dump(data: Any) -> str:
-    """Serialise plain data to YAML, byte-identical for equal inputs."""
-    buf = io.StringIO()
-    _dumper().dump(_styled(data), buf)
-    return buf.getvalue()
-
-
-def dump_all(docs: list[Any]) -> str:
-    return "---\n".join(dump(d) for d in docs)
+    """Serialise plain data (dicts, lists, str, int, float, bool, None) to YAML, byte-identical
+    for equal inputs: insertion order, block style, ``null`` spelled out, literal blocks for
+    multi-line strings."""
+    if isinstance(data, (dict, list)):
+        if not data:
+            return ("{}" if isinstance(data, dict) else "[]") + "\n"
+        out: list[str] = []
+        _emit(data, "", out)
+        return "\n".join(out) + "\n"
+    return _scalar(data) + "\n"
