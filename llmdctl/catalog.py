@@ -75,6 +75,7 @@ class Catalog:
         self.root = root or data_root()
         self._docs: dict[str, Document] = {}
         self._layers: dict[str, Layer] = {}
+        self._files_cache: dict[str, str] | None = None
 
     # -- files ----------------------------------------------------------------------------
     def _load(self, rel: str, schema: str) -> Document:
@@ -101,6 +102,11 @@ class Catalog:
         return {p.stem: f"{kind_folder}/{p.name}" for p in sorted(folder.glob("*.yaml"))}
 
     def _raw_layers(self) -> dict[str, str]:
+        if self._files_cache is None:
+            self._files_cache = self._list_layers()
+        return self._files_cache
+
+    def _list_layers(self) -> dict[str, str]:
         files: dict[str, str] = {}
         for folder in ("profiles", "gateways", "guides"):
             for name, rel in self._files(folder).items():

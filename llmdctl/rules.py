@@ -17,6 +17,7 @@ from .merge import arg_flag
 
 CHART_INJECTED_ARGS = ("--port", "--tensor-parallel-size")
 _RDMA = re.compile(r"^(rdma/|.*sriov-rdma|amd\.com/vnic)")
+_MIG = re.compile(r"^nvidia\.com/mig-")
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,11 @@ def _resources(block: dict) -> dict[str, object]:
                 if v is not None:
                     found[k] = v
     return found
+
+
+def _requested(block: dict, pattern: re.Pattern) -> list[str]:
+    """Sorted resource names of a role's containers that match ``pattern``."""
+    return sorted(str(k) for k in _resources(block) if pattern.match(str(k)))
 
 
 def _extra(block: dict) -> dict:
@@ -206,7 +212,7 @@ def mig_with_pd(plan: Plan):
     if plan.hardware_facts.get("mig"):
         yield f"hardware profile {plan.hardware} uses MIG; use --prefill 0 (aggregated) or time-slicing (gh200-timeslice)"
     for role, block in _roles(plan):
-        mig = sorted(k for k in _resources(block) if str(k).startswith("nvidia.com/mig-"))
+        mig = _requested(block, _MIG)
         if mig:
             yield f"{role} requests {', '.join(mig)}: NIXL P/D cannot run on MIG slices; use --prefill 0 or whole/time-sliced GPUs"
 
@@ -271,7 +277,7 @@ def timeslice_conflicts(plan: Plan):
     if plan.hardware_facts.get("hostNetwork"):
         yield f"{plan.hardware} cannot run with the host-network overlay: prefill and decode share one node and both bind 8000 and 5600"
     for role, block in _roles(plan):
-        rdma = sorted(k for k in _resources(block) if _RDMA.match(str(k)))
+        rdma = _requested(block, _RDMA)
         if rdma:
             yield f"{role} requests {', '.join(rdma)} on {plan.hardware}, which has no RDMA"
 
@@ -283,7 +289,7 @@ def rdma_on_no_rdma(plan: Plan):
     if plan.hardware_facts.get("kvTransport") != "tcp":
         return
     for role, block in _roles(plan):
-        rdma = sorted(k for k in _resources(block) if _RDMA.match(str(k)))
+        rdma = _requested(block, _RDMA)
         if rdma:
             yield f"{role} requests {', '.join(rdma)} but {plan.hardware} has no RDMA; remove it (e.g. --set ms.{role}.containers[0].resources.limits.{rdma[0]}=null)"
 

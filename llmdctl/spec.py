@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,6 @@ class RoleLayout:
 
     replicas: int
     tensor: int = 1
-
-    @property
-    def gpus(self) -> int:
-        return self.tensor
 
     def __str__(self) -> str:
         return f"{self.replicas}xTP{self.tensor}"
@@ -258,7 +254,3 @@ def build_spec(
         overrides=tuple(overrides),
         origin=origin,
     )
-
-
-def with_defaults(spec: Spec, **kw: Any) -> Spec:
-    return replace(spec, **kw)

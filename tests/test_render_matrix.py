@@ -6,8 +6,6 @@ combination whatever the snapshot says: names, counts, selectors, ports, resourc
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from conftest import parse, plan_for
