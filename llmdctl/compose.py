@@ -495,7 +495,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     for key in merged:
         merged[key] = strip_patch_markers(merged[key])
 
-    check_values_schemas(release, merged)  # before anything reads the values as typed data
+    check_values_schemas(release, merged, spec.overrides)  # before anything reads the values as typed data
     roles = _role_plans(merged["ms"], names, hw, mode, prefill, decode)
     route = build_route(names, gw, release, gateway.name)
     releases = _release_plans(release, names, merged)
@@ -606,10 +606,24 @@ def values_schema_name(key: str, version: str) -> str:
     return f"values/{key}-{version}.schema.json"
 
 
-def check_values_schemas(release: Release, merged: dict[str, dict]) -> None:
-    """Every values file must pass llmdctl's copy of what the pinned chart accepts."""
+def check_values_schemas(release: Release, merged: dict[str, dict], overrides=()) -> None:
+    """Every values file must pass llmdctl's copy of what the pinned chart accepts.
+
+    A problem that a user's --values file brought in is located in that file (line and column).
+    """
     from .schema import check
 
     for key in ("infra", "gaie", "ms"):
+        files = [ov.doc for ov in reversed(overrides) if ov.release == key and ov.doc is not None]
+
+        def locate(path: str, files=files) -> str | None:
+            for doc in files:
+                probe = path
+                while probe:
+                    if probe in doc.positions:
+                        return doc.where(probe)
+                    probe = probe.rsplit(".", 1)[0] if "." in probe else ""
+            return None
+
         version = release.charts[key]["version"]
-        check(merged[key], values_schema_name(key, version), source=f"{key}.values.yaml", root=key)
+        check(merged[key], values_schema_name(key, version), source=f"{key}.values.yaml", root=key, locate=locate)

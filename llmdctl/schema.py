@@ -40,11 +40,12 @@ def _describe(error) -> str:
     return error.message
 
 
-def check(instance: Any, schema_name: str, *, doc: Document | None = None, source: str = "", root: str = "") -> None:
+def check(instance: Any, schema_name: str, *, doc: Document | None = None, source: str = "", root: str = "", locate=None) -> None:
     """Validate ``instance`` and raise one ``ValidationError`` listing every problem.
 
-    ``doc`` locates problems in the YAML file they came from; ``root`` prefixes key paths (e.g. the
-    release name for values files).
+    ``doc`` locates problems in the YAML file they came from; ``locate(path)`` may instead return a
+    ``file:line:col`` for a path (e.g. inside a user's --values file); ``root`` prefixes key paths
+    (e.g. the release name for values files).
     """
     errors = sorted(_validator(schema_name).iter_errors(instance), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     if not errors:
@@ -63,7 +64,7 @@ def check(instance: Any, schema_name: str, *, doc: Document | None = None, sourc
                 problems.append((sub, f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else f"; allowed: {', '.join(allowed)}")))
         for at, message in problems:
             full = f"{root}.{at}" if root and at else (root or at)
-            where = doc.where(at) if doc is not None else source
+            where = doc.where(at) if doc is not None else ((locate(at) if locate else None) or source)
             prefix = f"{where}: " if where else ""
             lines.append(f"{prefix}{full or '(top level)'}: {message}")
     findings = [Finding(f"schema:{schema_name}", "error", line) for line in lines]

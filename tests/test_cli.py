@@ -165,6 +165,14 @@ def test_malformed_spec_files(cli, name, expect):
         assert text in r.err, (text, r.err)
 
 
+def test_schema_error_from_a_values_file_points_into_it(cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("decode:\n  replicas: 2\nrouting:\n  servicePort: 8000\n  inferencePool:\n    name: x\n")
+    r = cli("render", "--print", "--values", f"ms={bad}")
+    assert r.code == 2
+    assert f"{bad}:5:3: ms.routing.inferencePool: unknown key 'inferencePool'" in r.err
+
+
 def test_malformed_values_file(cli):
     r = cli("render", "--print", "--values", f"ms={FIXTURES / 'malformed' / 'tabs.yaml'}")
     assert r.code == 2 and "tabs.yaml:2:" in r.err
