@@ -6,6 +6,8 @@ Data (YAML, JSON, bundles) goes to stdout; messages, warnings and progress go to
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
 from enum import Enum
@@ -65,15 +67,53 @@ SetOpt = typer.Option(None, "--set", help="Override one value, applied last: REL
 ValuesOpt = typer.Option(None, "--values", help="Merge a values file into one release, applied last: RELEASE=FILE (ms=extra.yaml).", metavar="R=FILE")
 
 
-def _plan(file, environment, namespace, postfix, guide, llmd_version, model, model_size, prefill, decode, pd_threshold, hf_secret, rdma_resource, set_, values):
+# The inputs every stack command takes (render, validate; later apply): declared once here and
+# added to each command's signature by @stack_inputs, which hands them over as one dict.
+_STACK_OPTIONS = [
+    ("file", Optional[str], SpecFileOpt),
+    ("environment", Optional[List[str]], EnvOpt),
+    ("namespace", Optional[str], NamespaceOpt),
+    ("postfix", Optional[str], PostfixOpt),
+    ("guide", Optional[str], GuideOpt),
+    ("llmd_version", Optional[str], VersionOpt),
+    ("model", Optional[str], ModelOpt),
+    ("model_size", Optional[str], ModelSizeOpt),
+    ("prefill", Optional[str], PrefillOpt),
+    ("decode", Optional[str], DecodeOpt),
+    ("pd_threshold", Optional[int], ThresholdOpt),
+    ("hf_secret", Optional[str], HfSecretOpt),
+    ("rdma_resource", Optional[str], RdmaOpt),
+    ("set_", Optional[List[str]], SetOpt),
+    ("values", Optional[List[str]], ValuesOpt),
+]
+
+
+def stack_inputs(fn):
+    """Give a command the shared stack options; it receives them as ``stack: dict``."""
+    own = [p for p in inspect.signature(fn).parameters.values() if p.name != "stack"]
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann) for name, ann, opt in _STACK_OPTIONS]
+
+    @functools.wraps(fn)
+    def command(**kwargs):
+        stack = {name: kwargs.pop(name) for name, _, _ in _STACK_OPTIONS}
+        return fn(stack=stack, **kwargs)
+
+    command.__signature__ = inspect.Signature(shared + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own])
+    del command.__wrapped__  # typer must read the combined signature, not fn's
+    return command
+
+
+def _plan(stack: dict):
     from .compose import compose
     from .rules import evaluate
     from .spec import build_spec
 
     spec = build_spec(
-        spec_file=file, environments=environment, namespace=namespace, postfix=postfix, guide=guide,
-        llmd_version=llmd_version, model=model, model_size=model_size, prefill=prefill, decode=decode,
-        pd_threshold=pd_threshold, hf_secret=hf_secret, rdma_resource=rdma_resource, sets=set_, values=values,
+        spec_file=stack["file"], environments=stack["environment"], namespace=stack["namespace"],
+        postfix=stack["postfix"], guide=stack["guide"], llmd_version=stack["llmd_version"], model=stack["model"],
+        model_size=stack["model_size"], prefill=stack["prefill"], decode=stack["decode"],
+        pd_threshold=stack["pd_threshold"], hf_secret=stack["hf_secret"], rdma_resource=stack["rdma_resource"],
+        sets=stack["set_"], values=stack["values"],
     )
     plan = compose(spec)
     evaluate(plan)
@@ -99,22 +139,9 @@ def _report(plan) -> None:
         "  llmdctl render -f llmd.yaml --set ms.decode.replicas=2"
     )
 )
+@stack_inputs
 def render(
-    file: Optional[str] = SpecFileOpt,
-    environment: Optional[List[str]] = EnvOpt,
-    namespace: Optional[str] = NamespaceOpt,
-    postfix: Optional[str] = PostfixOpt,
-    guide: Optional[str] = GuideOpt,
-    llmd_version: Optional[str] = VersionOpt,
-    model: Optional[str] = ModelOpt,
-    model_size: Optional[str] = ModelSizeOpt,
-    prefill: Optional[str] = PrefillOpt,
-    decode: Optional[str] = DecodeOpt,
-    pd_threshold: Optional[int] = ThresholdOpt,
-    hf_secret: Optional[str] = HfSecretOpt,
-    rdma_resource: Optional[str] = RdmaOpt,
-    set_: Optional[List[str]] = SetOpt,
-    values: Optional[List[str]] = ValuesOpt,
+    stack: dict,
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Bundle folder. Default: ./llmd-<namespace>-<postfix>/", metavar="DIR"),
     print_: bool = typer.Option(False, "--print", help="Write the bundle to stdout instead of a folder."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty -o folder that holds no llmdctl bundle."),
@@ -127,7 +154,7 @@ def render(
     """
     from .bundle import bundle_files, default_output_dir, print_bundle, write_bundle
 
-    plan = _plan(file, environment, namespace, postfix, guide, llmd_version, model, model_size, prefill, decode, pd_threshold, hf_secret, rdma_resource, set_, values)
+    plan = _plan(stack)
     _report(plan)
     files = bundle_files(plan)
     if print_:
@@ -142,22 +169,9 @@ def render(
 @app.command(
     epilog="Examples:\n\n  llmdctl validate -e gh200-timeslice\n\n  llmdctl validate -f llmd.yaml -o json | jq '.findings[]'"
 )
+@stack_inputs
 def validate(
-    file: Optional[str] = SpecFileOpt,
-    environment: Optional[List[str]] = EnvOpt,
-    namespace: Optional[str] = NamespaceOpt,
-    postfix: Optional[str] = PostfixOpt,
-    guide: Optional[str] = GuideOpt,
-    llmd_version: Optional[str] = VersionOpt,
-    model: Optional[str] = ModelOpt,
-    model_size: Optional[str] = ModelSizeOpt,
-    prefill: Optional[str] = PrefillOpt,
-    decode: Optional[str] = DecodeOpt,
-    pd_threshold: Optional[int] = ThresholdOpt,
-    hf_secret: Optional[str] = HfSecretOpt,
-    rdma_resource: Optional[str] = RdmaOpt,
-    set_: Optional[List[str]] = SetOpt,
-    values: Optional[List[str]] = ValuesOpt,
+    stack: dict,
     output: OutputFormat = typer.Option(OutputFormat.text, "-o", "--output", help="text or json."),
 ) -> None:
     """Run inputs through composition, schemas and rules without writing anything.
@@ -165,7 +179,7 @@ def validate(
     Exit 0 when the stack can be rendered (warnings allowed), 2 when it is refused.
     """
     try:
-        plan = _plan(file, environment, namespace, postfix, guide, llmd_version, model, model_size, prefill, decode, pd_threshold, hf_secret, rdma_resource, set_, values)
+        plan = _plan(stack)
     except ValidationError as exc:
         if output == OutputFormat.json:
             sys.stdout.write(json.dumps({"valid": False, "findings": [_finding_dict(f) for f in exc.findings]}, indent=2) + "\n")
