@@ -88,19 +88,28 @@ _STACK_OPTIONS = [
 ]
 
 
-def stack_inputs(fn):
-    """Give a command the shared stack options; it receives them as ``stack: dict``."""
-    own = [p for p in inspect.signature(fn).parameters.values() if p.name != "stack"]
-    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann) for name, ann, opt in _STACK_OPTIONS]
+def _option_group(options: list, key: str):
+    """Decorator factory: add ``options`` to a command's signature and hand them over as one dict
+    named ``key``, so each group of options is declared once and shared by every command using it."""
 
-    @functools.wraps(fn)
-    def command(**kwargs):
-        stack = {name: kwargs.pop(name) for name, _, _ in _STACK_OPTIONS}
-        return fn(stack=stack, **kwargs)
+    def decorate(fn):
+        own = [p for p in inspect.signature(fn).parameters.values() if p.name != key]
+        shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann) for name, ann, opt in options]
 
-    command.__signature__ = inspect.Signature(shared + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own])
-    del command.__wrapped__  # typer must read the combined signature, not fn's
-    return command
+        @functools.wraps(fn)
+        def command(**kwargs):
+            kwargs[key] = {name: kwargs.pop(name) for name, _, _ in options}
+            return fn(**kwargs)
+
+        command.__signature__ = inspect.Signature(shared + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own])
+        del command.__wrapped__  # typer must read the combined signature, not fn's
+        return command
+
+    return decorate
+
+
+stack_inputs = _option_group(_STACK_OPTIONS, "stack")
+"""Give a command the shared stack options; it receives them as ``stack: dict``."""
 
 
 def _plan(stack: dict):
@@ -202,6 +211,273 @@ def validate(
 
 def _finding_dict(f) -> dict:
     return f if isinstance(f, dict) else f.as_dict()
+
+
+# --- cluster commands ----------------------------------------------------------------------
+
+# How every cluster command finds its tools and which cluster it is pinned to.
+_CLUSTER_OPTIONS = [
+    ("kube_context", Optional[str], typer.Option(None, "--kube-context", help="kubeconfig context to use; every command is pinned to it. Default: the current context (refused when none is set).", metavar="NAME")),
+    ("kubeconfig", Optional[str], typer.Option(None, "--kubeconfig", help="kubeconfig file. Default: $KUBECONFIG, else ~/.kube/config.", metavar="FILE")),
+    ("helmfile_bin", Optional[str], typer.Option(None, "--helmfile-bin", help="helmfile executable. Default: helmfile on PATH.", metavar="PATH")),
+    ("helm_bin", Optional[str], typer.Option(None, "--helm-bin", help="helm executable. Default: helm on PATH.", metavar="PATH")),
+    ("kubectl_bin", Optional[str], typer.Option(None, "--kubectl-bin", help="kubectl executable. Default: kubectl on PATH.", metavar="PATH")),
+]
+cluster_inputs = _option_group(_CLUSTER_OPTIONS, "cluster")
+
+BundleDirOpt = typer.Option(None, "--bundle-dir", help="Folder that keeps this stack's applied bundle. Default: ./.llmdctl/<context>/<namespace>/<postfix>/", metavar="DIR")
+YesOpt = typer.Option(False, "-y", "--yes", help="Do not ask for confirmation.")
+
+
+def _toolbox(cluster: dict, *, resolve: bool = True):
+    from .tools import Toolbox, resolve_context
+
+    bins = {t: cluster[f"{t}_bin"] for t in ("helmfile", "helm", "kubectl") if cluster.get(f"{t}_bin")}
+    context = resolve_context(cluster["kube_context"], cluster["kubeconfig"]) if resolve else cluster["kube_context"]
+    return Toolbox(context=context, kubeconfig=cluster["kubeconfig"], bins=bins)
+
+
+def _cluster_args(cluster: dict, box) -> list[str]:
+    args = ["--kube-context", box.context] if box.context else []
+    if cluster["kubeconfig"]:
+        args += ["--kubeconfig", cluster["kubeconfig"]]
+    for t in ("helmfile", "helm", "kubectl"):
+        if cluster.get(f"{t}_bin"):
+            args += [f"--{t}-bin", cluster[f"{t}_bin"]]
+    return args
+
+
+def _stack_folder(bundle_dir: Optional[Path], box, namespace: str, postfix: str) -> Path:
+    from .lifecycle import bundle_dir as kept
+
+    return bundle_dir if bundle_dir else kept(Path(".llmdctl"), box.context or "current-context", namespace, postfix)
+
+
+def _ui():
+    from .lifecycle import UI
+
+    def confirm(question: str) -> bool:
+        if not sys.stdin or not sys.stdin.isatty():
+            raise InputError("confirmation needed but stdin is not a terminal", hint="pass -y/--yes to go ahead without asking")
+        return typer.confirm(question, default=False, err=True)
+
+    return UI(say=_err, confirm=confirm)
+
+
+def _target(namespace: Optional[str], postfix: Optional[str]) -> tuple[str, str]:
+    """-n/--postfix for commands that take no stack inputs: flags, then the guides' env vars, then the defaults."""
+    import os
+
+    from .catalog import default_catalog
+    from .compose import check_names
+
+    defaults = default_catalog().guide("pd-disaggregation").defaults
+    ns = namespace or os.environ.get("NAMESPACE") or defaults.get("namespace", "llm-d-pd")
+    pf = postfix or os.environ.get("RELEASE_NAME_POSTFIX") or defaults.get("postfix", "pd")
+    check_names(ns, pf)
+    return ns, pf
+
+
+def _q(args: list[str]) -> str:
+    import shlex
+
+    return " ".join(shlex.quote(a) for a in args)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  llmdctl apply -e amd -n llm-d-pd -y\n\n"
+        "  RELEASE_NAME_POSTFIX=pd-2 llmdctl apply --prefill 2xTP2 --decode 1xTP4 -y\n\n"
+        "  llmdctl apply -e gke --kube-context gke-prod --dry-run\n\n"
+        "  llmdctl apply -f llmd.yaml --create-namespace --wait -y"
+    )
+)
+@stack_inputs
+@cluster_inputs
+def apply(
+    stack: dict,
+    cluster: dict,
+    bundle_dir: Optional[Path] = BundleDirOpt,
+    create_namespace: bool = typer.Option(False, "--create-namespace", help="Create the namespace when it does not exist (the HF token Secret still has to be created)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the files and every command, run nothing, write nothing."),
+    sync: bool = typer.Option(False, "--sync", help="Use `helmfile sync` (always a new revision) instead of `helmfile apply` (only what changed; needs helm-diff)."),
+    wait: bool = typer.Option(False, "--wait", help="After applying, wait until `llmdctl verify` passes."),
+    timeout: str = typer.Option("20m", "--timeout", help="With --wait: how long to wait, e.g. 90s, 20m, 1h.", metavar="DURATION"),
+    yes: bool = YesOpt,
+) -> None:
+    """Render, then install or upgrade the stack: infra-, gaie-, ms-<postfix>, then its HTTPRoute.
+
+    Validates and renders like `render`, keeps the bundle in ./.llmdctl/<context>/<namespace>/<postfix>/,
+    then runs `helmfile apply` (or `sync` without the helm-diff plugin) for one release at a time in
+    needs order and `kubectl apply` for the route. Before that it shows the context, namespace,
+    postfix and what will be installed or upgraded, and asks. A failed step stops the run and says
+    how to resume; running apply again converges.
+    """
+    from .bundle import bundle_files, command_args
+    from .lifecycle import apply_stack, apply_steps
+
+    plan = _plan(stack)
+    _report(plan)
+    files = bundle_files(plan)
+    box = _toolbox(cluster, resolve=not dry_run or bool(cluster["kube_context"]))
+    if dry_run and not box.context:
+        from .tools import read_kubeconfig
+
+        box.context = read_kubeconfig(cluster["kubeconfig"])[0]
+    folder = _stack_folder(bundle_dir, box, plan.namespace, plan.postfix)
+    args = command_args(plan) + _cluster_args(cluster, box)
+    if dry_run:
+        out = sys.stdout
+        out.write(f"# dry run: nothing is written or run\n# context {box.context or '(none selected: apply would refuse)'}, namespace {plan.namespace}, postfix {plan.postfix}\n")
+        out.write(f"# would write {folder}/: {', '.join(files)}\n")
+        out.write("# would check: helmfile, helm, kubectl versions; helm-diff plugin; namespace; Secret "
+                  f"{plan.hf_secret}; current releases\n")
+        for step in apply_steps(plan, folder, sync=sync, create_namespace=create_namespace):
+            out.write(step.display(box) + "\n")
+        if wait:
+            out.write(_q(["llmdctl", "verify", *args, "--wait", "--timeout", timeout]) + "\n")
+        return
+    resume = _q(["llmdctl", "apply", *args, "-y"])
+    cleanup = _q(["llmdctl", "destroy", "-n", plan.namespace, "--postfix", plan.postfix, *_cluster_args(cluster, box), "-y"])
+    reports = apply_stack(plan, files, box, folder, ui=_ui(), yes=yes, sync=sync, create_namespace=create_namespace, resume=resume, cleanup=cleanup)
+    total = sum(r.seconds for r in reports)
+    _err(f"applied stack {plan.postfix} to {box.context}/{plan.namespace} in {total:.1f} s ({len(reports)} steps); bundle kept in {folder}/")
+    if wait:
+        return _verify_after_apply(plan, box, timeout)
+    _err(f"next: {_q(['llmdctl', 'verify', *args, '--wait'])}")
+
+
+def _verify_after_apply(plan, box, timeout: str):
+    raise LlmdctlError("--wait needs `llmdctl verify`, which is not available in this build", hint="run llmdctl verify when it is")
+
+
+@app.command(epilog="Examples:\n\n  llmdctl diff -e amd\n\n  RELEASE_NAME_POSTFIX=pd-2 llmdctl diff --decode 2xTP4 | less")
+@stack_inputs
+@cluster_inputs
+def diff(stack: dict, cluster: dict) -> None:
+    """Show what `apply` would change: `helmfile diff` of the releases and `kubectl diff` of the route.
+
+    Needs the helm-diff plugin. The diff goes to stdout; exit 0 whether or not anything differs
+    (the last stderr line says which).
+    """
+    from .bundle import bundle_files
+    from .lifecycle import diff_stack
+
+    plan = _plan(stack)
+    _report(plan)
+    box = _toolbox(cluster)
+    changed = diff_stack(plan, bundle_files(plan), box, ui=_ui())
+    _err(f"stack {plan.postfix} in {box.context}/{plan.namespace}: " + ("apply would change the items above" if changed else "no changes"))
+
+
+@app.command(
+    epilog="Examples:\n\n  llmdctl destroy -n llm-d-pd --postfix pd-2 -y\n\n  RELEASE_NAME_POSTFIX=pd-2 llmdctl destroy --dry-run"
+)
+@cluster_inputs
+def destroy(
+    cluster: dict,
+    namespace: Optional[str] = NamespaceOpt,
+    postfix: Optional[str] = PostfixOpt,
+    bundle_dir: Optional[Path] = BundleDirOpt,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the commands destroy would run (assuming everything exists), run nothing."),
+    yes: bool = YesOpt,
+    output: OutputFormat = typer.Option(OutputFormat.text, "-o", "--output", help="text or json (what was removed)."),
+) -> None:
+    """Remove one stack: its HTTPRoute, then helmfile destroy, then any of infra-, gaie-, ms-<postfix> left.
+
+    Only the named postfix in the named namespace is touched; the namespace, the HF token Secret,
+    other stacks and anything llmdctl did not create stay. Running it again says "nothing to
+    remove" and exits 0.
+    """
+    from .compose import stack_names
+    from .lifecycle import RELEASE_KEYS, StackState, destroy_stack, destroy_steps, uninstall_steps
+
+    ns, pf = _target(namespace, postfix)
+    box = _toolbox(cluster, resolve=not dry_run or bool(cluster["kube_context"]))
+    folder = _stack_folder(bundle_dir, box, ns, pf)
+    if dry_run:
+        names = stack_names(ns, pf)
+        everything = StackState(releases={names[k]: {} for k in RELEASE_KEYS}, route=names["route"])
+        sys.stdout.write(f"# dry run: nothing is run; commands for context {box.context or '(current)'}, namespace {ns}, postfix {pf}\n")
+        kept = folder if (folder / "helmfile.yaml").is_file() else None
+        for step in destroy_steps(ns, pf, everything, kept) + uninstall_steps(ns, pf, everything):
+            sys.stdout.write(step.display(box) + "\n")
+        return
+    resume = _q(["llmdctl", "destroy", "-n", ns, "--postfix", pf, *_cluster_args(cluster, box), "-y"])
+    removed = destroy_stack(box, ns, pf, folder, ui=_ui(), yes=yes, resume=resume)
+    if output == OutputFormat.json:
+        sys.stdout.write(json.dumps({"context": box.context, "namespace": ns, "postfix": pf, "removed": removed}, indent=2) + "\n")
+    if removed:
+        _err(f"removed from {box.context}/{ns}: " + "; ".join(removed))
+    else:
+        _err(f"nothing to remove: no release infra-{pf}, gaie-{pf}, ms-{pf} and no HTTPRoute llm-d-{pf} in {box.context}/{ns}")
+
+
+def _stacks(cluster: dict, namespace: Optional[str], all_namespaces: bool, postfix: Optional[str], output: OutputFormat) -> None:
+    from .lifecycle import group_stacks, helm_list_command, parse_helm_list
+    from .tools import require_tools
+
+    ns = None if all_namespaces else _target(namespace, "pd")[0]
+    box = _toolbox(cluster)
+    require_tools(box, ("helm",))
+    stacks = group_stacks(parse_helm_list(box.query(helm_list_command(ns))))
+    if postfix:
+        stacks = [s for s in stacks if s["postfix"] == postfix]
+    if output == OutputFormat.json:
+        sys.stdout.write(json.dumps({"context": box.context, "namespace": ns, "stacks": stacks}, indent=2) + "\n")
+        return
+    if output == OutputFormat.yaml:
+        from .yamlio import dump
+
+        sys.stdout.write(dump({"context": box.context, "namespace": ns, "stacks": stacks}))
+        return
+    if not stacks:
+        _err(f"no llmdctl stacks in {box.context}/" + ("all namespaces" if ns is None else ns))
+        return
+    rows = []
+    for s in stacks:
+        rows.append({
+            "namespace": s["namespace"], "postfix": s["postfix"], "status": s["status"],
+            "releases": ", ".join(f"{r['name']} {r['version']} r{r['revision']} {r['status']}" for r in s["releases"])
+                        + "".join(f", {m} missing" for m in s["missing"]),
+            "updated": max((str(r.get("updated") or "") for r in s["releases"]), default="")[:19],
+        })
+    _emit_rows(rows, OutputFormat.text, ("namespace", "postfix", "status", "releases", "updated"))
+
+
+_STATUS_EPILOG = "Examples:\n\n  llmdctl status\n\n  llmdctl status -A -o json | jq '.stacks[].postfix'"
+
+
+@app.command(epilog=_STATUS_EPILOG)
+@cluster_inputs
+def status(
+    cluster: dict,
+    namespace: Optional[str] = NamespaceOpt,
+    all_namespaces: bool = typer.Option(False, "-A", "--all-namespaces", help="Every namespace."),
+    postfix: Optional[str] = typer.Option(None, "--postfix", help="Only this stack."),
+    output: OutputFormat = typer.Option(OutputFormat.text, "-o", "--output", help="text, json or yaml."),
+) -> None:
+    """List the llmdctl stacks in a namespace from Helm's release records.
+
+    One row per postfix: its releases with chart version, revision and status, and when it was
+    last deployed. A stack is `deployed` when all three releases are; `incomplete`, `pending` or
+    `failed` otherwise. For pods, gateway and route health use `llmdctl verify`.
+    """
+    _stacks(cluster, namespace, all_namespaces, postfix, output)
+
+
+@app.command("list", epilog=_STATUS_EPILOG.replace("status", "list"))
+@cluster_inputs
+def list_(
+    cluster: dict,
+    namespace: Optional[str] = NamespaceOpt,
+    all_namespaces: bool = typer.Option(False, "-A", "--all-namespaces", help="Every namespace."),
+    postfix: Optional[str] = typer.Option(None, "--postfix", help="Only this stack."),
+    output: OutputFormat = typer.Option(OutputFormat.text, "-o", "--output", help="text, json or yaml."),
+) -> None:
+    """Same as `status`: the llmdctl stacks in a namespace (or all, with -A)."""
+    _stacks(cluster, namespace, all_namespaces, postfix, output)
 
 
 # --- discovery ----------------------------------------------------------------------------

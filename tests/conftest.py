@@ -49,3 +49,112 @@ def plan_for(**kwargs):
 
 def parse(text: str):
     return load_text(text, "test").data
+
+
+# --- stand-in helmfile / helm / kubectl --------------------------------------------------------
+
+import json  # noqa: E402
+import os  # noqa: E402
+
+FAKE_TOOLS = Path(__file__).parent / "fakes" / "fake_tools.py"
+
+KUBECONFIG_TEXT = """\
+apiVersion: v1
+kind: Config
+current-context: kind-gpu
+clusters:
+- name: gpu
+  cluster: {server: "https://127.0.0.1:6443"}
+contexts:
+- name: kind-gpu
+  context: {cluster: gpu, user: admin}
+- name: other
+  context: {cluster: gpu, user: admin}
+users:
+- name: admin
+  user: {token: not-a-real-token}
+"""
+
+
+class FakeCluster:
+    """The stand-in tools' world: state, call log, and knobs for failures."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.bin = root / "bin"
+        self.state_file = root / "state.json"
+        self.log_file = root / "calls.jsonl"
+        self.kubeconfig = root / "kubeconfig"
+        self.bin.mkdir(parents=True)
+        self.kubeconfig.write_text(KUBECONFIG_TEXT)
+        self.log_file.write_text("")
+        self.write({
+            "current": "kind-gpu",
+            "versions": {"helmfile": "1.1.3", "helm": "v3.17.2", "kubectl": "v1.31.1"},
+            "plugins": {"diff": "3.11.0"},
+            "contexts": {"kind-gpu": {"namespaces": {}}},
+            "fail": [],
+        })
+        for tool in ("helmfile", "helm", "kubectl"):
+            self.install(tool)
+
+    def install(self, tool: str) -> None:
+        exe = self.bin / tool
+        exe.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(FAKE_TOOLS.parent)!r})\nimport fake_tools\nfake_tools.main({tool!r})\n")
+        exe.chmod(0o755)
+
+    def uninstall(self, tool: str) -> None:
+        (self.bin / tool).unlink()
+
+    # state
+    def read(self) -> dict:
+        return json.loads(self.state_file.read_text())
+
+    def write(self, state: dict) -> None:
+        self.state_file.write_text(json.dumps(state))
+
+    def update(self, fn) -> None:
+        state = self.read()
+        fn(state)
+        self.write(state)
+
+    def namespace(self, ns: str, secrets=("llm-d-hf-token",), context: str = "kind-gpu") -> None:
+        def add(state):
+            cluster = state["contexts"].setdefault(context, {"namespaces": {}})
+            cluster["namespaces"].setdefault(ns, {"releases": {}, "routes": {}, "secrets": list(secrets)})
+        self.update(add)
+
+    def fail(self, tool: str, *contains: str, exit: int = 1, stderr: str = "Error: boom", hang: bool = False) -> None:
+        self.update(lambda s: s["fail"].append({"tool": tool, "contains": list(contains), "exit": exit, "stderr": stderr, "hang": hang}))
+
+    def releases(self, ns: str, context: str = "kind-gpu") -> dict:
+        return self.read()["contexts"].get(context, {"namespaces": {}})["namespaces"].get(ns, {}).get("releases", {})
+
+    def routes(self, ns: str, context: str = "kind-gpu") -> dict:
+        return self.read()["contexts"].get(context, {"namespaces": {}})["namespaces"].get(ns, {}).get("routes", {})
+
+    # calls
+    def calls(self, tool: str | None = None) -> list[dict]:
+        rows = [json.loads(line) for line in self.log_file.read_text().splitlines() if line.strip()]
+        return [r for r in rows if "argv" in r and (tool is None or r["tool"] == tool)]
+
+    def commands(self, tool: str | None = None) -> list[str]:
+        return [" ".join([c["tool"], *c["argv"]]) for c in self.calls(tool)]
+
+    def reset_log(self) -> None:
+        self.log_file.write_text("")
+
+
+@pytest.fixture
+def fake_cluster(tmp_path, monkeypatch):
+    """Stand-in tools first (and alone) on PATH, a kubeconfig, and the cwd in a scratch folder."""
+    fc = FakeCluster(tmp_path / "fake")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("PATH", str(fc.bin))
+    monkeypatch.setenv("KUBECONFIG", str(fc.kubeconfig))
+    monkeypatch.setenv("FAKE_STATE", str(fc.state_file))
+    monkeypatch.setenv("FAKE_LOG", str(fc.log_file))
+    fc.work = work
+    return fc

@@ -1,0 +1,421 @@
+"""apply, diff, destroy and status: the commands they run, built as data, then run in order.
+
+The step builders are pure (a plan or a stack's names in, ``Command`` lists out), so tests and
+``--dry-run`` see exactly what would run. ``run_steps`` is the only place that executes them; it stops
+at the first failure and says what is already done and how to resume or clean up.
+
+Isolation: every command names the stack's own releases (``--selector name=<release>`` on the
+kept helmfile, which lists only this stack's three releases), its own HTTPRoute by name, or reads.
+Nothing is ever selected by a pattern that another postfix could match.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .compose import Plan, stack_names
+from .errors import LlmdctlError
+from .tools import Command, Interrupted, StepFailed, Toolbox, context_dir_name
+
+RELEASE_KEYS = ("infra", "gaie", "ms")
+# The chart each llmdctl release is made from, as `helm list` spells it (<chart>-<version>).
+RELEASE_CHARTS = {"infra": "llm-d-infra", "gaie": "inferencepool", "ms": "llm-d-modelservice"}
+_RELEASE_NAME = re.compile(r"^(infra|gaie|ms)-([a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
+
+
+def bundle_dir(base: Path, context: str, namespace: str, postfix: str) -> Path:
+    """Where apply keeps a stack's bundle: one folder per context, namespace and postfix."""
+    return Path(base) / context_dir_name(context) / namespace / postfix
+
+
+# --- step builders (pure) ---------------------------------------------------------------------
+
+
+def helmfile(verb: str, namespace: str, cwd: Path, release: str | None, label: str, *extra: str, ok_codes=(0,)) -> Command:
+    args = ["--file", "helmfile.yaml", "--namespace", namespace]
+    if release:
+        args += ["--selector", f"name={release}"]
+    return Command("helmfile", (*args, verb, *extra), label, cwd=str(cwd), ok_codes=ok_codes)
+
+
+def apply_steps(plan: Plan, folder: Path, *, sync: bool, create_namespace: bool) -> list[Command]:
+    """Namespace (when asked), the three releases one by one in needs order, then the route."""
+    steps: list[Command] = []
+    ns = plan.namespace
+    if create_namespace:
+        steps.append(Command("kubectl", ("create", "namespace", ns), f"namespace {ns}"))
+    verb = "sync" if sync else "apply"
+    for rel in plan.releases:  # infra -> gaie -> ms, the helmfile's needs order
+        steps.append(helmfile(verb, ns, folder, rel.name, f"{rel.name} ({rel.chart.rsplit('/', 1)[-1]} {rel.version})", "--skip-needs"))
+    steps.append(Command("kubectl", ("apply", "--namespace", ns, "--filename", "httproute.yaml"), f"HTTPRoute {plan.names['route']}", cwd=str(folder)))
+    return steps
+
+
+def diff_steps(plan: Plan, folder: Path) -> list[Command]:
+    ns = plan.namespace
+    return [
+        # --detailed-exitcode: 0 no changes, 2 changes, 1 error
+        helmfile("diff", ns, folder, None, f"releases of {plan.postfix}", "--skip-needs", "--detailed-exitcode", "--context", "3", ok_codes=(0, 2)),
+        # kubectl diff: 0 no differences, 1 differences, >1 error
+        Command("kubectl", ("diff", "--namespace", ns, "--filename", "httproute.yaml"), f"HTTPRoute {plan.names['route']}", cwd=str(folder), ok_codes=(0, 1)),
+    ]
+
+
+def destroy_steps(namespace: str, postfix: str, present: "StackState", folder: Path | None) -> list[Command]:
+    """Route first (it points at the Gateway and pool), then helmfile destroy of the kept bundle
+    (ms, gaie, infra: reverse needs order). Releases it leaves behind are uninstalled afterwards."""
+    names = stack_names(namespace, postfix)
+    steps: list[Command] = []
+    if present.route:
+        steps.append(Command("kubectl", ("delete", "httproute", names["route"], "--namespace", namespace, "--ignore-not-found"), f"HTTPRoute {names['route']}"))
+    if present.releases and folder is not None:
+        steps.append(helmfile("destroy", namespace, folder, None, f"helmfile destroy {postfix}", "--skip-deps", "--skip-charts"))
+    return steps
+
+
+def uninstall_steps(namespace: str, postfix: str, present: "StackState") -> list[Command]:
+    """helm uninstall for each of the stack's releases still present, dependents first."""
+    names = stack_names(namespace, postfix)
+    return [
+        Command("helm", ("uninstall", names[key], "--namespace", namespace), f"release {names[key]}")
+        for key in reversed(RELEASE_KEYS) if names[key] in present.releases
+    ]
+
+
+def helm_list_command(namespace: str | None) -> Command:
+    """All llmdctl-shaped releases (any status) in one namespace, or in all of them."""
+    scope = ("--all-namespaces",) if namespace is None else ("--namespace", namespace)
+    return Command("helm", ("list", *scope, "--all", "--output", "json", "--filter", "^(infra|gaie|ms)-"), "list releases")
+
+
+def route_query(namespace: str, postfix: str) -> Command:
+    route = stack_names(namespace, postfix)["route"]
+    return Command("kubectl", ("get", "httproute", route, "--namespace", namespace, "--ignore-not-found", "--output", "name"), f"HTTPRoute {route}")
+
+
+# --- reading helm's release records ----------------------------------------------------------
+
+
+def chart_version(chart: str, key: str) -> str | None:
+    """'llm-d-infra-v1.4.0' -> 'v1.4.0' when the chart is the one llmdctl uses for ``key``."""
+    prefix = RELEASE_CHARTS[key] + "-"
+    return chart[len(prefix):] if chart.startswith(prefix) else None
+
+
+def parse_helm_list(text: str) -> list[dict]:
+    try:
+        rows = json.loads(text or "[]")
+    except ValueError:
+        raise LlmdctlError("helm list -o json returned something that is not JSON", hint="run it yourself to see why") from None
+    if not isinstance(rows, list):
+        raise LlmdctlError("helm list -o json did not return a list")
+    return [r for r in rows if isinstance(r, dict)]
+
+
+def group_stacks(rows: list[dict]) -> list[dict]:
+    """Helm release records -> llmdctl stacks (namespace + postfix), sorted.
+
+    A release counts only when its name is <infra|gaie|ms>-<postfix> and its chart is the matching
+    llm-d chart, so unrelated releases that happen to be called ms-something are left out.
+    """
+    stacks: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        m = _RELEASE_NAME.match(str(row.get("name", "")))
+        if not m:
+            continue
+        key, postfix = m.group(1), m.group(2)
+        version = chart_version(str(row.get("chart", "")), key)
+        if version is None:
+            continue
+        ns = str(row.get("namespace", ""))
+        stack = stacks.setdefault((ns, postfix), {"namespace": ns, "postfix": postfix, "releases": {}})
+        stack["releases"][key] = {
+            "name": row.get("name"), "chart": RELEASE_CHARTS[key], "version": version,
+            "revision": int(row["revision"]) if str(row.get("revision", "")).isdigit() else row.get("revision"),
+            "status": row.get("status"), "updated": row.get("updated"), "appVersion": row.get("app_version"),
+        }
+    out = []
+    for (_, _), stack in sorted(stacks.items()):
+        rels = stack["releases"]
+        statuses = {r["status"] for r in rels.values()}
+        if len(rels) == 3 and statuses == {"deployed"}:
+            overall = "deployed"
+        elif "failed" in statuses:
+            overall = "failed"
+        elif any(str(s).startswith("pending") for s in statuses):
+            overall = "pending"
+        else:
+            overall = "incomplete"
+        stack["status"] = overall
+        stack["missing"] = [stack_names(stack["namespace"], stack["postfix"])[k] for k in RELEASE_KEYS if k not in rels]
+        stack["releases"] = [rels[k] for k in RELEASE_KEYS if k in rels]
+        out.append(stack)
+    return out
+
+
+@dataclass
+class StackState:
+    """What of one stack exists in the cluster right now."""
+
+    releases: dict[str, dict] = field(default_factory=dict)  # release name -> helm record
+    route: str = ""  # the HTTPRoute's name when it exists
+
+    @property
+    def empty(self) -> bool:
+        return not self.releases and not self.route
+
+    def describe(self) -> list[str]:
+        items = [f"release {n} ({r.get('chart')}, revision {r.get('revision')}, {r.get('status')})" for n, r in self.releases.items()]
+        return items + ([f"HTTPRoute {self.route}"] if self.route else [])
+
+
+def observe(box: Toolbox, namespace: str, postfix: str) -> StackState:
+    """Read one stack's releases and route (two calls)."""
+    names = stack_names(namespace, postfix)
+    wanted = {names[k]: k for k in RELEASE_KEYS}
+    rows = parse_helm_list(box.query(helm_list_command(namespace)))
+    state = StackState()
+    for row in rows:
+        if row.get("name") in wanted and row.get("namespace", namespace) == namespace:
+            state.releases[row["name"]] = {"chart": row.get("chart"), "revision": row.get("revision"), "status": row.get("status")}
+    state.releases = {n: state.releases[n] for n in names.values() if n in state.releases}  # infra, gaie, ms order
+    if box.query(route_query(namespace, postfix)).strip():
+        state.route = names["route"]
+    return state
+
+
+# --- running steps ---------------------------------------------------------------------------
+
+
+@dataclass
+class StepReport:
+    label: str
+    command: str
+    returncode: int
+    seconds: float
+
+
+def run_steps(
+    box: Toolbox,
+    steps: list[Command],
+    *,
+    say: Callable[[str], None],
+    resume: str,
+    cleanup: str | None,
+) -> list[StepReport]:
+    """Run steps in order with a status line each; the first failure stops the run.
+
+    The error names the step, the command, the tail of its stderr, what is already done, and the
+    commands to resume (steps are idempotent, so re-running converges) and to clean up.
+    """
+    done: list[StepReport] = []
+    total = len(steps)
+    for i, step in enumerate(steps, 1):
+        say(f"[{i}/{total}] {step.label}: {step.display(box)}")
+        started = time.monotonic()
+        try:
+            res = box.stream(step)
+        except Interrupted as exc:
+            raise Interrupted(
+                _failure_text(f"step {i}/{total} {step.label} was interrupted", step, box, exc.stderr_tail, done),
+                returncode=130, stderr_tail=exc.stderr_tail, hint=_next(resume, cleanup),
+            ) from None
+        seconds = time.monotonic() - started
+        if res.returncode not in step.ok_codes:
+            tail = res.stderr.strip().splitlines()[-20:]
+            raise StepFailed(
+                _failure_text(f"step {i}/{total} {step.label} failed (exit {res.returncode})", step, box, tail, done),
+                returncode=res.returncode, stderr_tail=tail, hint=_next(resume, cleanup),
+            )
+        done.append(StepReport(step.label, step.display(box), res.returncode, seconds))
+        say(f"      done: {step.label} ({seconds:.1f} s)")
+    return done
+
+
+def _failure_text(head: str, step: Command, box: Toolbox, tail: list[str], done: list[StepReport]) -> str:
+    lines = [head, f"  command: {step.display(box)}"]
+    if tail:
+        lines.append("  stderr (last lines):")
+        lines += [f"    {t}" for t in tail]
+    lines.append("  already done: " + (", ".join(d.label for d in done) if done else "nothing"))
+    return "\n".join(lines)
+
+
+def _next(resume: str, cleanup: str | None) -> str:
+    text = f"fix the cause, then resume with: {resume}"
+    if cleanup:
+        text += f"\n  or clean up with: {cleanup}"
+    return text
+
+
+# --- the commands ----------------------------------------------------------------------------
+
+
+@dataclass
+class UI:
+    """How a command talks to the user; the CLI passes stderr writers and a prompt."""
+
+    say: Callable[[str], None]
+    confirm: Callable[[str], bool]
+
+
+def namespace_exists(box: Toolbox, namespace: str) -> bool:
+    out = box.query(Command("kubectl", ("get", "namespace", namespace, "--ignore-not-found", "--output", "name"), f"namespace {namespace}"))
+    return bool(out.strip())
+
+
+def secret_exists(box: Toolbox, namespace: str, secret: str) -> bool:
+    # -o name prints only kind/name: the token never crosses this boundary
+    out = box.query(Command("kubectl", ("get", "secret", secret, "--namespace", namespace, "--ignore-not-found", "--output", "name"), f"Secret {secret}"))
+    return bool(out.strip())
+
+
+def hf_secret_command(namespace: str, secret: str) -> str:
+    return f'kubectl create secret generic {secret} --namespace {namespace} --from-literal=HF_TOKEN="$HF_TOKEN"'
+
+
+def change_summary(plan: Plan, state: StackState, verb: str) -> list[str]:
+    """One line per release and the route: install, upgrade (revision n -> n+1) or unchanged chart."""
+    lines = []
+    for rel in plan.releases:
+        chart = rel.chart.rsplit("/", 1)[-1]
+        now = state.releases.get(rel.name)
+        if not now:
+            lines.append(f"install  {rel.name}: {chart} {rel.version}")
+        else:
+            current = str(now.get("chart") or "")
+            move = f"{current} -> {chart}-{rel.version}" if current != f"{chart}-{rel.version}" else f"{chart}-{rel.version}"
+            lines.append(f"{verb:<8} {rel.name}: {move} (revision {now.get('revision')}, {now.get('status')})")
+    route = plan.names["route"]
+    lines.append(f"{'update' if state.route else 'create':<8} HTTPRoute {route} -> Gateway {plan.names['gateway']}, InferencePool {plan.names['pool']}")
+    return lines
+
+
+def apply_stack(
+    plan: Plan,
+    files: dict[str, str],
+    box: Toolbox,
+    folder: Path,
+    *,
+    ui: UI,
+    yes: bool,
+    sync: bool,
+    create_namespace: bool,
+    resume: str,
+    cleanup: str,
+) -> list[StepReport]:
+    """Preflight (tools, namespace, Secret, current releases), summary and confirmation, then the
+    bundle is written to ``folder`` and the steps run. Nothing is written or run before the yes."""
+    from .bundle import write_bundle
+    from .tools import helm_diff_version, require_tools
+
+    require_tools(box, ("helmfile", "helm", "kubectl"))
+    if not sync and helm_diff_version(box) is None:
+        ui.say("note: the helm-diff plugin is not installed, so llmdctl runs `helmfile sync` instead of `helmfile apply` "
+               "(every release gets a new revision); install it with: helm plugin install https://github.com/databus23/helm-diff")
+        sync = True
+    ns = plan.namespace
+    exists = namespace_exists(box, ns)
+    if not exists and not create_namespace:
+        raise LlmdctlError(
+            f"namespace {ns} does not exist in context {box.context}; nothing was applied",
+            hint=f"pass --create-namespace, or: kubectl create namespace {ns} && {hf_secret_command(ns, plan.hf_secret)}",
+        )
+    state = observe(box, ns, plan.postfix)
+    ui.say(f"target: context {box.context}, namespace {ns}{'' if exists else ' (will be created)'}, postfix {plan.postfix}")
+    ui.say(f"bundle: {folder}/")
+    for line in change_summary(plan, state, "sync" if sync else "upgrade"):
+        ui.say("  " + line)
+    if not exists or not secret_exists(box, ns, plan.hf_secret):
+        ui.say(f"warning: Secret {plan.hf_secret} (key HF_TOKEN) is not in namespace {ns}; the vLLM pods will wait in "
+               f"CreateContainerConfigError until it exists. Create it with:\n  {hf_secret_command(ns, plan.hf_secret)}")
+    if not yes and not ui.confirm(f"Apply stack {plan.postfix} to {box.context}/{ns}?"):
+        raise LlmdctlError("not applied (declined)", hint="nothing was written or run")
+    write_bundle(files, folder)
+    steps = apply_steps(plan, folder, sync=sync, create_namespace=create_namespace and not exists)
+    return run_steps(box, steps, say=ui.say, resume=resume, cleanup=cleanup)
+
+
+def destroy_stack(
+    box: Toolbox,
+    namespace: str,
+    postfix: str,
+    folder: Path,
+    *,
+    ui: UI,
+    yes: bool,
+    resume: str,
+) -> list[str]:
+    """Remove one stack; returns what was removed (empty when there was nothing to remove)."""
+    from .tools import require_tools
+
+    use_folder = folder if (folder / "helmfile.yaml").is_file() else None
+    require_tools(box, ("helm", "kubectl") + (("helmfile",) if use_folder else ()))
+    state = observe(box, namespace, postfix)
+    if state.empty:
+        _forget(folder)
+        return []
+    ui.say(f"target: context {box.context}, namespace {namespace}, postfix {postfix}; will remove:")
+    for item in state.describe():
+        ui.say(f"  {item}")
+    ui.say("  (kept: the namespace, Secrets such as the HF token, and everything llmdctl did not create)")
+    if not yes and not ui.confirm(f"Destroy stack {postfix} in {box.context}/{namespace}?"):
+        raise LlmdctlError("not destroyed (declined)", hint="nothing was removed")
+    run_steps(box, destroy_steps(namespace, postfix, state, use_folder), say=ui.say, resume=resume, cleanup=None)
+    left = observe(box, namespace, postfix)
+    if left.releases:  # not in the kept bundle, or helmfile left them: uninstall by exact name
+        run_steps(box, uninstall_steps(namespace, postfix, left), say=ui.say, resume=resume, cleanup=None)
+        left = observe(box, namespace, postfix)
+    if not left.empty:
+        raise LlmdctlError(
+            "destroy ran but these are still present: " + "; ".join(left.describe()),
+            hint=f"look at `helm status` and `kubectl get httproute -n {namespace}`, then run again: {resume}",
+        )
+    _forget(folder)
+    return state.describe()
+
+
+def _forget(folder: Path) -> None:
+    """Drop the kept bundle of a stack that no longer exists (only if it is an llmdctl bundle)."""
+    import shutil
+
+    if (folder / "helmfile.yaml").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def diff_stack(plan: Plan, files: dict[str, str], box: Toolbox, *, ui: UI) -> bool:
+    """helmfile diff of the three releases and kubectl diff of the route, from a throw-away
+    bundle (the kept one records what was applied). True when anything would change."""
+    import shutil
+    import tempfile
+
+    from .bundle import write_bundle
+    from .tools import MINIMUMS, ToolMissing, fmt_version, helm_diff_version, require_tools, INSTALL_HINTS
+
+    require_tools(box, ("helmfile", "helm", "kubectl"))
+    if helm_diff_version(box) is None:
+        raise ToolMissing(
+            f"`helmfile diff` needs the helm-diff plugin (v{fmt_version(MINIMUMS['helm-diff'])[1:]}+), which is not installed",
+            hint=INSTALL_HINTS["helm-diff"],
+        )
+    tmp = Path(tempfile.mkdtemp(prefix="llmdctl-diff-"))
+    try:
+        folder = tmp / "bundle"
+        write_bundle(files, folder)
+        changed = False
+        for step in diff_steps(plan, folder):
+            ui.say(f"{step.label}: {step.display(box).replace(str(folder), '<bundle>')}")
+            res = box.stream(step, prefix="", to_stdout=True)
+            if res.returncode not in step.ok_codes:
+                tail = res.stderr.strip().splitlines()[-20:]
+                raise StepFailed(_failure_text(f"diff of {step.label} failed (exit {res.returncode})", step, box, tail, []),
+                                 returncode=res.returncode, stderr_tail=tail)
+            changed = changed or res.returncode != 0
+        return changed
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
