@@ -229,11 +229,15 @@ BundleDirOpt = typer.Option(None, "--bundle-dir", help="Folder that keeps this s
 YesOpt = typer.Option(False, "-y", "--yes", help="Do not ask for confirmation.")
 
 
-def _toolbox(cluster: dict, *, resolve: bool = True):
-    from .tools import Toolbox, resolve_context
+def _toolbox(cluster: dict, *, dry_run: bool = False):
+    """Tools pinned to one context. A dry run shows the context it would use but refuses nothing."""
+    from .tools import Toolbox, read_kubeconfig, resolve_context
 
     bins = {t: cluster[f"{t}_bin"] for t in ("helmfile", "helm", "kubectl") if cluster.get(f"{t}_bin")}
-    context = resolve_context(cluster["kube_context"], cluster["kubeconfig"]) if resolve else cluster["kube_context"]
+    if dry_run:
+        context = cluster["kube_context"] or read_kubeconfig(cluster["kubeconfig"])[0]
+    else:
+        context = resolve_context(cluster["kube_context"], cluster["kubeconfig"])
     return Toolbox(context=context, kubeconfig=cluster["kubeconfig"], bins=bins)
 
 
@@ -320,11 +324,7 @@ def apply(
     plan = _plan(stack)
     _report(plan)
     files = bundle_files(plan)
-    box = _toolbox(cluster, resolve=not dry_run or bool(cluster["kube_context"]))
-    if dry_run and not box.context:
-        from .tools import read_kubeconfig
-
-        box.context = read_kubeconfig(cluster["kubeconfig"])[0]
+    box = _toolbox(cluster, dry_run=dry_run)
     folder = _stack_folder(bundle_dir, box, plan.namespace, plan.postfix)
     args = command_args(plan) + _cluster_args(cluster, box)
     if dry_run:
@@ -394,12 +394,12 @@ def destroy(
     from .lifecycle import RELEASE_KEYS, StackState, destroy_stack, destroy_steps, uninstall_steps
 
     ns, pf = _target(namespace, postfix)
-    box = _toolbox(cluster, resolve=not dry_run or bool(cluster["kube_context"]))
+    box = _toolbox(cluster, dry_run=dry_run)
     folder = _stack_folder(bundle_dir, box, ns, pf)
     if dry_run:
         names = stack_names(ns, pf)
         everything = StackState(releases={names[k]: {} for k in RELEASE_KEYS}, route=names["route"])
-        sys.stdout.write(f"# dry run: nothing is run; commands for context {box.context or '(current)'}, namespace {ns}, postfix {pf}\n")
+        sys.stdout.write(f"# dry run: nothing is run; commands for context {box.context or '(none selected: destroy would refuse)'}, namespace {ns}, postfix {pf}\n")
         kept = folder if (folder / "helmfile.yaml").is_file() else None
         for step in destroy_steps(ns, pf, everything, kept) + uninstall_steps(ns, pf, everything):
             sys.stdout.write(step.display(box) + "\n")
