@@ -349,7 +349,169 @@ def apply(
 
 
 def _verify_after_apply(plan, box, timeout: str):
-    raise LlmdctlError("--wait needs `llmdctl verify`, which is not available in this build", hint="run llmdctl verify when it is")
+    _err(f"waiting up to {timeout} for the stack to become healthy (llmdctl verify --wait)")
+    code = _run_verify(plan, box, wait=True, timeout=_duration(timeout), smoke=False, endpoint=None, port_forward=False, output=OutputFormat.text)
+    if code:
+        raise typer.Exit(code)
+
+
+def _duration(text: str) -> float:
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text or "")
+    if not m:
+        raise InputError(f"--timeout {text}: not a duration", hint="use e.g. 90s, 20m or 1h")
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+
+
+def _kube(box):
+    from .kube import Kube
+
+    return Kube(context=box.context, kubeconfig=box.kubeconfig)
+
+
+def _run_verify(plan, box, *, wait: bool, timeout: float, smoke: bool, endpoint: Optional[str], port_forward: bool, output: OutputFormat) -> int:
+    import time
+
+    from .health import FAIL, PASS, collect_diagnostics, verify as verify_stack
+
+    started = time.monotonic()
+    kube = _kube(box)
+    checks, obs, waited = verify_stack(kube, plan, wait=wait, timeout=timeout, say=_err)
+    diagnostics = [] if all(c.status == PASS for c in checks) else collect_diagnostics(kube, plan, obs)
+    smoke_checks = []
+    if smoke and all(c.status == PASS for c in checks):
+        smoke_checks = _smoke(kube, plan, box, endpoint, port_forward)
+    elif smoke:
+        _err("smoke test skipped: the stack is not healthy yet")
+    elapsed = time.monotonic() - started
+    everything = checks + smoke_checks
+    ok = all(c.status == PASS for c in everything)
+    if output == OutputFormat.json:
+        doc = {"stack": {"context": box.context, "namespace": plan.namespace, "postfix": plan.postfix},
+               "healthy": ok, "seconds": round(elapsed, 3), "apiCalls": kube.calls,
+               "checks": [c.as_dict() for c in checks], "smoke": [c.as_dict() for c in smoke_checks],
+               "diagnostics": [d.as_dict() for d in diagnostics]}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        _print_checks(f"stack {plan.postfix} in {box.context}/{plan.namespace}", everything)
+        for d in diagnostics:
+            sys.stdout.write(f"\n{d.pod} ({d.role or '?'}): {d.summary}\n")
+            for e in d.events:
+                sys.stdout.write(f"  event: {e}\n")
+            for line in d.logs:
+                sys.stdout.write(f"  log: {line}\n")
+            for h in d.hints:
+                sys.stdout.write(f"  hint: {h}\n")
+        failed = sum(c.status == FAIL for c in everything)
+        pending = sum(c.status not in (PASS, FAIL) for c in everything)
+        verdict = "healthy" if ok else f"{failed} failing, {pending} pending"
+        _err(f"{verdict} ({len(everything)} checks, {kube.calls} API calls, {elapsed:.2f} s" + (f", waited {waited:.1f} s" if wait else "") + ")")
+    return 0 if ok else 1
+
+
+def _smoke(kube, plan, box, endpoint: Optional[str], port_forward: bool):
+    from .health import smoke
+    from .tools import PortForward
+
+    if endpoint:
+        return smoke(kube, plan, endpoint)
+    if port_forward:
+        with PortForward(box, plan.namespace, plan.names["gatewayService"], 80) as pf:
+            _err(f"port-forward: {pf.url} -> service/{plan.names['gatewayService']}:80")
+            return smoke(kube, plan, pf.url)
+    from .kube import GATEWAYS
+
+    gw = kube.get(GATEWAYS, plan.names["gateway"], plan.namespace) or {}
+    addresses = [a.get("value") for a in (gw.get("status") or {}).get("addresses") or [] if a.get("value")]
+    if not addresses:
+        raise LlmdctlError(f"Gateway {plan.names['gateway']} has no address to send the smoke request to",
+                           hint="pass --endpoint URL or --port-forward")
+    return smoke(kube, plan, f"http://{addresses[0]}")
+
+
+def _print_checks(title: str, checks) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    marks = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "pending": "[yellow]pending[/]", "warn": "[yellow]warn[/]"}
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for col in ("check", "status", "observed", "expected"):
+        table.add_column(col, overflow="fold")
+    for c in checks:
+        table.add_row(c.name, marks.get(c.status, c.status), c.observed, c.expected)
+    console = Console(file=sys.stdout, width=160 if not sys.stdout.isatty() else None, highlight=False)
+    console.print(table)
+    for c in checks:
+        if c.status != "pass" and c.hint:
+            console.print(f"[bold]{c.name}[/]: {c.hint}", highlight=False, markup=True)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  llmdctl verify -e amd\n\n"
+        "  llmdctl verify --wait --timeout 30m\n\n"
+        "  llmdctl verify --smoke --port-forward\n\n"
+        "  llmdctl verify -o json | jq '.checks[] | select(.status != \"pass\")'"
+    )
+)
+@stack_inputs
+@cluster_inputs
+def verify(
+    stack: dict,
+    cluster: dict,
+    wait: bool = typer.Option(False, "--wait", help="Watch until every check passes (or --timeout), reporting pods ready per role."),
+    timeout: str = typer.Option("20m", "--timeout", help="With --wait: how long, e.g. 90s, 20m, 1h.", metavar="DURATION"),
+    smoke: bool = typer.Option(False, "--smoke", help="Also send GET /v1/models and one completion through the gateway, and check a prefill pod served it."),
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="With --smoke: base URL of the gateway. Default: the Gateway's address.", metavar="URL"),
+    port_forward: bool = typer.Option(False, "--port-forward", help="With --smoke: reach the gateway Service through kubectl port-forward."),
+    output: OutputFormat = typer.Option(OutputFormat.text, "-o", "--output", help="text or json."),
+) -> None:
+    """Check that a stack is deployed, ready and routed, from the same plan `render` builds.
+
+    Checks the three Helm releases, the prefill/decode Deployments (planned replicas ready; pods
+    with the planned image, GPU and RDMA resources and the pool's labels), the scheduler (EPP),
+    the InferencePool selecting ready pods of each role, the Gateway (Programmed, with an address)
+    and the HTTPRoute (Accepted, ResolvedRefs). Unhealthy pods come with events, log lines and a
+    fix. Exit 0 only when every check passes.
+    """
+    plan = _plan(stack)
+    box = _toolbox(cluster)
+    code = _run_verify(plan, box, wait=wait, timeout=_duration(timeout), smoke=smoke, endpoint=endpoint, port_forward=port_forward, output=output)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command(epilog="Examples:\n\n  llmdctl doctor -e amd\n\n  llmdctl doctor -e gh200 --kube-context edge -o json")
+@stack_inputs
+@cluster_inputs
+def doctor(
+    stack: dict,
+    cluster: dict,
+    output: OutputFormat = typer.Option(OutputFormat.text, "-o", "--output", help="text or json."),
+) -> None:
+    """Check a cluster before apply: tools, API server, CRDs, GatewayClass, GPU/RDMA capacity, HF Secret.
+
+    Reads only. Capacity is checked for the layout you ask for (same inputs as render): every
+    prefill and decode pod must fit on one node's allocatable accelerators (and RDMA resource).
+    Exit 1 when anything fails; warnings alone exit 0.
+    """
+    from .health import FAIL, doctor as run_doctor
+    from .tools import check_tools
+
+    plan = _plan(stack)
+    box = _toolbox(cluster)
+    tool_checks = check_tools(box, ("helmfile", "helm", "kubectl", "helm-diff"))
+    checks = run_doctor(_kube(box), plan, tool_checks)
+    failed = [c for c in checks if c.status == FAIL]
+    if output == OutputFormat.json:
+        sys.stdout.write(json.dumps({"ok": not failed, "context": box.context, "checks": [c.as_dict() for c in checks]}, indent=2) + "\n")
+    else:
+        _print_checks(f"doctor: {plan.hardware} + {plan.gateway} in {box.context}/{plan.namespace}", checks)
+        _err("ready to apply" if not failed else f"{len(failed)} check(s) failed: fix them before llmdctl apply")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command(epilog="Examples:\n\n  llmdctl diff -e amd\n\n  RELEASE_NAME_POSTFIX=pd-2 llmdctl diff --decode 2xTP4 | less")

@@ -387,3 +387,45 @@ def require_tools(box: Toolbox, tools: tuple[str, ...]) -> list[ToolCheck]:
         if c.status == "fail":
             raise ToolMissing(c.message, hint=c.fix)
     return checks
+
+
+class PortForward:
+    """`kubectl port-forward` to a Service on a free local port, closed on exit."""
+
+    def __init__(self, box: Toolbox, namespace: str, service: str, remote_port: int, timeout: float = 20.0):
+        self.box, self.namespace, self.service, self.remote, self.timeout = box, namespace, service, remote_port, timeout
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+
+    def __enter__(self) -> "PortForward":
+        cmd = Command("kubectl", ("port-forward", "--namespace", self.namespace, f"service/{self.service}", f"0:{self.remote}"),
+                      f"port-forward to {self.service}")
+        self.proc = subprocess.Popen(cmd.argv(self.box), env=self.box.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, text=True)
+        found: list[str] = []
+
+        def read():
+            for line in self.proc.stdout:
+                m = re.search(r"Forwarding from (127\.0\.0\.1|\[::1\]):(\d+)", line)
+                if m and not found:
+                    found.append(m.group(2))
+
+        threading.Thread(target=read, daemon=True).start()
+        deadline = time.monotonic() + self.timeout
+        while not found and time.monotonic() < deadline and self.proc.poll() is None:
+            time.sleep(0.02)
+        if not found:
+            err = self.proc.stderr.read() if self.proc.poll() is not None else ""
+            self.__exit__()
+            raise StepFailed(f"{cmd.display(self.box)} did not start forwarding" + (f": {err.strip()[-300:]}" if err else ""),
+                             returncode=1, stderr_tail=err.splitlines()[-5:], hint="pass --endpoint URL to use another way in")
+        self.url = f"http://127.0.0.1:{found[0]}"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()

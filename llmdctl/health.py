@@ -1,0 +1,738 @@
+"""verify, doctor and the smoke test: what a healthy stack looks like, read from the plan.
+
+Split in two on purpose: ``observe_*`` make a small, fixed number of API calls and return plain
+dicts; ``evaluate_*`` / ``diagnose`` are pure functions from (plan, observations) to checks, so
+every verdict and hint is testable from fixtures. No name is hard-coded here: Deployments, pool,
+Gateway, route, labels, images and resources all come from the plan ``render`` builds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .compose import Plan
+from .kube import (
+    CRDS, DEPLOYMENTS, EVENTS, GATEWAYCLASSES, GATEWAYS, HTTPROUTES, NAMESPACES, NODES, PODS, SECRETS,
+    Kube, KubeError, inference_pools,
+)
+
+PASS, FAIL, PENDING, WARN = "pass", "fail", "pending", "warn"
+ROLE_LABEL = "llm-d.ai/role"
+NATIVE_SIDECAR_MIN = (1, 33)
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # pass | fail | pending | warn
+    observed: str
+    expected: str = ""
+    hint: str = ""
+    details: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "status": self.status, "observed": self.observed, "expected": self.expected,
+                "hint": self.hint, "details": self.details}
+
+
+def pool_api_version(plan: Plan) -> str:
+    pool = plan.release("gaie").values.get("inferencePool") or {}
+    dialect = plan.release_info.dialect["poolApiVersion"]
+    return pool.get("apiVersion") or dialect.get(plan.gateway, dialect["default"])
+
+
+def selector_text(labels: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in labels.items())
+
+
+def _cond(obj: dict | None, kind: str, conditions_at=("status", "conditions")) -> dict | None:
+    node = obj or {}
+    for key in conditions_at:
+        node = (node or {}).get(key) or {}
+    for c in node or []:
+        if c.get("type") == kind:
+            return c
+    return None
+
+
+def pod_ready(pod: dict) -> bool:
+    c = _cond(pod, "Ready")
+    return bool(c and c.get("status") == "True")
+
+
+def _role(pod: dict) -> str | None:
+    return ((pod.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL)
+
+
+# --- verify: observe -------------------------------------------------------------------------
+
+
+@dataclass
+class Observed:
+    releases: list[dict]
+    deployments: dict[str, dict]
+    pods: list[dict]
+    pool: dict | None
+    gateway: dict | None
+    route: dict | None
+    errors: dict[str, str] = field(default_factory=dict)  # what could not be read, and why
+
+
+def observe_stack(kube: Kube, plan: Plan) -> Observed:
+    """Six API calls, whatever the stack's size: lists by label selector, gets by name."""
+    ns, n = plan.namespace, plan.names
+    errors: dict[str, str] = {}
+
+    def read(what: str, fn, default):
+        try:
+            return fn()
+        except KubeError as exc:
+            if exc.status == 0:
+                raise
+            errors[what] = exc.message
+            return default
+
+    releases = read("releases", lambda: kube.list(SECRETS, ns, labels=f"owner=helm,name in ({n['infra']},{n['gaie']},{n['ms']})"), [])
+    deployments = read("deployments", lambda: {d["metadata"]["name"]: d for d in kube.list(DEPLOYMENTS, ns)}, {})
+    pods = read("pods", lambda: kube.list(PODS, ns, labels=selector_text(plan.pool_selector)), [])
+    pool = read("pool", lambda: kube.get(inference_pools(pool_api_version(plan)), n["pool"], ns), None)
+    gateway = read("gateway", lambda: kube.get(GATEWAYS, n["gateway"], ns), None)
+    route = read("route", lambda: kube.get(HTTPROUTES, n["route"], ns), None)
+    return Observed(releases, deployments, pods, pool, gateway, route, errors)
+
+
+# --- verify: evaluate (pure) -------------------------------------------------------------------
+
+
+def evaluate_stack(plan: Plan, obs: Observed) -> list[Check]:
+    checks = _release_checks(plan, obs)
+    for role in plan.roles.values():
+        checks.append(_deployment_check(role.deployment, role.replicas, obs, what=f"{role.role} Deployment"))
+        checks.append(_pods_check(plan, role, obs))
+    checks.append(_deployment_check(plan.names["epp"], 1, obs, what="scheduler (EPP) Deployment", at_least=True))
+    checks.append(_pool_check(plan, obs))
+    checks.append(_gateway_check(plan, obs))
+    checks.append(_route_check(plan, obs))
+    return checks
+
+
+def _unreadable(name: str, why: str) -> Check:
+    hint = "the current user may not read this; `kubectl auth can-i` shows what is allowed" if "403" in why else ""
+    return Check(name, FAIL, f"could not read: {why}", hint=hint)
+
+
+def _release_checks(plan: Plan, obs: Observed) -> list[Check]:
+    if "releases" in obs.errors:
+        return [_unreadable("helm releases", obs.errors["releases"])]
+    latest: dict[str, dict] = {}
+    for secret in obs.releases:
+        labels = secret["metadata"].get("labels") or {}
+        name, rev = labels.get("name"), int(labels.get("version", "0") or 0)
+        if name and (name not in latest or rev > int(latest[name]["version"])):
+            latest[name] = labels
+    checks = []
+    for rel in plan.releases:
+        rec = latest.get(rel.name)
+        if rec is None:
+            checks.append(Check(f"release {rel.name}", FAIL, "not installed", "deployed", hint="llmdctl apply (same inputs) installs it"))
+            continue
+        status = rec.get("status", "unknown")
+        state = PASS if status == "deployed" else PENDING if status.startswith("pending") else FAIL
+        hint = "" if state != FAIL else f"helm history {rel.name} -n {plan.namespace} shows why; llmdctl apply retries"
+        checks.append(Check(f"release {rel.name}", state, f"{status}, revision {rec.get('version')}", "deployed", hint=hint))
+    return checks
+
+
+def _deployment_check(name: str, replicas: int, obs: Observed, *, what: str, at_least: bool = False) -> Check:
+    label = f"{what} {name}"
+    if "deployments" in obs.errors:
+        return _unreadable(label, obs.errors["deployments"])
+    dep = obs.deployments.get(name)
+    expected = f"{replicas}{'+' if at_least else ''} ready"
+    if dep is None:
+        return Check(label, FAIL, "missing", expected, hint="the release did not create it: check `llmdctl status` and the values")
+    spec = int((dep.get("spec") or {}).get("replicas", 1))
+    ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
+    if not at_least and spec != replicas:
+        return Check(label, FAIL, f"spec.replicas {spec}", f"{replicas} (planned)", hint="someone scaled it or the values differ: llmdctl apply restores the plan")
+    if ready >= (replicas if not at_least else 1) and ready >= spec:
+        return Check(label, PASS, f"{ready}/{spec} ready", expected)
+    return Check(label, PENDING, f"{ready}/{spec} ready", expected)
+
+
+def _container(pod_or_template: dict, name: str = "vllm") -> dict:
+    containers = (pod_or_template.get("spec") or {}).get("containers") or []
+    return next((c for c in containers if c.get("name") == name), containers[0] if containers else {})
+
+
+def _pods_check(plan: Plan, role, obs: Observed) -> Check:
+    label = f"{role.role} pods"
+    if "pods" in obs.errors:
+        return _unreadable(label, obs.errors["pods"])
+    pods = [p for p in obs.pods if _role(p) == role.role]
+    expected_parts = [f"{role.replicas} pods with the pool's labels", f"image {role.image}"]
+    if role.accelerator_resource:
+        expected_parts.append(f"{role.accelerator_resource}: {role.gpus_per_pod}")
+    if role.rdma:
+        expected_parts.append(f"{role.rdma['resource']}: {role.rdma.get('count', 1)}")
+    expected = ", ".join(expected_parts)
+    if not pods:
+        dep = obs.deployments.get(role.deployment)
+        if dep is not None:
+            template = ((dep.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
+            missing = {k: v for k, v in plan.pool_selector.items() if template.get(k) != v}
+            if missing:
+                return Check(label, FAIL, f"the pod template lacks the pool's labels {selector_text(missing)}", expected,
+                             hint="the InferencePool will never route to these pods: re-render and apply so labels and selector agree")
+        return Check(label, PENDING, "no pods yet", expected)
+    problems = []
+    for pod in pods:
+        c = _container(pod)
+        limits = (c.get("resources") or {}).get("limits") or {}
+        pname = pod["metadata"]["name"]
+        if role.image and c.get("image") != role.image:
+            problems.append(f"{pname}: image {c.get('image')}")
+        if role.accelerator_resource and str(limits.get(role.accelerator_resource)) != str(role.gpus_per_pod):
+            problems.append(f"{pname}: {role.accelerator_resource} {limits.get(role.accelerator_resource, 'not requested')}")
+        if role.rdma and str(limits.get(role.rdma["resource"])) != str(role.rdma.get("count", 1)):
+            problems.append(f"{pname}: {role.rdma['resource']} {limits.get(role.rdma['resource'], 'not requested')}")
+    if problems:
+        return Check(label, FAIL, "; ".join(problems[:4]) + (f" (+{len(problems) - 4} more)" if len(problems) > 4 else ""), expected,
+                     hint="the running pods differ from the plan: llmdctl diff shows how, llmdctl apply converges")
+    ready = sum(pod_ready(p) for p in pods)
+    observed = f"{ready}/{len(pods)} ready, resources and image as planned"
+    return Check(label, PASS if ready >= role.replicas else PENDING, observed, expected)
+
+
+def _pool_check(plan: Plan, obs: Observed) -> Check:
+    label = f"InferencePool {plan.names['pool']}"
+    if "pool" in obs.errors:
+        return _unreadable(label, obs.errors["pool"])
+    if obs.pool is None:
+        return Check(label, FAIL, "missing", f"{pool_api_version(plan)} InferencePool",
+                     hint="the InferencePool CRD version may not be installed (llmdctl doctor checks it)")
+    spec = obs.pool.get("spec") or {}
+    selector = spec.get("selector") or {}
+    match = selector.get("matchLabels", selector) if isinstance(selector, dict) else {}
+    expected = "selects >= 1 ready pod of " + " and ".join(plan.roles)
+    counts = {}
+    for role in plan.roles:
+        counts[role] = sum(1 for p in obs.pods if _role(p) == role and pod_ready(p)
+                           and all(((p["metadata"].get("labels") or {}).get(k) == v) for k, v in match.items()))
+    observed = ", ".join(f"{r} {c} ready" for r, c in counts.items()) + f" (selector {selector_text(match)})"
+    if match != plan.pool_selector:
+        return Check(label, FAIL, f"selector {selector_text(match)}", f"selector {selector_text(plan.pool_selector)}",
+                     hint="the pool selects other pods than this stack's: re-apply the gaie release")
+    if all(counts.values()):
+        return Check(label, PASS, observed, expected)
+    return Check(label, PENDING, observed, expected)
+
+
+def _gateway_check(plan: Plan, obs: Observed) -> Check:
+    label = f"Gateway {plan.names['gateway']}"
+    if "gateway" in obs.errors:
+        return _unreadable(label, obs.errors["gateway"])
+    if obs.gateway is None:
+        return Check(label, FAIL, "missing", "Programmed with an address", hint=f"the infra release should create it; llmdctl status")
+    programmed = _cond(obs.gateway, "Programmed")
+    addresses = [a.get("value") for a in (obs.gateway.get("status") or {}).get("addresses") or [] if a.get("value")]
+    if programmed and programmed.get("status") == "True" and addresses:
+        return Check(label, PASS, f"Programmed, address {addresses[0]}", "Programmed with an address")
+    if programmed and programmed.get("status") == "False":
+        return Check(label, FAIL, f"Programmed=False: {programmed.get('reason')}: {programmed.get('message', '')}".rstrip(": "),
+                     "Programmed with an address", hint=f"is the {plan.gateway_facts['provider']} gateway controller installed and the GatewayClass {plan.gateway_facts.get('className')} accepted? llmdctl doctor")
+    return Check(label, PENDING, "Programmed" + ("" if programmed else " not reported yet") + ("" if addresses else ", no address yet"), "Programmed with an address")
+
+
+def _route_check(plan: Plan, obs: Observed) -> Check:
+    label = f"HTTPRoute {plan.names['route']}"
+    if "route" in obs.errors:
+        return _unreadable(label, obs.errors["route"])
+    expected = f"Accepted and ResolvedRefs by {plan.names['gateway']}"
+    if obs.route is None:
+        return Check(label, FAIL, "missing", expected, hint=f"kubectl apply -n {plan.namespace} -f httproute.yaml from the bundle, or llmdctl apply")
+    parents = (obs.route.get("status") or {}).get("parents") or []
+    ours = [p for p in parents if (p.get("parentRef") or {}).get("name") == plan.names["gateway"]]
+    if not ours:
+        others = sorted({(p.get("parentRef") or {}).get("name", "?") for p in parents})
+        refs = [r.get("name") for r in (obs.route.get("spec") or {}).get("parentRefs") or []]
+        if refs and plan.names["gateway"] not in refs:
+            return Check(label, FAIL, f"points at Gateway {', '.join(refs)}", expected, hint="the route names another stack's Gateway: re-apply this stack's httproute.yaml")
+        return Check(label, PENDING if not others else FAIL, "no status from the Gateway yet" if not others else f"status only from {', '.join(others)}", expected)
+    conds = {c.get("type"): c for c in ours[0].get("conditions") or []}
+    bad = [c for t, c in conds.items() if t in ("Accepted", "ResolvedRefs") and c.get("status") == "False"]
+    if bad:
+        return Check(label, FAIL, "; ".join(f"{c['type']}=False ({c.get('reason')}: {c.get('message', '')})" for c in bad), expected,
+                     hint="ResolvedRefs=False usually means the InferencePool backend is missing or of an API version the gateway does not support")
+    if all(conds.get(t, {}).get("status") == "True" for t in ("Accepted", "ResolvedRefs")):
+        return Check(label, PASS, "Accepted, ResolvedRefs", expected)
+    return Check(label, PENDING, ", ".join(f"{t}={conds[t].get('status')}" for t in ("Accepted", "ResolvedRefs") if t in conds) or "no conditions yet", expected)
+
+
+# --- diagnostics ---------------------------------------------------------------------------
+
+
+@dataclass
+class Diagnosis:
+    pod: str
+    role: str | None
+    summary: str
+    events: list[str]
+    logs: list[str]
+    hints: list[str]
+
+    def as_dict(self) -> dict:
+        return {"pod": self.pod, "role": self.role, "summary": self.summary, "events": self.events, "logs": self.logs, "hints": self.hints}
+
+
+def pod_summary(pod: dict) -> tuple[str, list[tuple[str, str, str]], str | None]:
+    """('Pending, Init:0/1, routing-proxy: ...', [(container, reason, message)], container whose logs matter)."""
+    status = pod.get("status") or {}
+    phase = status.get("phase", "Unknown")
+    reasons, log_container = [], None
+    inits = status.get("initContainerStatuses") or []
+    parts = [phase]
+    if inits and phase == "Pending":
+        done = sum(1 for c in inits if c.get("ready") or ((c.get("state") or {}).get("terminated") or {}).get("exitCode") == 0)
+        if done < len(inits):
+            parts.append(f"Init:{done}/{len(inits)}")
+    for c in inits + (status.get("containerStatuses") or []):
+        state, last = c.get("state") or {}, c.get("lastState") or {}
+        waiting, terminated = state.get("waiting"), (last.get("terminated") or state.get("terminated"))
+        if waiting and waiting.get("reason") not in (None, "PodInitializing", "ContainerCreating"):
+            reasons.append((c["name"], waiting["reason"], waiting.get("message", "")))
+            if waiting["reason"] in ("CrashLoopBackOff", "Error", "RunContainerError"):
+                log_container = c["name"]
+        if terminated and terminated.get("reason") in ("OOMKilled", "Error"):
+            reasons.append((c["name"], terminated["reason"], f"exit code {terminated.get('exitCode')}"))
+            log_container = log_container or c["name"]
+    parts += [f"{name}: {reason}" for name, reason, _ in reasons]
+    return ", ".join(parts), reasons, log_container
+
+
+def diagnose_pod(plan: Plan, pod: dict, events: list[dict], logs: list[str], *, hf_secret_present: bool | None,
+                 server_version: tuple[int, int] | None) -> Diagnosis:
+    """Phase, waiting reasons, last events and log lines of one unhealthy pod, with hints for known causes."""
+    name = pod["metadata"]["name"]
+    summary, reasons, _ = pod_summary(pod)
+    ev = [e for e in events if (e.get("involvedObject") or {}).get("name") == name]
+    ev.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    event_lines = [f"{e.get('type', '')} {e.get('reason', '')}: {e.get('message', '')}".strip() for e in ev[-5:]]
+    hints: list[str] = []
+    ns, secret = plan.namespace, plan.hf_secret
+    text = " ".join(m for _, _, m in reasons) + " " + " ".join(event_lines)
+    reason_set = {r for _, r, _ in reasons}
+    if "CreateContainerConfigError" in reason_set and (secret in text or hf_secret_present is False):
+        hints.append(f"the Secret {secret} (key HF_TOKEN) is missing in {ns}; create it with:\n"
+                     f'  kubectl create secret generic {secret} --namespace {ns} --from-literal=HF_TOKEN="$HF_TOKEN"')
+    role = plan.roles.get(_role(pod) or "")
+    for line in event_lines:
+        if "Insufficient" not in line and "untolerated" not in line:
+            continue
+        accel = role.accelerator_resource if role else None
+        if accel and f"Insufficient {accel}" in line:
+            hints.append(f"no node has {role.gpus_per_pod} free {accel} for a {role.role} pod: shrink the layout "
+                         f"(--{role.role} NxTPm), free GPUs, or pick the profile for your hardware (llmdctl profiles); llmdctl doctor shows capacity")
+        if "Insufficient rdma/" in line or (role and role.rdma and f"Insufficient {role.rdma['resource']}" in line):
+            res = role.rdma["resource"] if role and role.rdma else "rdma/*"
+            hints.append(f"no node advertises {res}: pass --rdma-resource NAME[=N] with the resource your RDMA device plugin "
+                         "advertises (kubectl get nodes -o json | jq '.items[].status.allocatable'), -e host-network, or --rdma-resource none for TCP")
+    if reason_set & {"ImagePullBackOff", "ErrImagePull", "InvalidImageName"}:
+        images = ", ".join(sorted({c.get("image", "?") for c in (pod.get("spec") or {}).get("containers") or []}))
+        hints.append(f"the image cannot be pulled ({images}): check the tag exists for this --llmd-version and that the "
+                     "nodes can reach the registry (imagePullSecrets for private mirrors)")
+    if "OOMKilled" in reason_set:
+        hints.append("a container ran out of memory: raise its memory limit (--set ms.<role>.containers[0].resources.limits.memory=...) "
+                     "or lower --max-model-len / gpu memory utilisation")
+    if "Init:" in summary and server_version and server_version < NATIVE_SIDECAR_MIN:
+        hints.append(f"the routing sidecar is a native sidecar (an init container with restartPolicy: Always); this cluster runs "
+                     f"Kubernetes {server_version[0]}.{server_version[1]}, and llm-d needs {NATIVE_SIDECAR_MIN[0]}.{NATIVE_SIDECAR_MIN[1]}+ for it")
+    return Diagnosis(name, _role(pod), summary, event_lines, logs, hints)
+
+
+def collect_diagnostics(kube: Kube, plan: Plan, obs: Observed, limit: int = 6) -> list[Diagnosis]:
+    """For each unhealthy pod (at most ``limit``): events, log tail and hints; a few extra calls."""
+    sick = [p for p in obs.pods if not pod_ready(p)]
+    if not sick:
+        return []
+    try:
+        events = kube.list(EVENTS, plan.namespace, fields="involvedObject.kind=Pod")
+    except KubeError:
+        events = []
+    try:
+        secret = kube.get(SECRETS, plan.hf_secret, plan.namespace)
+        hf_present = bool(secret and "HF_TOKEN" in (secret.get("data") or {}))
+        del secret  # the token is never kept or shown
+    except KubeError:
+        hf_present = None
+    try:
+        from .tools import version_tuple
+
+        v = version_tuple(kube.version().get("gitVersion", ""))
+        server = (v[0], v[1]) if v else None
+    except KubeError:
+        server = None
+    out = []
+    for pod in sick[:limit]:
+        _, reasons, container = pod_summary(pod)
+        logs: list[str] = []
+        if container:
+            try:
+                previous = any(r in ("CrashLoopBackOff", "OOMKilled", "Error") for _, r, _ in reasons)
+                logs = kube.pod_log(plan.namespace, pod["metadata"]["name"], container, tail=15, previous=previous).splitlines()[-15:]
+            except KubeError as exc:
+                logs = [f"(logs unavailable: {exc.message})"]
+        out.append(diagnose_pod(plan, pod, events, logs, hf_secret_present=hf_present, server_version=server))
+    return out
+
+
+# --- verify --wait ---------------------------------------------------------------------------
+
+
+def progress_line(plan: Plan, checks: list[Check], obs: Observed) -> str:
+    parts = []
+    for role in plan.roles.values():
+        pods = [p for p in obs.pods if _role(p) == role.role]
+        parts.append(f"{role.role} {sum(pod_ready(p) for p in pods)}/{role.replicas} ready")
+    waiting = [c.name for c in checks if c.status != PASS and not c.name.endswith(" pods") and "Deployment" not in c.name]
+    return ", ".join(parts) + (f"; waiting for: {', '.join(waiting)}" if waiting else "")
+
+
+class Watcher:
+    """Background watches on what verify reads; ``changed`` is set on every event."""
+
+    def __init__(self, kube: Kube, plan: Plan):
+        self.kube, self.plan = kube, plan
+        self.changed = threading.Event()
+        self.stop = threading.Event()
+        n, ns = plan.names, plan.namespace
+        self.targets = [
+            (PODS, ns, selector_text(plan.pool_selector), None),
+            (DEPLOYMENTS, ns, None, None),
+            (GATEWAYS, ns, None, f"metadata.name={n['gateway']}"),
+            (HTTPROUTES, ns, None, f"metadata.name={n['route']}"),
+            (SECRETS, ns, f"owner=helm,name in ({n['infra']},{n['gaie']},{n['ms']})", None),
+        ]
+        self.threads = [threading.Thread(target=self._run, args=t, daemon=True) for t in self.targets]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+
+    def _run(self, res, ns, labels, fields) -> None:
+        while not self.stop.is_set():
+            try:
+                for _type, _obj in self.kube.watch(res, ns, labels=labels, fields=fields, timeout_seconds=30, stop=self.stop):
+                    self.changed.set()
+                    if self.stop.is_set():
+                        return
+            except Exception:  # a watch that fails (403, dropped connection) falls back to the periodic re-check
+                if self.stop.wait(2.0):
+                    return
+
+
+def verify(kube: Kube, plan: Plan, *, wait: bool, timeout: float, say, recheck: float = 5.0) -> tuple[list[Check], Observed, float]:
+    """Evaluate once, or (wait) re-evaluate on every watch event until all pass or time runs out.
+
+    Returns the checks, the last observations and the seconds spent waiting."""
+    started = time.monotonic()
+    obs = observe_stack(kube, plan)
+    checks = evaluate_stack(plan, obs)
+    if not wait or all(c.status == PASS for c in checks):
+        return checks, obs, time.monotonic() - started
+    last_line, told = "", set()
+    with Watcher(kube, plan) as watcher:
+        while True:
+            line = progress_line(plan, checks, obs)
+            if line != last_line:
+                say(f"[{time.monotonic() - started:5.0f}s] {line}")
+                last_line = line
+            for diag in _new_trouble(kube, plan, obs, told):
+                say(f"  {diag.pod}: {diag.summary}" + "".join(f"\n    hint: {h}" for h in diag.hints))
+            remaining = timeout - (time.monotonic() - started)
+            if remaining <= 0:
+                return checks, obs, time.monotonic() - started
+            watcher.changed.wait(min(recheck, remaining))
+            watcher.changed.clear()
+            obs = observe_stack(kube, plan)
+            checks = evaluate_stack(plan, obs)
+            if all(c.status == PASS for c in checks):
+                return checks, obs, time.monotonic() - started
+
+
+def _new_trouble(kube: Kube, plan: Plan, obs: Observed, told: set) -> list[Diagnosis]:
+    """Diagnose pods with a (new) waiting reason once, so --wait explains a stall while it waits."""
+    fresh = []
+    for pod in obs.pods:
+        summary, reasons, _ = pod_summary(pod)
+        key = (pod["metadata"]["name"], tuple(r for _, r, _ in reasons))
+        if reasons and key not in told:
+            told.add(key)
+            fresh.append(pod)
+    if not fresh:
+        return []
+    sub = Observed(obs.releases, obs.deployments, fresh, obs.pool, obs.gateway, obs.route)
+    return collect_diagnostics(kube, plan, sub)
+
+
+# --- doctor ----------------------------------------------------------------------------------
+
+
+def _qty(value) -> int:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def evaluate_capacity(plan: Plan, nodes: list[dict]) -> list[Check]:
+    """Do the planned pods fit on the nodes' allocatable accelerators (and RDMA), one pod per node slot?"""
+    checks = []
+    pods = []
+    for role in plan.roles.values():
+        pods += [(role.role, role.gpus_per_pod, role.rdma.get("count", 1) if role.rdma else 0)] * role.replicas
+    accel = next((r.accelerator_resource for r in plan.roles.values() if r.accelerator_resource), None)
+    if not accel:
+        return [Check("accelerators", PASS, "no accelerator requested")]
+    rdma = next((r.rdma["resource"] for r in plan.roles.values() if r.rdma), None)
+    usable = [n for n in nodes if not (n.get("spec") or {}).get("unschedulable")]
+    free = {n["metadata"]["name"]: [_qty((n.get("status") or {}).get("allocatable", {}).get(accel)),
+                                    _qty((n.get("status") or {}).get("allocatable", {}).get(rdma)) if rdma else 0] for n in usable}
+    total = sum(v[0] for v in free.values())
+    need = sum(p[1] for p in pods)
+    layout = " + ".join(f"{r.replicas} {r.role} x {r.gpus_per_pod}" for r in plan.roles.values())
+    unplaced = []
+    for role, gpus, nics in sorted(pods, key=lambda p: -p[1]):  # first fit, biggest pods first
+        node = next((k for k, v in free.items() if v[0] >= gpus and (not rdma or v[1] >= nics)), None)
+        if node is None:
+            unplaced.append(role)
+        else:
+            free[node][0] -= gpus
+            free[node][1] -= nics
+    observed = f"{total} allocatable {accel} on {sum(1 for n in usable if _qty((n.get('status') or {}).get('allocatable', {}).get(accel)))} of {len(usable)} schedulable nodes"
+    if not unplaced:
+        checks.append(Check(f"capacity {accel}", PASS, observed, f"{layout} = {need} {accel}"))
+    else:
+        fix = (f"no node offers {accel}: pick the profile for your GPUs (llmdctl profiles; e.g. -e nvidia-ib for nvidia.com/gpu, -e amd for amd.com/gpu) "
+               "or install the device plugin") if total == 0 else \
+              f"shrink the layout (--prefill/--decode NxTPm) or free {accel}: {len(unplaced)} pod(s) do not fit ({', '.join(sorted(set(unplaced)))})"
+        checks.append(Check(f"capacity {accel}", FAIL, observed, f"{layout} = {need} {accel}", hint=fix))
+    if rdma:
+        with_rdma = [n["metadata"]["name"] for n in usable if _qty((n.get("status") or {}).get("allocatable", {}).get(rdma))]
+        if with_rdma:
+            checks.append(Check(f"RDMA {rdma}", PASS, f"advertised by {len(with_rdma)} node(s)", f"{rdma} on GPU nodes"))
+        else:
+            checks.append(Check(f"RDMA {rdma}", FAIL, "no node advertises it", f"{rdma} on GPU nodes",
+                                hint="pass --rdma-resource NAME[=N] with what your RDMA device plugin advertises, -e host-network, or --rdma-resource none (TCP)"))
+    ts = plan.hardware_facts.get("timeSlicing")
+    if ts:
+        want = ts.get("replicas", 2)
+        sliced = [n for n in usable if (n["metadata"].get("labels") or {}).get("nvidia.com/gpu.replicas")]
+        best = max((_qty((n["metadata"].get("labels") or {}).get("nvidia.com/gpu.replicas")) for n in sliced), default=0)
+        if best >= want:
+            checks.append(Check("GPU time-slicing", PASS, f"nvidia.com/gpu.replicas={best}", f">= {want} replicas per GPU"))
+        else:
+            checks.append(Check("GPU time-slicing", FAIL if not sliced else WARN, f"nvidia.com/gpu.replicas={best or 'not set'}", f">= {want} replicas per GPU",
+                                hint=f"configure the NVIDIA device plugin with sharing.timeSlicing.resources [{{name: nvidia.com/gpu, replicas: {want}}}]"))
+    return checks
+
+
+def provider_crds(plan: Plan) -> list[str]:
+    crds = []
+    if plan.gateway_facts.get("destinationRule"):
+        crds.append("destinationrules.networking.istio.io")
+    return crds
+
+
+def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
+    checks = [Check(f"tool {t.tool}", t.status, t.message, f">= v{'.'.join(map(str, t.minimum))}", hint=t.fix) for t in tool_checks]
+    try:
+        version = kube.version()
+    except KubeError as exc:
+        checks.append(Check("cluster", FAIL, exc.message, "reachable", hint=exc.hint or "check --kube-context / --kubeconfig"))
+        return checks
+    from .tools import version_tuple
+
+    v = version_tuple(version.get("gitVersion", ""))
+    ok = v is not None and (v[0], v[1]) >= NATIVE_SIDECAR_MIN
+    checks.append(Check("cluster version", PASS if ok else WARN, version.get("gitVersion", "unknown"), f">= {NATIVE_SIDECAR_MIN[0]}.{NATIVE_SIDECAR_MIN[1]}",
+                        hint="" if ok else "V-31: the routing sidecar is a native sidecar; decode pods may stay in Init:0/1"))
+
+    def guarded(name: str, fn):
+        try:
+            checks.extend(fn())
+        except KubeError as exc:
+            checks.append(Check(name, FAIL if exc.status != 403 else WARN, exc.message,
+                                hint="the current user may not read this (kubectl auth can-i)" if exc.status == 403 else ""))
+
+    def crd_checks():
+        present = {c["metadata"]["name"]: c for c in kube.list(CRDS)}
+        pool_group, pool_version = pool_api_version(plan).split("/")
+        wanted = [("gateways.gateway.networking.k8s.io", "v1"), ("httproutes.gateway.networking.k8s.io", "v1"),
+                  (f"inferencepools.{pool_group}", pool_version)] + [(n, None) for n in provider_crds(plan)]
+        out = []
+        for name, version_needed in wanted:
+            crd = present.get(name)
+            served = [v["name"] for v in (crd or {}).get("spec", {}).get("versions", []) if v.get("served")]
+            if crd is None:
+                out.append(Check(f"CRD {name}", FAIL, "not installed", version_needed or "installed", hint=_crd_fix(name, plan)))
+            elif version_needed and version_needed not in served:
+                out.append(Check(f"CRD {name}", FAIL, f"serves {', '.join(served)}", version_needed, hint=_crd_fix(name, plan)))
+            else:
+                out.append(Check(f"CRD {name}", PASS, f"serves {', '.join(served)}", version_needed or "installed"))
+        return out
+
+    def class_checks():
+        name = plan.gateway_facts.get("className")
+        gc = kube.get(GATEWAYCLASSES, name)
+        if gc is None:
+            return [Check(f"GatewayClass {name}", FAIL, "missing", "Accepted", hint=f"install the {plan.gateway_facts['provider']} gateway control plane (see the bundle README prerequisites)")]
+        acc = _cond(gc, "Accepted")
+        ok = acc is not None and acc.get("status") == "True"
+        return [Check(f"GatewayClass {name}", PASS if ok else WARN, "Accepted" if ok else f"Accepted={acc.get('status') if acc else 'not reported'}", "Accepted")]
+
+    def namespace_checks():
+        ns = kube.get(NAMESPACES, plan.namespace)
+        if ns is None:
+            return [Check(f"namespace {plan.namespace}", WARN, "missing", "exists", hint=f"llmdctl apply --create-namespace, or kubectl create namespace {plan.namespace}"),
+                    Check(f"Secret {plan.hf_secret}", FAIL, "missing (no namespace)", "key HF_TOKEN", hint=_secret_fix(plan))]
+        secret = kube.get(SECRETS, plan.hf_secret, plan.namespace)
+        has_key = bool(secret and "HF_TOKEN" in (secret.get("data") or {}))
+        del secret  # never kept, never printed
+        out = [Check(f"namespace {plan.namespace}", PASS, "exists", "exists")]
+        if has_key:
+            out.append(Check(f"Secret {plan.hf_secret}", PASS, "has key HF_TOKEN", "key HF_TOKEN"))
+        else:
+            out.append(Check(f"Secret {plan.hf_secret}", FAIL, "missing or without key HF_TOKEN", "key HF_TOKEN", hint=_secret_fix(plan)))
+        return out
+
+    guarded("CRDs", crd_checks)
+    guarded("GatewayClass", class_checks)
+    guarded("nodes", lambda: evaluate_capacity(plan, kube.list(NODES)))
+    guarded("namespace", namespace_checks)
+    return checks
+
+
+def _secret_fix(plan: Plan) -> str:
+    return f'kubectl create secret generic {plan.hf_secret} --namespace {plan.namespace} --from-literal=HF_TOKEN="$HF_TOKEN"'
+
+
+def _crd_fix(name: str, plan: Plan) -> str:
+    pre = plan.release_info.prerequisites
+    if name.endswith("gateway.networking.k8s.io"):
+        return f"install the Gateway API CRDs {pre.get('gatewayApiCrds', '')}: kubectl apply -f https://github.com/kubernetes-sigs/gateway-api/releases/download/{pre.get('gatewayApiCrds', 'v1.5.1')}/standard-install.yaml"
+    if name.startswith("inferencepools."):
+        v = pre.get("inferenceExtensionCrds", "v1.4.0")
+        return f"install the Inference Extension CRDs {v}: kubectl apply -f https://github.com/kubernetes-sigs/gateway-api-inference-extension/releases/download/{v}/manifests.yaml"
+    return f"install the {plan.gateway_facts['provider']} control plane (its CRDs include {name})"
+
+
+# --- smoke ---------------------------------------------------------------------------------
+
+PREFILL_COUNTER = "vllm:prompt_tokens_total"
+
+
+def metric_sum(text: str, name: str) -> float:
+    """Sum of every series of one counter in Prometheus text format."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (len(line) == len(name) or line[len(name)] in " {"):
+            try:
+                total += float(line.rsplit(" ", 1)[-1])
+            except ValueError:
+                continue
+    return total
+
+
+def prefill_tokens(kube: Kube, plan: Plan, pods: list[dict]) -> tuple[float, list[str]]:
+    """Prompt tokens the prefill pods have processed so far (read through the API server's pod proxy)."""
+    role = plan.roles["prefill"]
+    total, errors = 0.0, []
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        try:
+            total += metric_sum(kube.pod_proxy(plan.namespace, name, role.vllm_port, "metrics"), PREFILL_COUNTER)
+        except KubeError as exc:
+            errors.append(f"{name}: {exc.message}")
+    return total, errors
+
+
+def _http(url: str, body: dict | None = None, timeout: float = 60.0):
+    import json as _json
+    import urllib.request
+
+    data = _json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
+                                 method="POST" if data else "GET")
+    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - the user's own endpoint
+
+
+def smoke(kube: Kube, plan: Plan, endpoint: str, *, timeout: float = 120.0) -> list[Check]:
+    """GET /v1/models and one streamed completion through the gateway; for P/D, prove a prefill pod took part."""
+    import json as _json
+    import secrets as _secrets
+    import urllib.error
+
+    base = endpoint.rstrip("/")
+    model = plan.model["name"]
+    checks: list[Check] = []
+    try:
+        t0 = time.monotonic()
+        with _http(base + "/v1/models", timeout=timeout) as resp:
+            ids = [m.get("id") for m in _json.loads(resp.read()).get("data", [])]
+        ms = (time.monotonic() - t0) * 1000
+        ok = model in ids
+        checks.append(Check("GET /v1/models", PASS if ok else FAIL, f"{', '.join(map(str, ids)) or 'no models'} ({ms:.0f} ms)", model,
+                            hint="" if ok else "the gateway answers but not with this stack's model: is the route on the right Gateway?"))
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        checks.append(Check("GET /v1/models", FAIL, f"{base}: {getattr(exc, 'reason', exc)}", model,
+                            hint="use --endpoint URL, or --port-forward to reach a ClusterIP gateway"))
+        return checks
+    prefill_pods = []
+    if plan.mode == "disaggregated":
+        prefill_pods = [p for p in kube.list(PODS, plan.namespace, labels=selector_text({**plan.pool_selector, ROLE_LABEL: "prefill"})) if pod_ready(p)]
+        before, errors = prefill_tokens(kube, plan, prefill_pods)
+    # A fresh nonce keeps the prompt out of every prefix cache, and enough words clear the
+    # selective-P/D threshold, so the scheduler has every reason to send it through prefill.
+    threshold = (plan.spec.pd_threshold if plan.spec and plan.spec.pd_threshold else 0) or 0
+    prompt = f"[llmdctl smoke {_secrets.token_hex(8)}] " + " ".join(["Describe prefill and decode disaggregation."] * (threshold // 5 + 8))
+    body = {"model": model, "prompt": prompt, "max_tokens": 8, "stream": True, "temperature": 0}
+    try:
+        t0 = time.monotonic()
+        ttft, chunks = None, 0
+        with _http(base + "/v1/completions", body, timeout=timeout) as resp:
+            for raw in resp:
+                line = raw.decode("utf-8", "replace").strip()
+                if not line.startswith("data:") or line == "data: [DONE]":
+                    continue
+                chunks += 1
+                if ttft is None:
+                    ttft = time.monotonic() - t0
+        latency = time.monotonic() - t0
+        if chunks == 0:
+            checks.append(Check("completion", FAIL, "the stream carried no tokens", "a streamed completion"))
+        else:
+            checks.append(Check("completion", PASS, f"{chunks} chunks, time to first token {ttft * 1000:.0f} ms, total {latency * 1000:.0f} ms", "a streamed completion"))
+    except (urllib.error.URLError, OSError) as exc:
+        detail = exc.read().decode("utf-8", "replace")[:300] if isinstance(exc, urllib.error.HTTPError) else ""
+        checks.append(Check("completion", FAIL, f"{getattr(exc, 'reason', exc)} {detail}".strip(), "a streamed completion"))
+        return checks
+    if plan.mode == "disaggregated":
+        after, errors2 = prefill_tokens(kube, plan, prefill_pods)
+        errors += errors2
+        if errors or not prefill_pods:
+            checks.append(Check("request went through prefill", FAIL, "; ".join(errors) or "no ready prefill pod", f"{PREFILL_COUNTER} rises on a prefill pod",
+                                hint="the prefill pods' /metrics could not be read through the API server's pod proxy"))
+        elif after > before:
+            checks.append(Check("request went through prefill", PASS, f"prefill pods processed {after - before:.0f} prompt tokens", f"{PREFILL_COUNTER} rises on a prefill pod"))
+        else:
+            checks.append(Check("request went through prefill", FAIL, f"{PREFILL_COUNTER} unchanged on {len(prefill_pods)} prefill pod(s)", f"{PREFILL_COUNTER} rises on a prefill pod",
+                                hint="decode served the request alone: check the EPP's P/D profile (llmdctl render --print | grep -A20 pluginsCustomConfig), "
+                                     "the routing sidecar's logs on the decode pod, and --pd-threshold"))
+    return checks

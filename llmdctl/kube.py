@@ -1,0 +1,178 @@
+"""The boundary to the Kubernetes API, through the official ``kubernetes`` client.
+
+Imported only by verify and doctor (the client takes a while to import). Everything comes back as
+plain dicts (the API's JSON), so the checks in ``health.py`` read the same shapes as the API docs
+and the test fixtures. Errors become ``KubeError`` with the HTTP status and the server's message.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+
+from .errors import LlmdctlError
+
+
+class KubeError(LlmdctlError):
+    """An API call failed: ``status`` is the HTTP status (0 when the server was not reached)."""
+
+    def __init__(self, message: str, status: int = 0, *, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a kind lives in the API: core (group '') or a named group."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        base = "/api/v1" if not self.group else f"/apis/{self.group}/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        return base + (f"/{name}" if name else "")
+
+
+PODS = Resource("", "v1", "pods")
+SECRETS = Resource("", "v1", "secrets")
+EVENTS = Resource("", "v1", "events")
+NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
+NODES = Resource("", "v1", "nodes", namespaced=False)
+DEPLOYMENTS = Resource("apps", "v1", "deployments")
+GATEWAYS = Resource("gateway.networking.k8s.io", "v1", "gateways")
+HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
+GATEWAYCLASSES = Resource("gateway.networking.k8s.io", "v1", "gatewayclasses", namespaced=False)
+CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
+
+
+def inference_pools(api_version: str) -> Resource:
+    group, version = api_version.split("/")
+    return Resource(group, version, "inferencepools")
+
+
+class Kube:
+    """A small read-only client: get, list (by selector), watch, pod logs, pod proxy, version."""
+
+    def __init__(self, context: str | None = None, kubeconfig: str | None = None, timeout: float = 10.0):
+        try:
+            import kubernetes  # noqa: F401  (heavy: imported here, not at llmdctl start-up)
+            from kubernetes import client, config
+        except ImportError:  # pragma: no cover - a packaging problem
+            raise LlmdctlError("the kubernetes Python package is missing", hint="pip install kubernetes") from None
+        self._client = client
+        self.timeout = timeout
+        cfg = client.Configuration()
+        try:
+            config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg, persist_config=False)
+        except config.ConfigException as exc:
+            try:
+                config.load_incluster_config(client_configuration=cfg)
+            except config.ConfigException:
+                raise LlmdctlError(f"cannot load a kubeconfig: {exc}", hint="pass --kubeconfig FILE / --kube-context NAME, or run inside a cluster") from None
+        cfg.retries = 0
+        self.host = cfg.host
+        self.api = client.ApiClient(cfg)
+        self._lock = threading.Lock()
+        self.calls = 0  # API requests made (benchmarks and tests read this)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _request(self, path: str, query: dict | None = None, *, raw: bool = False, stream: bool = False, timeout: float | None = None):
+        with self._lock:
+            self.calls += 1
+        url = self.host.rstrip("/") + path
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        if params:
+            from urllib.parse import urlencode
+
+            url += "?" + urlencode(params)
+        headers = {"Accept": "application/json" if not raw else "*/*"}
+        auth = self.api.configuration.auth_settings()
+        for setting in auth.values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        import urllib3
+
+        # The client's own connection pool: TLS, client certificates and proxy as in the kubeconfig.
+        pool = self.api.rest_client.pool_manager
+        try:
+            resp = pool.request(
+                "GET", url, headers=headers, preload_content=not stream, retries=False,
+                timeout=urllib3.Timeout(connect=timeout or self.timeout, read=None if stream else (timeout or self.timeout)),
+            )
+        except urllib3.exceptions.HTTPError as exc:  # connection refused, TLS, timeouts
+            raise KubeError(f"GET {path}: {type(exc).__name__}: {_short(exc)}", 0,
+                            hint=f"is the API server at {self.host} reachable with this context?") from None
+        if not 200 <= resp.status <= 299:
+            body = resp.data if not stream else resp.read()
+            raise KubeError(_message(resp.status, body, path), resp.status)
+        if stream:
+            return resp
+        data = resp.data.decode("utf-8", "replace")
+        return data if raw else json.loads(data or "{}")
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def get(self, res: Resource, name: str, namespace: str | None = None) -> dict | None:
+        """The object, or None when it does not exist (404)."""
+        try:
+            return self._request(res.path(namespace, name))
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(self, res: Resource, namespace: str | None = None, *, labels: str | None = None, fields: str | None = None) -> list[dict]:
+        doc = self._request(res.path(namespace), {"labelSelector": labels, "fieldSelector": fields})
+        return list(doc.get("items") or [])
+
+    def version(self) -> dict:
+        return self._request("/version")
+
+    def pod_log(self, namespace: str, pod: str, container: str, *, tail: int = 20, previous: bool = False) -> str:
+        query = {"container": container, "tailLines": str(tail), "previous": "true" if previous else None}
+        return self._request(PODS.path(namespace, pod) + "/log", query, raw=True)
+
+    def pod_proxy(self, namespace: str, pod: str, port: int, path: str) -> str:
+        """GET through the API server's pod proxy (metrics without a port-forward)."""
+        return self._request(PODS.path(namespace, f"{pod}:{port}") + "/proxy/" + path.lstrip("/"), raw=True)
+
+    def watch(self, res: Resource, namespace: str | None, *, labels: str | None = None, fields: str | None = None,
+              timeout_seconds: int = 60, stop: threading.Event | None = None):
+        """Yield (type, object) events until the server closes the watch or ``stop`` is set."""
+        query = {"watch": "true", "labelSelector": labels, "fieldSelector": fields, "timeoutSeconds": str(timeout_seconds)}
+        resp = self._request(res.path(namespace), query, stream=True)
+        try:
+            buf = b""
+            for chunk in resp.stream(4096, decode_content=True):
+                if stop is not None and stop.is_set():
+                    return
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if line.strip():
+                        event = json.loads(line)
+                        yield event.get("type"), event.get("object") or {}
+        finally:
+            resp.release_conn()
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+def _message(status: int, body, path: str) -> str:
+    try:
+        doc = json.loads(body) if body else {}
+        reason = doc.get("message") or doc.get("reason") or ""
+    except (ValueError, TypeError, AttributeError):
+        reason = ""
+    text = f"GET {path}: HTTP {status}"
+    return text + (f": {reason}" if reason else "")
