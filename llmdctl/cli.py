@@ -436,11 +436,13 @@ def _print_checks(title: str, checks) -> None:
 
     marks = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "pending": "[yellow]pending[/]", "warn": "[yellow]warn[/]"}
     table = Table(title=title, title_justify="left", show_lines=False)
-    for col in ("check", "status", "observed", "expected"):
-        table.add_column(col, overflow="fold")
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("observed", overflow="fold", ratio=3)
+    table.add_column("expected", overflow="fold", ratio=2)
     for c in checks:
         table.add_row(c.name, marks.get(c.status, c.status), c.observed, c.expected)
-    console = Console(file=sys.stdout, width=160 if not sys.stdout.isatty() else None, highlight=False)
+    console = Console(file=sys.stdout, width=200 if not sys.stdout.isatty() else None, highlight=False)
     console.print(table)
     for c in checks:
         if c.status != "pass" and c.hint:

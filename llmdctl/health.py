@@ -172,7 +172,7 @@ def _pods_check(plan: Plan, role, obs: Observed) -> Check:
     if "pods" in obs.errors:
         return _unreadable(label, obs.errors["pods"])
     pods = [p for p in obs.pods if _role(p) == role.role]
-    expected_parts = [f"{role.replicas} pods with the pool's labels", f"image {role.image}"]
+    expected_parts = [f"{role.replicas} pod{'s' if role.replicas != 1 else ''} with the pool's labels", f"image {role.image}"]
     if role.accelerator_resource:
         expected_parts.append(f"{role.accelerator_resource}: {role.gpus_per_pod}")
     if role.rdma:

@@ -67,7 +67,11 @@ class Kube:
             raise LlmdctlError("the kubernetes Python package is missing", hint="pip install kubernetes") from None
         self._client = client
         self.timeout = timeout
+        import os
+
         cfg = client.Configuration()
+        # The client reads $KUBECONFIG once, at import; read it now so the file in force is used.
+        kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
         try:
             config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg, persist_config=False)
         except config.ConfigException as exc:

@@ -158,3 +158,46 @@ def fake_cluster(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_LOG", str(fc.log_file))
     fc.work = work
     return fc
+
+
+# --- stand-in Kubernetes API server -------------------------------------------------------------
+
+sys.path.insert(0, str(Path(__file__).parent / "fakes"))
+
+from kube_api import FakeKube  # noqa: E402
+from stack_objects import StackObjects  # noqa: E402
+
+
+@pytest.fixture
+def kube_api(tmp_path, monkeypatch):
+    """A FakeKube on 127.0.0.1 with a kubeconfig (context fake) pointing at it."""
+    fake = FakeKube().start()
+    kubeconfig = tmp_path / "kubeconfig-fake"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: fake\n"
+        f"clusters:\n- name: fake\n  cluster: {{server: \"{fake.url}\"}}\n"
+        "contexts:\n- name: fake\n  context: {cluster: fake, user: tester, namespace: default}\n"
+        "users:\n- name: tester\n  user: {token: test-token}\n"
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    fake.kubeconfig = kubeconfig
+    yield fake
+    fake.stop()
+
+
+def deploy(fake, *render_args: str, namespace: str = "llm-d-pd", ready: bool = True, hf_secret: bool = True) -> StackObjects:
+    """Put the objects a stack's charts would create into the fake API server."""
+    from llmdctl.bundle import bundle_files
+    from llmdctl.compose import compose
+    from llmdctl.spec import build_spec
+    from llmdctl.rules import evaluate
+
+    args = list(render_args)
+    envs = [args[i + 1] for i, a in enumerate(args) if a == "-e"]
+    kw = {}
+    for flag, key in (("--postfix", "postfix"), ("--prefill", "prefill"), ("--decode", "decode")):
+        if flag in args:
+            kw[key] = args[args.index(flag) + 1]
+    plan = compose(build_spec(env={}, environments=envs or None, namespace=namespace, **kw))
+    evaluate(plan)
+    return StackObjects(fake, bundle_files(plan), namespace).install(ready=ready, hf_secret=hf_secret)
