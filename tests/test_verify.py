@@ -485,3 +485,25 @@ def test_metric_sum_and_pod_summary():
     summary, reasons, container = pod_summary(pod)
     assert summary == "Pending, Init:0/1, routing-proxy: ErrImagePull" and container is None
     assert Check("x", "pass", "y").as_dict()["status"] == "pass"
+
+
+def test_apply_wait_hands_over_to_verify(cli, kube_api, fake_cluster, monkeypatch):
+    """apply --wait: the stand-in tools apply, then verify watches the (fake) API until healthy."""
+    monkeypatch.setenv("KUBECONFIG", str(kube_api.kubeconfig))
+    fake_cluster.namespace(NS, context="fake")
+    st = deploy(kube_api)
+    st.set_ready("decode", 0, False)
+    def when_watched():
+        while not any("watch=true" in q for _, q in kube_api.requests):
+            time.sleep(0.02)
+        time.sleep(0.3)
+        st.set_ready("decode", 0, True)
+
+    threading.Thread(target=when_watched, daemon=True).start()
+    r = cli("apply", "-y", "--wait", "--timeout", "30s")
+    assert r.code == 0, r
+    assert sorted(fake_cluster.releases(NS, context="fake")) == ["gaie-pd", "infra-pd", "ms-pd"]
+    assert "waiting up to 30s" in r.err and "decode 0/1 ready" in r.err and "healthy (11 checks" in r.err
+    st.set_ready("decode", 0, False)
+    r = cli("apply", "-y", "--wait", "--timeout", "1s")
+    assert r.code == 1 and "pending" in r.err.splitlines()[-1]
