@@ -235,7 +235,7 @@ def _gateway_check(plan: Plan, obs: Observed) -> Check:
     if "gateway" in obs.errors:
         return _unreadable(label, obs.errors["gateway"])
     if obs.gateway is None:
-        return Check(label, FAIL, "missing", "Programmed with an address", hint=f"the infra release should create it; llmdctl status")
+        return Check(label, FAIL, "missing", "Programmed with an address", hint="the infra release should create it; llmdctl status")
     programmed = _cond(obs.gateway, "Programmed")
     addresses = [a.get("value") for a in (obs.gateway.get("status") or {}).get("addresses") or [] if a.get("value")]
     if programmed and programmed.get("status") == "True" and addresses:

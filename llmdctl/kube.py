@@ -61,7 +61,7 @@ class Kube:
 
     def __init__(self, context: str | None = None, kubeconfig: str | None = None, timeout: float = 10.0):
         try:
-            import kubernetes  # noqa: F401  (heavy: imported here, not at llmdctl start-up)
+            # heavy: imported here, not at llmdctl start-up
             from kubernetes import client, config
         except ImportError:  # pragma: no cover - a packaging problem
             raise LlmdctlError("the kubernetes Python package is missing", hint="pip install kubernetes") from None

@@ -395,12 +395,12 @@ def diff_stack(plan: Plan, files: dict[str, str], box: Toolbox, *, ui: UI) -> bo
     import tempfile
 
     from .bundle import write_bundle
-    from .tools import MINIMUMS, ToolMissing, fmt_version, helm_diff_version, require_tools, INSTALL_HINTS
+    from .tools import INSTALL_HINTS, MINIMUMS, ToolMissing, fmt_version, helm_diff_version, require_tools
 
     require_tools(box, ("helmfile", "helm", "kubectl"))
     if helm_diff_version(box) is None:
         raise ToolMissing(
-            f"`helmfile diff` needs the helm-diff plugin (v{fmt_version(MINIMUMS['helm-diff'])[1:]}+), which is not installed",
+            f"`helmfile diff` needs the helm-diff plugin ({fmt_version(MINIMUMS['helm-diff'])}+), which is not installed",
             hint=INSTALL_HINTS["helm-diff"],
         )
     tmp = Path(tempfile.mkdtemp(prefix="llmdctl-diff-"))

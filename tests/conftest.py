@@ -54,7 +54,6 @@ def parse(text: str):
 # --- stand-in helmfile / helm / kubectl --------------------------------------------------------
 
 import json  # noqa: E402
-import os  # noqa: E402
 
 FAKE_TOOLS = Path(__file__).parent / "fakes" / "fake_tools.py"
 

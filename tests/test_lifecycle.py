@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from conftest import parse
 from llmdctl.lifecycle import chart_version, group_stacks
 from llmdctl.tools import context_dir_name, version_tuple
