@@ -103,7 +103,7 @@ def read_kubeconfig(kubeconfig: str | None, env: dict | None = None) -> tuple[st
     return current, contexts, files
 
 
-def resolve_context(kube_context: str | None, kubeconfig: str | None) -> str:
+def resolve_context(kube_context: str | None, kubeconfig: str | None) -> str | None:
     """The context every command of this run is pinned to; refuse to guess."""
     from .catalog import suggest
 
@@ -116,6 +116,8 @@ def resolve_context(kube_context: str | None, kubeconfig: str | None) -> str:
                 hint=f"contexts: {', '.join(contexts)}",
             )
         return kube_context
+    if not files and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None  # inside a pod: the service account's cluster, no context to pin
     if not files:
         raise InputError(
             f"no kubeconfig found ({where}), so no Kubernetes context is selected",

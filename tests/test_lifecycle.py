@@ -434,3 +434,13 @@ def test_kept_bundle_is_what_render_writes(cli, fake_cluster):
         assert (kept / f.name).read_text() == f.read_text(), f.name
     assert "rdma/ib" not in (kept / "ms.values.yaml").read_text()
     assert parse((kept / "httproute.yaml").read_text())["metadata"]["name"] == "llm-d-pd"
+
+
+def test_in_cluster_without_kubeconfig_pins_no_context(cli, fake_cluster, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(fake_cluster.root / "absent"))
+    r = cli("status")
+    assert r.code == 2 and "no kubeconfig found" in r.err
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    r = cli("status", "-o", "json")
+    assert r.code == 0, r
+    assert fake_cluster.commands("helm")[-1].startswith("helm list --namespace llm-d-pd")
