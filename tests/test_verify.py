@@ -278,7 +278,7 @@ def test_wait_times_out_with_the_last_state(cli, kube_api):
     started = time.monotonic()
     r = cli("verify", "--wait", "--timeout", "1s")
     assert r.code == 1
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 10  # the timeout is honoured (not the default 20m)
     assert "decode 0/1 ready" in r.err
     assert "kubectl create secret generic llm-d-hf-token" in r.err  # explained while waiting
 
