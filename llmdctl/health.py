@@ -460,7 +460,11 @@ def verify(kube: Kube, plan: Plan, *, wait: bool, timeout: float, say, recheck: 
                 return checks, obs, time.monotonic() - started
             watcher.changed.wait(min(recheck, remaining))
             watcher.changed.clear()
-            obs = observe_stack(kube, plan)
+            try:
+                obs = observe_stack(kube, plan)
+            except KubeError as exc:  # a blip during a long wait is retried until the timeout
+                say(f"API server not answering ({exc.message}); retrying")
+                continue
             checks = evaluate_stack(plan, obs)
             if all(c.status == PASS for c in checks):
                 return checks, obs, time.monotonic() - started
