@@ -83,7 +83,7 @@ def _set_value(value) -> str:
 
 
 def _cmd(verb: str, args: list[str]) -> str:
-    return " ".join(shlex.quote(a) for a in ["llmdctl", verb, *args])
+    return shlex.join(["llmdctl", verb, *args])
 
 
 def _kv_path(plan: Plan) -> str:

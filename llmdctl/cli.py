@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import shlex
 import sys
 from enum import Enum
 from pathlib import Path
@@ -282,12 +283,6 @@ def _target(namespace: Optional[str], postfix: Optional[str]) -> tuple[str, str]
     return ns, pf
 
 
-def _q(args: list[str]) -> str:
-    import shlex
-
-    return " ".join(shlex.quote(a) for a in args)
-
-
 @app.command(
     epilog=(
         "Examples:\n\n"
@@ -336,16 +331,16 @@ def apply(
         for step in apply_steps(plan, folder, sync=sync, create_namespace=create_namespace):
             out.write(step.display(box) + "\n")
         if wait:
-            out.write(_q(["llmdctl", "verify", *args, "--wait", "--timeout", timeout]) + "\n")
+            out.write(shlex.join(["llmdctl", "verify", *args, "--wait", "--timeout", timeout]) + "\n")
         return
-    resume = _q(["llmdctl", "apply", *args, "-y"])
-    cleanup = _q(["llmdctl", "destroy", "-n", plan.namespace, "--postfix", plan.postfix, *_cluster_args(cluster, box), "-y"])
+    resume = shlex.join(["llmdctl", "apply", *args, "-y"])
+    cleanup = shlex.join(["llmdctl", "destroy", "-n", plan.namespace, "--postfix", plan.postfix, *_cluster_args(cluster, box), "-y"])
     reports = apply_stack(plan, files, box, folder, ui=_ui(), yes=yes, sync=sync, create_namespace=create_namespace, resume=resume, cleanup=cleanup)
     total = sum(r.seconds for r in reports)
     _err(f"applied stack {plan.postfix} to {box.context}/{plan.namespace} in {total:.1f} s ({len(reports)} steps); bundle kept in {folder}/")
     if wait:
         return _verify_after_apply(plan, box, timeout)
-    _err(f"next: {_q(['llmdctl', 'verify', *args, '--wait'])}")
+    _err(f"next: {shlex.join(['llmdctl', 'verify', *args, '--wait'])}")
 
 
 def _verify_after_apply(plan, box, timeout: str):
@@ -568,7 +563,7 @@ def destroy(
         for step in destroy_steps(ns, pf, everything, kept) + uninstall_steps(ns, pf, everything):
             sys.stdout.write(step.display(box) + "\n")
         return
-    resume = _q(["llmdctl", "destroy", "-n", ns, "--postfix", pf, *_cluster_args(cluster, box), "-y"])
+    resume = shlex.join(["llmdctl", "destroy", "-n", ns, "--postfix", pf, *_cluster_args(cluster, box), "-y"])
     removed = destroy_stack(box, ns, pf, folder, ui=_ui(), yes=yes, resume=resume)
     if output == OutputFormat.json:
         sys.stdout.write(json.dumps({"context": box.context, "namespace": ns, "postfix": pf, "removed": removed}, indent=2) + "\n")

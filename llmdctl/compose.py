@@ -172,6 +172,11 @@ def check_names(namespace: str, postfix: str, gateway_provider: str | None = Non
         raise ValidationError("names Kubernetes or Helm would reject:\n  " + "\n  ".join(problems), findings)
 
 
+def hf_secret_command(namespace: str, secret: str) -> str:
+    """The command that creates the token Secret the vLLM pods read (the token stays in $HF_TOKEN)."""
+    return f'kubectl create secret generic {secret} --namespace {namespace} --from-literal=HF_TOKEN="$HF_TOKEN"'
+
+
 # --- model ---------------------------------------------------------------------------------
 
 _PARAMS = re.compile(r"(?<![A-Za-z0-9])(\d+(?:\.\d+)?)[Bb](?![A-Za-z])")

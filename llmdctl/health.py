@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .compose import Plan
+from .compose import Plan, hf_secret_command
 from .kube import (
     CRDS, DEPLOYMENTS, EVENTS, GATEWAYCLASSES, GATEWAYS, HTTPROUTES, NAMESPACES, NODES, PODS, SECRETS,
     Kube, KubeError, inference_pools,
@@ -325,8 +325,7 @@ def diagnose_pod(plan: Plan, pod: dict, events: list[dict], logs: list[str], *, 
     text = " ".join(m for _, _, m in reasons) + " " + " ".join(event_lines)
     reason_set = {r for _, r, _ in reasons}
     if "CreateContainerConfigError" in reason_set and (secret in text or hf_secret_present is False):
-        hints.append(f"the Secret {secret} (key HF_TOKEN) is missing in {ns}; create it with:\n"
-                     f'  kubectl create secret generic {secret} --namespace {ns} --from-literal=HF_TOKEN="$HF_TOKEN"')
+        hints.append(f"the Secret {secret} (key HF_TOKEN) is missing in {ns}; create it with:\n  {hf_secret_command(ns, secret)}")
     role = plan.roles.get(_role(pod) or "")
     for line in event_lines:
         if "Insufficient" not in line and "untolerated" not in line:
@@ -352,6 +351,12 @@ def diagnose_pod(plan: Plan, pod: dict, events: list[dict], logs: list[str], *, 
     return Diagnosis(name, _role(pod), summary, event_lines, logs, hints)
 
 
+def hf_secret_ready(kube: Kube, plan: Plan) -> bool:
+    """Whether the token Secret exists with key HF_TOKEN; its value is never kept or shown."""
+    secret = kube.get(SECRETS, plan.hf_secret, plan.namespace)
+    return bool(secret and "HF_TOKEN" in (secret.get("data") or {}))
+
+
 def collect_diagnostics(kube: Kube, plan: Plan, obs: Observed, limit: int = 6) -> list[Diagnosis]:
     """For each unhealthy pod (at most ``limit``): events, log tail and hints; a few extra calls."""
     sick = [p for p in obs.pods if not pod_ready(p)]
@@ -362,9 +367,7 @@ def collect_diagnostics(kube: Kube, plan: Plan, obs: Observed, limit: int = 6) -
     except KubeError:
         events = []
     try:
-        secret = kube.get(SECRETS, plan.hf_secret, plan.namespace)
-        hf_present = bool(secret and "HF_TOKEN" in (secret.get("data") or {}))
-        del secret  # the token is never kept or shown
+        hf_present = hf_secret_ready(kube, plan)
     except KubeError:
         hf_present = None
     try:
@@ -605,15 +608,13 @@ def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
         ns = kube.get(NAMESPACES, plan.namespace)
         if ns is None:
             return [Check(f"namespace {plan.namespace}", WARN, "missing", "exists", hint=f"llmdctl apply --create-namespace, or kubectl create namespace {plan.namespace}"),
-                    Check(f"Secret {plan.hf_secret}", FAIL, "missing (no namespace)", "key HF_TOKEN", hint=_secret_fix(plan))]
-        secret = kube.get(SECRETS, plan.hf_secret, plan.namespace)
-        has_key = bool(secret and "HF_TOKEN" in (secret.get("data") or {}))
-        del secret  # never kept, never printed
+                    Check(f"Secret {plan.hf_secret}", FAIL, "missing (no namespace)", "key HF_TOKEN", hint=hf_secret_command(plan.namespace, plan.hf_secret))]
+        has_key = hf_secret_ready(kube, plan)
         out = [Check(f"namespace {plan.namespace}", PASS, "exists", "exists")]
         if has_key:
             out.append(Check(f"Secret {plan.hf_secret}", PASS, "has key HF_TOKEN", "key HF_TOKEN"))
         else:
-            out.append(Check(f"Secret {plan.hf_secret}", FAIL, "missing or without key HF_TOKEN", "key HF_TOKEN", hint=_secret_fix(plan)))
+            out.append(Check(f"Secret {plan.hf_secret}", FAIL, "missing or without key HF_TOKEN", "key HF_TOKEN", hint=hf_secret_command(plan.namespace, plan.hf_secret)))
         return out
 
     guarded("CRDs", crd_checks)
@@ -621,10 +622,6 @@ def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
     guarded("nodes", lambda: evaluate_capacity(plan, kube.list(NODES)))
     guarded("namespace", namespace_checks)
     return checks
-
-
-def _secret_fix(plan: Plan) -> str:
-    return f'kubectl create secret generic {plan.hf_secret} --namespace {plan.namespace} --from-literal=HF_TOKEN="$HF_TOKEN"'
 
 
 def _crd_fix(name: str, plan: Plan) -> str:

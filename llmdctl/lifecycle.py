@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .compose import Plan, stack_names
+from .compose import Plan, hf_secret_command, stack_names
 from .errors import LlmdctlError
 from .tools import Command, Interrupted, StepFailed, Toolbox, context_dir_name
 
@@ -273,10 +273,6 @@ def secret_exists(box: Toolbox, namespace: str, secret: str) -> bool:
     # -o name prints only kind/name: the token never crosses this boundary
     out = box.query(Command("kubectl", ("get", "secret", secret, "--namespace", namespace, "--ignore-not-found", "--output", "name"), f"Secret {secret}"))
     return bool(out.strip())
-
-
-def hf_secret_command(namespace: str, secret: str) -> str:
-    return f'kubectl create secret generic {secret} --namespace {namespace} --from-literal=HF_TOKEN="$HF_TOKEN"'
 
 
 def change_summary(plan: Plan, state: StackState, verb: str) -> list[str]:

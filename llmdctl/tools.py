@@ -154,7 +154,7 @@ class Command:
 
     def display(self, box: "Toolbox") -> str:
         shown = [self.tool, *box.pin(self.tool), *self.args]
-        text = " ".join(shlex.quote(a) for a in shown)
+        text = shlex.join(shown)
         return f"(cd {shlex.quote(self.cwd)} && {text})" if self.cwd else text
 
 
