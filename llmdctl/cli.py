@@ -626,17 +626,9 @@ def status(
     _stacks(cluster, namespace, all_namespaces, postfix, output)
 
 
-@app.command("list", epilog=_STATUS_EPILOG.replace("status", "list"))
-@cluster_inputs
-def list_(
-    cluster: dict,
-    namespace: Optional[str] = NamespaceOpt,
-    all_namespaces: bool = typer.Option(False, "-A", "--all-namespaces", help="Every namespace."),
-    postfix: Optional[str] = typer.Option(None, "--postfix", help="Only this stack."),
-    output: OutputFormat = typer.Option(OutputFormat.text, "-o", "--output", help="text, json or yaml."),
-) -> None:
-    """Same as `status`: the llmdctl stacks in a namespace (or all, with -A)."""
-    _stacks(cluster, namespace, all_namespaces, postfix, output)
+# `list` is the same command under the name people reach for first (as in `helm list`).
+app.command("list", help="Same as `status`: the llmdctl stacks in a namespace (or all, with -A).",
+            epilog=_STATUS_EPILOG.replace("status", "list"))(status)
 
 
 # --- discovery ----------------------------------------------------------------------------
