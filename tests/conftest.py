@@ -1,17 +1,21 @@
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# the catalog cache of this test run stays out of the developer's ~/.cache
+os.environ.setdefault("LLMDCTL_CACHE_DIR", tempfile.mkdtemp(prefix="llmdctl-test-cache-"))
 
-from llmdctl.cli import main  # noqa: E402
-from llmdctl.compose import compose  # noqa: E402
-from llmdctl.rules import evaluate  # noqa: E402
-from llmdctl.spec import build_spec  # noqa: E402
-from llmdctl.yamlio import load_text  # noqa: E402
+from llmdctl.cli.main import main  # noqa: E402
+from llmdctl.compose.compose import compose  # noqa: E402
+from llmdctl.compose.compose import evaluate  # noqa: E402
+from llmdctl.inputs.spec import build_spec  # noqa: E402
+from llmdctl.base.yamlio import load_text  # noqa: E402
 
 
 class Result:
@@ -42,9 +46,7 @@ def cli(capsys, monkeypatch):
 
 def plan_for(**kwargs):
     """Compose and evaluate a plan without the environment's NAMESPACE/postfix leaking in."""
-    plan = compose(build_spec(env={}, **kwargs))
-    evaluate(plan)
-    return plan
+    return evaluate(compose(build_spec(env={}, **kwargs)))
 
 
 def parse(text: str):
@@ -186,10 +188,10 @@ def kube_api(tmp_path, monkeypatch):
 
 def deploy(fake, *render_args: str, namespace: str = "llm-d-pd", ready: bool = True, hf_secret: bool = True) -> StackObjects:
     """Put the objects a stack's charts would create into the fake API server."""
-    from llmdctl.bundle import bundle_files
-    from llmdctl.compose import compose
-    from llmdctl.spec import build_spec
-    from llmdctl.rules import evaluate
+    from llmdctl.effects.bundle import bundle_files
+    from llmdctl.compose.compose import compose
+    from llmdctl.inputs.spec import build_spec
+    from llmdctl.compose.compose import evaluate
 
     args = list(render_args)
     envs = [args[i + 1] for i, a in enumerate(args) if a == "-e"]
@@ -197,6 +199,5 @@ def deploy(fake, *render_args: str, namespace: str = "llm-d-pd", ready: bool = T
     for flag, key in (("--postfix", "postfix"), ("--prefill", "prefill"), ("--decode", "decode")):
         if flag in args:
             kw[key] = args[args.index(flag) + 1]
-    plan = compose(build_spec(env={}, environments=envs or None, namespace=namespace, **kw))
-    evaluate(plan)
+    plan = evaluate(compose(build_spec(env={}, environments=envs or None, namespace=namespace, **kw)))
     return StackObjects(fake, bundle_files(plan), namespace).install(ready=ready, hf_secret=hf_secret)

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from conftest import parse
-from llmdctl.lifecycle import chart_version, group_stacks
-from llmdctl.tools import context_dir_name, version_tuple
+from llmdctl.effects.lifecycle import chart_version, group_stacks
+from llmdctl.effects.tools import context_dir_name, version_tuple
 
 MUTATING = re.compile(r"^(helmfile .* (apply|sync|destroy)\b|helm .*\buninstall\b|kubectl .*\b(apply|delete|create)\b)")
 
@@ -384,7 +384,7 @@ def test_ctrl_c_is_passed_to_the_running_tool_and_reported(fake_cluster, tmp_pat
     fc.namespace("llm-d-pd")
     fc.fail("helmfile", "name=gaie-pd", "apply", hang=True)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
-    proc = subprocess.Popen([sys.executable, "-m", "llmdctl.cli", "apply", "-y"], cwd=fc.work, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "llmdctl", "apply", "-y"], cwd=fc.work, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not any("name=gaie-pd" in c for c in fc.commands()):

@@ -4,9 +4,9 @@ import copy
 
 import pytest
 
-from llmdctl.errors import InputError
-from llmdctl.merge import merge_values, normalize_args, set_path, split_path, strip_patch_markers
-from llmdctl.yamlio import load_text
+from llmdctl.base.errors import InputError
+from llmdctl.base.merge import merge_values, normalize_args, set_path, split_path, strip_patch_markers
+from llmdctl.base.yamlio import load_text
 
 
 def test_maps_merge_scalars_and_plain_lists_replace():
@@ -107,7 +107,7 @@ def test_set_path_creates_sets_and_deletes():
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmdctl.yamlio import dump
+from llmdctl.base.yamlio import dump
 
 _scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-10**12, 10**12),

@@ -16,9 +16,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llmdctl.catalog import data_root, reset_caches
-from llmdctl.cli import main
-from llmdctl.yamlio import dump
+from llmdctl.catalog.catalog import data_root, reset_caches
+from llmdctl.cli.main import main
+from llmdctl.base.yamlio import dump
 
 ENV_NAMES = ["nvidia-ib", "amd-roce", "amd", "gke", "gke-no-rdma", "gh200-timeslice", "gh200", "host-network",
              "no-monitoring", "istio", "kgateway", "agentgateway", "amd-rocee", "nvidia", "bogus"]
@@ -114,7 +114,7 @@ CORRUPTIONS = ["drop-key", "retype", "unknown-key", "tab", "truncate", "null-val
        st.sampled_from(CORRUPTIONS), st.integers(0, 10_000))
 @settings(max_examples=40)
 def test_corrupted_catalog_files(rel, corruption, seed):
-    from llmdctl.yamlio import load_text
+    from llmdctl.base.yamlio import load_text
 
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import parse, plan_for
 from matrix import cases
-from llmdctl.bundle import bundle_files
-from llmdctl.errors import ValidationError
+from llmdctl.effects.bundle import bundle_files
+from llmdctl.base.errors import ValidationError
 
 ALL = list(cases(("v0.6.0", "v0.4.0")))
 ACCEPTED = [(cid, kw) for cid, kw, refusal in ALL if refusal is None]
@@ -154,7 +154,7 @@ def test_same_inputs_give_byte_identical_bundles():
 
 
 def test_v040_has_no_rocm_image():
-    from llmdctl.errors import InputError
+    from llmdctl.base.errors import InputError
 
     with pytest.raises(InputError, match="ships no 'rocm' vLLM image"):
         plan_for(environments=["amd"], llmd_version="v0.4.0")

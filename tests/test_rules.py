@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from conftest import plan_for
-from llmdctl.compose import compose
-from llmdctl.errors import ValidationError
-from llmdctl.rules import RULES, evaluate
-from llmdctl.spec import build_spec
+from llmdctl.compose.compose import compose
+from llmdctl.base.errors import ValidationError
+from llmdctl.compose.compose import evaluate
+from llmdctl.compose.rules import RULES
+from llmdctl.inputs.spec import build_spec
 
 
 def findings_for(tmp_path=None, values: str | tuple | None = None, **kw):
@@ -20,7 +21,8 @@ def findings_for(tmp_path=None, values: str | tuple | None = None, **kw):
         kw.setdefault("values", []).append(f"{release}={f}")
     plan = compose(build_spec(env={}, **kw))
     try:
-        return evaluate(plan), plan
+        evaluated = evaluate(plan)
+        return list(evaluated.findings), evaluated
     except ValidationError as exc:
         return exc.findings, plan
 
@@ -112,7 +114,7 @@ def test_conflicting_base_profiles_v01(cli):
 
 
 def test_alias_members_yield_to_explicit_names():
-    from llmdctl.catalog import default_catalog
+    from llmdctl.catalog.catalog import default_catalog
 
     cat = default_catalog()
     assert cat.resolve_environments(["gke"]) == {"hardware": "gke-no-rdma", "gateway": "gke", "overlays": []}

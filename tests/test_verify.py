@@ -10,7 +10,7 @@ import pytest
 
 from conftest import deploy, plan_for
 from kube_api import FakeOpenAI, label_match
-from llmdctl.health import Check, evaluate_capacity, metric_sum, pod_summary
+from llmdctl.effects.health import Check, evaluate_capacity, metric_sum, pod_summary
 
 NS = "llm-d-pd"
 
@@ -233,7 +233,7 @@ def test_forbidden_and_unreachable_api_are_reported(cli, kube_api):
 
 def test_api_timeouts_are_a_clean_error(cli, kube_api, monkeypatch):
     deploy(kube_api)
-    import llmdctl.kube as kube_mod
+    import llmdctl.effects.kube as kube_mod
 
     original = kube_mod.Kube.__init__
 

@@ -8,11 +8,17 @@ Gateway, route, labels, images and resources all come from the plan ``render`` b
 
 from __future__ import annotations
 
+import json
+import secrets
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 
-from .compose import Plan, hf_secret_command
+from ..compose.names import hf_secret_command
+from ..plan.stack import Plan
+from .tools import version_tuple
 from .kube import (
     CRDS, DEPLOYMENTS, EVENTS, GATEWAYCLASSES, GATEWAYS, HTTPROUTES, NAMESPACES, NODES, PODS, SECRETS,
     Kube, KubeError, inference_pools,
@@ -371,7 +377,6 @@ def collect_diagnostics(kube: Kube, plan: Plan, obs: Observed, limit: int = 6) -
     except KubeError:
         hf_present = None
     try:
-        from .tools import version_tuple
 
         v = version_tuple(kube.version().get("gitVersion", ""))
         server = (v[0], v[1]) if v else None
@@ -564,7 +569,6 @@ def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
     except KubeError as exc:
         checks.append(Check("cluster", FAIL, exc.message, "reachable", hint=exc.hint or "check --kube-context / --kubeconfig"))
         return checks
-    from .tools import version_tuple
 
     v = version_tuple(version.get("gitVersion", ""))
     ok = v is not None and (v[0], v[1]) >= NATIVE_SIDECAR_MIN
@@ -665,10 +669,7 @@ def prefill_tokens(kube: Kube, plan: Plan, pods: list[dict]) -> tuple[float, lis
 
 
 def _http(url: str, body: dict | None = None, timeout: float = 60.0):
-    import json as _json
-    import urllib.request
-
-    data = _json.dumps(body).encode() if body is not None else None
+    data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
                                  method="POST" if data else "GET")
     return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - the user's own endpoint
@@ -676,17 +677,13 @@ def _http(url: str, body: dict | None = None, timeout: float = 60.0):
 
 def smoke(kube: Kube, plan: Plan, endpoint: str, *, timeout: float = 120.0) -> list[Check]:
     """GET /v1/models and one streamed completion through the gateway; for P/D, prove a prefill pod took part."""
-    import json as _json
-    import secrets as _secrets
-    import urllib.error
-
     base = endpoint.rstrip("/")
     model = plan.model["name"]
     checks: list[Check] = []
     try:
         t0 = time.monotonic()
         with _http(base + "/v1/models", timeout=timeout) as resp:
-            ids = [m.get("id") for m in _json.loads(resp.read()).get("data", [])]
+            ids = [m.get("id") for m in json.loads(resp.read()).get("data", [])]
         ms = (time.monotonic() - t0) * 1000
         ok = model in ids
         checks.append(Check("GET /v1/models", PASS if ok else FAIL, f"{', '.join(map(str, ids)) or 'no models'} ({ms:.0f} ms)", model,
@@ -702,7 +699,7 @@ def smoke(kube: Kube, plan: Plan, endpoint: str, *, timeout: float = 120.0) -> l
     # A fresh nonce keeps the prompt out of every prefix cache, and enough words clear the
     # selective-P/D threshold, so the scheduler has every reason to send it through prefill.
     threshold = (plan.spec.pd_threshold if plan.spec and plan.spec.pd_threshold else 0) or 0
-    prompt = f"[llmdctl smoke {_secrets.token_hex(8)}] " + " ".join(["Describe prefill and decode disaggregation."] * (threshold // 5 + 8))
+    prompt = f"[llmdctl smoke {secrets.token_hex(8)}] " + " ".join(["Describe prefill and decode disaggregation."] * (threshold // 5 + 8))
     body = {"model": model, "prompt": prompt, "max_tokens": 8, "stream": True, "temperature": 0}
     try:
         t0 = time.monotonic()

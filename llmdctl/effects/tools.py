@@ -7,6 +7,7 @@ error report and forwards Ctrl-C to the child before giving up on it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -20,7 +21,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError, LlmdctlError
+from ..base.errors import InputError, LlmdctlError, suggest
+from ..base.yamlio import load_text
 
 # Minimums from llm-d's client-setup prerequisites (guides/prereq/client-setup): helmfile v1
 # changed flag parsing and the default of --skip-needs; helm-diff is what `helmfile apply` and
@@ -80,7 +82,6 @@ def kubeconfig_files(kubeconfig: str | None, env: dict | None = None) -> list[Pa
 def read_kubeconfig(kubeconfig: str | None, env: dict | None = None) -> tuple[str | None, list[str], list[Path]]:
     """(current context, context names, files read), merged the way kubectl merges $KUBECONFIG:
     the first file that sets current-context wins; contexts are the union."""
-    from .yamlio import load_text
 
     current, contexts, files = None, [], []
     for path in kubeconfig_files(kubeconfig, env):
@@ -105,7 +106,6 @@ def read_kubeconfig(kubeconfig: str | None, env: dict | None = None) -> tuple[st
 
 def resolve_context(kube_context: str | None, kubeconfig: str | None) -> str | None:
     """The context every command of this run is pinned to; refuse to guess."""
-    from .catalog import suggest
 
     current, contexts, files = read_kubeconfig(kubeconfig)
     where = ", ".join(str(f) for f in files) or ", ".join(str(f) for f in kubeconfig_files(kubeconfig))
@@ -312,8 +312,6 @@ def _version_of(box: Toolbox, tool: str) -> tuple[int, int, int] | None:
     if res.returncode != 0:
         return None
     if tool == "kubectl":
-        import json
-
         try:
             return version_tuple(json.loads(res.stdout)["clientVersion"]["gitVersion"])
         except (ValueError, KeyError, TypeError):
@@ -431,3 +429,21 @@ class PortForward:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+def open_toolbox(*, kube_context: str | None, kubeconfig: str | None, bins: dict[str, str], dry_run: bool = False) -> Toolbox:
+    """Tools pinned to one context. A dry run shows the context it would use but refuses nothing."""
+    bins = {tool: path for tool, path in bins.items() if path}
+    context = (kube_context or read_kubeconfig(kubeconfig)[0]) if dry_run else resolve_context(kube_context, kubeconfig)
+    return Toolbox(context=context, kubeconfig=kubeconfig, bins=bins)
+
+
+def cluster_flags(box: Toolbox) -> list[str]:
+    """The llmdctl flags that point another llmdctl command at the same cluster and tools."""
+    args = ["--kube-context", box.context] if box.context else []
+    if box.kubeconfig:
+        args += ["--kubeconfig", box.kubeconfig]
+    for tool in ("helmfile", "helm", "kubectl"):
+        if box.bins.get(tool):
+            args += [f"--{tool}-bin", box.bins[tool]]
+    return args

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .yamlio import Document, load_file, load_text
+from ..base.errors import InputError, suggest
+from ..base.schema import check
+from ..base.yamlio import Document, load_file, load_text
 
 _HF_TOKEN = re.compile(r"hf_[A-Za-z0-9]{16,}")
 _LAYOUT = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*[Tt][Pp]\s*(\d+))?\s*$")
-RELEASE_KEYS = ("infra", "gaie", "ms")
+RELEASE_KEYS = ("infra", "gaie", "ms")  # the releases --set and --values may address
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,6 @@ def parse_set(text: str, origin: str = "--set") -> Override:
 def _override_for_path(path: str, value: Any, origin: str) -> Override:
     release, _, rest = path.partition(".")
     if release not in RELEASE_KEYS:
-        from .catalog import suggest
-
         raise InputError(
             f"{origin} '{path}': the path must start with a release: infra, gaie or ms" + suggest(release, list(RELEASE_KEYS)),
             hint="e.g. --set ms.decode.replicas=2 or --set gaie.inferenceExtension.replicas=2",
@@ -152,8 +151,6 @@ def refuse_tokens(value: Any, where: str) -> None:
 
 
 def load_spec(path: str) -> tuple[dict, Document]:
-    from .schema import check
-
     doc = load_file(path, what="spec file")
     refuse_tokens(doc.data, path)
     if doc.data is None:
@@ -254,3 +251,14 @@ def build_spec(
         overrides=tuple(overrides),
         origin=origin,
     )
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
+
+
+def parse_duration(text: str, flag: str = "--timeout") -> float:
+    """``90s``, ``20m``, ``1h`` (a bare number is seconds) -> seconds."""
+    m = _DURATION.fullmatch(text or "")
+    if not m:
+        raise InputError(f"{flag} {text}: not a duration", hint="use e.g. 90s, 20m or 1h")
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]

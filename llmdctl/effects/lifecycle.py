@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .compose import Plan, hf_secret_command, stack_names
-from .errors import LlmdctlError
-from .tools import Command, Interrupted, StepFailed, Toolbox, context_dir_name
+from ..base.errors import LlmdctlError
+from ..compose.names import RELEASE_KEYS, hf_secret_command, stack_names
+from ..plan.stack import Plan
+from .bundle import write_bundle
+from .tools import INSTALL_HINTS, MINIMUMS, Command, Interrupted, StepFailed, Toolbox, ToolMissing, context_dir_name, fmt_version, helm_diff_version, require_tools
 
-RELEASE_KEYS = ("infra", "gaie", "ms")
 # The chart each llmdctl release is made from, as `helm list` spells it (<chart>-<version>).
 RELEASE_CHARTS = {"infra": "llm-d-infra", "gaie": "inferencepool", "ms": "llm-d-modelservice"}
 _RELEASE_NAME = re.compile(r"^(infra|gaie|ms)-([a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
@@ -307,8 +310,6 @@ def apply_stack(
 ) -> list[StepReport]:
     """Preflight (tools, namespace, Secret, current releases), summary and confirmation, then the
     bundle is written to ``folder`` and the steps run. Nothing is written or run before the yes."""
-    from .bundle import write_bundle
-    from .tools import helm_diff_version, require_tools
 
     require_tools(box, ("helmfile", "helm", "kubectl"))
     if not sync and helm_diff_version(box) is None:
@@ -348,7 +349,6 @@ def destroy_stack(
     resume: str,
 ) -> list[str]:
     """Remove one stack; returns what was removed (empty when there was nothing to remove)."""
-    from .tools import require_tools
 
     use_folder = folder if (folder / "helmfile.yaml").is_file() else None
     require_tools(box, ("helm", "kubectl") + (("helmfile",) if use_folder else ()))
@@ -378,7 +378,6 @@ def destroy_stack(
 
 def _forget(folder: Path) -> None:
     """Drop the kept bundle of a stack that no longer exists (only if it is an llmdctl bundle)."""
-    import shutil
 
     if (folder / "helmfile.yaml").is_file():
         shutil.rmtree(folder, ignore_errors=True)
@@ -387,11 +386,7 @@ def _forget(folder: Path) -> None:
 def diff_stack(plan: Plan, files: dict[str, str], box: Toolbox, *, ui: UI) -> bool:
     """helmfile diff of the three releases and kubectl diff of the route, from a throw-away
     bundle (the kept one records what was applied). True when anything would change."""
-    import shutil
-    import tempfile
 
-    from .bundle import write_bundle
-    from .tools import INSTALL_HINTS, MINIMUMS, ToolMissing, fmt_version, helm_diff_version, require_tools
 
     require_tools(box, ("helmfile", "helm", "kubectl"))
     if helm_diff_version(box) is None:
@@ -415,3 +410,56 @@ def diff_stack(plan: Plan, files: dict[str, str], box: Toolbox, *, ui: UI) -> bo
         return changed
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- orchestration the CLI calls -------------------------------------------------------------
+
+
+def kept_bundle(explicit: Path | None, box: Toolbox, namespace: str, postfix: str) -> Path:
+    """The folder apply keeps a stack's bundle in (``--bundle-dir`` wins)."""
+    return explicit if explicit else bundle_dir(Path(".llmdctl"), box.context or "current-context", namespace, postfix)
+
+
+def apply_dry_run(plan: Plan, files: dict[str, str], box: Toolbox, folder: Path, *, sync: bool, create_namespace: bool,
+                  verify_command: str | None) -> str:
+    """What apply would write and run, as text; nothing is written or run."""
+    lines = [
+        "# dry run: nothing is written or run",
+        f"# context {box.context or '(none selected: apply would refuse)'}, namespace {plan.namespace}, postfix {plan.postfix}",
+        f"# would write {folder}/: {', '.join(files)}",
+        f"# would check: helmfile, helm, kubectl versions; helm-diff plugin; namespace; Secret {plan.hf_secret}; current releases",
+    ]
+    lines += [step.display(box) for step in apply_steps(plan, folder, sync=sync, create_namespace=create_namespace)]
+    if verify_command:
+        lines.append(verify_command)
+    return "\n".join(lines) + "\n"
+
+
+def destroy_dry_run(box: Toolbox, namespace: str, postfix: str, folder: Path) -> str:
+    """The commands destroy would run if every object of the stack existed; nothing is run."""
+    names = stack_names(namespace, postfix)
+    everything = StackState(releases={names[k]: {} for k in RELEASE_KEYS}, route=names["route"])
+    kept = folder if (folder / "helmfile.yaml").is_file() else None
+    lines = [f"# dry run: nothing is run; commands for context {box.context or '(none selected: destroy would refuse)'}, namespace {namespace}, postfix {postfix}"]
+    lines += [step.display(box) for step in destroy_steps(namespace, postfix, everything, kept) + uninstall_steps(namespace, postfix, everything)]
+    return "\n".join(lines) + "\n"
+
+
+def list_stacks(box: Toolbox, namespace: str | None, postfix: str | None = None) -> list[dict]:
+    """The llmdctl stacks in one namespace (or all, with None), from Helm's release records."""
+    require_tools(box, ("helm",))
+    stacks = group_stacks(parse_helm_list(box.query(helm_list_command(namespace))))
+    return [s for s in stacks if not postfix or s["postfix"] == postfix]
+
+
+def stack_rows(stacks: list[dict]) -> list[dict]:
+    """One display row per stack: its releases with version, revision and status, and when it last changed."""
+    rows = []
+    for s in stacks:
+        rows.append({
+            "namespace": s["namespace"], "postfix": s["postfix"], "status": s["status"],
+            "releases": ", ".join(f"{r['name']} {r['version']} r{r['revision']} {r['status']}" for r in s["releases"])
+                        + "".join(f", {m} missing" for m in s["missing"]),
+            "updated": max((str(r.get("updated") or "") for r in s["releases"]), default="")[:19],
+        })
+    return rows

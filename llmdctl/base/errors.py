@@ -6,6 +6,7 @@ or validation error (the input is wrong), 1 for a runtime failure (a tool or the
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 
@@ -52,3 +53,9 @@ class Finding:
 
     def as_dict(self) -> dict:
         return {"rule": self.rule, "severity": self.severity, "message": self.message, "why": self.why, "source": self.source}
+
+
+def suggest(name: str, candidates: list[str]) -> str:
+    """A "; did you mean 'x'?" tail for an unknown name, or "" when nothing is close."""
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""

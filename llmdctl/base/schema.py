@@ -7,19 +7,30 @@ import json
 from functools import lru_cache
 from typing import Any
 
+from .data import data_path
 from .errors import Finding, ValidationError
+from ..fastschema import is_valid
 from .yamlio import Document
 
 
 @lru_cache(maxsize=None)
+def load_schema(name: str) -> dict:
+    return json.loads(data_path("schemas", name).read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=None)
 def _validator(name: str):
+    # jsonschema costs more to import than a whole render; it runs only to explain a failure
     from jsonschema import Draft202012Validator, Draft7Validator
 
-    from .catalog import data_path
-
-    schema = json.loads(data_path("schemas", name).read_text(encoding="utf-8"))
+    schema = load_schema(name)
     cls = Draft7Validator if "draft-07" in schema.get("$schema", "") else Draft202012Validator
     return cls(schema)
+
+
+def reset_schema_caches() -> None:
+    load_schema.cache_clear()
+    _validator.cache_clear()
 
 
 def dotted(parts) -> str:
@@ -47,6 +58,8 @@ def check(instance: Any, schema_name: str, *, doc: Document | None = None, sourc
     ``file:line:col`` for a path (e.g. inside a user's --values file); ``root`` prefixes key paths
     (e.g. the release name for values files).
     """
+    if is_valid(instance, load_schema(schema_name)):
+        return
     errors = sorted(_validator(schema_name).iter_errors(instance), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     if not errors:
         return

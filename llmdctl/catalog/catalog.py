@@ -6,33 +6,19 @@ with its file, line and key path, never deep inside composition.
 
 from __future__ import annotations
 
-import difflib
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import CatalogError, InputError, LlmdctlError
-from .yamlio import Document, load_file
+from ..base import cache
+from ..base.data import data_path, data_root
+from ..base.errors import CatalogError, InputError, LlmdctlError, suggest
+from ..base.merge import merge_values
+from ..base.schema import check, reset_schema_caches
+from ..base.yamlio import Document, load_text
 
-_PACKAGE = Path(__file__).resolve().parent
 LAYER_FOLDERS = {"hardware": "profiles", "overlay": "profiles", "gateway": "gateways", "guide": "guides"}
-
-
-def data_root() -> Path:
-    """Where the catalog lives: ``$LLMDCTL_CATALOG`` if set (a folder with profiles/, gateways/,
-    guides/, templates/, schemas/), else ``llmdctl/data`` in an installed wheel, else the top of
-    a source checkout."""
-    override = os.environ.get("LLMDCTL_CATALOG")
-    if override:
-        return Path(override)
-    installed = _PACKAGE / "data"
-    return installed if (installed / "profiles").is_dir() else _PACKAGE.parent
-
-
-def data_path(*parts: str) -> Path:
-    return data_root().joinpath(*parts)
 
 
 @dataclass(frozen=True)
@@ -65,6 +51,7 @@ class Release:
     charts: dict
     images: dict
     dialect: dict
+    contract: dict  # ports and defaults of the pinned charts' values contract
     prerequisites: dict
 
 
@@ -79,21 +66,34 @@ class Catalog:
 
     # -- files ----------------------------------------------------------------------------
     def _load(self, rel: str, schema: str) -> Document:
+        """One catalog file, parsed and checked against its schema (or both from the cache)."""
         if rel not in self._docs:
-            from .schema import check
-
             path = self.root / rel
             try:
-                doc = load_file(path, what="catalog file")
-            except LlmdctlError as exc:
-                raise CatalogError(exc.message, hint=exc.hint) from None
-            if not isinstance(doc.data, dict):
-                raise CatalogError(f"{path}: expected a YAML mapping at the top level")
+                raw = path.read_bytes()
+                schema_bytes = data_path("schemas", schema).read_bytes()
+            except OSError as exc:
+                raise CatalogError(f"cannot read catalog file {path}: {exc.strerror}") from None
             try:
-                check(doc.data, schema, doc=doc)
-            except LlmdctlError as exc:
-                raise CatalogError(exc.message) from None
-            self._docs[rel] = doc
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise CatalogError(f"{path}: not a UTF-8 text file") from None
+
+            def parse_and_check():
+                try:
+                    doc = load_text(text, str(path))
+                except LlmdctlError as exc:
+                    raise CatalogError(exc.message, hint=exc.hint) from None
+                if not isinstance(doc.data, dict):
+                    raise CatalogError(f"{path}: expected a YAML mapping at the top level")
+                try:
+                    check(doc.data, schema, doc=doc)
+                except LlmdctlError as exc:
+                    raise CatalogError(exc.message) from None
+                return doc.data
+
+            data = cache.cached(cache.key(schema.encode(), schema_bytes, raw), parse_and_check)
+            self._docs[rel] = Document(data, str(path), text=text)
         return self._docs[rel]
 
     def _files(self, kind_folder: str) -> dict[str, str]:
@@ -110,7 +110,7 @@ class Catalog:
         files: dict[str, str] = {}
         for folder in ("profiles", "gateways", "guides"):
             for name, rel in self._files(folder).items():
-                if name in ("versions", "environments"):
+                if name in ("versions", "environments", "models", "rules"):
                     continue
                 if name in files:
                     raise CatalogError(f"layer name '{name}' is defined twice: {files[name]} and {rel}")
@@ -141,8 +141,6 @@ class Catalog:
             base = self._build_layer(parent, seen + (name,))
             if base.kind != raw["kind"]:
                 raise CatalogError(f"{doc.where('extends')}: a {raw['kind']} cannot extend a {base.kind} ('{parent}')")
-
-        from .merge import merge_values
 
         def fold(key: str, own: dict | None) -> dict:
             merged = dict(getattr(base, key)) if base else {}
@@ -196,7 +194,17 @@ class Catalog:
                 hint=f"known versions: {', '.join(releases)}",
             )
         r = releases[name]
-        return Release(name, r["summary"], r["charts"], r["images"], r["dialect"], r.get("prerequisites", {}))
+        return Release(name, r["summary"], r["charts"], r["images"], r["dialect"], r["contract"], r.get("prerequisites", {}))
+
+    @property
+    def models(self) -> dict:
+        """Model-volume sizing rules and the known-model table (guides/models.yaml)."""
+        return self._load("guides/models.yaml", "models.schema.json").data
+
+    @property
+    def rules(self) -> dict:
+        """Rule ID -> severity, title, why and source (guides/rules.yaml)."""
+        return self._load("guides/rules.yaml", "rules.schema.json").data["rules"]
 
     @property
     def environments(self) -> dict:
@@ -252,15 +260,13 @@ class Catalog:
         }
 
     def guide(self, name: str) -> Layer:
+        # only the named guide is read; listing every guide is for the error message
+        if self._raw_layers().get(name, "").startswith("guides/"):
+            layer = self.layer(name)
+            if layer.kind == "guide" and not layer.abstract:
+                return layer
         guides = self.names("guide")
-        if name not in guides:
-            raise InputError(f"unknown guide '{name}'" + suggest(name, guides), hint=f"known guides: {', '.join(guides)}")
-        return self.layer(name)
-
-
-def suggest(name: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+        raise InputError(f"unknown guide '{name}'" + suggest(name, guides), hint=f"known guides: {', '.join(guides)}")
 
 
 @lru_cache(maxsize=1)
@@ -270,9 +276,5 @@ def default_catalog() -> Catalog:
 
 def reset_caches() -> None:
     """Forget loaded catalog files, schemas and templates (after changing $LLMDCTL_CATALOG)."""
-    from .bundle import _jinja
-    from .schema import _validator
-
     default_catalog.cache_clear()
-    _validator.cache_clear()
-    _jinja.cache_clear()
+    reset_schema_caches()

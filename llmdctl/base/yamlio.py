@@ -11,22 +11,40 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from .errors import InputError
 
 Position = tuple[int, int]
 
 
-@dataclass
 class Document:
-    """A loaded YAML file: plain data plus the 1-based position of each dotted key path."""
+    """A loaded YAML file: plain data, plus the 1-based position of each dotted key path.
 
-    data: Any
-    source: str
-    positions: dict[str, Position] = field(default_factory=dict)
+    Positions are found only when an error needs one: the data comes from libyaml (fast), the
+    positions from ruamel's pure-Python round-trip parser (slow), run on first use of ``positions``.
+    """
+
+    __slots__ = ("data", "source", "_text", "_positions")
+
+    def __init__(self, data: Any, source: str, positions: dict[str, Position] | None = None, *, text: str | None = None):
+        self.data = data
+        self.source = source
+        self._text = text
+        self._positions = positions
+
+    @property
+    def positions(self) -> dict[str, Position]:
+        if self._positions is None:
+            self._positions = {}
+            if self._text is not None:
+                _plain(_round_trip().load(self._text), "", self._positions)
+        return self._positions
 
     def where(self, path: str) -> str:
         """``file:line:col`` of a dotted path, falling back to its nearest located ancestor."""
@@ -39,17 +57,21 @@ class Document:
         return self.source
 
 
-def _loader():
-    from ruamel.yaml import YAML
-
+def _round_trip():
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     return yaml
 
 
-def _plain(node: Any, path: str, positions: dict[str, Position]) -> Any:
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+@lru_cache(maxsize=1)
+def _fast():
+    # libyaml through ruamel.yaml.clib when installed; the pure-Python safe loader otherwise
+    yaml = YAML(typ="safe", pure=False)
+    yaml.allow_duplicate_keys = False
+    return yaml
 
+
+def _plain(node: Any, path: str, positions: dict[str, Position]) -> Any:
     if isinstance(node, CommentedMap):
         out = {}
         for key, value in node.items():
@@ -72,32 +94,53 @@ def _plain(node: Any, path: str, positions: dict[str, Position]) -> Any:
                 pass
             out_list.append(_plain(value, sub, positions))
         return out_list
-    if node is None or isinstance(node, (bool, int, float)):
+    return _scalar_value(node)
+
+
+def _scalar_value(node: Any) -> Any:
+    if node is None or isinstance(node, bool):
+        return node
+    if isinstance(node, (int, float)):
         # ruamel's ScalarFloat/ScalarInt subclass the builtins; normalise for JSON Schema and dumps
-        if isinstance(node, bool) or node is None:
-            return node
         return int(node) if isinstance(node, int) else float(node)
     return str(node)
 
 
+def _plain_safe(node: Any) -> Any:
+    """The safe loader's result in the same plain shape the round-trip path gives."""
+    if isinstance(node, dict):
+        return {(str(k) if not isinstance(k, (int, float, bool)) else k): _plain_safe(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain_safe(v) for v in node]
+    return _scalar_value(node)
+
+
+def _syntax_error(exc: Exception, text: str, source: str) -> InputError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    hint = None
+    if "\t" in text and "tab" in str(exc).lower():
+        hint = "YAML indentation must use spaces, not tabs"
+    elif "duplicate" in str(exc).lower():
+        hint = "each key may appear only once in a mapping"
+    return InputError(f"{where}: invalid YAML: {problem}", hint=hint)
+
+
 def load_text(text: str, source: str) -> Document:
     """Parse YAML text; any syntax problem becomes an ``InputError`` naming ``source:line:col``."""
-    from ruamel.yaml import YAMLError
-
     if "\x00" in text:
         raise InputError(f"{source}: not a YAML text file (it contains NUL bytes)")
     try:
-        raw = _loader().load(text)
+        data = _plain_safe(_fast().load(text))
+    except (YAMLError, ValueError, TypeError):
+        data = None  # the round-trip parser below gives the message (and the position) users know
+    else:
+        return Document(data, source, text=text)
+    try:
+        raw = _round_trip().load(text)
     except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        hint = None
-        if "\t" in text and "tab" in str(exc).lower():
-            hint = "YAML indentation must use spaces, not tabs"
-        elif "duplicate" in str(exc).lower():
-            hint = "each key may appear only once in a mapping"
-        raise InputError(f"{where}: invalid YAML: {problem}", hint=hint) from None
+        raise _syntax_error(exc, text, source) from None
     except (ValueError, TypeError) as exc:  # e.g. ruamel's complaints about non-printable characters
         raise InputError(f"{source}: invalid YAML: {exc}") from None
     positions: dict[str, Position] = {}

@@ -1,8 +1,10 @@
-"""Named P/D rules over a composed plan (IDs follow reference/profiles.md section 9).
+"""Named P/D rules over a composed plan; what each guards against is data (guides/rules.yaml).
 
 Each rule has a stable ID and a severity: ``error`` refuses to render, ``warning`` renders and
-warns, ``fix`` changes the plan and says so. Fix rules run first, so checks see the fixed plan.
-``evaluate`` raises ``ValidationError`` carrying every finding when any rule says error.
+warns, ``fix`` proposes a change. A rule only reads the plan: a check yields messages, a fix
+yields ``(message, values delta for ms)``. The composer (``compose.evaluate``) merges each fix's
+deltas into a new plan through the same merge contract as every layer, runs the fixes first so
+that checks see the fixed plan, and refuses when any check says error.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from .compose import ROLES, Plan
-from .errors import Finding, ValidationError
-from .merge import arg_flag
+from ..base.errors import CatalogError, Finding, InputError
+from ..base.merge import PATCH_KEY, arg_flag
+from ..base.yamlio import load_text
+from ..plan.stack import ROLES, Plan
 
 CHART_INJECTED_ARGS = ("--port", "--tensor-parallel-size")
 _RDMA = re.compile(r"^(rdma/|.*sriov-rdma|amd\.com/vnic)")
@@ -24,24 +27,54 @@ _MIG = re.compile(r"^nvidia\.com/mig-")
 class Rule:
     id: str
     severity: str
-    title: str
-    why: str
-    source: str
-    check: Callable[[Plan], Iterator[str]]
+    check: Callable[[Plan], Iterator]
 
-    def findings(self, plan: Plan) -> list[Finding]:
-        return [Finding(self.id, self.severity, msg, self.why, self.source) for msg in self.check(plan)]
+    def findings(self, plan: Plan, about: dict) -> list[Finding]:
+        """Check rules: one finding per message."""
+        return [Finding(self.id, self.severity, msg, about["why"], about["source"]) for msg in self.check(plan)]
+
+    def fixes(self, plan: Plan, about: dict) -> list[tuple[Finding, dict]]:
+        """Fix rules: (finding, delta over the ms values) per change."""
+        return [(Finding(self.id, "fix", msg, about["why"], about["source"]), delta) for msg, delta in self.check(plan)]
 
 
 RULES: list[Rule] = []
 
 
-def rule(id: str, severity: str, title: str, why: str, source: str):
-    def register(fn: Callable[[Plan], Iterator[str]]):
-        RULES.append(Rule(id, severity, title, why, source, fn))
+def rule(id: str, severity: str):
+    def register(fn: Callable[[Plan], Iterator]):
+        RULES.append(Rule(id, severity, fn))
         return fn
 
     return register
+
+
+def describe(catalog_rules: dict) -> list[dict]:
+    """Every registered rule with its catalog entry (title, why, source); both sides must match."""
+    missing = [r.id for r in RULES if r.id not in catalog_rules]
+    extra = sorted(set(catalog_rules) - {r.id for r in RULES})
+    if missing or extra:
+        raise CatalogError(f"guides/rules.yaml and the rule code disagree: no entry for {missing or 'none'}, no code for {extra or 'none'}")
+    out = []
+    for r in RULES:
+        about = catalog_rules[r.id]
+        if about["severity"] != r.severity:
+            raise CatalogError(f"guides/rules.yaml: {r.id} says severity {about['severity']}, the code {r.severity}")
+        out.append({"id": r.id, "severity": r.severity, "title": about["title"], "why": about["why"], "source": about["source"]})
+    return out
+
+
+def _container_delta(role: str, container: dict, **changes) -> dict:
+    """A delta that changes one container of a role, found by its name (the merge identity)."""
+    name = container.get("name")
+    if not name:
+        raise InputError(f"ms.{role}.containers: a container without a name cannot be fixed or merged", hint="give every container a name (vllm for the engine)")
+    return {role: {"containers": [{"name": name, **changes}]}}
+
+
+def _replace_env(name: str, entry: dict) -> list:
+    """Identity-list items that drop an env var and add it anew (at the end, as a fresh value)."""
+    return [{"name": name, PATCH_KEY: "delete"}, entry]
 
 
 # --- helpers over ms values ----------------------------------------------------------------
@@ -113,9 +146,7 @@ def _has_capability(container: dict, cap: str) -> bool:
 # --- fixes (run first) ---------------------------------------------------------------------
 
 
-@rule("V-21", "fix", "--port / --tensor-parallel-size in vLLM args",
-      "the chart injects both from routing and parallelism; a second copy conflicts",
-      "chart _helpers.tpl vllmServeModelCommand; llm-d-modelservice#190")
+@rule("V-21", "fix")
 def strip_injected_args(plan: Plan):
     for role, block in _roles(plan):
         for c in block.get("containers") or []:
@@ -124,13 +155,12 @@ def strip_injected_args(plan: Plan):
             args = c.get("args") or []
             dropped = [a for a in args if arg_flag(a) in CHART_INJECTED_ARGS]
             if dropped:
-                c["args"] = [a for a in args if arg_flag(a) not in CHART_INJECTED_ARGS]
-                yield f"removed {', '.join(map(str, dropped))} from {role} args"
+                flags = sorted({arg_flag(a) for a in dropped})
+                yield (f"removed {', '.join(map(str, dropped))} from {role} args",
+                       _container_delta(role, c, args=[{"flag": f, PATCH_KEY: "delete"} for f in flags]))
 
 
-@rule("V-23", "fix", "NIXL side-channel host not from the pod IP",
-      "vLLM defaults VLLM_NIXL_SIDE_CHANNEL_HOST to localhost (and 0.0.0.0 made decode dial itself), breaking the P/D handshake",
-      "vLLM envs.py; llm-d docs/infrastructure/rdma; kthena#1781")
+@rule("V-23", "fix")
 def side_channel_host(plan: Plan):
     if not _pd(plan):
         return
@@ -141,13 +171,11 @@ def side_channel_host(plan: Plan):
         if env == want:
             continue
         was = "missing" if env is None else f"was {env.get('value', env.get('valueFrom'))!r}"
-        c["env"] = [e for e in c.get("env") or [] if not (isinstance(e, dict) and e.get("name") == want["name"])] + [dict(want)]
-        yield f"{role}: VLLM_NIXL_SIDE_CHANNEL_HOST now comes from status.podIP ({was})"
+        yield (f"{role}: VLLM_NIXL_SIDE_CHANNEL_HOST now comes from status.podIP ({was})",
+               _container_delta(role, c, env=_replace_env(want["name"], want)))
 
 
-@rule("V-03", "fix", "time-slicing: UCX_TLS without tcp or cuda_ipc",
-      "tcp carries UCX active messages (without it: 'no active messages transport'); cuda_ipc moves the KV data on one GPU",
-      "GH200 pd-timeslicing-breakthrough.md; sgl-project/sglang#40641")
+@rule("V-03", "fix")
 def timeslice_ucx(plan: Plan):
     if not (_pd(plan) and _time_sliced(plan)):
         return
@@ -159,25 +187,20 @@ def timeslice_ucx(plan: Plan):
         if not missing:
             continue
         value = ",".join(current + missing) if current else "tcp,sm,cuda_copy,cuda_ipc"
-        c["env"] = [e for e in c.get("env") or [] if not (isinstance(e, dict) and e.get("name") == "UCX_TLS")] + [{"name": "UCX_TLS", "value": value}]
-        yield f"{role}: UCX_TLS lacked {' and '.join(missing)}; now {value}"
+        yield (f"{role}: UCX_TLS lacked {' and '.join(missing)}; now {value}",
+               _container_delta(role, c, env=_replace_env("UCX_TLS", {"name": "UCX_TLS", "value": value})))
 
 
-@rule("V-04", "fix", "time-slicing: hostIPC missing on a P/D pod",
-      "CUDA IPC between the prefill and decode pods needs a shared IPC namespace; the chart renders hostIPC only through <role>.extraConfig on Deployments",
-      "GH200 pd-timeslicing-breakthrough.md; chart decode-deployment.yaml")
+@rule("V-04", "fix")
 def timeslice_hostipc(plan: Plan):
     if not (_pd(plan) and _time_sliced(plan)):
         return
     for role, block in _roles(plan):
         if _extra(block).get("hostIPC") is not True:
-            block.setdefault("extraConfig", {})["hostIPC"] = True
-            yield f"{role}: set extraConfig.hostIPC: true"
+            yield f"{role}: set extraConfig.hostIPC: true", {role: {"extraConfig": {"hostIPC": True}}}
 
 
-@rule("V-16", "fix", "AMD with prefill TP != decode TP without ROCM_ATTN",
-      "the KV layout differs between TP sizes unless both roles use the ROCm attention backend",
-      "llm-d README.amd.md; ms-pd/values_amd.yaml")
+@rule("V-16", "fix")
 def amd_attention_backend(plan: Plan):
     if not _pd(plan) or plan.hardware_facts.get("accelerator") != "amd":
         return
@@ -186,16 +209,14 @@ def amd_attention_backend(plan: Plan):
     for role, block in _roles(plan):
         c = _vllm(block)
         if _args(c).get("--attention-backend") != "ROCM_ATTN":
-            c["args"] = [a for a in c.get("args") or [] if arg_flag(a) != "--attention-backend"] + ["--attention-backend=ROCM_ATTN"]
-            yield f"{role}: added --attention-backend=ROCM_ATTN (prefill TP{plan.roles['prefill'].tensor} != decode TP{plan.roles['decode'].tensor})"
+            yield (f"{role}: added --attention-backend=ROCM_ATTN (prefill TP{plan.roles['prefill'].tensor} != decode TP{plan.roles['decode'].tensor})",
+                   _container_delta(role, c, args=[{"flag": "--attention-backend", PATCH_KEY: "delete"}, "--attention-backend=ROCM_ATTN"]))
 
 
 # --- checks ------------------------------------------------------------------------------
 
 
-@rule("V-15", "error", "prefill TP greater than decode TP",
-      "with NixlConnector vLLM asserts in _validate_remote_agent_handshake and the decode engine crashes; only decode TP >= prefill TP works",
-      "llm-d docs/operations/disaggregation/vllm.md")
+@rule("V-15", "error")
 def prefill_tp_above_decode(plan: Plan):
     if _pd(plan):
         p, d = plan.roles["prefill"].tensor, plan.roles["decode"].tensor
@@ -203,9 +224,7 @@ def prefill_tp_above_decode(plan: Plan):
             yield f"prefill TP{p} > decode TP{d}: use decode TP >= prefill TP, e.g. --prefill {plan.roles['prefill'].replicas}xTP{d} --decode {plan.roles['decode'].replicas}xTP{p}"
 
 
-@rule("V-02", "error", "NIXL P/D on MIG slices",
-      "MIG instances are isolated: no CUDA IPC across them and no RDMA inside one GPU, so NIXL fails with NIXL_ERR_BACKEND (MIG is fine for aggregated serving)",
-      "GH200 pd-timeslicing-breakthrough.md; docs.rapids.ai MIG guide")
+@rule("V-02", "error")
 def mig_with_pd(plan: Plan):
     if not _pd(plan):
         return
@@ -217,9 +236,7 @@ def mig_with_pd(plan: Plan):
             yield f"{role} requests {', '.join(mig)}: NIXL P/D cannot run on MIG slices; use --prefill 0 or whole/time-sliced GPUs"
 
 
-@rule("V-05", "error", "time-slicing: more than one GPU per pod",
-      "there is one physical GPU; several time-sliced replicas give no extra compute and may land on the same device",
-      "NVIDIA GPU Operator time-slicing doc")
+@rule("V-05", "error")
 def timeslice_one_gpu(plan: Plan):
     if _time_sliced(plan):
         for role, rp in plan.roles.items():
@@ -227,9 +244,7 @@ def timeslice_one_gpu(plan: Plan):
                 yield f"{role} asks for {rp.gpus_per_pod} GPUs per pod (TP{rp.tensor}); time-sliced pods must use --{role} NxTP1"
 
 
-@rule("V-06", "error", "time-slicing: GPU memory caps missing or above 1.0 in total",
-      "time-slicing has no memory isolation; vLLM's default 0.9 lets the second pod run out of memory",
-      "GH200 pd-timeslicing-breakthrough.md; k3s-gpu-setup.md")
+@rule("V-06", "error")
 def timeslice_memory(plan: Plan):
     if not _time_sliced(plan):
         return
@@ -247,9 +262,7 @@ def timeslice_memory(plan: Plan):
         yield f"--gpu-memory-utilization sums to {total:.2f} over all pods on the shared GPU; keep it <= 1.0"
 
 
-@rule("V-07", "warning", "time-slicing: more pods than time-slicing replicas",
-      "pods beyond the device plugin's timeSlicing replicas stay Pending",
-      "GH200 k3s-gpu-setup.md")
+@rule("V-07", "warning")
 def timeslice_replicas(plan: Plan):
     ts = plan.hardware_facts.get("timeSlicing") or {}
     pods = sum(r.replicas for r in plan.roles.values())
@@ -257,9 +270,7 @@ def timeslice_replicas(plan: Plan):
         yield f"{pods} vLLM pods but the profile assumes timeSlicing replicas={ts.get('replicas')}: raise replicas in the device plugin's time-slicing ConfigMap"
 
 
-@rule("V-08", "warning", "top-level <role>.runtimeClassName / hostIPC / hostNetwork are ignored",
-      "on Deployments the chart renders these only from <role>.extraConfig (top-level hostIPC only for multinode LWS)",
-      "chart templates v0.4.9")
+@rule("V-08", "warning")
 def ignored_pod_keys(plan: Plan):
     multinode = plan.ms_values.get("multinode")
     for role, block in _roles(plan):
@@ -268,9 +279,7 @@ def ignored_pod_keys(plan: Plan):
                 yield f"ms.{role}.{key} has no effect; use ms.{role}.extraConfig.{key}"
 
 
-@rule("V-09", "error", "time-slicing with RDMA or hostNetwork",
-      "one GPU has no RDMA path, and under hostNetwork the co-located pods clash on ports 8000 and 5600",
-      "reference profiles.md V-09, V-12")
+@rule("V-09", "error")
 def timeslice_conflicts(plan: Plan):
     if not _time_sliced(plan):
         return
@@ -282,9 +291,7 @@ def timeslice_conflicts(plan: Plan):
             yield f"{role} requests {', '.join(rdma)} on {plan.hardware}, which has no RDMA"
 
 
-@rule("V-10", "error", "RDMA resource on a profile without RDMA",
-      "the cluster has no RDMA device plugin for it, so the pods stay Pending forever",
-      "infra quickstart gke.md; helmfile gke set: null")
+@rule("V-10", "error")
 def rdma_on_no_rdma(plan: Plan):
     if plan.hardware_facts.get("kvTransport") != "tcp":
         return
@@ -294,9 +301,7 @@ def rdma_on_no_rdma(plan: Plan):
             yield f"{role} requests {', '.join(rdma)} but {plan.hardware} has no RDMA; remove it (e.g. --set ms.{role}.containers[0].resources.limits.{rdma[0]}=null)"
 
 
-@rule("V-11", "warning", "KV cache over TCP for a large model",
-      "without RDMA the KV transfer runs over TCP, which is slow for large models and long prompts",
-      "AMD guide (llm-d#776); llm-d rdma doc")
+@rule("V-11", "warning")
 def tcp_large_model(plan: Plan):
     if _pd(plan) and plan.hardware_facts.get("kvTransport") == "tcp":
         m = re.search(r"(\d+(?:\.\d+)?)[Bb](?![A-Za-z])", plan.model["name"])
@@ -304,9 +309,7 @@ def tcp_large_model(plan: Plan):
             yield f"{plan.model['name']} moves its KV cache over TCP on {plan.hardware}; expect high transfer latency for long prompts"
 
 
-@rule("V-12", "error", "hostNetwork: pods that could share a node",
-      "vLLM, the sidecar and the NIXL side channel bind 8000/8200/5600 on the node; two pods on one node clash",
-      "llm-d-benchmark ('ONLY ONE POD PER NODE'); llm-d#632; ray#60057")
+@rule("V-12", "error")
 def hostnetwork_spread(plan: Plan):
     if not plan.hardware_facts.get("hostNetwork"):
         return
@@ -320,9 +323,7 @@ def hostnetwork_spread(plan: Plan):
             yield f"{role}: no required pod anti-affinity on kubernetes.io/hostname under hostNetwork"
 
 
-@rule("V-14", "warning", "hostNetwork without its companion settings",
-      "host-network pods need dnsPolicy ClusterFirstWithHostNet to resolve cluster names, privileged or IPC_LOCK to register RDMA memory, and UCX_NET_DEVICES naming the host RDMA NICs",
-      "vcave values_amd_host_network.yaml")
+@rule("V-14", "warning")
 def hostnetwork_needs(plan: Plan):
     if not plan.hardware_facts.get("hostNetwork"):
         return
@@ -336,9 +337,7 @@ def hostnetwork_needs(plan: Plan):
             yield f"{role}: set UCX_NET_DEVICES to the host RDMA NICs (--values ms=FILE with roles: {{containers: [{{name: vllm, env: [{{name: UCX_NET_DEVICES, value: 'mlx5_0:1'}}]}}]}})"
 
 
-@rule("V-17", "error", "pod GPUs above GPUs per node without multinode",
-      "a Deployment pod cannot span nodes; multi-node tensor parallelism needs multinode (LeaderWorkerSet)",
-      "chart numGpuPerWorker; llm-d prereq README")
+@rule("V-17", "error")
 def gpus_per_node(plan: Plan):
     per_node = plan.hardware_facts.get("gpusPerNode")
     if per_node and not plan.ms_values.get("multinode"):
@@ -356,9 +355,7 @@ _IMAGE_FAMILIES = [
 ]
 
 
-@rule("V-18", "error", "accelerator type does not match the image",
-      "a CUDA image on AMD GPUs (or the reverse) requests the wrong device resource or cannot run",
-      "llm-d ms-pd values files")
+@rule("V-18", "error")
 def accelerator_vs_image(plan: Plan):
     accel = (plan.ms_values.get("accelerator") or {}).get("type", "nvidia")
     for role, block in _roles(plan):
@@ -371,18 +368,14 @@ def accelerator_vs_image(plan: Plan):
                 break
 
 
-@rule("V-19", "error", "accelerator.type intel without DRA",
-      "the chart has no resource name for plain 'intel' and falls back to nvidia.com/gpu",
-      "chart _helpers.tpl acceleratorResource")
+@rule("V-19", "error")
 def intel_without_dra(plan: Plan):
     acc = plan.ms_values.get("accelerator") or {}
     if acc.get("type") == "intel" and not acc.get("dra"):
         yield "accelerator.type: intel needs accelerator.dra: true; or use intel-i915 / intel-xe"
 
 
-@rule("V-20", "warning", "explicit accelerator count that differs from TP",
-      "the chart keeps a user-set GPU count and adds an llm-d.ai/accelerator-warning annotation; limits and requests can disagree",
-      "chart _helpers.tpl acceleratorWarning")
+@rule("V-20", "warning")
 def explicit_gpu_count(plan: Plan):
     for role, block in _roles(plan):
         rp = plan.roles[role]
@@ -393,9 +386,7 @@ def explicit_gpu_count(plan: Plan):
                 yield f"{role} {kind}.{rp.accelerator_resource}={value} but TP gives {rp.gpus_per_pod}; let parallelism set it (drop the key)"
 
 
-@rule("V-22", "error", "vLLM port does not match the routing contract",
-      "the sidecar forwards to routing.proxy.targetPort and the EPP targets routing.servicePort; probes use the named port 'vllm'",
-      "chart vllmPort, routingProxy")
+@rule("V-22", "error")
 def vllm_ports(plan: Plan):
     for role, block in _roles(plan):
         c = _vllm(block)
@@ -412,9 +403,7 @@ def vllm_ports(plan: Plan):
         yield f"InferencePool target port {target[0]} != ms routing.servicePort {service_port}"
 
 
-@rule("V-24", "warning", "NIXL side-channel port not explicit or not exposed",
-      "sources disagree on the default (5600 vs 5557); an explicit, exposed port avoids 'Address already in use' surprises",
-      "vLLM envs.py; llm-d rdma doc")
+@rule("V-24", "warning")
 def side_channel_port(plan: Plan):
     if not _pd(plan):
         return
@@ -429,18 +418,14 @@ def side_channel_port(plan: Plan):
             yield f"{role}: side-channel port {env.get('value')} is not exposed as a containerPort"
 
 
-@rule("V-28", "warning", "cluster-specific RDMA resource name",
-      "RDMA NIC resource names depend on the cluster's device plugin (rdma/ib, rdma/roce_gdr, amd.com/vnic, nvidia.com/sriov-rdma-vf)",
-      "llm-d README.amd.md; ms-pd/values_amd.yaml")
+@rule("V-28", "warning")
 def rdma_cluster_specific(plan: Plan):
     rdma = plan.hardware_facts.get("rdma") or {}
     if _pd(plan) and rdma.get("clusterSpecific"):
         yield f"{plan.hardware} requests {rdma['resource']}={rdma.get('count', 1)}; confirm your cluster's RDMA resource and pass --rdma-resource NAME[=COUNT]"
 
 
-@rule("V-29", "warning", "RDMA without IPC_LOCK",
-      "UCX must pin memory to register it for RDMA; without IPC_LOCK registration fails with ENOMEM/EPERM",
-      "llm-d#2442; llm-d rdma doc")
+@rule("V-29", "warning")
 def rdma_ipc_lock(plan: Plan):
     if not (_pd(plan) and plan.hardware_facts.get("kvTransport") == "rdma"):
         return
@@ -449,12 +434,8 @@ def rdma_ipc_lock(plan: Plan):
             yield f"{role}: the vLLM container lacks IPC_LOCK"
 
 
-@rule("V-30", "error", "vLLM block size differs from the precise prefix scorer's",
-      "the scheduler's prefix index hashes token blocks; with another block size it never matches",
-      "GH200 precise-prefix-routing-findings.md")
+@rule("V-30", "error")
 def block_size(plan: Plan):
-    from .yamlio import load_text
-
     ext = plan.release("gaie").values.get("inferenceExtension") or {}
     text = (ext.get("pluginsCustomConfig") or {}).get(ext.get("pluginsConfigFile"))
     if not text or "precise-prefix-cache-scorer" not in str(text):
@@ -473,17 +454,13 @@ def block_size(plan: Plan):
                     yield f"{role} vLLM --block-size={vllm_block} but precise-prefix-cache-scorer blockSize={epp_block}"
 
 
-@rule("V-32", "warning", "prefill and decode images differ",
-      "the NIXL handshake checks vLLM compatibility; the EPP assumes every prefill/decode pair can talk",
-      "llm-d docs/operations/disaggregation/vllm.md")
+@rule("V-32", "warning")
 def images_match(plan: Plan):
     if _pd(plan) and plan.roles["prefill"].image != plan.roles["decode"].image:
         yield f"prefill {plan.roles['prefill'].image} vs decode {plan.roles['decode'].image}"
 
 
-@rule("V-33", "warning", "hostNetwork, hostIPC or privileged pods",
-      "they bypass pod isolation; upstream marks them for debugging, not production",
-      "AMD guide (llm-d#776)")
+@rule("V-33", "warning")
 def privileged_pods(plan: Plan):
     for role, block in _roles(plan):
         extra = _extra(block)
@@ -494,23 +471,7 @@ def privileged_pods(plan: Plan):
             yield f"{role} runs with {', '.join(flags)} (development and debugging only)"
 
 
-@rule("V-35", "warning", "host network on a profile without RDMA",
-      "hostNetwork exists to reach host RDMA NICs, which this profile does not use",
-      "reference profiles.md §4, §6")
+@rule("V-35", "warning")
 def hostnetwork_without_rdma(plan: Plan):
     if plan.hardware_facts.get("hostNetwork") and plan.hardware_facts.get("kvTransport") == "tcp":
         yield f"host-network on {plan.hardware} brings port clashes and no RDMA benefit"
-
-
-def evaluate(plan: Plan) -> list[Finding]:
-    """Run every rule (fixes first); attach findings to the plan; raise on any error."""
-    ordered = [r for r in RULES if r.severity == "fix"] + [r for r in RULES if r.severity != "fix"]
-    findings: list[Finding] = []
-    for r in ordered:
-        findings += r.findings(plan)
-    plan.findings = findings
-    errors = [f for f in findings if f.severity == "error"]
-    if errors:
-        lines = [f"{f.rule}: {f.message}" for f in errors]
-        raise ValidationError("refused:\n  " + "\n  ".join(lines), findings, hint=errors[0].why)
-    return findings

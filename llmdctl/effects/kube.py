@@ -8,10 +8,14 @@ and the test fixtures. Errors become ``KubeError`` with the HTTP status and the 
 from __future__ import annotations
 
 import json
+import os
 import threading
+from urllib.parse import urlencode
+
+import urllib3
 from dataclasses import dataclass
 
-from .errors import LlmdctlError
+from ..base.errors import LlmdctlError
 
 
 class KubeError(LlmdctlError):
@@ -67,8 +71,6 @@ class Kube:
             raise LlmdctlError("the kubernetes Python package is missing", hint="pip install kubernetes") from None
         self._client = client
         self.timeout = timeout
-        import os
-
         cfg = client.Configuration()
         # The client reads $KUBECONFIG once, at import; read it now so the file in force is used.
         kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
@@ -93,16 +95,12 @@ class Kube:
         url = self.host.rstrip("/") + path
         params = [(k, v) for k, v in (query or {}).items() if v is not None]
         if params:
-            from urllib.parse import urlencode
-
             url += "?" + urlencode(params)
         headers = {"Accept": "application/json" if not raw else "*/*"}
         auth = self.api.configuration.auth_settings()
         for setting in auth.values():
             if setting.get("in") == "header" and setting.get("value"):
                 headers[setting["key"]] = setting["value"]
-        import urllib3
-
         # The client's own connection pool: TLS, client certificates and proxy as in the kubeconfig.
         pool = self.api.rest_client.pool_manager
         try:

@@ -20,21 +20,21 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .catalog import Catalog, Layer, Release, default_catalog
-from .errors import Finding, InputError, ValidationError
-from .merge import merge_values, set_path, split_path, strip_patch_markers
-from .spec import RoleLayout, Spec, parse_layout
+from ..base.errors import Finding, InputError, ValidationError
+from ..base.merge import merge_values, set_path, split_path, strip_patch_markers
+from ..base.schema import check
+from ..base.templates import render_template
+from ..catalog.catalog import Catalog, Layer, Release, default_catalog
+from ..inputs.spec import RoleLayout, Spec, parse_layout
+from ..plan.stack import ROLES, LayerInfo, Plan, ReleasePlan, RolePlan
+from .names import RELEASE_KEYS, check_names, stack_names
+from .rules import RULES
 
-ROLES = ("prefill", "decode")
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-HELM_RELEASE_MAX = 53
-K8S_NAME_MAX = 63
-# modelservice names its objects <release>-llm-d-modelservice, truncated to this many characters
-MS_FULLNAME_MAX = 55
 ACCELERATOR_RESOURCES = {
     "nvidia": "nvidia.com/gpu",
     "amd": "amd.com/gpu",
@@ -47,143 +47,16 @@ ACCELERATOR_RESOURCES = {
 }
 
 
-@dataclass(frozen=True)
-class RolePlan:
-    """What one role (prefill or decode) should look like once deployed."""
-
-    role: str
-    replicas: int
-    tensor: int
-    gpus_per_pod: int
-    accelerator_resource: str | None
-    rdma: dict | None
-    image: str
-    vllm_port: int
-    deployment: str
-
-
-@dataclass(frozen=True)
-class ReleasePlan:
-    key: str  # infra | gaie | ms
-    name: str  # infra-<postfix>
-    chart: str
-    version: str
-    repository: dict | None
-    needs: tuple[str, ...]
-    values: dict
-    values_file: str
-
-
-@dataclass
-class Plan:
-    """Everything render, apply, verify and destroy need; nothing here touches a cluster."""
-
-    namespace: str
-    postfix: str
-    guide: str
-    llmd_version: str
-    hardware: str
-    overlays: tuple[str, ...]
-    gateway: str
-    mode: str  # disaggregated | aggregated
-    model: dict
-    roles: dict[str, RolePlan]
-    releases: tuple[ReleasePlan, ...]
-    route: dict
-    names: dict[str, str]
-    pool_selector: dict[str, str]
-    hardware_facts: dict
-    gateway_facts: dict
-    release_info: Release
-    layers: tuple[tuple[str, str], ...]  # (layer name, what it is), in merge order
-    provenance: dict[str, dict[str, str]]  # release key -> dotted path -> layer
-    hf_secret: str
-    notes: list[str] = field(default_factory=list)
-    findings: list = field(default_factory=list)
-    spec: Spec | None = None
-
-    def release(self, key: str) -> ReleasePlan:
-        return next(r for r in self.releases if r.key == key)
-
-    @property
-    def ms_values(self) -> dict:
-        return self.release("ms").values
-
-
-# --- names ---------------------------------------------------------------------------------
-
-
-def stack_names(namespace: str, postfix: str, gateway_provider: str | None = None) -> dict[str, str]:
-    names = {
-        "infra": f"infra-{postfix}",
-        "gaie": f"gaie-{postfix}",
-        "ms": f"ms-{postfix}",
-        "gateway": f"infra-{postfix}-inference-gateway",
-        "pool": f"gaie-{postfix}",
-        "epp": f"gaie-{postfix}-epp",
-        "eppHost": f"gaie-{postfix}-epp.{namespace}.svc.cluster.local",
-        "route": f"llm-d-{postfix}",
-        "stackLabel": f"llm-d-{postfix}",
-        "msFullname": f"ms-{postfix}-llm-d-modelservice",
-        "prefill": f"ms-{postfix}-llm-d-modelservice-prefill",
-        "decode": f"ms-{postfix}-llm-d-modelservice-decode",
-        "metricsSecret": f"gaie-{postfix}-sa-metrics-reader-secret",
-    }
-    if gateway_provider == "istio":
-        names["gatewayService"] = f"{names['gateway']}-istio"
-    else:
-        names["gatewayService"] = names["gateway"]
-    return names
-
-
-def check_names(namespace: str, postfix: str, gateway_provider: str | None = None) -> None:
-    """Refuse names Kubernetes or Helm would reject, before anything is rendered."""
-    problems = []
-    if not DNS1123_LABEL.match(namespace) or len(namespace) > K8S_NAME_MAX:
-        problems.append(
-            f"namespace '{namespace}' is not a DNS-1123 label (lower-case letters, digits and '-', "
-            f"starting and ending with a letter or digit, at most {K8S_NAME_MAX} characters)"
-        )
-    if not DNS1123_LABEL.match(postfix):
-        problems.append(
-            f"postfix '{postfix}' is not a DNS-1123 label (lower-case letters, digits and '-', "
-            "starting and ending with a letter or digit)"
-        )
-    if not problems:
-        names = stack_names(namespace, postfix, gateway_provider)
-        limits = [(names[k], HELM_RELEASE_MAX, "Helm release name") for k in ("infra", "gaie", "ms")]
-        limits += [
-            (names["gateway"], K8S_NAME_MAX, "Gateway name"),
-            (names["gatewayService"], K8S_NAME_MAX, "gateway Service name"),
-            (names["epp"], K8S_NAME_MAX, "EPP Service name"),
-            (names["msFullname"], MS_FULLNAME_MAX, "modelservice full name (the chart truncates longer ones, so stacks could collide)"),
-            (names["prefill"], K8S_NAME_MAX, "prefill Deployment name"),
-            (names["route"], K8S_NAME_MAX, "HTTPRoute name and stack label value"),
-            (names["metricsSecret"], K8S_NAME_MAX, "EPP metrics Secret name"),
-        ]
-        for name, limit, what in limits:
-            if len(name) > limit:
-                problems.append(f"{what} '{name}' is {len(name)} characters; the limit is {limit}")
-        if problems:
-            room = min(limit - (len(name) - len(postfix)) for name, limit, _ in limits)
-            problems.append(f"keep the postfix at most {room} characters")
-    if problems:
-        findings = [Finding("names", "error", p, "Helm release names are limited to 53 characters, Kubernetes names and label values to 63") for p in problems]
-        raise ValidationError("names Kubernetes or Helm would reject:\n  " + "\n  ".join(problems), findings)
-
-
-def hf_secret_command(namespace: str, secret: str) -> str:
-    """The command that creates the token Secret the vLLM pods read (the token stays in $HF_TOKEN)."""
-    return f'kubectl create secret generic {secret} --namespace {namespace} --from-literal=HF_TOKEN="$HF_TOKEN"'
-
-
 # --- model ---------------------------------------------------------------------------------
 
 _PARAMS = re.compile(r"(?<![A-Za-z0-9])(\d+(?:\.\d+)?)[Bb](?![A-Za-z])")
 
 
-def model_facts(model: str, size: str | None) -> dict:
-    """From an HF id (or an hf://, pvc://, oci:// URI) to the chart's URI, name, size and label."""
+def model_facts(model: str, size: str | None, sizing: dict) -> tuple[dict, list[str]]:
+    """From an HF id (or an hf://, pvc://, oci:// URI) to the chart's URI, name, size and label.
+
+    ``sizing`` is the catalog's guides/models.yaml; the notes say when the size is a guess.
+    """
     if "://" in model:
         uri = model
         name = model.split("://", 1)[1]
@@ -199,19 +72,33 @@ def model_facts(model: str, size: str | None) -> dict:
         name = model
     short = name.rsplit("/", 1)[-1]
     label = re.sub(r"[^A-Za-z0-9._-]", "-", short)[:63].strip("-._") or "model"
+    notes: list[str] = []
     if size is None:
-        size = _estimate_size(name)
-    return {"id": model, "uri": uri, "name": name, "size": size, "label": label}
+        size = estimate_volume(name, sizing)
+        if size is None:
+            size = sizing["volume"]["unknownSize"]
+            notes.append(f"model volume {size}: {name} has no parameter count in its name and is not in the "
+                         "catalog's known models; pass --model-size if the weights need more")
+    return {"id": model, "uri": uri, "name": name, "size": size, "label": label}, notes
 
 
-def _estimate_size(name: str) -> str:
-    """Room for the weights in the model volume: parameters x bytes per parameter, +25%, in 10Gi steps."""
+def estimate_volume(name: str, sizing: dict) -> str | None:
+    """Room for the weights: parameters x bytes per parameter x headroom, rounded up to a step."""
+    rules = sizing["volume"]
+    known = sizing["known"].get(name)
     m = _PARAMS.search(name)
-    if not m:
-        return "100Gi"
-    params = float(m.group(1))
-    bytes_per_param = 1 if re.search(r"fp8|int8|w8a8|-8bit", name, re.I) else 2
-    gib = max(10, math.ceil(params * bytes_per_param * 1.25 / 10) * 10)
+    if known:
+        params = float(known["parametersB"])
+    elif m:
+        params = float(m.group(1))
+    else:
+        return None
+    per_param = (known or {}).get("bytesPerParameter")
+    if per_param is None:
+        per_param = next((r["bytes"] for r in rules["bytesPerParameter"] if re.search(r["match"], name, re.I)),
+                         rules["defaultBytesPerParameter"])
+    step = rules["stepGi"]
+    gib = max(rules["minimumGi"], math.ceil(params * per_param * rules["headroom"] / step) * step)
     return f"{gib}Gi"
 
 
@@ -230,21 +117,23 @@ def expand_roles(ms: dict) -> dict:
     return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Layer:
     name: str
     what: str
     values: dict  # release key -> values
+    summary: str = ""
 
 
-def _catalog_layers(layer: Layer, mode: str, what: str) -> list[_Layer]:
+def _catalog_layers(catalog: Catalog, layer: Layer, mode: str, what: str) -> list[_Layer]:
+    summaries = {name: catalog.layer(name).summary for name in layer.chain}
     out = []
     pairs = list(layer.values) + list(layer.disaggregated if mode == "disaggregated" else layer.aggregated)
     # keep chain order: base layer's values, then its mode values, then the child's
     order = {n: i for i, n in enumerate(layer.chain)}
     pairs.sort(key=lambda p: order[p[0]])
     for name, values in pairs:
-        out.append(_Layer(name, f"{what} {name}" if name != layer.name else what, values))
+        out.append(_Layer(name, f"{what} {name}" if name != layer.name else what, values, summaries.get(name, "")))
     return out
 
 
@@ -264,8 +153,8 @@ def _pins_layer(release: Release, hw: dict, mode: str) -> _Layer:
     scheduler = release.images["scheduler"]
     hub_name, tag = scheduler.rsplit(":", 1)
     hub, name = hub_name.rsplit("/", 1)
-    service_port = 8000
-    proxy_port = 8200
+    service_port = release.contract["servicePort"]
+    proxy_port = release.contract["proxyTargetPort"]
     ms: dict[str, Any] = {
         "routing": {"servicePort": service_port},
         "prefill": {"containers": [_vllm(image, service_port)]},
@@ -276,12 +165,6 @@ def _pins_layer(release: Release, hw: dict, mode: str) -> _Layer:
         ms["routing"]["proxy"] = {"image": release.images["routingSidecar"], "targetPort": proxy_port}
     gaie = {"inferenceExtension": {"image": {"hub": hub, "name": name, "tag": tag, "pullPolicy": "Always"}}}
     return _Layer(f"llm-d {release.name}", "pinned images and chart contract", {"ms": ms, "gaie": gaie})
-
-
-def _epp_config(template: str, **params: Any) -> str:
-    from .bundle import render_template
-
-    return render_template(template, **params)
 
 
 def _stack_layer(
@@ -307,19 +190,21 @@ def _stack_layer(
 
     pool_api = dialect["poolApiVersion"].get(gateway_name, dialect["poolApiVersion"]["default"])
     pool: dict[str, Any] = {"modelServers": {"matchLabels": selector}}
+    port = release.contract["servicePort"]
     if pool_api.endswith("v1alpha2"):
-        pool.update({"apiVersion": pool_api, "targetPortNumber": 8000})
+        pool.update({"apiVersion": pool_api, "targetPortNumber": port})
     else:
-        pool["targetPorts"] = [{"number": 8000}]
+        pool["targetPorts"] = [{"number": port}]
 
     if mode == "disaggregated":
+        threshold = release.contract["pdThreshold"] if pd_threshold is None else pd_threshold
         if dialect["eppPdConfig"] == "prefix-decider":
-            config = _epp_config("epp-pd-prefix-decider.yaml.j2", non_cached_tokens=16 if pd_threshold is None else pd_threshold)
+            config = render_template("epp-pd-prefix-decider.yaml.tmpl", non_cached_tokens=threshold)
         else:
-            config = _epp_config("epp-pd-threshold.yaml.j2", threshold=0 if pd_threshold is None else pd_threshold)
+            config = render_template("epp-pd-threshold.yaml.tmpl", threshold=threshold)
         config_file = "pd-config.yaml"
     else:
-        config = _epp_config("epp-scheduling.yaml.j2")
+        config = render_template("epp-scheduling.yaml.tmpl")
         config_file = "scheduling-config.yaml"
     gaie: dict[str, Any] = {
         "inferenceExtension": {
@@ -467,24 +352,25 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     model_id = spec.model or guide.defaults.get("model") or hardware.defaults.get("model")
     if not model_id:
         raise InputError("no model: pass --model ORG/NAME (a Hugging Face id)")
-    model = model_facts(model_id, spec.model_size)
+    model, notes = model_facts(model_id, spec.model_size, catalog.models)
 
     layers: list[_Layer] = [_pins_layer(release, hw, mode)]
-    layers += _catalog_layers(guide, mode, f"guide {guide.name}")
-    layers += _catalog_layers(hardware, mode, f"hardware profile {hardware.name}")
+    layers += _catalog_layers(catalog, guide, mode, f"guide {guide.name}")
+    layers += _catalog_layers(catalog, hardware, mode, f"hardware profile {hardware.name}")
     for ov in overlays:
-        layers += _catalog_layers(ov, mode, f"overlay {ov.name}")
-    layers += _catalog_layers(gateway, mode, f"gateway {gateway.name}")
+        layers += _catalog_layers(catalog, ov, mode, f"overlay {ov.name}")
+    layers += _catalog_layers(catalog, gateway, mode, f"gateway {gateway.name}")
     stack, selector = _stack_layer(
         names=names, namespace=namespace, guide=guide, release=release, gw=gw, hw=hw, model=model, mode=mode,
         hf_secret=spec.hf_secret, pd_threshold=spec.pd_threshold, gateway_name=gateway.name,
     )
     layers.append(stack)
-    layout, notes = _layout_layer(prefill, decode, mode, hw)
+    layout, layout_notes = _layout_layer(prefill, decode, mode, hw)
     layers.append(layout)
+    notes += layout_notes
 
-    provenance: dict[str, dict[str, str]] = {k: {} for k in ("infra", "gaie", "ms")}
-    merged: dict[str, dict] = {k: {} for k in ("infra", "gaie", "ms")}
+    provenance: dict[str, dict[str, str]] = {k: {} for k in RELEASE_KEYS}
+    merged: dict[str, dict] = {k: {} for k in RELEASE_KEYS}
     for layer in layers:
         for key, values in layer.values.items():
             vals = expand_roles(values) if key == "ms" else values
@@ -501,27 +387,63 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
         merged[key] = strip_patch_markers(merged[key])
 
     check_values_schemas(release, merged, spec.overrides)  # before anything reads the values as typed data
-    roles = _role_plans(merged["ms"], names, hw, mode, prefill, decode)
+    roles = _role_plans(merged["ms"], names, hw, mode, release.contract)
     route = build_route(names, gw, release, gateway.name)
     releases = _release_plans(release, names, merged)
-    plan = Plan(
+    return Plan(
         namespace=namespace, postfix=postfix, guide=guide.name, llmd_version=release.name,
         hardware=hardware.name, overlays=tuple(o.name for o in overlays), gateway=gateway.name, mode=mode,
         model=model, roles=roles, releases=releases, route=route, names=names, pool_selector=selector,
         hardware_facts=hw, gateway_facts=gw, release_info=release,
         layers=_unique_layers(layers, spec),
-        provenance=provenance, hf_secret=spec.hf_secret, notes=notes, spec=spec,
+        provenance=provenance, hf_secret=spec.hf_secret, notes=tuple(notes), spec=spec,
     )
-    return plan
 
 
-def _unique_layers(layers: list[_Layer], spec: Spec) -> tuple[tuple[str, str], ...]:
-    """(name, what) per layer in merge order; a layer's values and mode values count once."""
-    out: list[tuple[str, str]] = []
+def evaluate(plan: Plan, catalog: Catalog | None = None) -> Plan:
+    """Run every named rule over ``plan`` and return the plan they lead to; ``plan`` is unchanged.
+
+    Fix rules run first, in order, each on the plan the previous fixes made; their deltas merge
+    into the ms values like any layer. Then the checks run on the fixed plan. Any error refuses
+    with every finding attached.
+    """
+    about = (catalog or default_catalog()).rules
+    findings: list[Finding] = []
+    for r in (r for r in RULES if r.severity == "fix"):
+        fixes = r.fixes(plan, about[r.id])
+        if fixes:
+            ms = plan.ms_values
+            for finding, delta in fixes:
+                ms = merge_values(ms, delta)
+                findings.append(finding)
+            plan = _with_ms_values(plan, strip_patch_markers(ms))
+    for r in (r for r in RULES if r.severity != "fix"):
+        findings += r.findings(plan, about[r.id])
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        lines = [f"{f.rule}: {f.message}" for f in errors]
+        raise ValidationError("refused:\n  " + "\n  ".join(lines), findings, hint=errors[0].why)
+    return replace(plan, findings=tuple(findings))
+
+
+def plan_stack(spec: Spec, catalog: Catalog | None = None) -> Plan:
+    """Inputs to a checked plan: compose, then the named rules. What every command starts from."""
+    return evaluate(compose(spec, catalog), catalog)
+
+
+def _with_ms_values(plan: Plan, ms: dict) -> Plan:
+    releases = tuple(replace(r, values=ms) if r.key == "ms" else r for r in plan.releases)
+    roles = _role_plans(ms, plan.names, plan.hardware_facts, plan.mode, plan.release_info.contract)
+    return replace(plan, releases=releases, roles=roles)
+
+
+def _unique_layers(layers: list[_Layer], spec: Spec) -> tuple[LayerInfo, ...]:
+    """One entry per layer in merge order; a layer's values and mode values count once."""
+    out: list[LayerInfo] = []
     for layer in layers:
-        if layer.name not in [n for n, _ in out]:
-            out.append((layer.name, layer.what))
-    return tuple(out) + tuple(_override_label(o) for o in spec.overrides)
+        if layer.name not in [info.name for info in out]:
+            out.append(LayerInfo(layer.name, layer.what, layer.summary))
+    return tuple(out) + tuple(LayerInfo(*_override_label(o)) for o in spec.overrides)
 
 
 def _override_label(ov) -> tuple[str, str]:
@@ -545,10 +467,10 @@ def _apply_override(merged: dict, ov, provenance: dict) -> None:
         provenance[ov.release][".".join(str(p) for p in target)] = label
 
 
-def _role_plans(ms: dict, names: dict, hw: dict, mode: str, prefill: RoleLayout, decode: RoleLayout) -> dict[str, RolePlan]:
+def _role_plans(ms: dict, names: dict, hw: dict, mode: str, contract: dict) -> dict[str, RolePlan]:
     accel = (ms.get("accelerator") or {}).get("type", "nvidia")
     proxy = (ms.get("routing") or {}).get("proxy") or {}
-    service_port = (ms.get("routing") or {}).get("servicePort", 8000)
+    service_port = (ms.get("routing") or {}).get("servicePort", contract["servicePort"])
     plans = {}
     for role in ROLES:
         block = ms.get(role) or {}
@@ -559,7 +481,7 @@ def _role_plans(ms: dict, names: dict, hw: dict, mode: str, prefill: RoleLayout,
         gpus = tensor * int(par.get("dataLocal", 1))
         container = next((c for c in block.get("containers") or [] if isinstance(c, dict) and c.get("name") == "vllm"), {})
         role_accel = (block.get("accelerator") or {}).get("type", accel)
-        vllm_port = proxy.get("targetPort", 8200) if role == "decode" and proxy.get("enabled", mode == "disaggregated") else service_port
+        vllm_port = proxy.get("targetPort", contract["proxyTargetPort"]) if role == "decode" and proxy.get("enabled", mode == "disaggregated") else service_port
         plans[role] = RolePlan(
             role=role, replicas=int(block.get("replicas", 1)), tensor=tensor, gpus_per_pod=gpus,
             accelerator_resource=ACCELERATOR_RESOURCES.get(role_accel, "nvidia.com/gpu"),
@@ -570,11 +492,12 @@ def _role_plans(ms: dict, names: dict, hw: dict, mode: str, prefill: RoleLayout,
 
 
 def build_route(names: dict, gw: dict, release: Release, gateway_name: str) -> dict:
+    """The stack's HTTPRoute: the stack's Gateway -> its InferencePool, on the pinned API group."""
     pool_api = release.dialect["poolApiVersion"].get(gateway_name, release.dialect["poolApiVersion"]["default"])
     backend: dict[str, Any] = {"group": pool_api.split("/")[0], "kind": "InferencePool", "name": names["pool"]}
     route_opts = gw.get("route", {})
     if route_opts.get("backendPort", True):
-        backend["port"] = 8000
+        backend["port"] = release.contract["servicePort"]
     backend["weight"] = 1
     rule: dict[str, Any] = {"backendRefs": [backend], "matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}
     if route_opts.get("timeouts", True):
@@ -616,8 +539,6 @@ def check_values_schemas(release: Release, merged: dict[str, dict], overrides=()
 
     A problem that a user's --values file brought in is located in that file (line and column).
     """
-    from .schema import check
-
     for key in ("infra", "gaie", "ms"):
         files = [ov.doc for ov in reversed(overrides) if ov.release == key and ov.doc is not None]
 
@@ -632,3 +553,14 @@ def check_values_schemas(release: Release, merged: dict[str, dict], overrides=()
 
         version = release.charts[key]["version"]
         check(merged[key], values_schema_name(key, version), source=f"{key}.values.yaml", root=key, locate=locate)
+
+
+def stack_target(namespace: str | None, postfix: str | None, env: dict | None = None, catalog: Catalog | None = None) -> tuple[str, str]:
+    """Namespace and postfix for commands that take no stack inputs (destroy, status): the flags,
+    then ``$NAMESPACE`` / ``$RELEASE_NAME_POSTFIX`` as in the upstream guides, then the guide's defaults."""
+    env = os.environ if env is None else env
+    defaults = (catalog or default_catalog()).guide("pd-disaggregation").defaults
+    ns = namespace or env.get("NAMESPACE") or defaults.get("namespace", "llm-d-pd")
+    pf = postfix or env.get("RELEASE_NAME_POSTFIX") or defaults.get("postfix", "pd")
+    check_names(ns, pf)
+    return ns, pf

@@ -1,0 +1,58 @@
+"""A content-addressed cache of parsed, validated catalog files.
+
+Parsing YAML and checking it against its schema costs more than the rest of a render. A catalog
+file that has not changed gives the same plain data every time, so the result is kept under
+``$LLMDCTL_CACHE_DIR`` (default ``$XDG_CACHE_HOME/llmdctl`` or ``~/.cache/llmdctl``), keyed by a
+hash of everything it depends on: llmdctl's version, the schema and the file's bytes. An entry is
+never updated in place, so a stale entry cannot be read. A cache that cannot be read or written
+(read-only home, ``LLMDCTL_CACHE_DIR=off``) only costs time, never correctness.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import __version__
+
+_FORMAT = b"llmdctl-cache-1"
+
+
+def cache_dir() -> Path | None:
+    configured = os.environ.get("LLMDCTL_CACHE_DIR")
+    if configured:
+        return None if configured == "off" else Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "llmdctl"
+
+
+def key(*parts: bytes) -> str:
+    h = hashlib.sha256(_FORMAT + __version__.encode())
+    for part in parts:
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.hexdigest()
+
+
+def cached(digest: str, compute: Callable[[], Any]) -> Any:
+    """``compute()``'s result (plain data only), from the cache when an entry for ``digest`` exists."""
+    folder = cache_dir()
+    entry = folder / digest[:2] / f"{digest}.marshal" if folder else None
+    if entry is not None:
+        try:
+            return marshal.loads(entry.read_bytes())
+        except (OSError, EOFError, ValueError, TypeError):
+            pass
+    value = compute()
+    if entry is not None:
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            tmp = entry.with_name(f".{entry.name}.{os.getpid()}")
+            tmp.write_bytes(marshal.dumps(value))
+            os.replace(tmp, entry)
+        except (OSError, ValueError):
+            pass
+    return value

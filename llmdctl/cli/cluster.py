@@ -1,0 +1,162 @@
+"""Commands that talk to a cluster: each builds its inputs, calls one effect, prints its result."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ..base.errors import InputError
+from ..compose.compose import stack_target
+from ..effects.bundle import bundle_files, command_args
+from ..effects.health import FAIL
+from ..effects.lifecycle import UI, apply_dry_run, apply_stack, destroy_dry_run, destroy_stack, diff_stack, kept_bundle, list_stacks, stack_rows
+from ..effects.tools import Toolbox, cluster_flags, open_toolbox
+from ..effects.verify import VerifyReport, doctor_stack, verify_stack
+from ..inputs.spec import parse_duration
+from ..plan.stack import Plan
+from .common import emit, emit_rows, err, out, plan_from, report
+
+
+def _toolbox(args: argparse.Namespace, *, dry_run: bool = False) -> Toolbox:
+    bins = {tool: getattr(args, f"{tool}_bin") for tool in ("helmfile", "helm", "kubectl")}
+    return open_toolbox(kube_context=args.kube_context, kubeconfig=args.kubeconfig, bins=bins, dry_run=dry_run)
+
+
+def _ui() -> UI:
+    def confirm(question: str) -> bool:
+        if not sys.stdin or not sys.stdin.isatty():
+            raise InputError("confirmation needed but stdin is not a terminal", hint="pass -y/--yes to go ahead without asking")
+        sys.stderr.write(f"{question} [y/N]: ")
+        sys.stderr.flush()
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+    return UI(say=err, confirm=confirm)
+
+
+def _llmdctl(verb: str, *args: str) -> str:
+    return shlex.join(["llmdctl", verb, *args])
+
+
+def apply(args: argparse.Namespace) -> int:
+    timeout = parse_duration(args.timeout)
+    plan = plan_from(args)
+    report(plan)
+    files = bundle_files(plan)
+    box = _toolbox(args, dry_run=args.dry_run)
+    folder = kept_bundle(Path(args.bundle_dir) if args.bundle_dir else None, box, plan.namespace, plan.postfix)
+    again = command_args(plan) + cluster_flags(box)
+    if args.dry_run:
+        verify_command = _llmdctl("verify", *again, "--wait", "--timeout", args.timeout) if args.wait else None
+        out(apply_dry_run(plan, files, box, folder, sync=args.sync, create_namespace=args.create_namespace, verify_command=verify_command))
+        return 0
+    reports = apply_stack(plan, files, box, folder, ui=_ui(), yes=args.yes, sync=args.sync, create_namespace=args.create_namespace,
+                          resume=_llmdctl("apply", *again, "-y"),
+                          cleanup=_llmdctl("destroy", "-n", plan.namespace, "--postfix", plan.postfix, *cluster_flags(box), "-y"))
+    total = sum(r.seconds for r in reports)
+    err(f"applied stack {plan.postfix} to {box.context}/{plan.namespace} in {total:.1f} s ({len(reports)} steps); bundle kept in {folder}/")
+    if args.wait:
+        err(f"waiting up to {args.timeout} for the stack to become healthy (llmdctl verify --wait)")
+        return _print_verify(plan, box, verify_stack(plan, box, wait=True, timeout=timeout, say=err), "text", wait=True)
+    err(f"next: {_llmdctl('verify', *again, '--wait')}")
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    timeout = parse_duration(args.timeout)
+    plan = plan_from(args)
+    box = _toolbox(args)
+    result = verify_stack(plan, box, wait=args.wait, timeout=timeout, smoke_test=args.smoke, endpoint=args.endpoint,
+                          port_forward=args.port_forward, say=err)
+    return _print_verify(plan, box, result, args.output, wait=args.wait)
+
+
+def _print_verify(plan: Plan, box: Toolbox, result: VerifyReport, output: str, *, wait: bool) -> int:
+    if output == "json":
+        emit({"stack": {"context": box.context, "namespace": plan.namespace, "postfix": plan.postfix},
+              "healthy": result.healthy, "seconds": round(result.seconds, 3), "apiCalls": result.api_calls,
+              "checks": [c.as_dict() for c in result.checks], "smoke": [c.as_dict() for c in result.smoke],
+              "diagnostics": [d.as_dict() for d in result.diagnostics]}, "json")
+    else:
+        _print_checks(f"stack {plan.postfix} in {box.context}/{plan.namespace}", result.everything)
+        for d in result.diagnostics:
+            out(f"\n{d.pod} ({d.role or '?'}): {d.summary}\n")
+            out("".join(f"  event: {e}\n" for e in d.events) + "".join(f"  log: {line}\n" for line in d.logs)
+                + "".join(f"  hint: {h}\n" for h in d.hints))
+        verdict = "healthy" if result.healthy else f"{result.failed} failing, {result.pending} pending"
+        err(f"{verdict} ({len(result.everything)} checks, {result.api_calls} API calls, {result.seconds:.2f} s"
+            + (f", waited {result.waited:.1f} s" if wait else "") + ")")
+    return 0 if result.healthy else 1
+
+
+def doctor(args: argparse.Namespace) -> int:
+    plan = plan_from(args)
+    box = _toolbox(args)
+    checks = doctor_stack(plan, box)
+    failed = [c for c in checks if c.status == FAIL]
+    if args.output == "json":
+        emit({"ok": not failed, "context": box.context, "checks": [c.as_dict() for c in checks]}, "json")
+    else:
+        _print_checks(f"doctor: {plan.hardware} + {plan.gateway} in {box.context}/{plan.namespace}", checks)
+        err("ready to apply" if not failed else f"{len(failed)} check(s) failed: fix them before llmdctl apply")
+    return 1 if failed else 0
+
+
+def diff(args: argparse.Namespace) -> int:
+    plan = plan_from(args)
+    report(plan)
+    box = _toolbox(args)
+    changed = diff_stack(plan, bundle_files(plan), box, ui=_ui())
+    err(f"stack {plan.postfix} in {box.context}/{plan.namespace}: " + ("apply would change the items above" if changed else "no changes"))
+    return 0
+
+
+def destroy(args: argparse.Namespace) -> int:
+    ns, pf = stack_target(args.namespace, args.postfix)
+    box = _toolbox(args, dry_run=args.dry_run)
+    folder = kept_bundle(Path(args.bundle_dir) if args.bundle_dir else None, box, ns, pf)
+    if args.dry_run:
+        out(destroy_dry_run(box, ns, pf, folder))
+        return 0
+    removed = destroy_stack(box, ns, pf, folder, ui=_ui(), yes=args.yes,
+                            resume=_llmdctl("destroy", "-n", ns, "--postfix", pf, *cluster_flags(box), "-y"))
+    if args.output == "json":
+        emit({"context": box.context, "namespace": ns, "postfix": pf, "removed": removed}, "json")
+    if removed:
+        err(f"removed from {box.context}/{ns}: " + "; ".join(removed))
+    else:
+        err(f"nothing to remove: no release infra-{pf}, gaie-{pf}, ms-{pf} and no HTTPRoute llm-d-{pf} in {box.context}/{ns}")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    ns = None if args.all_namespaces else stack_target(args.namespace, "pd")[0]
+    box = _toolbox(args)
+    stacks = list_stacks(box, ns, args.postfix)
+    if args.output in ("json", "yaml"):
+        emit({"context": box.context, "namespace": ns, "stacks": stacks}, args.output)
+    elif not stacks:
+        err(f"no llmdctl stacks in {box.context}/" + ("all namespaces" if ns is None else ns))
+    else:
+        emit_rows(stack_rows(stacks), "text", ("namespace", "postfix", "status", "releases", "updated"))
+    return 0
+
+
+def _print_checks(title: str, checks) -> None:
+    marks = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "pending": "[yellow]pending[/]", "warn": "[yellow]warn[/]"}
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("observed", overflow="fold", ratio=3)
+    table.add_column("expected", overflow="fold", ratio=2)
+    for c in checks:
+        table.add_row(c.name, marks.get(c.status, c.status), c.observed, c.expected)
+    console = Console(file=sys.stdout, width=200 if not sys.stdout.isatty() else None, highlight=False)
+    console.print(table)
+    for c in checks:
+        if c.status != "pass" and c.hint:
+            console.print(f"[bold]{c.name}[/]: {c.hint}", highlight=False, markup=True)

@@ -1,0 +1,217 @@
+"""Every command, option and help text of the command line, declared once.
+
+Shared option groups (stack inputs, cluster access, output format) are added by one function
+each, so render, validate, apply, diff, verify and doctor take exactly the same stack inputs.
+Each sub-command names the handler that runs it as ``module:function`` under ``llmdctl.cli``;
+``main`` imports only the module of the command being run, so ``render`` never loads the cluster
+code and ``--help`` loads none.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = (
+    "Compose llm-d prefill/decode (P/D) disaggregated serving stacks into Helmfile bundles.\n\n"
+    "Pick hardware, gateway and layout; llmdctl merges catalog layers into values for the three\n"
+    "charts (llm-d-infra, inferencepool, llm-d-modelservice), a helmfile and an HTTPRoute, and\n"
+    "checks them before anything touches a cluster."
+)
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the line breaks of descriptions and examples; says "Usage:" like most CLIs."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32, width=100)
+
+    def add_usage(self, usage, actions, groups, prefix=None):
+        super().add_usage(usage, actions, groups, prefix="Usage: " if prefix is None else prefix)
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        kwargs.setdefault("allow_abbrev", False)  # --pre must not silently mean --prefill
+        super().__init__(*args, **kwargs)
+
+
+def _examples(*lines: str) -> str:
+    return "Examples:\n" + "".join(f"  {line}\n" for line in lines)
+
+
+def add_stack_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("stack inputs (flags override the spec file)")
+    g.add_argument("-f", "--file", metavar="FILE", help="Spec file (YAML, schema in schemas/spec.schema.json); flags override it.")
+    g.add_argument("-e", "--environment", action="append", metavar="NAME",
+                   help="Hardware profile, overlay, gateway or alias; repeatable (-e amd -e host-network). Default: nvidia-ib + istio.")
+    g.add_argument("-n", "--namespace", help="Target namespace. Default: $NAMESPACE, else the guide's (llm-d-pd).")
+    g.add_argument("--postfix", help="Release postfix that tells stacks apart: infra-, gaie-, ms-<postfix>. Default: $RELEASE_NAME_POSTFIX, else pd.")
+    g.add_argument("--guide", help="pd-disaggregation (default) or inference-scheduling (aggregated).")
+    g.add_argument("--llmd-version", metavar="VERSION", help="llm-d release whose charts and images are pinned (see `llmdctl versions`).")
+    g.add_argument("--model", help="Hugging Face model id (or hf://, pvc://, oci:// URI). Default: the hardware profile's.")
+    g.add_argument("--model-size", metavar="SIZE", help="Model volume size, e.g. 100Gi. Default: estimated from the model (guides/models.yaml).")
+    g.add_argument("--prefill", metavar="NxTPm", help="Prefill layout REPLICASxTPn, e.g. 4xTP1; 0 for aggregated serving.")
+    g.add_argument("--decode", metavar="NxTPm", help="Decode layout REPLICASxTPn, e.g. 1xTP4.")
+    g.add_argument("--pd-threshold", type=int, metavar="TOKENS",
+                   help="Selective P/D: only prompts with more than this many uncached tokens go through prefill (0 = always).")
+    g.add_argument("--hf-secret", metavar="NAME", help="Name of the Secret holding HF_TOKEN (never the token itself). Default: llm-d-hf-token.")
+    g.add_argument("--rdma-resource", metavar="NAME[=N]", help="RDMA resource name[=count] your cluster advertises (rdma/ib, rdma/roce_gdr=2, ...), or none.")
+    g.add_argument("--set", dest="set_", action="append", metavar="R.PATH=V",
+                   help="Override one value, applied last: RELEASE.PATH=VALUE (ms.decode.replicas=2; ms.roles.* means both roles).")
+    g.add_argument("--values", action="append", metavar="R=FILE", help="Merge a values file into one release, applied last: RELEASE=FILE (ms=extra.yaml).")
+
+
+def add_cluster_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("cluster and tools")
+    g.add_argument("--kube-context", metavar="NAME",
+                   help="kubeconfig context; every command is pinned to it. Default: the current context (refused when none is set).")
+    g.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file. Default: $KUBECONFIG, else ~/.kube/config.")
+    g.add_argument("--helmfile-bin", metavar="PATH", help="helmfile executable. Default: helmfile on PATH.")
+    g.add_argument("--helm-bin", metavar="PATH", help="helm executable. Default: helm on PATH.")
+    g.add_argument("--kubectl-bin", metavar="PATH", help="kubectl executable. Default: kubectl on PATH.")
+
+
+def add_output(p: argparse.ArgumentParser, *choices: str) -> None:
+    p.add_argument("-o", "--output", choices=choices, default="text", help=f"{', '.join(choices[:-1])} or {choices[-1]}.")
+
+
+def _target_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", "--namespace", help="Namespace. Default: $NAMESPACE, else llm-d-pd.")
+    p.add_argument("--postfix", help="Release postfix of the stack. Default: $RELEASE_NAME_POSTFIX, else pd.")
+
+
+def _timeout(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--timeout", default="20m", metavar="DURATION", help=f"{what}: how long to wait, e.g. 90s, 20m, 1h. Default: 20m.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    root = _Parser(prog="llmdctl", description=DESCRIPTION, epilog=_examples(
+        "llmdctl render -e amd -o amd-bundle", "llmdctl apply -e amd -y && llmdctl verify -e amd --wait"))
+    root.add_argument("--version", action="store_true", help="Print the llmdctl version and exit.")
+    root.add_argument("--debug", action="store_true", help="Show a Python traceback for errors (for bug reports); accepted anywhere.")
+    sub = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, handler: str, summary: str, description: str, examples: tuple[str, ...], **kw) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=summary, description=f"{summary}\n\n{description}".rstrip(), epilog=_examples(*examples), **kw)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("render", "stack:render", "Compose and validate a stack, then write its helmfile bundle.",
+                "The bundle holds helmfile.yaml (releases infra-, gaie-, ms-<postfix> with pinned charts), one values\n"
+                "file per release, httproute.yaml and a README with the commands to apply, verify and clean up.\n"
+                "Same inputs, byte-identical files.",
+                ("llmdctl render -e amd -o amd-bundle", "RELEASE_NAME_POSTFIX=pd-2 llmdctl render --prefill 2xTP2 --decode 1xTP4",
+                 "llmdctl render -e gke --print | less", "llmdctl render -f llmd.yaml --set ms.decode.replicas=2"))
+    add_stack_options(p)
+    p.add_argument("-o", "--output", metavar="DIR", help="Bundle folder. Default: ./llmd-<namespace>-<postfix>/")
+    p.add_argument("--print", dest="print_", action="store_true", help="Write the bundle to stdout instead of a folder.")
+    p.add_argument("--force", action="store_true", help="Replace a non-empty -o folder that holds no llmdctl bundle.")
+
+    p = command("validate", "stack:validate", "Run inputs through composition, schemas and rules without writing anything.",
+                "Exit 0 when the stack can be rendered (warnings allowed), 2 when it is refused.",
+                ("llmdctl validate -e gh200-timeslice", "llmdctl validate -f llmd.yaml -o json | jq '.findings[]'"))
+    add_stack_options(p)
+    add_output(p, "text", "json")
+
+    p = command("apply", "cluster:apply", "Render, then install or upgrade the stack: infra-, gaie-, ms-<postfix>, then its HTTPRoute.",
+                "Validates and renders like `render`, keeps the bundle in ./.llmdctl/<context>/<namespace>/<postfix>/, then\n"
+                "runs `helmfile apply` (or `sync` without the helm-diff plugin) for one release at a time in needs\n"
+                "order and `kubectl apply` for the route. It first shows the context, namespace, postfix and what\n"
+                "will be installed or upgraded, and asks. A failed step stops the run and says how to resume.",
+                ("llmdctl apply -e amd -n llm-d-pd -y", "RELEASE_NAME_POSTFIX=pd-2 llmdctl apply --prefill 2xTP2 --decode 1xTP4 -y",
+                 "llmdctl apply -e gke --kube-context gke-prod --dry-run", "llmdctl apply -f llmd.yaml --create-namespace --wait -y"))
+    add_stack_options(p)
+    add_cluster_options(p)
+    _bundle_dir(p)
+    p.add_argument("--create-namespace", action="store_true", help="Create the namespace when it does not exist (the HF token Secret still has to be created).")
+    p.add_argument("--dry-run", action="store_true", help="Print the files and every command, run nothing, write nothing.")
+    p.add_argument("--sync", action="store_true", help="Use `helmfile sync` (always a new revision) instead of `helmfile apply` (only what changed; needs helm-diff).")
+    p.add_argument("--wait", action="store_true", help="After applying, wait until `llmdctl verify` passes.")
+    _timeout(p, "With --wait")
+    _yes(p)
+
+    p = command("verify", "cluster:verify", "Check that a stack is deployed, ready and routed, from the same plan `render` builds.",
+                "Checks the three Helm releases, the prefill/decode Deployments (planned replicas ready; pods with the\n"
+                "planned image, GPU and RDMA resources and the pool's labels), the scheduler (EPP), the InferencePool\n"
+                "selecting ready pods of each role, the Gateway (Programmed, with an address) and the HTTPRoute\n"
+                "(Accepted, ResolvedRefs). Unhealthy pods come with events, log lines and a fix. Exit 0 only when\n"
+                "every check passes.",
+                ("llmdctl verify -e amd", "llmdctl verify --wait --timeout 30m", "llmdctl verify --smoke --port-forward",
+                 "llmdctl verify -o json | jq '.checks[] | select(.status != \"pass\")'"))
+    add_stack_options(p)
+    add_cluster_options(p)
+    p.add_argument("--wait", action="store_true", help="Watch until every check passes (or --timeout), reporting pods ready per role.")
+    _timeout(p, "With --wait")
+    p.add_argument("--smoke", action="store_true", help="Also send GET /v1/models and one completion through the gateway, and check a prefill pod served it.")
+    p.add_argument("--endpoint", metavar="URL", help="With --smoke: base URL of the gateway. Default: the Gateway's address.")
+    p.add_argument("--port-forward", action="store_true", help="With --smoke: reach the gateway Service through kubectl port-forward.")
+    add_output(p, "text", "json")
+
+    p = command("doctor", "cluster:doctor", "Check a cluster before apply: tools, API server, CRDs, GatewayClass, GPU/RDMA capacity, HF Secret.",
+                "Reads only. Capacity is checked for the layout you ask for (same inputs as render): every prefill and\n"
+                "decode pod must fit on one node's allocatable accelerators (and RDMA resource). Exit 1 when\n"
+                "anything fails; warnings alone exit 0.",
+                ("llmdctl doctor -e amd", "llmdctl doctor -e gh200 --kube-context edge -o json"))
+    add_stack_options(p)
+    add_cluster_options(p)
+    add_output(p, "text", "json")
+
+    p = command("diff", "cluster:diff", "Show what `apply` would change: `helmfile diff` of the releases and `kubectl diff` of the route.",
+                "Needs the helm-diff plugin. The diff goes to stdout; exit 0 whether or not anything differs (the last\n"
+                "stderr line says which).",
+                ("llmdctl diff -e amd", "RELEASE_NAME_POSTFIX=pd-2 llmdctl diff --decode 2xTP4 | less"))
+    add_stack_options(p)
+    add_cluster_options(p)
+
+    p = command("destroy", "cluster:destroy", "Remove one stack: its HTTPRoute, then helmfile destroy, then any of infra-, gaie-, ms-<postfix> left.",
+                "Only the named postfix in the named namespace is touched; the namespace, the HF token Secret, other\n"
+                "stacks and anything llmdctl did not create stay. Running it again says \"nothing to remove\" and exits 0.",
+                ("llmdctl destroy -n llm-d-pd --postfix pd-2 -y", "RELEASE_NAME_POSTFIX=pd-2 llmdctl destroy --dry-run"))
+    _target_options(p)
+    add_cluster_options(p)
+    _bundle_dir(p)
+    p.add_argument("--dry-run", action="store_true", help="Print the commands destroy would run (assuming everything exists), run nothing.")
+    _yes(p)
+    add_output(p, "text", "json")
+
+    for name, summary in (("status", "List the llmdctl stacks in a namespace from Helm's release records."),
+                          ("list", "Same as `status`: the llmdctl stacks in a namespace (or all, with -A).")):
+        p = command(name, "cluster:status", summary,
+                    "One row per postfix: its releases with chart version, revision and status, and when it was last\n"
+                    "deployed. A stack is `deployed` when all three releases are; `incomplete`, `pending` or `failed`\n"
+                    "otherwise. For pods, gateway and route health use `llmdctl verify`.",
+                    (f"llmdctl {name}", f"llmdctl {name} -A -o json | jq '.stacks[].postfix'"))
+        p.add_argument("-n", "--namespace", help="Namespace. Default: $NAMESPACE, else llm-d-pd.")
+        p.add_argument("-A", "--all-namespaces", action="store_true", help="Every namespace.")
+        p.add_argument("--postfix", help="Only this stack.")
+        add_cluster_options(p)
+        add_output(p, "text", "json", "yaml")
+
+    for name, label, example in (("profiles", "hardware profiles and overlays", "llmdctl profiles show gh200-timeslice"),
+                                 ("gateways", "gateway providers", "llmdctl gateways show gke"),
+                                 ("guides", "guides", "llmdctl guides show inference-scheduling")):
+        p = command(name, "catalog:list_layers", f"List {label}, or show one with `show NAME`.", "", (f"llmdctl {name} -o json", example))
+        add_output(p, "text", "json", "yaml")
+        p.set_defaults(group=name)
+        actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+        show = actions.add_parser("show", help="Print one layer file as shipped.", description="Print one layer file as shipped.",
+                                  epilog=_examples(example))
+        show.add_argument("name", metavar="NAME", help="Layer name.")
+        show.set_defaults(handler="catalog:show_layer", group=name)
+
+    p = command("versions", "catalog:versions", "List the llm-d releases llmdctl can pin, with their chart versions and images.", "",
+                ("llmdctl versions -o json",))
+    add_output(p, "text", "json", "yaml")
+    p = command("rules", "catalog:rules", "List the validation rules llmdctl runs on every plan, with why and source.", "",
+                ("llmdctl rules -o json", "llmdctl rules | grep V-15"))
+    add_output(p, "text", "json", "yaml")
+    return root
+
+
+def _bundle_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bundle-dir", metavar="DIR", help="Folder that keeps this stack's applied bundle. Default: ./.llmdctl/<context>/<namespace>/<postfix>/")
+
+
+def _yes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-y", "--yes", action="store_true", help="Do not ask for confirmation.")

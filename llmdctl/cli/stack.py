@@ -1,0 +1,47 @@
+"""render and validate: inputs -> plan -> bundle files (or findings)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..base.errors import ValidationError
+from ..effects.bundle import bundle_files, default_output_dir, print_bundle, write_bundle
+from .common import emit, err, out, plan_from, report
+
+
+def render(args: argparse.Namespace) -> int:
+    plan = plan_from(args)
+    report(plan)
+    files = bundle_files(plan)
+    if args.print_:
+        out(print_bundle(files))
+        return 0
+    folder = Path(args.output) if args.output else default_output_dir(plan)
+    write_bundle(files, folder, force=args.force)
+    err(f"wrote {len(files)} files to {folder}/ ({', '.join(files)})")
+    err(f"next: cd {folder} && helmfile apply && kubectl apply -n {plan.namespace} -f httproute.yaml")
+    return 0
+
+
+def validate(args: argparse.Namespace) -> int:
+    try:
+        plan = plan_from(args)
+    except ValidationError as exc:
+        if args.output == "json":
+            emit({"valid": False, "findings": [f.as_dict() for f in exc.findings]}, "json")
+            return 2
+        raise
+    if args.output == "json":
+        emit({
+            "valid": True,
+            "stack": {"namespace": plan.namespace, "postfix": plan.postfix, "guide": plan.guide, "llmdVersion": plan.llmd_version,
+                      "hardware": plan.hardware, "overlays": list(plan.overlays), "gateway": plan.gateway, "mode": plan.mode},
+            "notes": list(plan.notes),
+            "findings": [f.as_dict() for f in plan.findings],
+        }, "json")
+        return 0
+    report(plan)
+    roles = ", ".join(f"{r.role} {r.replicas}xTP{r.tensor}" for r in plan.roles.values())
+    out(f"ok: {plan.names['ms']} in {plan.namespace}: {plan.hardware} + {plan.gateway}, {roles}\n")
+    return 0

@@ -1,0 +1,82 @@
+"""Object names of a stack, derived from namespace and postfix, and the limits they must respect.
+
+Every name an effect looks up comes from here, so two stacks in one namespace differ in every
+name by their postfix, and a name Kubernetes or Helm would reject is refused before rendering.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..base.errors import Finding, ValidationError
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+HELM_RELEASE_MAX = 53
+K8S_NAME_MAX = 63
+# modelservice names its objects <release>-llm-d-modelservice, truncated to this many characters
+MS_FULLNAME_MAX = 55
+RELEASE_KEYS = ("infra", "gaie", "ms")
+
+
+def stack_names(namespace: str, postfix: str, gateway_provider: str | None = None) -> dict[str, str]:
+    names = {
+        "infra": f"infra-{postfix}",
+        "gaie": f"gaie-{postfix}",
+        "ms": f"ms-{postfix}",
+        "gateway": f"infra-{postfix}-inference-gateway",
+        "pool": f"gaie-{postfix}",
+        "epp": f"gaie-{postfix}-epp",
+        "eppHost": f"gaie-{postfix}-epp.{namespace}.svc.cluster.local",
+        "route": f"llm-d-{postfix}",
+        "stackLabel": f"llm-d-{postfix}",
+        "msFullname": f"ms-{postfix}-llm-d-modelservice",
+        "prefill": f"ms-{postfix}-llm-d-modelservice-prefill",
+        "decode": f"ms-{postfix}-llm-d-modelservice-decode",
+        "metricsSecret": f"gaie-{postfix}-sa-metrics-reader-secret",
+    }
+    if gateway_provider == "istio":
+        names["gatewayService"] = f"{names['gateway']}-istio"
+    else:
+        names["gatewayService"] = names["gateway"]
+    return names
+
+
+def check_names(namespace: str, postfix: str, gateway_provider: str | None = None) -> None:
+    """Refuse names Kubernetes or Helm would reject, before anything is rendered."""
+    problems = []
+    if not DNS1123_LABEL.match(namespace) or len(namespace) > K8S_NAME_MAX:
+        problems.append(
+            f"namespace '{namespace}' is not a DNS-1123 label (lower-case letters, digits and '-', "
+            f"starting and ending with a letter or digit, at most {K8S_NAME_MAX} characters)"
+        )
+    if not DNS1123_LABEL.match(postfix):
+        problems.append(
+            f"postfix '{postfix}' is not a DNS-1123 label (lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit)"
+        )
+    if not problems:
+        names = stack_names(namespace, postfix, gateway_provider)
+        limits = [(names[k], HELM_RELEASE_MAX, "Helm release name") for k in ("infra", "gaie", "ms")]
+        limits += [
+            (names["gateway"], K8S_NAME_MAX, "Gateway name"),
+            (names["gatewayService"], K8S_NAME_MAX, "gateway Service name"),
+            (names["epp"], K8S_NAME_MAX, "EPP Service name"),
+            (names["msFullname"], MS_FULLNAME_MAX, "modelservice full name (the chart truncates longer ones, so stacks could collide)"),
+            (names["prefill"], K8S_NAME_MAX, "prefill Deployment name"),
+            (names["route"], K8S_NAME_MAX, "HTTPRoute name and stack label value"),
+            (names["metricsSecret"], K8S_NAME_MAX, "EPP metrics Secret name"),
+        ]
+        for name, limit, what in limits:
+            if len(name) > limit:
+                problems.append(f"{what} '{name}' is {len(name)} characters; the limit is {limit}")
+        if problems:
+            room = min(limit - (len(name) - len(postfix)) for name, limit, _ in limits)
+            problems.append(f"keep the postfix at most {room} characters")
+    if problems:
+        findings = [Finding("names", "error", p, "Helm release names are limited to 53 characters, Kubernetes names and label values to 63") for p in problems]
+        raise ValidationError("names Kubernetes or Helm would reject:\n  " + "\n  ".join(problems), findings)
+
+
+def hf_secret_command(namespace: str, secret: str) -> str:
+    """The command that creates the token Secret the vLLM pods read (the token stays in $HF_TOKEN)."""
+    return f'kubectl create secret generic {secret} --namespace {namespace} --from-literal=HF_TOKEN="$HF_TOKEN"'

@@ -1,0 +1,82 @@
+"""verify as one call: the checks (optionally waiting), diagnostics for what is unhealthy, and the
+smoke request through the gateway. The CLI only formats the report this returns."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..base.errors import LlmdctlError
+from ..plan.stack import Plan
+from .health import FAIL, PASS, Check, Diagnosis, collect_diagnostics, doctor, smoke, verify
+from .kube import GATEWAYS, Kube
+from .tools import PortForward, Toolbox, check_tools
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    checks: list[Check]
+    smoke: list[Check] = field(default_factory=list)
+    diagnostics: list[Diagnosis] = field(default_factory=list)
+    waited: float = 0.0
+    seconds: float = 0.0
+    api_calls: int = 0
+
+    @property
+    def everything(self) -> list[Check]:
+        return self.checks + self.smoke
+
+    @property
+    def healthy(self) -> bool:
+        return all(c.status == PASS for c in self.everything)
+
+    @property
+    def failed(self) -> int:
+        return sum(c.status == FAIL for c in self.everything)
+
+    @property
+    def pending(self) -> int:
+        return sum(c.status not in (PASS, FAIL) for c in self.everything)
+
+
+def kube_for(box: Toolbox) -> Kube:
+    return Kube(context=box.context, kubeconfig=box.kubeconfig)
+
+
+def verify_stack(plan: Plan, box: Toolbox, *, wait: bool, timeout: float, smoke_test: bool = False,
+                 endpoint: str | None = None, port_forward: bool = False, say: Callable[[str], None]) -> VerifyReport:
+    """Check the stack (re-checking on watch events until ``timeout`` with ``wait``); explain
+    unhealthy pods; with ``smoke_test`` and a healthy stack, send one request through the gateway."""
+    started = time.monotonic()
+    kube = kube_for(box)
+    checks, obs, waited = verify(kube, plan, wait=wait, timeout=timeout, say=say)
+    healthy = all(c.status == PASS for c in checks)
+    diagnostics = [] if healthy else collect_diagnostics(kube, plan, obs)
+    smoke_checks: list[Check] = []
+    if smoke_test and healthy:
+        smoke_checks = _smoke(kube, plan, box, endpoint, port_forward, say)
+    elif smoke_test:
+        say("smoke test skipped: the stack is not healthy yet")
+    return VerifyReport(checks, smoke_checks, diagnostics, waited, time.monotonic() - started, kube.calls)
+
+
+def _smoke(kube: Kube, plan: Plan, box: Toolbox, endpoint: str | None, port_forward: bool, say) -> list[Check]:
+    """Send the smoke request to --endpoint, through a port-forward, or to the Gateway's address."""
+    if endpoint:
+        return smoke(kube, plan, endpoint)
+    if port_forward:
+        with PortForward(box, plan.namespace, plan.names["gatewayService"], 80) as pf:
+            say(f"port-forward: {pf.url} -> service/{plan.names['gatewayService']}:80")
+            return smoke(kube, plan, pf.url)
+    gw = kube.get(GATEWAYS, plan.names["gateway"], plan.namespace) or {}
+    addresses = [a.get("value") for a in (gw.get("status") or {}).get("addresses") or [] if a.get("value")]
+    if not addresses:
+        raise LlmdctlError(f"Gateway {plan.names['gateway']} has no address to send the smoke request to",
+                           hint="pass --endpoint URL or --port-forward")
+    return smoke(kube, plan, f"http://{addresses[0]}")
+
+
+def doctor_stack(plan: Plan, box: Toolbox) -> list[Check]:
+    """Every pre-apply check: tools, cluster, CRDs, GatewayClass, capacity, the HF Secret."""
+    return doctor(kube_for(box), plan, check_tools(box, ("helmfile", "helm", "kubectl", "helm-diff")))
