@@ -110,7 +110,8 @@ CORRUPTIONS = ["drop-key", "retype", "unknown-key", "tab", "truncate", "null-val
 
 @given(st.sampled_from(["profiles/nvidia-ib.yaml", "profiles/amd-roce.yaml", "profiles/gke-no-rdma.yaml", "profiles/gh200-timeslice.yaml",
                         "profiles/host-network.yaml", "gateways/istio.yaml", "gateways/gke.yaml", "guides/common.yaml",
-                        "guides/pd-disaggregation.yaml", "guides/versions.yaml", "guides/environments.yaml"]),
+                        "guides/pd-disaggregation.yaml", "guides/versions.yaml", "guides/environments.yaml",
+                        "guides/models.yaml", "guides/rules.yaml"]),
        st.sampled_from(CORRUPTIONS), st.integers(0, 10_000))
 @settings(max_examples=40)
 def test_corrupted_catalog_files(rel, corruption, seed):
@@ -169,3 +170,13 @@ def _parent(data, path):
     for key in path[:-1]:
         node = node[key]
     return node
+
+
+@given(st.text())
+@settings(max_examples=300)
+def test_json_string_matches_json_dumps(text):
+    import json
+
+    from llmdctl.base.yamlio import json_string
+
+    assert json_string(text) == json.dumps(text, ensure_ascii=False)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from conftest import plan_for
@@ -121,3 +124,59 @@ def test_alias_members_yield_to_explicit_names():
     assert cat.resolve_environments(["nvidia-ib", "gke"])["hardware"] == "nvidia-ib"
     assert cat.resolve_environments(["amd", "agentgateway"]) == {"hardware": "amd-roce", "gateway": "agentgateway", "overlays": []}
     assert cat.resolve_environments([]) == {"hardware": "nvidia-ib", "gateway": "istio", "overlays": []}
+
+
+def test_rule_catalog_matches_the_code_and_cites_reachable_sources():
+    from llmdctl.catalog.catalog import default_catalog
+    from llmdctl.compose.rules import describe
+
+    about = describe(default_catalog().rules)
+    assert [r["id"] for r in about] == [r.id for r in RULES]
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "sources.md").read_text()
+    anchors = {line[3:].strip() for line in docs.splitlines() if line.startswith("## ")}
+    for r in about:
+        assert r["title"] and r["why"] and r["source"], r
+        assert "reference " not in r["source"] and "profiles.md" not in r["source"], r  # files outside this repository
+        for anchor in re.findall(r"docs/sources\.md#([a-z0-9-]+)", r["source"]):
+            assert anchor in anchors, (r["id"], anchor)
+
+
+def test_catalog_facts_drive_ports_thresholds_and_sizes(tmp_path, monkeypatch):
+    """Ports, the selective-P/D default and model-volume sizing come from the catalog, not code."""
+    import shutil
+
+    from llmdctl.catalog.catalog import data_root, reset_caches
+
+    root = tmp_path / "catalog"
+    for folder in ("profiles", "gateways", "guides", "templates", "schemas"):
+        shutil.copytree(data_root() / folder, root / folder)
+    versions = (root / "guides" / "versions.yaml").read_text()
+    versions = versions.replace("servicePort: 8000", "servicePort: 8100").replace("pdThreshold: 16", "pdThreshold: 48")
+    (root / "guides" / "versions.yaml").write_text(versions)
+    models = (root / "guides" / "models.yaml").read_text().replace("unknownSize: 100Gi", "unknownSize: 300Gi")
+    (root / "guides" / "models.yaml").write_text(models)
+    monkeypatch.setenv("LLMDCTL_CATALOG", str(root))
+    reset_caches()
+    try:
+        plan = plan_for(model="acme/mystery-model")
+    finally:
+        monkeypatch.delenv("LLMDCTL_CATALOG")
+        reset_caches()
+    gaie = plan.release("gaie").values
+    assert gaie["inferencePool"]["targetPorts"] == [{"number": 8100}]
+    assert "nonCachedTokens: 48" in gaie["inferenceExtension"]["pluginsCustomConfig"]["pd-config.yaml"]
+    assert plan.ms_values["routing"]["servicePort"] == 8100 and plan.roles["prefill"].vllm_port == 8100
+    assert plan.route["spec"]["rules"][0]["backendRefs"][0]["port"] == 8100
+    assert plan.model["size"] == "300Gi" and any("--model-size" in n for n in plan.notes)
+    # and with the shipped catalog, the shipped facts
+    shipped = plan_for(model="acme/mystery-model")
+    assert shipped.model["size"] == "100Gi" and shipped.release("gaie").values["inferencePool"]["targetPorts"] == [{"number": 8000}]
+
+
+@pytest.mark.parametrize("model,size", [("Qwen/Qwen3-32B", "80Gi"), ("RedHatAI/Llama-3.3-70B-Instruct-FP8-dynamic", "90Gi"),
+                                        ("deepseek-ai/DeepSeek-R1", "840Gi"), ("org/Some-7B-AWQ", "10Gi")])
+def test_model_volume_estimates(model, size):
+    # 32B x 2 bytes x 1.25 = 80; 70B x 1 x 1.25 = 87.5 -> 90; R1: 671B x 1 x 1.25 = 838.75 -> 840; 7B x 0.5 x 1.25 -> minimum 10
+    plan = plan_for(model=model)
+    assert plan.model["size"] == size
+    assert not any("--model-size" in n for n in plan.notes)

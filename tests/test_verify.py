@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 
@@ -366,9 +367,10 @@ def test_smoke_unreachable_endpoint_and_port_forward(cli, kube_api, fake_cluster
     api = FakeOpenAI(plan.model["name"])
     port = api.url.rsplit(":", 1)[1]
     (fake_cluster.bin / "kubectl").write_text(
-        "#!/bin/sh\necho \"$@\" >> " + str(fake_cluster.root / "pf.log") + f"\necho 'Forwarding from 127.0.0.1:{port} -> 80'\nexec sleep 30\n")
+        "#!/bin/sh\necho \"$@\" >> " + str(fake_cluster.root / "pf.log") + f"\necho 'Forwarding from 127.0.0.1:{port} -> 80'\nexec {sys.executable} -c 'import time; time.sleep(30)'\n")
     try:
         r, doc = verify_json(cli, "--smoke", "--port-forward")
+        assert doc is not None, r.err
     finally:
         api.stop()
     assert {c["name"]: c for c in doc["smoke"]}["GET /v1/models"]["status"] == "pass"

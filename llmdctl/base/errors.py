@@ -6,8 +6,7 @@ or validation error (the input is wrong), 1 for a runtime failure (a tool or the
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class LlmdctlError(Exception):
@@ -41,8 +40,7 @@ class CatalogError(LlmdctlError):
     exit_code = 2
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """One result of a rule or schema check. ``severity``: error refuses, warning renders, fix changed the plan."""
 
     rule: str
@@ -57,5 +55,7 @@ class Finding:
 
 def suggest(name: str, candidates: list[str]) -> str:
     """A "; did you mean 'x'?" tail for an unknown name, or "" when nothing is close."""
+    import difflib  # only on the error path; start-up stays lean
+
     close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""

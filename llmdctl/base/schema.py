@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
-import json
 from functools import lru_cache
 from typing import Any
 
+from . import cache
 from .data import data_path
 from .errors import Finding, ValidationError
 from ..fastschema import is_valid
@@ -15,7 +14,14 @@ from .yamlio import Document
 
 @lru_cache(maxsize=None)
 def load_schema(name: str) -> dict:
-    return json.loads(data_path("schemas", name).read_text(encoding="utf-8"))
+    raw = data_path("schemas", name).read_bytes()
+    return cache.cached(cache.key(b"schema", raw), lambda: _parse_json(raw))
+
+
+def _parse_json(raw: bytes) -> dict:
+    import json  # only when the cache has no entry for this schema
+
+    return json.loads(raw.decode("utf-8"))
 
 
 @lru_cache(maxsize=None)
@@ -60,6 +66,8 @@ def check(instance: Any, schema_name: str, *, doc: Document | None = None, sourc
     """
     if is_valid(instance, load_schema(schema_name)):
         return
+    from difflib import get_close_matches  # error path only
+
     errors = sorted(_validator(schema_name).iter_errors(instance), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     if not errors:
         return
@@ -72,7 +80,7 @@ def check(instance: Any, schema_name: str, *, doc: Document | None = None, sourc
             allowed = list(err.schema.get("properties", {}))
             problems = []
             for key in (k for k in err.instance if k not in allowed):
-                close = difflib.get_close_matches(str(key), allowed, n=1)
+                close = get_close_matches(str(key), allowed, n=1)
                 sub = f"{path}.{key}" if path else str(key)
                 problems.append((sub, f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else f"; allowed: {', '.join(allowed)}")))
         for at, message in problems:

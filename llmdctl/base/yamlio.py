@@ -8,7 +8,6 @@ spelled out (a bare ``key:`` is easy to misread), multi-line strings as literal 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from functools import lru_cache
@@ -196,7 +195,16 @@ _UNPRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff
 
 def _quote(text: str) -> str:
     """JSON-style double quotes; characters YAML may not carry raw are escaped as \\uXXXX."""
-    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", json.dumps(text, ensure_ascii=False))
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", json_string(text))
+
+
+_JSON_ESCAPE = re.compile(r'[\x00-\x1f\\"]')
+_JSON_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def json_string(text: str) -> str:
+    """``json.dumps(text, ensure_ascii=False)``, without importing json on every render."""
+    return '"' + _JSON_ESCAPE.sub(lambda m: _JSON_ESCAPES.get(m.group(0)) or f"\\u{ord(m.group(0)):04x}", text) + '"'
 
 
 def _literal(text: str, indent: str) -> str | None:

@@ -6,10 +6,9 @@ with its file, line and key path, never deep inside composition.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..base import cache
 from ..base.data import data_path, data_root
@@ -21,8 +20,7 @@ from ..base.yamlio import Document, load_text
 LAYER_FOLDERS = {"hardware": "profiles", "overlay": "profiles", "gateway": "gateways", "guide": "guides"}
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):
     """One catalog file, with its ``extends`` chain already folded in (base first)."""
 
     kind: str
@@ -31,19 +29,18 @@ class Layer:
     description: str
     source: str
     chain: tuple[str, ...]  # names from the root base to this layer
-    defaults: dict = field(default_factory=dict)
-    hardware: dict = field(default_factory=dict)
-    gateway: dict = field(default_factory=dict)
-    values: tuple[tuple[str, dict], ...] = ()  # (layer name, values) per chain member, base first
-    disaggregated: tuple[tuple[str, dict], ...] = ()
-    aggregated: tuple[tuple[str, dict], ...] = ()
-    aggregated_only: bool = False
-    abstract: bool = False
-    raw: dict = field(default_factory=dict)
+    defaults: dict
+    hardware: dict
+    gateway: dict
+    values: tuple[tuple[str, dict], ...]  # (layer name, values) per chain member, base first
+    disaggregated: tuple[tuple[str, dict], ...]
+    aggregated: tuple[tuple[str, dict], ...]
+    aggregated_only: bool
+    abstract: bool
+    raw: dict
 
 
-@dataclass(frozen=True)
-class Release:
+class Release(NamedTuple):
     """One llm-d release: its pinned charts, images and chart-key dialect."""
 
     name: str

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from ..base.yamlio import dump
@@ -47,6 +46,8 @@ def report(plan: Plan) -> None:
 
 def emit(doc, output: str) -> None:
     """A document as JSON or YAML on stdout."""
+    import json  # not needed by render, which prints no JSON
+
     out(json.dumps(doc, indent=2) + "\n" if output == "json" else dump(doc))
 
 

@@ -85,42 +85,19 @@ def _timeout(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--timeout", default="20m", metavar="DURATION", help=f"{what}: how long to wait, e.g. 90s, 20m, 1h. Default: 20m.")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    root = _Parser(prog="llmdctl", description=DESCRIPTION, epilog=_examples(
-        "llmdctl render -e amd -o amd-bundle", "llmdctl apply -e amd -y && llmdctl verify -e amd --wait"))
-    root.add_argument("--version", action="store_true", help="Print the llmdctl version and exit.")
-    root.add_argument("--debug", action="store_true", help="Show a Python traceback for errors (for bug reports); accepted anywhere.")
-    sub = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    def command(name: str, handler: str, summary: str, description: str, examples: tuple[str, ...], **kw) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=summary, description=f"{summary}\n\n{description}".rstrip(), epilog=_examples(*examples), **kw)
-        p.set_defaults(handler=handler)
-        return p
-
-    p = command("render", "stack:render", "Compose and validate a stack, then write its helmfile bundle.",
-                "The bundle holds helmfile.yaml (releases infra-, gaie-, ms-<postfix> with pinned charts), one values\n"
-                "file per release, httproute.yaml and a README with the commands to apply, verify and clean up.\n"
-                "Same inputs, byte-identical files.",
-                ("llmdctl render -e amd -o amd-bundle", "RELEASE_NAME_POSTFIX=pd-2 llmdctl render --prefill 2xTP2 --decode 1xTP4",
-                 "llmdctl render -e gke --print | less", "llmdctl render -f llmd.yaml --set ms.decode.replicas=2"))
+def _render(p):
     add_stack_options(p)
     p.add_argument("-o", "--output", metavar="DIR", help="Bundle folder. Default: ./llmd-<namespace>-<postfix>/")
     p.add_argument("--print", dest="print_", action="store_true", help="Write the bundle to stdout instead of a folder.")
     p.add_argument("--force", action="store_true", help="Replace a non-empty -o folder that holds no llmdctl bundle.")
 
-    p = command("validate", "stack:validate", "Run inputs through composition, schemas and rules without writing anything.",
-                "Exit 0 when the stack can be rendered (warnings allowed), 2 when it is refused.",
-                ("llmdctl validate -e gh200-timeslice", "llmdctl validate -f llmd.yaml -o json | jq '.findings[]'"))
+
+def _validate(p):
     add_stack_options(p)
     add_output(p, "text", "json")
 
-    p = command("apply", "cluster:apply", "Render, then install or upgrade the stack: infra-, gaie-, ms-<postfix>, then its HTTPRoute.",
-                "Validates and renders like `render`, keeps the bundle in ./.llmdctl/<context>/<namespace>/<postfix>/, then\n"
-                "runs `helmfile apply` (or `sync` without the helm-diff plugin) for one release at a time in needs\n"
-                "order and `kubectl apply` for the route. It first shows the context, namespace, postfix and what\n"
-                "will be installed or upgraded, and asks. A failed step stops the run and says how to resume.",
-                ("llmdctl apply -e amd -n llm-d-pd -y", "RELEASE_NAME_POSTFIX=pd-2 llmdctl apply --prefill 2xTP2 --decode 1xTP4 -y",
-                 "llmdctl apply -e gke --kube-context gke-prod --dry-run", "llmdctl apply -f llmd.yaml --create-namespace --wait -y"))
+
+def _apply(p):
     add_stack_options(p)
     add_cluster_options(p)
     _bundle_dir(p)
@@ -131,14 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     _timeout(p, "With --wait")
     _yes(p)
 
-    p = command("verify", "cluster:verify", "Check that a stack is deployed, ready and routed, from the same plan `render` builds.",
-                "Checks the three Helm releases, the prefill/decode Deployments (planned replicas ready; pods with the\n"
-                "planned image, GPU and RDMA resources and the pool's labels), the scheduler (EPP), the InferencePool\n"
-                "selecting ready pods of each role, the Gateway (Programmed, with an address) and the HTTPRoute\n"
-                "(Accepted, ResolvedRefs). Unhealthy pods come with events, log lines and a fix. Exit 0 only when\n"
-                "every check passes.",
-                ("llmdctl verify -e amd", "llmdctl verify --wait --timeout 30m", "llmdctl verify --smoke --port-forward",
-                 "llmdctl verify -o json | jq '.checks[] | select(.status != \"pass\")'"))
+
+def _verify(p):
     add_stack_options(p)
     add_cluster_options(p)
     p.add_argument("--wait", action="store_true", help="Watch until every check passes (or --timeout), reporting pods ready per role.")
@@ -148,26 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port-forward", action="store_true", help="With --smoke: reach the gateway Service through kubectl port-forward.")
     add_output(p, "text", "json")
 
-    p = command("doctor", "cluster:doctor", "Check a cluster before apply: tools, API server, CRDs, GatewayClass, GPU/RDMA capacity, HF Secret.",
-                "Reads only. Capacity is checked for the layout you ask for (same inputs as render): every prefill and\n"
-                "decode pod must fit on one node's allocatable accelerators (and RDMA resource). Exit 1 when\n"
-                "anything fails; warnings alone exit 0.",
-                ("llmdctl doctor -e amd", "llmdctl doctor -e gh200 --kube-context edge -o json"))
+
+def _doctor(p):
     add_stack_options(p)
     add_cluster_options(p)
     add_output(p, "text", "json")
 
-    p = command("diff", "cluster:diff", "Show what `apply` would change: `helmfile diff` of the releases and `kubectl diff` of the route.",
-                "Needs the helm-diff plugin. The diff goes to stdout; exit 0 whether or not anything differs (the last\n"
-                "stderr line says which).",
-                ("llmdctl diff -e amd", "RELEASE_NAME_POSTFIX=pd-2 llmdctl diff --decode 2xTP4 | less"))
+
+def _diff(p):
     add_stack_options(p)
     add_cluster_options(p)
 
-    p = command("destroy", "cluster:destroy", "Remove one stack: its HTTPRoute, then helmfile destroy, then any of infra-, gaie-, ms-<postfix> left.",
-                "Only the named postfix in the named namespace is touched; the namespace, the HF token Secret, other\n"
-                "stacks and anything llmdctl did not create stay. Running it again says \"nothing to remove\" and exits 0.",
-                ("llmdctl destroy -n llm-d-pd --postfix pd-2 -y", "RELEASE_NAME_POSTFIX=pd-2 llmdctl destroy --dry-run"))
+
+def _destroy(p):
     _target_options(p)
     add_cluster_options(p)
     _bundle_dir(p)
@@ -175,37 +139,112 @@ def build_parser() -> argparse.ArgumentParser:
     _yes(p)
     add_output(p, "text", "json")
 
-    for name, summary in (("status", "List the llmdctl stacks in a namespace from Helm's release records."),
-                          ("list", "Same as `status`: the llmdctl stacks in a namespace (or all, with -A).")):
-        p = command(name, "cluster:status", summary,
-                    "One row per postfix: its releases with chart version, revision and status, and when it was last\n"
-                    "deployed. A stack is `deployed` when all three releases are; `incomplete`, `pending` or `failed`\n"
-                    "otherwise. For pods, gateway and route health use `llmdctl verify`.",
-                    (f"llmdctl {name}", f"llmdctl {name} -A -o json | jq '.stacks[].postfix'"))
-        p.add_argument("-n", "--namespace", help="Namespace. Default: $NAMESPACE, else llm-d-pd.")
-        p.add_argument("-A", "--all-namespaces", action="store_true", help="Every namespace.")
-        p.add_argument("--postfix", help="Only this stack.")
-        add_cluster_options(p)
-        add_output(p, "text", "json", "yaml")
 
-    for name, label, example in (("profiles", "hardware profiles and overlays", "llmdctl profiles show gh200-timeslice"),
-                                 ("gateways", "gateway providers", "llmdctl gateways show gke"),
-                                 ("guides", "guides", "llmdctl guides show inference-scheduling")):
-        p = command(name, "catalog:list_layers", f"List {label}, or show one with `show NAME`.", "", (f"llmdctl {name} -o json", example))
+def _status(p):
+    p.add_argument("-n", "--namespace", help="Namespace. Default: $NAMESPACE, else llm-d-pd.")
+    p.add_argument("-A", "--all-namespaces", action="store_true", help="Every namespace.")
+    p.add_argument("--postfix", help="Only this stack.")
+    add_cluster_options(p)
+    add_output(p, "text", "json", "yaml")
+
+
+def _listing(p):
+    add_output(p, "text", "json", "yaml")
+
+
+def _layers(group: str, example: str):
+    def options(p):
         add_output(p, "text", "json", "yaml")
-        p.set_defaults(group=name)
+        p.set_defaults(group=group)
         actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
         show = actions.add_parser("show", help="Print one layer file as shipped.", description="Print one layer file as shipped.",
                                   epilog=_examples(example))
         show.add_argument("name", metavar="NAME", help="Layer name.")
-        show.set_defaults(handler="catalog:show_layer", group=name)
+        show.set_defaults(handler="catalog:show_layer", group=group)
 
-    p = command("versions", "catalog:versions", "List the llm-d releases llmdctl can pin, with their chart versions and images.", "",
-                ("llmdctl versions -o json",))
-    add_output(p, "text", "json", "yaml")
-    p = command("rules", "catalog:rules", "List the validation rules llmdctl runs on every plan, with why and source.", "",
-                ("llmdctl rules -o json", "llmdctl rules | grep V-15"))
-    add_output(p, "text", "json", "yaml")
+    return options
+
+
+_STATUS_WHAT = ("One row per postfix: its releases with chart version, revision and status, and when it was last\n"
+                "deployed. A stack is `deployed` when all three releases are; `incomplete`, `pending` or `failed`\n"
+                "otherwise. For pods, gateway and route health use `llmdctl verify`.")
+
+# name, handler (module:function under llmdctl.cli), summary, description, examples, options
+COMMANDS = [
+    ("render", "stack:render", "Compose and validate a stack, then write its helmfile bundle.",
+     "The bundle holds helmfile.yaml (releases infra-, gaie-, ms-<postfix> with pinned charts), one values\n"
+     "file per release, httproute.yaml and a README with the commands to apply, verify and clean up.\n"
+     "Same inputs, byte-identical files.",
+     ("llmdctl render -e amd -o amd-bundle", "RELEASE_NAME_POSTFIX=pd-2 llmdctl render --prefill 2xTP2 --decode 1xTP4",
+      "llmdctl render -e gke --print | less", "llmdctl render -f llmd.yaml --set ms.decode.replicas=2"), _render),
+    ("validate", "stack:validate", "Run inputs through composition, schemas and rules without writing anything.",
+     "Exit 0 when the stack can be rendered (warnings allowed), 2 when it is refused.",
+     ("llmdctl validate -e gh200-timeslice", "llmdctl validate -f llmd.yaml -o json | jq '.findings[]'"), _validate),
+    ("apply", "cluster:apply", "Render, then install or upgrade the stack: infra-, gaie-, ms-<postfix>, then its HTTPRoute.",
+     "Validates and renders like `render`, keeps the bundle in ./.llmdctl/<context>/<namespace>/<postfix>/, then\n"
+     "runs `helmfile apply` (or `sync` without the helm-diff plugin) for one release at a time in needs\n"
+     "order and `kubectl apply` for the route. It first shows the context, namespace, postfix and what\n"
+     "will be installed or upgraded, and asks. A failed step stops the run and says how to resume.",
+     ("llmdctl apply -e amd -n llm-d-pd -y", "RELEASE_NAME_POSTFIX=pd-2 llmdctl apply --prefill 2xTP2 --decode 1xTP4 -y",
+      "llmdctl apply -e gke --kube-context gke-prod --dry-run", "llmdctl apply -f llmd.yaml --create-namespace --wait -y"), _apply),
+    ("verify", "cluster:verify", "Check that a stack is deployed, ready and routed, from the same plan `render` builds.",
+     "Checks the three Helm releases, the prefill/decode Deployments (planned replicas ready; pods with the\n"
+     "planned image, GPU and RDMA resources and the pool's labels), the scheduler (EPP), the InferencePool\n"
+     "selecting ready pods of each role, the Gateway (Programmed, with an address) and the HTTPRoute\n"
+     "(Accepted, ResolvedRefs). Unhealthy pods come with events, log lines and a fix. Exit 0 only when\n"
+     "every check passes.",
+     ("llmdctl verify -e amd", "llmdctl verify --wait --timeout 30m", "llmdctl verify --smoke --port-forward",
+      "llmdctl verify -o json | jq '.checks[] | select(.status != \"pass\")'"), _verify),
+    ("doctor", "cluster:doctor", "Check a cluster before apply: tools, API server, CRDs, GatewayClass, GPU/RDMA capacity, HF Secret.",
+     "Reads only. Capacity is checked for the layout you ask for (same inputs as render): every prefill and\n"
+     "decode pod must fit on one node's allocatable accelerators (and RDMA resource). Exit 1 when\n"
+     "anything fails; warnings alone exit 0.",
+     ("llmdctl doctor -e amd", "llmdctl doctor -e gh200 --kube-context edge -o json"), _doctor),
+    ("diff", "cluster:diff", "Show what `apply` would change: `helmfile diff` of the releases and `kubectl diff` of the route.",
+     "Needs the helm-diff plugin. The diff goes to stdout; exit 0 whether or not anything differs (the last\n"
+     "stderr line says which).",
+     ("llmdctl diff -e amd", "RELEASE_NAME_POSTFIX=pd-2 llmdctl diff --decode 2xTP4 | less"), _diff),
+    ("destroy", "cluster:destroy", "Remove one stack: its HTTPRoute, then helmfile destroy, then any of infra-, gaie-, ms-<postfix> left.",
+     "Only the named postfix in the named namespace is touched; the namespace, the HF token Secret, other\n"
+     "stacks and anything llmdctl did not create stay. Running it again says \"nothing to remove\" and exits 0.",
+     ("llmdctl destroy -n llm-d-pd --postfix pd-2 -y", "RELEASE_NAME_POSTFIX=pd-2 llmdctl destroy --dry-run"), _destroy),
+    ("status", "cluster:status", "List the llmdctl stacks in a namespace from Helm's release records.", _STATUS_WHAT,
+     ("llmdctl status", "llmdctl status -A -o json | jq '.stacks[].postfix'"), _status),
+    ("list", "cluster:status", "Same as `status`: the llmdctl stacks in a namespace (or all, with -A).", _STATUS_WHAT,
+     ("llmdctl list", "llmdctl list -A -o json | jq '.stacks[].postfix'"), _status),
+    ("profiles", "catalog:list_layers", "List hardware profiles and overlays, or show one with `show NAME`.", "",
+     ("llmdctl profiles -o json", "llmdctl profiles show gh200-timeslice"), _layers("profiles", "llmdctl profiles show gh200-timeslice")),
+    ("gateways", "catalog:list_layers", "List gateway providers, or show one with `show NAME`.", "",
+     ("llmdctl gateways -o json", "llmdctl gateways show gke"), _layers("gateways", "llmdctl gateways show gke")),
+    ("guides", "catalog:list_layers", "List guides, or show one with `show NAME`.", "",
+     ("llmdctl guides -o json", "llmdctl guides show inference-scheduling"), _layers("guides", "llmdctl guides show inference-scheduling")),
+    ("versions", "catalog:versions", "List the llm-d releases llmdctl can pin, with their chart versions and images.", "",
+     ("llmdctl versions -o json",), _listing),
+    ("rules", "catalog:rules", "List the validation rules llmdctl runs on every plan, with why and source.", "",
+     ("llmdctl rules -o json", "llmdctl rules | grep V-15"), _listing),
+]
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser, with options only for the command ``argv`` names (building every
+    command's options would cost more than parsing them)."""
+    wanted = next((a for a in argv or () if not a.startswith("-")), None)
+    root = _Parser(prog="llmdctl", description=DESCRIPTION, epilog=_examples(
+        "llmdctl render -e amd -o amd-bundle", "llmdctl apply -e amd -y && llmdctl verify -e amd --wait"))
+    root.add_argument("--version", action="store_true", help="Print the llmdctl version and exit.")
+    root.add_argument("--debug", action="store_true", help="Show a Python traceback for errors (for bug reports); accepted anywhere.")
+    sub = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    known = [c[0] for c in COMMANDS]
+    # each parser costs a locale lookup per help string: build only the one that runs, unless
+    # the root help (or a "did you mean" for an unknown command) needs them all
+    only = wanted if wanted in known and not any(a in ("-h", "--help") for a in (argv or ())[: (argv or []).index(wanted)]) else None
+    for name, handler, summary, description, examples, options in COMMANDS:
+        if only and name != only:
+            continue
+        p = sub.add_parser(name, help=summary, description=f"{summary}\n\n{description}".rstrip(), epilog=_examples(*examples))
+        p.set_defaults(handler=handler)
+        if name == wanted:
+            options(p)
     return root
 
 

@@ -22,8 +22,7 @@ import copy
 import math
 import os
 import re
-from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..base.errors import Finding, InputError, ValidationError
 from ..base.merge import merge_values, set_path, split_path, strip_patch_markers
@@ -117,8 +116,7 @@ def expand_roles(ms: dict) -> dict:
     return out
 
 
-@dataclass(frozen=True)
-class _Layer:
+class _Layer(NamedTuple):
     name: str
     what: str
     values: dict  # release key -> values
@@ -423,7 +421,7 @@ def evaluate(plan: Plan, catalog: Catalog | None = None) -> Plan:
     if errors:
         lines = [f"{f.rule}: {f.message}" for f in errors]
         raise ValidationError("refused:\n  " + "\n  ".join(lines), findings, hint=errors[0].why)
-    return replace(plan, findings=tuple(findings))
+    return plan.replace(findings=tuple(findings))
 
 
 def plan_stack(spec: Spec, catalog: Catalog | None = None) -> Plan:
@@ -432,9 +430,9 @@ def plan_stack(spec: Spec, catalog: Catalog | None = None) -> Plan:
 
 
 def _with_ms_values(plan: Plan, ms: dict) -> Plan:
-    releases = tuple(replace(r, values=ms) if r.key == "ms" else r for r in plan.releases)
+    releases = tuple(r.replace(values=ms) if r.key == "ms" else r for r in plan.releases)
     roles = _role_plans(ms, plan.names, plan.hardware_facts, plan.mode, plan.release_info.contract)
-    return replace(plan, releases=releases, roles=roles)
+    return plan.replace(releases=releases, roles=roles)
 
 
 def _unique_layers(layers: list[_Layer], spec: Spec) -> tuple[LayerInfo, ...]:

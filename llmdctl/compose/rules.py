@@ -10,8 +10,7 @@ that checks see the fixed plan, and refuses when any check says error.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 from ..base.errors import CatalogError, Finding, InputError
 from ..base.merge import PATCH_KEY, arg_flag
@@ -23,8 +22,7 @@ _RDMA = re.compile(r"^(rdma/|.*sriov-rdma|amd\.com/vnic)")
 _MIG = re.compile(r"^nvidia\.com/mig-")
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     id: str
     severity: str
     check: Callable[[Plan], Iterator]

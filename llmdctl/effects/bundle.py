@@ -5,11 +5,8 @@ Only reads the plan. Output is deterministic: no timestamps, no absolute paths, 
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
-import shutil
-import tempfile
 from pathlib import Path
 
 from .. import __version__
@@ -58,6 +55,8 @@ def _set_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
+        import json  # only for a --set of a list or map; render stays lean
+
         return json.dumps(value, separators=(",", ":"))
     return str(value)
 
@@ -257,23 +256,50 @@ def write_bundle(files: dict[str, str], out_dir: Path, *, force: bool = False) -
     parent = out_dir.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+        tmp = _fresh_dir(parent, f".{out_dir.name}.new")
     except OSError as exc:
         raise InputError(f"-o {out_dir}: cannot create it: {exc.strerror}") from None
     try:
         for name, text in files.items():
             (tmp / name).write_text(text, encoding="utf-8")
         if out_dir.exists():
-            old = parent / f".{out_dir.name}.old-{os.getpid()}"
+            old = _fresh_dir(parent, f".{out_dir.name}.old")
+            old.rmdir()
             out_dir.rename(old)
             tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
+            _remove_tree(old)
         else:
             tmp.rename(out_dir)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for name in files:  # only what this call wrote
+            (tmp / name).unlink(missing_ok=True)
+        tmp.rmdir()
         raise InputError(f"-o {out_dir}: cannot write the bundle: {exc.strerror}") from None
     return [out_dir / name for name in files]
+
+
+def _remove_tree(folder: Path) -> None:
+    """Delete the earlier bundle folder once the new one is in place (shutil costs a render's
+    worth of start-up to import)."""
+    for top, dirs, names in os.walk(folder, topdown=False):
+        for name in names:
+            os.unlink(os.path.join(top, name))
+        for name in dirs:
+            path = os.path.join(top, name)
+            os.unlink(path) if os.path.islink(path) else os.rmdir(path)
+    os.rmdir(folder)
+
+
+def _fresh_dir(parent: Path, stem: str) -> Path:
+    """A new, empty folder beside the bundle (same file system, so the final rename is atomic)."""
+    for n in range(1000):
+        path = parent / f"{stem}-{os.getpid()}-{n}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise OSError(17, "no free temporary folder name", str(parent))
 
 
 def print_bundle(files: dict[str, str]) -> str:

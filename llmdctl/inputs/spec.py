@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping, NamedTuple
 
 from ..base.errors import InputError, suggest
 from ..base.schema import check
@@ -21,8 +21,7 @@ _LAYOUT = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*[Tt][Pp]\s*(\d+))?\s*$")
 RELEASE_KEYS = ("infra", "gaie", "ms")  # the releases --set and --values may address
 
 
-@dataclass(frozen=True)
-class RoleLayout:
+class RoleLayout(NamedTuple):
     """Replicas and tensor parallelism of one role; ``4xTP1`` is four pods with one GPU each."""
 
     replicas: int
@@ -49,8 +48,7 @@ def parse_layout(text: Any, flag: str) -> RoleLayout:
     return RoleLayout(replicas, tensor)
 
 
-@dataclass(frozen=True)
-class Override:
+class Override(NamedTuple):
     """One ``--set`` (path, value) or ``--values`` (file) override, in the order given."""
 
     release: str
@@ -61,8 +59,7 @@ class Override:
     doc: Document | None = None
 
 
-@dataclass(frozen=True)
-class Spec:
+class Spec(NamedTuple):
     environments: tuple[str, ...] = ()
     namespace: str | None = None
     postfix: str | None = None
@@ -76,7 +73,7 @@ class Spec:
     hf_secret: str = "llm-d-hf-token"
     rdma_resource: str | None = None
     overrides: tuple[Override, ...] = ()
-    origin: dict = field(default_factory=dict)  # input name -> where it came from (flag, spec, env, default)
+    origin: Mapping[str, str] = MappingProxyType({})  # input name -> where it came from (flag, spec, env, default)
 
 
 def parse_set(text: str, origin: str = "--set") -> Override:

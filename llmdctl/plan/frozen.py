@@ -51,14 +51,33 @@ class FrozenList(list):
 
 
 def freeze(value: Any) -> Any:
-    """A frozen deep copy of plain data (dicts, lists, scalars); frozen parts are shared."""
+    """A frozen deep copy of plain data; frozen parts are shared. Tuples (records) are already
+    immutable and are kept as they are."""
     if isinstance(value, (FrozenDict, FrozenList)):
         return value
     if isinstance(value, dict):
         return FrozenDict((k, freeze(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list):
         return FrozenList(freeze(v) for v in value)
     return value
+
+
+def immutable_record(cls):
+    """Make a NamedTuple class freeze every dict and list it is given, and give it ``replace``.
+
+    ``_replace`` is routed through the constructor as well, so no copy escapes the freezing.
+    """
+    tuple_new = cls.__new__
+
+    def __new__(klass, *args, **kwargs):
+        return tuple_new(klass, *map(freeze, args), **{k: freeze(v) for k, v in kwargs.items()})
+
+    def replace(self, **changes):
+        return type(self)(**{**self._asdict(), **changes})
+
+    cls.__new__ = staticmethod(__new__)
+    cls.replace = cls._replace = replace
+    return cls
 
 
 def thaw(value: Any) -> Any:

@@ -1,35 +1,25 @@
 """The plan: an immutable value describing one stack, built by compose and only read by effects.
 
 It says what to install (releases, values, the route), what a healthy stack looks like (roles,
-names, the pool selector) and where every value came from (layers, provenance). Every dict and
-list inside is frozen (see ``frozen``); ``dataclasses.replace`` makes a changed copy.
+names, the pool selector) and where every value came from (layers, provenance). Each record is a
+tuple; every dict and list inside is frozen at construction (see ``frozen``); ``replace`` makes a
+changed copy. (Named tuples, not dataclasses: ``dataclasses`` costs a tenth of a render to import.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..base.errors import Finding
 from ..catalog.catalog import Release
 from ..inputs.spec import Spec
-from .frozen import freeze
+from .frozen import immutable_record
 
 ROLES = ("prefill", "decode")
 
 
-class _Value:
-    """Freezes every dict/list field at construction, so no holder of a plan can change it."""
-
-    def __post_init__(self) -> None:
-        for f in fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            if isinstance(value, (dict, list)):
-                object.__setattr__(self, f.name, freeze(value))
-
-
-@dataclass(frozen=True)
-class RolePlan(_Value):
+@immutable_record
+class RolePlan(NamedTuple):
     """What one role (prefill or decode) should look like once deployed."""
 
     role: str
@@ -43,8 +33,8 @@ class RolePlan(_Value):
     deployment: str
 
 
-@dataclass(frozen=True)
-class ReleasePlan(_Value):
+@immutable_record
+class ReleasePlan(NamedTuple):
     key: str  # infra | gaie | ms
     name: str  # infra-<postfix>
     chart: str
@@ -55,8 +45,7 @@ class ReleasePlan(_Value):
     values_file: str
 
 
-@dataclass(frozen=True)
-class LayerInfo:
+class LayerInfo(NamedTuple):
     """One merge layer as the bundle README lists it."""
 
     name: str
@@ -64,8 +53,8 @@ class LayerInfo:
     summary: str = ""
 
 
-@dataclass(frozen=True)
-class Plan(_Value):
+@immutable_record
+class Plan(NamedTuple):
     """Everything render, apply, verify and destroy need; nothing here touches a cluster."""
 
     namespace: str
