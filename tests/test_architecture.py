@@ -159,3 +159,12 @@ def test_help_loads_no_yaml_or_catalog():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent, check=True)
     assert "Usage: llmdctl" in res.stdout
     assert "'ruamel.yaml'" not in res.stdout and "'llmdctl.catalog.catalog'" not in res.stdout
+
+
+def test_the_tests_run_the_working_tree():
+    """README's test command must test the files being edited, not an installed copy."""
+    import llmdctl
+    from llmdctl.base.data import data_root
+
+    assert Path(llmdctl.__file__).resolve().parent == PACKAGE
+    assert data_root().resolve() == PACKAGE.parent  # and the working tree's catalog

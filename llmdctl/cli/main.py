@@ -22,7 +22,9 @@ def _err(text: str) -> None:
 def _run(argv: list[str]) -> int:
     parser = build_parser(argv)
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # said by the command's own parser, so the usage shown is that command's
+            getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2, message already printed)
         return int(exc.code or 0)
     if args.version:

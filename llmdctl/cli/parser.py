@@ -160,7 +160,7 @@ def _layers(group: str, example: str):
         show = actions.add_parser("show", help="Print one layer file as shipped.", description="Print one layer file as shipped.",
                                   epilog=_examples(example))
         show.add_argument("name", metavar="NAME", help="Layer name.")
-        show.set_defaults(handler="catalog:show_layer", group=group)
+        show.set_defaults(handler="catalog:show_layer", group=group, parser=show)
 
     return options
 
@@ -242,7 +242,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         if only and name != only:
             continue
         p = sub.add_parser(name, help=summary, description=f"{summary}\n\n{description}".rstrip(), epilog=_examples(*examples))
-        p.set_defaults(handler=handler)
+        p.set_defaults(handler=handler, parser=p)
         if name == wanted:
             options(p)
     return root

@@ -34,16 +34,6 @@ from ..plan.stack import ROLES, LayerInfo, Plan, ReleasePlan, RolePlan
 from .names import RELEASE_KEYS, check_names, stack_names
 from .rules import RULES
 
-ACCELERATOR_RESOURCES = {
-    "nvidia": "nvidia.com/gpu",
-    "amd": "amd.com/gpu",
-    "intel-i915": "gpu.intel.com/i915",
-    "intel-xe": "gpu.intel.com/xe",
-    "intel-gaudi": "habana.ai/gaudi",
-    "google": "google.com/tpu",
-    "rebellions-atom": "rebellions.ai/ATOM",
-    "cpu": None,
-}
 
 
 # --- model ---------------------------------------------------------------------------------
@@ -482,7 +472,8 @@ def _role_plans(ms: dict, names: dict, hw: dict, mode: str, contract: dict) -> d
         vllm_port = proxy.get("targetPort", contract["proxyTargetPort"]) if role == "decode" and proxy.get("enabled", mode == "disaggregated") else service_port
         plans[role] = RolePlan(
             role=role, replicas=int(block.get("replicas", 1)), tensor=tensor, gpus_per_pod=gpus,
-            accelerator_resource=ACCELERATOR_RESOURCES.get(role_accel, "nvidia.com/gpu"),
+            # the chart falls back to nvidia.com/gpu for a type it does not know
+            accelerator_resource=contract["acceleratorResources"].get(role_accel, contract["acceleratorResources"]["nvidia"]),
             rdma=hw.get("rdma") if mode == "disaggregated" else None,
             image=str(container.get("image", "")), vllm_port=vllm_port, deployment=names[role],
         )
