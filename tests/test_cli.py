@@ -20,7 +20,7 @@ def test_render_amd_bundle(cli, tmp_path):
     out = tmp_path / "amd-bundle"
     r = cli("render", "-e", "amd", "-o", str(out))
     assert r.code == 0, r
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "gaie.values.yaml", "helmfile.yaml", "httproute.yaml", "infra.values.yaml", "ms.values.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == [".llmdctl-bundle", "README.md", "gaie.values.yaml", "helmfile.yaml", "httproute.yaml", "infra.values.yaml", "ms.values.yaml"]
     ms = _ms(out)
     assert ms["prefill"]["replicas"] == 1 and ms["decode"]["replicas"] == 1
     assert ms["prefill"]["parallelism"]["tensor"] == 8 and ms["decode"]["parallelism"]["tensor"] == 8
@@ -98,6 +98,18 @@ def test_print_is_deterministic(cli):
         (["--values", "ms=/does/not/exist.yaml"], ["values file not found"]),
         (["--rdma-resource", "not a resource"], ["--rdma-resource"]),
         (["--model", "not a model id"], ["--model"]),
+        # issue 14: invariants after overrides, and names checked whole
+        (["--set", "ms.decode.replicas=0"], ["V-37", "decode replicas is 0"]),
+        (["--set", "ms.decode.containers[0].args=[--max-num-seqs=512]"], ["V-36", "decode", "--kv-transfer-config"]),
+        (["--rdma-resource", "rdma/ib=0"], ["--rdma-resource", "at least 1"]),
+        (["--model", "hf://"], ["--model 'hf://'", "name after the scheme"]),
+        (["--hf-secret", "My_Secret"], ["--hf-secret 'My_Secret'", "not a valid Secret name"]),
+        (["--set", "ms.multinode=true", "--decode", "1xTP16"], ["V-17", "16 GPUs per pod"]),
+        (["--postfix", "pd\n"], ["postfix 'pd\\n'", "DNS-1123"]),
+        (["--namespace", "llm-d-pd\n"], ["namespace 'llm-d-pd\\n'"]),
+        (["--model", "Qwen/Qwen3-8B\n"], ["--model"]),
+        (["--set", "ms.roles.containers=[{name: {a: 1}}]"], ["containers[0].name: expected string, got dict"]),
+        (["-e", "AMD"], ["did you mean 'amd'?"]),
     ],
 )
 def test_refusals_are_clear_exit_2_and_never_a_traceback(cli, args, expect):
@@ -117,6 +129,42 @@ def test_hf_token_is_refused_and_never_echoed(cli, tmp_path):
     spec.write_text(f"model: {token}\n")
     r = cli("validate", "-f", str(spec))
     assert r.code == 2 and token not in r.err + r.out
+    # found by generated inputs: a token quoted back by argparse or by a YAML error
+    for args in (["render", "--set", "ms.modelArtifacts.labels.x=", token], ["validate", "-o", "json", "--bogus", token]):
+        r = cli(*args)
+        assert r.code == 2 and token not in r.err + r.out and "hf_A1..." in r.err, r
+    spec.write_text(f"model: Qwen/Qwen3-8B\nmodel: {token}\n")
+    r = cli("validate", "-f", str(spec))
+    assert r.code == 2 and token not in r.err + r.out and "duplicate" in r.err, r
+
+
+def test_json_output_errors_are_json(cli):
+    for args in (["validate", "-e", "amdd", "-o", "json"], ["validate", "-o", "json", "--bogus"], ["validate", "--output=json", "--model", "hf://"]):
+        r = cli(*args)
+        assert r.code == 2
+        doc = json.loads(r.out)
+        assert doc["error"]["code"] == 2 and doc["error"]["message"], doc
+
+
+def test_debug_is_accepted_anywhere(cli):
+    r = cli("validate", "--debug")
+    assert r.code == 0 and r.out.startswith("ok:")
+
+
+def test_spec_file_renders_the_same_from_any_folder(cli, tmp_path, monkeypatch):
+    spec_dir = tmp_path / "specs"
+    spec_dir.mkdir()
+    (spec_dir / "extra.yaml").write_text("decode:\n  replicas: 2\n")
+    (spec_dir / "llmd.yaml").write_text("apiVersion: llmdctl/v1\nkind: Stack\nvalues:\n  ms: extra.yaml\n")
+    outs = []
+    for where in (tmp_path, spec_dir):
+        monkeypatch.chdir(where)
+        r = cli("render", "--print", "-f", str(spec_dir / "llmd.yaml"))
+        assert r.code == 0, r
+        outs.append(r.out)
+    assert outs[0] == outs[1]
+    assert "replicas: 2" in outs[0] and f"-f {spec_dir / 'llmd.yaml'}" in outs[0]
+    assert "--values ms=extra.yaml**: user override (spec file)" in outs[0] and str(tmp_path / "specs" / "extra") not in outs[0]
 
 
 def test_rdma_resource_flag_overrides_profile(cli):
@@ -197,7 +245,7 @@ def test_validate_json_on_refusal(cli):
 def test_output_folder_is_never_clobbered(cli, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     r = cli("render", "-o", str(tmp_path))
-    assert r.code == 2 and "not empty" in r.err
+    assert r.code == 2 and "did not write (notes.txt)" in r.err
     assert (tmp_path / "notes.txt").read_text() == "mine"
     out = tmp_path / "b"
     assert cli("render", "-o", str(out)).code == 0
@@ -237,3 +285,32 @@ def test_usage_errors_exit_2(cli):
     assert cli("render", "--nope").code == 2
     assert cli("validate", "-o", "xml").code == 2
     assert cli("--version").out.startswith("llmdctl ")
+
+
+def test_a_foreign_helmfile_folder_survives(cli, tmp_path):
+    """issue 14: a folder with the user's own helmfile.yaml is not an llmdctl bundle."""
+    mine = {"helmfile.yaml": "releases: [mine]\n", "NOTES.txt": "notes\n", "ms-pd/values_amd.yaml": "x: 1\n"}
+    for name, text in mine.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    r = cli("render", "-o", str(tmp_path))
+    assert r.code == 2 and "helmfile.yaml" in r.err and "--force" in r.err and "replaces helmfile.yaml" in r.err
+    assert all((tmp_path / n).read_text() == t for n, t in mine.items())
+    r = cli("render", "-o", str(tmp_path), "--force")  # writes into it, replacing only same-named files
+    assert r.code == 0, r
+    assert (tmp_path / "NOTES.txt").read_text() == "notes\n" and (tmp_path / "ms-pd/values_amd.yaml").read_text() == "x: 1\n"
+    assert (tmp_path / ".llmdctl-bundle").is_file()
+
+
+def test_rerender_updates_only_its_own_files_and_says_what_changed(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli("render", "-o", ".").code == 0  # the current folder works
+    (tmp_path / "my-notes.md").write_text("mine")
+    r = cli("render", "-o", ".")
+    assert r.code == 0 and "no changes (6 unchanged)" in r.err, r
+    r = cli("render", "-o", ".", "--decode", "1xTP8")
+    assert r.code == 0 and "changed" in r.err and "ms.values.yaml" in r.err
+    assert (tmp_path / "my-notes.md").read_text() == "mine"
+    fresh = tmp_path / "fresh"
+    assert cli("render", "-o", str(fresh)).code == 0
+    assert fresh.stat().st_mode & 0o077, "a new bundle folder follows the umask, not mkdtemp's 0700"

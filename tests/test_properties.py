@@ -9,6 +9,8 @@ import io
 import os
 import random
 import re
+
+import pytest
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,7 +26,9 @@ ENV_NAMES = ["nvidia-ib", "amd-roce", "amd", "gke", "gke-no-rdma", "gh200-timesl
              "no-monitoring", "istio", "kgateway", "agentgateway", "amd-rocee", "nvidia", "bogus"]
 LAYOUTS = ["0", "1", "2xTP1", "4xTP1", "1xTP2", "1xTP4", "1xTP8", "2xTP16", "1xTP3", "x", "4XTP1", "-1", "1xTP0"]
 NAMES = ["llm-d-pd", "pd", "pd-2", "Bad_Name", "a" * 40, "-x", "team-a", "", "ns.dots"]
-IDENTIFIES = re.compile(r"V-\d\d|schema|names|--[a-z]|-e |\.yaml|\.json|environment|guide|version|model|Usage|Error|error:")
+# An error must name what was wrong: a rule, a schema path, a flag, a file, an argument, a name kind.
+# (Matched against the message after "error: ", so the prefix every error carries proves nothing.)
+IDENTIFIES = re.compile(r"V-\d\d|schema|names|--[a-z]|-e |\.yaml|\.json|environment|guide|version|model|argument|postfix|namespace")
 
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci")
@@ -51,7 +55,9 @@ def check(code: int, out: str, err: str) -> None:
     assert "Traceback" not in err and "internal error" not in err, err
     assert code in (0, 2), (code, err)
     if code == 2:
-        assert IDENTIFIES.search(err), err
+        _, found, message = err.partition("error: ")  # the message and its continuation lines
+        message = "\n".join(line for line in message.splitlines() if not line.startswith("hint: "))
+        assert found and IDENTIFIES.search(message), err
     else:
         assert "# --- helmfile.yaml ---" in out
 
@@ -180,3 +186,11 @@ def test_json_string_matches_json_dumps(text):
     from llmdctl.base.yamlio import json_string
 
     assert json_string(text) == json.dumps(text, ensure_ascii=False)
+
+
+def test_the_error_oracle_can_fail():
+    with pytest.raises(AssertionError):
+        check(2, "", "error: something went wrong\n")
+    with pytest.raises(AssertionError):
+        check(2, "", "Usage: llmdctl render\n")  # a usage line alone names nothing
+    check(2, "", "error: --prefill 'x': expected REPLICASxTPN\n")

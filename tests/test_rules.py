@@ -67,6 +67,11 @@ CASES = {
     "V-32": ({"sets": ["ms.prefill.containers[0].image=ghcr.io/llm-d/llm-d-cuda:v0.5.1"]}, {}),
     "V-33": ({"environments": ["gh200"]}, {}),
     "V-35": ({"environments": ["gke", "host-network"]}, {"environments": ["gke"]}),
+    # a --set of the whole args list drops the guide's --kv-transfer-config
+    "V-36": ({"sets": ["ms.decode.containers[0].args=[--max-num-seqs=512]"]}, {"values_text": VLLM_ARGS.format(args="'--max-num-seqs=512'")}),
+    "V-37": ({"sets": ["ms.decode.replicas=0"]}, {"sets": ["ms.decode.replicas=2"]}),
+    "V-38": ({"sets": ["ms.decode.containers[0].resources.limits.rdma/ib=0", "ms.decode.containers[0].resources.requests.rdma/ib=0"]},
+             {"rdma_resource": "rdma/ib=2"}),
 }
 
 

@@ -6,6 +6,7 @@ or validation error (the input is wrong), 1 for a runtime failure (a tool or the
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 
@@ -54,8 +55,22 @@ class Finding(NamedTuple):
 
 
 def suggest(name: str, candidates: list[str]) -> str:
-    """A "; did you mean 'x'?" tail for an unknown name, or "" when nothing is close."""
+    """A "; did you mean 'x'?" tail for an unknown name, or "" when nothing is close (any case)."""
     import difflib  # only on the error path; start-up stays lean
 
-    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    lowered = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)
+    return f"; did you mean '{lowered[close[0]]}'?" if close else ""
+
+
+HF_TOKEN = re.compile(r"hf_[A-Za-z0-9]{16,}")
+
+
+def mask(token: str) -> str:
+    return token[:5] + "..." if len(token) > 8 else "hf_..."
+
+
+def mask_tokens(text: str) -> str:
+    """Every Hugging Face token in a message replaced by its first characters: nothing llmdctl
+    prints (an argparse complaint, a YAML error quoting a value) can leak one."""
+    return HF_TOKEN.sub(lambda m: mask(m.group(0)), text)

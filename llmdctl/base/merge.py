@@ -65,11 +65,15 @@ def normalize_args(args: list[Any]) -> list[Any]:
     return out
 
 
-def _identity(item: Any, key: str) -> Any:
+def _identity(item: Any, key: str, path: str = "") -> Any:
     if key == "flag":
         return arg_flag(item)
     if isinstance(item, dict):
-        return item.get(key)
+        ident = item.get(key)
+        if ident is not None and not isinstance(ident, (str, int, float, bool)):
+            raise InputError(f"{path}: an item's '{key}' must be a plain value, not {type(ident).__name__} {ident!r}",
+                             hint=f"e.g. - {key}: vllm")
+        return ident
     return None
 
 
@@ -83,13 +87,13 @@ def _merge_identity_list(base: list, override: list, key: str, path: str, record
     merged: dict[Any, Any] = {}
     anonymous: list[Any] = []
     for item in base:
-        ident = _identity(item, key)
+        ident = _identity(item, key, path)
         if ident is None:
             anonymous.append(item)
         else:
             merged[ident] = item
     for item in override:
-        ident = _identity(item, key)
+        ident = _identity(item, key, path)
         item_path = f"{path}[{ident}]"
         if ident is None:
             if _is_delete_marker(item):

@@ -132,6 +132,8 @@ def load_text(text: str, source: str) -> Document:
         raise InputError(f"{source}: not a YAML text file (it contains NUL bytes)")
     try:
         data = _plain_safe(_fast().load(text))
+    except RecursionError:
+        raise InputError(f"{source}: YAML nested too deeply to be a values, spec or catalog file") from None
     except (YAMLError, ValueError, TypeError):
         data = None  # the round-trip parser below gives the message (and the position) users know
     else:
@@ -142,6 +144,8 @@ def load_text(text: str, source: str) -> Document:
         raise _syntax_error(exc, text, source) from None
     except (ValueError, TypeError) as exc:  # e.g. ruamel's complaints about non-printable characters
         raise InputError(f"{source}: invalid YAML: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{source}: YAML nested too deeply to be a values, spec or catalog file") from None
     positions: dict[str, Position] = {}
     return Document(_plain(raw, "", positions), source, positions)
 

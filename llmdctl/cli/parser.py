@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..base.errors import InputError, mask_tokens
+
 DESCRIPTION = (
     "Compose llm-d prefill/decode (P/D) disaggregated serving stacks into Helmfile bundles.\n\n"
     "Pick hardware, gateway and layout; llmdctl merges catalog layers into values for the three\n"
@@ -29,7 +31,19 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().add_usage(usage, actions, groups, prefix="Usage: " if prefix is None else prefix)
 
 
+class UsageError(InputError):
+    """A command line argparse rejects: shown with the command's usage line, exit 2."""
+
+    def __init__(self, message: str, usage: str):
+        super().__init__(message, hint=f"see: {usage.split(' [', 1)[0].replace('Usage: ', '')} --help")
+        self.usage = usage
+
+
 class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # raised, not printed: main() reports it like every other error (masked, JSON with -o json)
+        raise UsageError(f"{self.prog}: {mask_tokens(message)}", self.format_usage().strip())
+
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", _Formatter)
         kwargs.setdefault("allow_abbrev", False)  # --pre must not silently mean --prefill

@@ -18,8 +18,7 @@ def render(args: argparse.Namespace) -> int:
         out(print_bundle(files))
         return 0
     folder = Path(args.output) if args.output else default_output_dir(plan)
-    write_bundle(files, folder, force=args.force)
-    err(f"wrote {len(files)} files to {folder}/ ({', '.join(files)})")
+    err(write_bundle(files, folder, force=args.force).summary())
     err(f"next: cd {folder} && helmfile apply && kubectl apply -n {plan.namespace} -f httproute.yaml")
     return 0
 

@@ -31,13 +31,15 @@ from ..base.templates import render_template
 from ..catalog.catalog import Catalog, Layer, Release, default_catalog
 from ..inputs.spec import RoleLayout, Spec, parse_layout
 from ..plan.stack import ROLES, LayerInfo, Plan, ReleasePlan, RolePlan
-from .names import RELEASE_KEYS, check_names, stack_names
+from .names import RELEASE_KEYS, check_names, check_secret_name, stack_names
 from .rules import RULES
 
 
 
 # --- model ---------------------------------------------------------------------------------
 
+_HF_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+_URI_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]*")
 _PARAMS = re.compile(r"(?<![A-Za-z0-9])(\d+(?:\.\d+)?)[Bb](?![A-Za-z])")
 
 
@@ -48,11 +50,16 @@ def model_facts(model: str, size: str | None, sizing: dict) -> tuple[dict, list[
     """
     if "://" in model:
         uri = model
-        name = model.split("://", 1)[1]
+        scheme, name = model.split("://", 1)
         if uri.startswith("pvc://"):
             name = "/".join(name.split("/")[1:]) or name
+        if scheme not in ("hf", "pvc", "pvc+hf", "oci") or not _URI_PART.fullmatch(name):
+            raise InputError(
+                f"--model '{model}': a model URI is hf://ORG/NAME, pvc://CLAIM/PATH or oci://IMAGE, with a name after the scheme",
+                hint="e.g. --model hf://Qwen/Qwen3-8B or --model Qwen/Qwen3-8B",
+            )
     else:
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$", model):
+        if not _HF_ID.fullmatch(model):
             raise InputError(
                 f"--model '{model}': expected a Hugging Face id such as Qwen/Qwen2.5-7B-Instruct, "
                 "or a URI (hf://, pvc://CLAIM/PATH, oci://IMAGE)"
@@ -291,14 +298,21 @@ def _layouts(spec: Spec, guide: Layer, hardware: Layer) -> tuple[RoleLayout, Rol
     return seed("prefill"), seed("decode")
 
 
+def _origin(spec: Spec, key: str, flag: str) -> str:
+    """How to name an input in an error: the flag, or the spec file key it came from."""
+    where = spec.origin.get(key)
+    return flag if where in (None, "flag") else f"{where}: {key}"
+
+
 def _rdma_override(text: str) -> dict | None:
     if text.lower() in ("none", "off", "false"):
         return None
     name, _, count = text.partition("=")
-    if not re.match(r"^[a-z0-9.-]+/[A-Za-z0-9_.-]+$", name):
+    if not re.fullmatch(r"[a-z0-9.-]+/[A-Za-z0-9_.-]+", name):
         raise InputError(f"--rdma-resource '{text}': expected an extended resource name such as rdma/ib or rdma/roce_gdr=2 (or 'none')")
-    if count and not count.isdigit():
-        raise InputError(f"--rdma-resource '{text}': the count after '=' must be a whole number")
+    if count and (not count.isdigit() or int(count) < 1):
+        raise InputError(f"--rdma-resource '{text}': the count after '=' must be a whole number of at least 1",
+                         hint="give the NICs each pod needs (e.g. rdma/ib=1), or --rdma-resource none for no RDMA")
     return {"resource": name, "count": int(count or 1)}
 
 
@@ -323,6 +337,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     hw = {k: v for k, v in hw.items() if v is not None}
     gw = gateway.gateway
 
+    check_secret_name(spec.hf_secret, _origin(spec, "hfSecret", "--hf-secret"))
     namespace = spec.namespace or guide.defaults.get("namespace", "llm-d-pd")
     postfix = spec.postfix or guide.defaults.get("postfix", "pd")
     check_names(namespace, postfix, gw["provider"])
@@ -435,9 +450,10 @@ def _unique_layers(layers: list[_Layer], spec: Spec) -> tuple[LayerInfo, ...]:
 
 
 def _override_label(ov) -> tuple[str, str]:
+    what = "user override (spec file)" if ov.from_spec else "user override"
     if ov.file:
-        return (f"--values {ov.release}={ov.file}", "user override")
-    return (f"--set {ov.release}.{ov.path}", "user override")
+        return (f"--values {ov.release}={ov.file}", what)
+    return (f"--set {ov.release}.{ov.path}", what)
 
 
 def _apply_override(merged: dict, ov, provenance: dict) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 
-from ..base.errors import Finding, ValidationError
+from ..base.errors import Finding, InputError, ValidationError
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")  # fullmatch: no trailing newline slips through
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 HELM_RELEASE_MAX = 53
 K8S_NAME_MAX = 63
 # modelservice names its objects <release>-llm-d-modelservice, truncated to this many characters
@@ -44,14 +45,14 @@ def stack_names(namespace: str, postfix: str, gateway_provider: str | None = Non
 def check_names(namespace: str, postfix: str, gateway_provider: str | None = None) -> None:
     """Refuse names Kubernetes or Helm would reject, before anything is rendered."""
     problems = []
-    if not DNS1123_LABEL.match(namespace) or len(namespace) > K8S_NAME_MAX:
+    if not DNS1123_LABEL.fullmatch(namespace) or len(namespace) > K8S_NAME_MAX:
         problems.append(
-            f"namespace '{namespace}' is not a DNS-1123 label (lower-case letters, digits and '-', "
+            f"namespace {namespace!r} is not a DNS-1123 label (lower-case letters, digits and '-', "
             f"starting and ending with a letter or digit, at most {K8S_NAME_MAX} characters)"
         )
-    if not DNS1123_LABEL.match(postfix):
+    if not DNS1123_LABEL.fullmatch(postfix):
         problems.append(
-            f"postfix '{postfix}' is not a DNS-1123 label (lower-case letters, digits and '-', "
+            f"postfix {postfix!r} is not a DNS-1123 label (lower-case letters, digits and '-', "
             "starting and ending with a letter or digit)"
         )
     if not problems:
@@ -75,6 +76,16 @@ def check_names(namespace: str, postfix: str, gateway_provider: str | None = Non
     if problems:
         findings = [Finding("names", "error", p, "Helm release names are limited to 53 characters, Kubernetes names and label values to 63") for p in problems]
         raise ValidationError("names Kubernetes or Helm would reject:\n  " + "\n  ".join(problems), findings)
+
+
+def check_secret_name(secret: str, origin: str = "--hf-secret") -> None:
+    """The HF token Secret is referenced by name; Kubernetes accepts only DNS-1123 subdomains."""
+    if not DNS1123_SUBDOMAIN.fullmatch(secret) or len(secret) > 253:
+        raise InputError(
+            f"{origin} {secret!r}: not a valid Secret name (lower-case letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit, at most 253 characters)",
+            hint="e.g. --hf-secret llm-d-hf-token",
+        )
 
 
 def hf_secret_command(namespace: str, secret: str) -> str:

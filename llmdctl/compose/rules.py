@@ -337,11 +337,44 @@ def hostnetwork_needs(plan: Plan):
 
 @rule("V-17", "error")
 def gpus_per_node(plan: Plan):
+    # ms.multinode does not lift this: llmdctl composes single-node pods, so a multinode flag alone
+    # would render one pod that asks one node for every GPU
     per_node = plan.hardware_facts.get("gpusPerNode")
-    if per_node and not plan.ms_values.get("multinode"):
+    if per_node:
         for role, rp in plan.roles.items():
             if rp.gpus_per_pod > per_node:
-                yield f"{role} asks for {rp.gpus_per_pod} GPUs per pod but {plan.hardware} nodes have {per_node}; lower TP or use multinode"
+                yield (f"{role} asks for {rp.gpus_per_pod} GPUs per pod but {plan.hardware} nodes have {per_node}; lower TP "
+                       "(a pod cannot span nodes; llmdctl does not compose multinode LeaderWorkerSets yet)")
+
+
+@rule("V-36", "error")
+def kv_connector_on_every_role(plan: Plan):
+    if not _pd(plan):
+        return
+    for role, block in _roles(plan):
+        config = _args(_vllm(block)).get("--kv-transfer-config")
+        if not config or "kv_connector" not in config:
+            yield (f"{role}: the vLLM container has no --kv-transfer-config with a kv_connector, so it cannot take part in P/D "
+                   "(a --set of the whole args list replaces the guide's; add flags with --values and an args list, which merges by flag)")
+
+
+@rule("V-37", "error")
+def replicas_after_overrides(plan: Plan):
+    for role, rp in plan.roles.items():
+        if role == "decode" and rp.replicas < 1:
+            yield f"decode replicas is {rp.replicas} after overrides; a stack needs at least one decode pod"
+        if role == "prefill" and rp.replicas < 1:
+            yield f"prefill replicas is {rp.replicas} after overrides, but the stack is P/D; use --prefill 0 for aggregated serving"
+
+
+@rule("V-38", "error")
+def rdma_count(plan: Plan):
+    if not (_pd(plan) and plan.hardware_facts.get("kvTransport") == "rdma"):
+        return
+    for role, block in _roles(plan):
+        for name, value in _resources(block).items():
+            if _RDMA.match(str(name)) and str(value).strip() in ("0", ""):
+                yield f"{role} requests {name}={value}: the KV cache would have no RDMA NIC; request at least 1, or use --rdma-resource none on a TCP profile"
 
 
 _IMAGE_FAMILIES = [

@@ -81,6 +81,10 @@ class Kube:
                 config.load_incluster_config(client_configuration=cfg)
             except config.ConfigException:
                 raise LlmdctlError(f"cannot load a kubeconfig: {exc}", hint="pass --kubeconfig FILE / --kube-context NAME, or run inside a cluster") from None
+        except (TypeError, ValueError, AttributeError, KeyError, OSError) as exc:
+            # the client trips over wrongly typed entries (user: 5, server: 5) or bad certificate data
+            raise LlmdctlError(f"kubeconfig {kubeconfig} (context {context or 'current'}) is malformed: {type(exc).__name__}: {exc}",
+                               hint="check it with: kubectl config view --minify") from None
         cfg.retries = 0
         self.host = cfg.host
         self.api = client.ApiClient(cfg)

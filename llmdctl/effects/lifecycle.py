@@ -23,7 +23,7 @@ from typing import Callable
 from ..base.errors import LlmdctlError
 from ..compose.names import RELEASE_KEYS, hf_secret_command, stack_names
 from ..plan.stack import Plan
-from .bundle import write_bundle
+from .bundle import bundle_files_in, remove_bundle, write_bundle
 from .tools import INSTALL_HINTS, MINIMUMS, Command, Interrupted, StepFailed, Toolbox, ToolMissing, context_dir_name, fmt_version, helm_diff_version, require_tools
 
 # The chart each llmdctl release is made from, as `helm list` spells it (<chart>-<version>).
@@ -128,7 +128,9 @@ def group_stacks(rows: list[dict]) -> list[dict]:
     """
     stacks: dict[tuple[str, str], dict] = {}
     for row in rows:
-        m = _RELEASE_NAME.match(str(row.get("name", "")))
+        if not all(isinstance(row.get(k, ""), (str, int)) for k in ("name", "chart", "namespace", "status", "revision")):
+            continue  # not a release record llmdctl could have written
+        m = _RELEASE_NAME.fullmatch(str(row.get("name", "")))
         if not m:
             continue
         key, postfix = m.group(1), m.group(2)
@@ -350,7 +352,7 @@ def destroy_stack(
 ) -> list[str]:
     """Remove one stack; returns what was removed (empty when there was nothing to remove)."""
 
-    use_folder = folder if (folder / "helmfile.yaml").is_file() else None
+    use_folder = folder if bundle_files_in(folder) is not None else None
     require_tools(box, ("helm", "kubectl") + (("helmfile",) if use_folder else ()))
     state = observe(box, namespace, postfix)
     if state.empty:
@@ -377,10 +379,8 @@ def destroy_stack(
 
 
 def _forget(folder: Path) -> None:
-    """Drop the kept bundle of a stack that no longer exists (only if it is an llmdctl bundle)."""
-
-    if (folder / "helmfile.yaml").is_file():
-        shutil.rmtree(folder, ignore_errors=True)
+    """Drop the kept bundle of a stack that no longer exists: only the files llmdctl wrote."""
+    remove_bundle(folder)
 
 
 def diff_stack(plan: Plan, files: dict[str, str], box: Toolbox, *, ui: UI) -> bool:
@@ -439,7 +439,7 @@ def destroy_dry_run(box: Toolbox, namespace: str, postfix: str, folder: Path) ->
     """The commands destroy would run if every object of the stack existed; nothing is run."""
     names = stack_names(namespace, postfix)
     everything = StackState(releases={names[k]: {} for k in RELEASE_KEYS}, route=names["route"])
-    kept = folder if (folder / "helmfile.yaml").is_file() else None
+    kept = folder if bundle_files_in(folder) is not None else None
     lines = [f"# dry run: nothing is run; commands for context {box.context or '(none selected: destroy would refuse)'}, namespace {namespace}, postfix {postfix}"]
     lines += [step.display(box) for step in destroy_steps(namespace, postfix, everything, kept) + uninstall_steps(namespace, postfix, everything)]
     return "\n".join(lines) + "\n"

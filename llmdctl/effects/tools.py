@@ -85,22 +85,29 @@ def read_kubeconfig(kubeconfig: str | None, env: dict | None = None) -> tuple[st
 
     current, contexts, files = None, [], []
     for path in kubeconfig_files(kubeconfig, env):
+        if path.is_dir():
+            raise InputError(f"kubeconfig {path} is a folder, not a file", hint="point --kubeconfig or $KUBECONFIG at the file")
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except OSError:
             continue
         files.append(path)
         try:
-            data = load_text(text, str(path)).data or {}
-        except LlmdctlError:
-            raise InputError(f"kubeconfig {path} is not valid YAML") from None
+            data = load_text(raw.decode("utf-8"), str(path)).data or {}
+        except UnicodeDecodeError:
+            raise InputError(f"kubeconfig {path} is not a UTF-8 text file") from None
+        except LlmdctlError as exc:
+            raise InputError(f"kubeconfig {path} is not valid YAML: {exc.message}") from None
         if not isinstance(data, dict):
-            continue
-        if not current and data.get("current-context"):
-            current = str(data["current-context"])
-        for ctx in data.get("contexts") or []:
-            if isinstance(ctx, dict) and ctx.get("name") and ctx["name"] not in contexts:
-                contexts.append(str(ctx["name"]))
+            raise InputError(f"kubeconfig {path} is not a kubeconfig (a YAML mapping with contexts, clusters and users)")
+        if not current and isinstance(data.get("current-context"), str) and data["current-context"]:
+            current = data["current-context"]
+        listed = data.get("contexts") or []
+        if not isinstance(listed, list):
+            raise InputError(f"kubeconfig {path}: 'contexts' must be a list, not {type(listed).__name__}")
+        for ctx in listed:
+            if isinstance(ctx, dict) and isinstance(ctx.get("name"), str) and ctx["name"] not in contexts:
+                contexts.append(ctx["name"])
     return current, contexts, files
 
 
@@ -223,7 +230,7 @@ class Toolbox:
         """Run a short query command and return its output (nothing streamed)."""
         try:
             proc = subprocess.run(
-                cmd.argv(self), cwd=cmd.cwd, env=self.env(), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+                cmd.argv(self), cwd=cmd.cwd, env=self.env(), capture_output=True, text=True, errors="replace", timeout=timeout, stdin=subprocess.DEVNULL
             )
         except subprocess.TimeoutExpired:
             raise StepFailed(f"{cmd.label}: `{cmd.display(self)}` did not finish in {timeout:.0f} s", returncode=124, stderr_tail=[]) from None
@@ -248,7 +255,7 @@ class Toolbox:
         try:
             proc = subprocess.Popen(
                 cmd.argv(self), cwd=cmd.cwd, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL, text=True, bufsize=1,
+                stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1,
             )
         except OSError as exc:
             raise ToolMissing(f"{cmd.label}: cannot run {cmd.tool}: {exc.strerror}", hint=INSTALL_HINTS.get(cmd.tool)) from None
@@ -401,7 +408,7 @@ class PortForward:
         cmd = Command("kubectl", ("port-forward", "--namespace", self.namespace, f"service/{self.service}", f"0:{self.remote}"),
                       f"port-forward to {self.service}")
         self.proc = subprocess.Popen(cmd.argv(self.box), env=self.box.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, text=True)
+                                     stdin=subprocess.DEVNULL, text=True, errors="replace")
         found: list[str] = []
 
         def read():

@@ -12,11 +12,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, NamedTuple
 
-from ..base.errors import InputError, suggest
+from ..base.errors import HF_TOKEN, InputError, mask, suggest
 from ..base.schema import check
 from ..base.yamlio import Document, load_file, load_text
 
-_HF_TOKEN = re.compile(r"hf_[A-Za-z0-9]{16,}")
 _LAYOUT = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*[Tt][Pp]\s*(\d+))?\s*$")
 RELEASE_KEYS = ("infra", "gaie", "ms")  # the releases --set and --values may address
 
@@ -57,6 +56,7 @@ class Override(NamedTuple):
     file: str | None = None  # for --values
     data: Any = None
     doc: Document | None = None
+    from_spec: bool = False  # came from the spec file, so `-f` reproduces it
 
 
 class Spec(NamedTuple):
@@ -73,6 +73,7 @@ class Spec(NamedTuple):
     hf_secret: str = "llm-d-hf-token"
     rdma_resource: str | None = None
     overrides: tuple[Override, ...] = ()
+    spec_file: str | None = None  # as the user typed it
     origin: Mapping[str, str] = MappingProxyType({})  # input name -> where it came from (flag, spec, env, default)
 
 
@@ -122,11 +123,7 @@ def parse_values_flag(text: str, base: Path | None = None, origin: str = "--valu
         raise InputError(f"{path}: a values file must be a YAML mapping, not {type(doc.data).__name__}")
     else:
         data = doc.data
-    return Override(release=release, file=str(path), data=data, doc=doc)
-
-
-def mask(token: str) -> str:
-    return token[:5] + "..." if len(token) > 8 else "hf_..."
+    return Override(release=release, file=file, data=data, doc=doc)  # the path as written: bundles must not depend on the cwd
 
 
 def refuse_tokens(value: Any, where: str) -> None:
@@ -139,7 +136,7 @@ def refuse_tokens(value: Any, where: str) -> None:
         for i, v in enumerate(value):
             refuse_tokens(v, f"{where}[{i}]")
     elif isinstance(value, str):
-        m = _HF_TOKEN.search(value)
+        m = HF_TOKEN.search(value)
         if m:
             raise InputError(
                 f"{where}: looks like a Hugging Face token ({mask(m.group(0))}); llmdctl never takes tokens",
@@ -211,12 +208,12 @@ def build_spec(
     # The spec file's overrides come first so that flags, applied later, win.
     for rel, files in (file.get("values") or {}).items():
         for f in [files] if isinstance(files, str) else files:
-            overrides.append(parse_values_flag(f"{rel}={f}", base, origin=f"spec file values.{rel}"))
+            overrides.append(parse_values_flag(f"{rel}={f}", base, origin=f"spec file values.{rel}")._replace(from_spec=True))
     file_sets = file.get("set") or {}
     if isinstance(file_sets, dict):
-        overrides += [_override_for_path(str(k), v, "spec file set") for k, v in file_sets.items()]
+        overrides += [_override_for_path(str(k), v, "spec file set")._replace(from_spec=True) for k, v in file_sets.items()]
     else:
-        overrides += [parse_set(s, "spec file set") for s in file_sets]
+        overrides += [parse_set(s, "spec file set")._replace(from_spec=True) for s in file_sets]
     overrides += [parse_values_flag(v) for v in values or []]
     overrides += [parse_set(s) for s in sets or []]
 
@@ -246,6 +243,7 @@ def build_spec(
         hf_secret=pick("hfSecret", hf_secret, "hfSecret") or "llm-d-hf-token",
         rdma_resource=pick("rdmaResource", rdma_resource, "rdmaResource"),
         overrides=tuple(overrides),
+        spec_file=spec_file,
         origin=origin,
     )
 
