@@ -8,7 +8,7 @@ from typing import Any
 from . import cache
 from .data import data_path
 from .errors import Finding, ValidationError
-from ..fastschema import is_valid
+from .fastschema import is_valid
 from .yamlio import Document
 
 
