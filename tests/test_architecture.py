@@ -167,4 +167,4 @@ def test_the_tests_run_the_working_tree():
     from llmdctl.base.data import data_root
 
     assert Path(llmdctl.__file__).resolve().parent == PACKAGE
-    assert data_root().resolve() == PACKAGE.parent  # and the working tree's catalog
+    assert Path(data_root()).resolve() == PACKAGE.parent  # and the working tree's catalog

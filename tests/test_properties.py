@@ -127,7 +127,7 @@ def test_corrupted_catalog_files(rel, corruption, seed):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for folder in ("profiles", "gateways", "guides", "templates", "schemas"):
-            shutil.copytree(data_root() / folder, root / folder)
+            shutil.copytree(Path(data_root()) / folder, root / folder)
         target = root / rel
         text = target.read_text()
         data = load_text(text, rel).data

@@ -154,7 +154,7 @@ def test_catalog_facts_drive_ports_thresholds_and_sizes(tmp_path, monkeypatch):
 
     root = tmp_path / "catalog"
     for folder in ("profiles", "gateways", "guides", "templates", "schemas"):
-        shutil.copytree(data_root() / folder, root / folder)
+        shutil.copytree(Path(data_root()) / folder, root / folder)
     versions = (root / "guides" / "versions.yaml").read_text()
     versions = versions.replace("servicePort: 8000", "servicePort: 8100").replace("pdThreshold: 16", "pdThreshold: 48")
     (root / "guides" / "versions.yaml").write_text(versions)

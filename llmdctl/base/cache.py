@@ -13,7 +13,6 @@ from __future__ import annotations
 import marshal
 import os
 import zlib
-from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__
@@ -21,12 +20,12 @@ from .. import __version__
 _FORMAT = b"llmdctl-cache-1"
 
 
-def cache_dir() -> Path | None:
+def cache_dir() -> str | None:
     configured = os.environ.get("LLMDCTL_CACHE_DIR")
     if configured:
-        return None if configured == "off" else Path(configured)
+        return None if configured == "off" else configured
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "llmdctl"
+    return os.path.join(base, "llmdctl")
 
 
 def key(*parts: bytes) -> str:
@@ -45,18 +44,20 @@ def key(*parts: bytes) -> str:
 def cached(digest: str, compute: Callable[[], Any]) -> Any:
     """``compute()``'s result (plain data only), from the cache when an entry for ``digest`` exists."""
     folder = cache_dir()
-    entry = folder / digest[:2] / f"{digest}.marshal" if folder else None
+    entry = os.path.join(folder, digest[:2], f"{digest}.marshal") if folder else None
     if entry is not None:
         try:
-            return marshal.loads(entry.read_bytes())
+            with open(entry, "rb") as f:
+                return marshal.loads(f.read())
         except (OSError, EOFError, ValueError, TypeError):
             pass
     value = compute()
     if entry is not None:
         try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            tmp = entry.with_name(f".{entry.name}.{os.getpid()}")
-            tmp.write_bytes(marshal.dumps(value))
+            os.makedirs(os.path.dirname(entry), exist_ok=True)
+            tmp = f"{entry}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(marshal.dumps(value))
             os.replace(tmp, entry)
         except (OSError, ValueError):
             pass

@@ -6,7 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import cache
-from .data import data_path
+from .data import data_path, read_bytes
 from .errors import Finding, ValidationError
 from .fastschema import is_valid
 from .yamlio import Document
@@ -14,7 +14,7 @@ from .yamlio import Document
 
 @lru_cache(maxsize=None)
 def load_schema(name: str) -> dict:
-    raw = data_path("schemas", name).read_bytes()
+    raw = read_bytes(data_path("schemas", name))
     return cache.cached(cache.key(b"schema", raw), lambda: _parse_json(raw))
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from functools import lru_cache
 from string import Template
 
-from .data import data_path
+from .data import data_path, read_bytes
 
 
 @lru_cache(maxsize=None)
 def _template(name: str) -> Template:
-    return Template(data_path("templates", name).read_text(encoding="utf-8"))
+    return Template(read_bytes(data_path("templates", name)).decode("utf-8"))
 
 
 def render_template(name: str, **params: object) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from functools import lru_cache
-from pathlib import Path
+import os
 from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
@@ -150,11 +150,12 @@ def load_text(text: str, source: str) -> Document:
     return Document(_plain(raw, "", positions), source, positions)
 
 
-def load_file(path: Path | str, *, what: str = "file") -> Document:
+def load_file(path: str | os.PathLike, *, what: str = "file") -> Document:
     """Read and parse a YAML file, with errors that say which file and why."""
-    p = Path(path)
+    p = os.fspath(path)
     try:
-        raw = p.read_bytes()
+        with open(p, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         raise InputError(f"{what} not found: {p}") from None
     except IsADirectoryError:
@@ -165,7 +166,7 @@ def load_file(path: Path | str, *, what: str = "file") -> Document:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{p}: not a UTF-8 text file") from None
-    return load_text(text, str(p))
+    return load_text(text, p)
 
 
 # Plain scalars are emitted only when they cannot be read back as anything but the same string;

@@ -7,11 +7,11 @@ with its file, line and key path, never deep inside composition.
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
+import os
 from typing import Any, NamedTuple
 
 from ..base import cache
-from ..base.data import data_path, data_root
+from ..base.data import data_path, data_root, read_bytes
 from ..base.errors import CatalogError, InputError, LlmdctlError, suggest
 from ..base.merge import merge_values
 from ..base.schema import check, reset_schema_caches
@@ -55,8 +55,8 @@ class Release(NamedTuple):
 class Catalog:
     """Loads and caches the catalog files under :func:`data_root` (or another root, for tests)."""
 
-    def __init__(self, root: Path | None = None):
-        self.root = root or data_root()
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = os.fspath(root) if root else data_root()
         self._docs: dict[str, Document] = {}
         self._layers: dict[str, Layer] = {}
         self._files_cache: dict[str, str] | None = None
@@ -65,10 +65,10 @@ class Catalog:
     def _load(self, rel: str, schema: str) -> Document:
         """One catalog file, parsed and checked against its schema (or both from the cache)."""
         if rel not in self._docs:
-            path = self.root / rel
+            path = os.path.join(self.root, rel)
             try:
-                raw = path.read_bytes()
-                schema_bytes = data_path("schemas", schema).read_bytes()
+                raw = read_bytes(path)
+                schema_bytes = read_bytes(data_path("schemas", schema))
             except OSError as exc:
                 raise CatalogError(f"cannot read catalog file {path}: {exc.strerror}") from None
             try:
@@ -95,8 +95,11 @@ class Catalog:
 
     def _files(self, kind_folder: str) -> dict[str, str]:
         """Layer name -> relative path, for every ``*.yaml`` in a folder (file stem = layer name)."""
-        folder = self.root / kind_folder
-        return {p.stem: f"{kind_folder}/{p.name}" for p in sorted(folder.glob("*.yaml"))}
+        try:
+            names = sorted(n for n in os.listdir(os.path.join(self.root, kind_folder)) if n.endswith(".yaml"))
+        except OSError as exc:
+            raise CatalogError(f"cannot list the catalog folder {os.path.join(self.root, kind_folder)}: {exc.strerror}") from None
+        return {n[: -len(".yaml")]: f"{kind_folder}/{n}" for n in names}
 
     def _raw_layers(self) -> dict[str, str]:
         if self._files_cache is None:
@@ -174,7 +177,7 @@ class Catalog:
         return [l.name for l in self.layers(*kinds)]
 
     def layer_text(self, name: str) -> str:
-        return (self.root / self._raw_layers()[name]).read_text(encoding="utf-8")
+        return read_bytes(os.path.join(self.root, self._raw_layers()[name])).decode("utf-8")
 
     # -- releases and aliases ---------------------------------------------------------------
     @property

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
 from ..base.errors import ValidationError
 from ..effects.bundle import bundle_files, default_output_dir, print_bundle, write_bundle
 from .common import emit, err, out, plan_from, report
@@ -17,7 +15,7 @@ def render(args: argparse.Namespace) -> int:
     if args.print_:
         out(print_bundle(files))
         return 0
-    folder = Path(args.output) if args.output else default_output_dir(plan)
+    folder = args.output or default_output_dir(plan)
     err(write_bundle(files, folder, force=args.force).summary())
     err(f"next: cd {folder} && helmfile apply && kubectl apply -n {plan.namespace} -f httproute.yaml")
     return 0

@@ -118,17 +118,18 @@ class _Layer(NamedTuple):
     what: str
     values: dict  # release key -> values
     summary: str = ""
+    source: str = ""  # the catalog file, for messages
 
 
 def _catalog_layers(catalog: Catalog, layer: Layer, mode: str, what: str) -> list[_Layer]:
-    summaries = {name: catalog.layer(name).summary for name in layer.chain}
+    members = {name: catalog.layer(name) for name in layer.chain}
     out = []
     pairs = list(layer.values) + list(layer.disaggregated if mode == "disaggregated" else layer.aggregated)
     # keep chain order: base layer's values, then its mode values, then the child's
     order = {n: i for i, n in enumerate(layer.chain)}
     pairs.sort(key=lambda p: order[p[0]])
     for name, values in pairs:
-        out.append(_Layer(name, f"{what} {name}" if name != layer.name else what, values, summaries.get(name, "")))
+        out.append(_Layer(name, f"{what} {name}" if name != layer.name else what, values, members[name].summary, members[name].source))
     return out
 
 
@@ -377,7 +378,11 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     for layer in layers:
         for key, values in layer.values.items():
             vals = expand_roles(values) if key == "ms" else values
-            merged[key] = merge_values(merged[key], vals, layer=layer.name, provenance=provenance[key])
+            try:
+                merged[key] = merge_values(merged[key], vals, layer=layer.name, provenance=provenance[key])
+            except InputError as exc:  # say which layer (and file) could not be merged
+                where = f"{layer.source} ({layer.what})" if layer.source else layer.what
+                raise InputError(f"{where}: {key}.{exc.message}", hint=exc.hint) from None
 
     if mode == "aggregated":
         # the chart renders nothing for a role with create: false; keep its values out of the file
@@ -460,7 +465,10 @@ def _apply_override(merged: dict, ov, provenance: dict) -> None:
     label = _override_label(ov)[0]
     if ov.file is not None:
         data = expand_roles(ov.data) if ov.release == "ms" else ov.data
-        merged[ov.release] = merge_values(merged[ov.release], data, layer=label, provenance=provenance[ov.release])
+        try:
+            merged[ov.release] = merge_values(merged[ov.release], data, layer=label, provenance=provenance[ov.release])
+        except InputError as exc:
+            raise InputError(f"{label}: {ov.release}.{exc.message}", hint=exc.hint) from None
         return
     parts = split_path(ov.path)
     targets = [parts]

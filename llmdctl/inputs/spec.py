@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, NamedTuple
 
@@ -107,16 +106,14 @@ def _scalar(raw: str, origin: str, path: str) -> Any:
         return raw
 
 
-def parse_values_flag(text: str, base: Path | None = None, origin: str = "--values") -> Override:
+def parse_values_flag(text: str, base: str | None = None, origin: str = "--values") -> Override:
     """``ms=extra.yaml`` -> the file's content as an override for release ``ms``."""
     release, sep, file = text.partition("=")
     if not sep or release not in RELEASE_KEYS or not file:
         raise InputError(f"{origin} '{text}': expected RELEASE=FILE with RELEASE one of infra, gaie, ms (e.g. ms=my-values.yaml)")
-    path = Path(file)
-    if base is not None and not path.is_absolute():
-        path = base / path
+    path = os.path.join(base, file) if base is not None else file  # a spec file's paths are relative to it
     doc = load_file(path, what="values file")
-    refuse_tokens(doc.data, str(path))
+    refuse_tokens(doc.data, path)
     if doc.data is None:
         data = {}
     elif not isinstance(doc.data, dict):
@@ -186,10 +183,10 @@ def build_spec(
     for var in ("NAMESPACE", "RELEASE_NAME_POSTFIX"):
         refuse_tokens(env.get(var), f"${var}")
     file: dict = {}
-    base: Path | None = None
+    base: str | None = None
     if spec_file:
         file, _ = load_spec(spec_file)
-        base = Path(spec_file).resolve().parent
+        base = os.path.dirname(os.path.abspath(spec_file))
     origin: dict[str, str] = {}
 
     def pick(name: str, flag_value: Any, file_key: str, env_var: str | None = None) -> Any:
