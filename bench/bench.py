@@ -45,7 +45,7 @@ BUDGETS = {
     "render, catalog 10x / 1x": 1.15,
     "matrix in one process, per bundle": 0.5,
     # verify and doctor need the kubernetes client: their floor is importing it (same run)
-    "llmdctl verify (ready 4P1D)": 1.6,
+    "llmdctl verify (ready 4P1D)": 2.0,
     "verify --wait: ready -> exit": 12.0,
 }
 

@@ -7,7 +7,6 @@ base -> inputs -> catalog -> plan -> compose -> effects -> cli.
 from __future__ import annotations
 
 import ast
-import json
 import os
 import subprocess
 import sys

@@ -129,3 +129,9 @@ def test_dump_round_trips(data):
 def test_dump_is_readable_block_yaml():
     text = dump({"args": ["--block-size=128"], "cfg": "a: 1\nb: 2\n", "port": "5600", "none": None})
     assert text == 'args:\n  - --block-size=128\ncfg: |\n  a: 1\n  b: 2\nport: "5600"\nnone: null\n'
+
+
+def test_dump_quotes_a_trailing_newline_in_keys_and_words():
+    # found by test_dump_round_trips: "$" in the plain-scalar pattern matched before a trailing newline
+    for data in ({"A\n": None}, {"null\n": 1}, {"k": ["x\n"]}):
+        assert load_text(dump(data), "dump").data == data

@@ -28,7 +28,7 @@ LAYOUTS = ["0", "1", "2xTP1", "4xTP1", "1xTP2", "1xTP4", "1xTP8", "2xTP16", "1xT
 NAMES = ["llm-d-pd", "pd", "pd-2", "Bad_Name", "a" * 40, "-x", "team-a", "", "ns.dots"]
 # An error must name what was wrong: a rule, a schema path, a flag, a file, an argument, a name kind.
 # (Matched against the message after "error: ", so the prefix every error carries proves nothing.)
-IDENTIFIES = re.compile(r"V-\d\d|schema|names|--[a-z]|-e |\.yaml|\.json|environment|guide|version|model|argument|postfix|namespace")
+IDENTIFIES = re.compile(r"V-\d\d|schema|names|--[a-z]|-e |\.yaml|\.json|environment|guide|version|model|argument|postfix|namespace|spec file|release")
 
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci")

@@ -211,8 +211,9 @@ def _stack_layer(
         },
         "inferencePool": pool,
     }
-    if gw.get("destinationRule"):
-        gaie["provider"] = {"istio": {"destinationRule": {"host": names["eppHost"]}}}
+    # The Istio DestinationRule host is left to the inferencepool chart, which derives it from the
+    # release and *its* namespace (templates/istio.yaml, v1.2.0-rc.1 and v1.4.0): a host written
+    # here would pin the namespace, and `helmfile -n other apply` would point at the wrong EPP.
 
     ms: dict[str, Any] = {
         "modelArtifacts": {
@@ -265,6 +266,17 @@ def _layout_layer(prefill: RoleLayout, decode: RoleLayout, mode: str, hw: dict) 
 
 
 # --- dialects ------------------------------------------------------------------------------
+
+
+def _gateway_class(infra: dict, release: Release, gw: dict) -> str:
+    """The GatewayClass the pinned llm-d-infra chart will write on the Gateway for these values."""
+    gateway = infra.get("gateway") or {}
+    given = str(gateway.get("gatewayClassName") or "")
+    if not release.dialect["infraProviderKey"]:
+        return given or gw["className"]
+    rewrites = release.dialect["gatewayClassRewrites"]
+    name = given or str(gateway.get("provider") or "istio")
+    return rewrites.get(name, name)
 
 
 def _infra_dialect(values: dict, release: Release, gw: dict, provenance: dict) -> dict:
@@ -402,7 +414,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
         namespace=namespace, postfix=postfix, guide=guide.name, llmd_version=release.name,
         hardware=hardware.name, overlays=tuple(o.name for o in overlays), gateway=gateway.name, mode=mode,
         model=model, roles=roles, releases=releases, route=route, names=names, pool_selector=selector,
-        hardware_facts=hw, gateway_facts=gw, release_info=release,
+        hardware_facts=hw, gateway_facts={**gw, "className": _gateway_class(merged["infra"], release, gw)}, release_info=release,
         layers=_unique_layers(layers, spec),
         provenance=provenance, hf_secret=spec.hf_secret, notes=tuple(notes), spec=spec,
     )

@@ -27,7 +27,6 @@ def stack_names(namespace: str, postfix: str, gateway_provider: str | None = Non
         "gateway": f"infra-{postfix}-inference-gateway",
         "pool": f"gaie-{postfix}",
         "epp": f"gaie-{postfix}-epp",
-        "eppHost": f"gaie-{postfix}-epp.{namespace}.svc.cluster.local",
         "route": f"llm-d-{postfix}",
         "stackLabel": f"llm-d-{postfix}",
         "msFullname": f"ms-{postfix}-llm-d-modelservice",

@@ -199,7 +199,7 @@ def readme_text(plan: Plan, args: list[str], command: str) -> str:
         chart_versions=f"llm-d-infra {plan.release('infra').version}, inferencepool {plan.release('gaie').version}, "
                        f"llm-d-modelservice {plan.release('ms').version}",
         hardware="".join([f"`{plan.hardware}`"] + [f" + `{o}`" for o in plan.overlays]),
-        gateway=plan.gateway, gateway_provider=plan.gateway_facts["provider"],
+        gateway=plan.gateway, gateway_provider=plan.gateway_facts["provider"], gateway_class=plan.gateway_facts["className"],
         model_name=plan.model["name"], model_uri=plan.model["uri"], model_size=plan.model["size"],
         layout=", ".join(f"{r.role} {r.replicas} x TP{r.tensor} ({r.gpus_per_pod} {r.accelerator_resource or 'CPU'} per pod)" for r in roles),
         kv_path=_kv_path(plan), hf_secret=plan.hf_secret, mermaid=mermaid(plan),
