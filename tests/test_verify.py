@@ -509,3 +509,25 @@ def test_apply_wait_hands_over_to_verify(cli, kube_api, fake_cluster, monkeypatc
     st.set_ready("decode", 0, False)
     r = cli("apply", "-y", "--wait", "--timeout", "1s")
     assert r.code == 1 and "pending" in r.err.splitlines()[-1]
+
+
+def test_doctor_checks_the_class_the_infra_chart_really_writes(cli, kube_api, fake_cluster, monkeypatch):
+    """issue 14: llm-d-infra v1.4.0 renders -e kgateway as a Gateway of class agentgateway."""
+    from conftest import plan_for
+
+    assert plan_for(environments=["kgateway"]).gateway_facts["className"] == "agentgateway"
+    assert plan_for(environments=["kgateway"], llmd_version="v0.4.0").gateway_facts["className"] == "kgateway"
+    assert plan_for(environments=["istio"]).gateway_facts["className"] == "istio"
+    assert plan_for(environments=["gke"]).gateway_facts["className"] == "gke-l7-regional-external-managed"
+    assert plan_for(environments=["kgateway"], sets=["infra.gateway.gatewayClassName=agentgateway-v2"]).gateway_facts["className"] == "agentgateway"
+    monkeypatch.setenv("KUBECONFIG", str(kube_api.kubeconfig))
+    _cluster_basics(kube_api, gpus={"nvidia.com/gpu": 8}, rdma="rdma/ib")
+    deploy(kube_api, "-e", "kgateway")
+    kube_api.put("/apis/gateway.networking.k8s.io/v1/gatewayclasses", {"metadata": {"name": "kgateway"}, "status": {"conditions": [{"type": "Accepted", "status": "True"}]}})
+    checks = {c["name"]: c for c in json.loads(cli("doctor", "-e", "kgateway", "-o", "json").out)["checks"]}
+    assert checks["GatewayClass agentgateway"]["status"] == "fail" and "GatewayClass kgateway" not in checks
+    kube_api.put("/apis/gateway.networking.k8s.io/v1/gatewayclasses", {"metadata": {"name": "agentgateway"}, "status": {"conditions": [{"type": "Accepted", "status": "True"}]}})
+    checks = {c["name"]: c for c in json.loads(cli("doctor", "-e", "kgateway", "-o", "json").out)["checks"]}
+    assert checks["GatewayClass agentgateway"]["status"] == "pass"
+    readme = cli("render", "-e", "kgateway", "--print").out
+    assert "(provider `kgateway`, GatewayClass `agentgateway`)" in readme
