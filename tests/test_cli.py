@@ -110,6 +110,12 @@ def test_print_is_deterministic(cli):
         (["--model", "Qwen/Qwen3-8B\n"], ["--model"]),
         (["--set", "ms.roles.containers=[{name: {a: 1}}]"], ["containers[0].name: expected string, got dict"]),
         (["-e", "AMD"], ["did you mean 'amd'?"]),
+        # unknown keys: the role and container objects are closed to the keys the chart reads
+        (["--set", "ms.decode.replica=2"], ["ms.decode.replica", "unknown key 'replica'", "did you mean 'replicas'"]),
+        (["--set", "ms.decod.replicas=2"], ["unknown key 'decod'", "did you mean 'decode'"]),
+        (["--set", "ms.decode.runtimeClassName=nvidia"], ["unknown key 'runtimeClassName'"]),
+        (["--set", "ms.prefill.containers[0].envFrom=[]"], ["unknown key 'envFrom'"]),
+        (["--set", "ms.decode.monitoring.podmonitor.scrapeTimeout=10s"], ["unknown key 'scrapeTimeout'"]),
     ],
 )
 def test_refusals_are_clear_exit_2_and_never_a_traceback(cli, args, expect):
