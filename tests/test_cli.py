@@ -116,6 +116,7 @@ def test_print_is_deterministic(cli):
         (["--set", "ms.decode.runtimeClassName=nvidia"], ["unknown key 'runtimeClassName'"]),
         (["--set", "ms.prefill.containers[0].envFrom=[]"], ["unknown key 'envFrom'"]),
         (["--set", "ms.decode.monitoring.podmonitor.scrapeTimeout=10s"], ["unknown key 'scrapeTimeout'"]),
+        (["--model-size", "100GB"], ["--model-size '100GB'", "binary units", "not GB"]),
     ],
 )
 def test_refusals_are_clear_exit_2_and_never_a_traceback(cli, args, expect):
@@ -320,3 +321,20 @@ def test_rerender_updates_only_its_own_files_and_says_what_changed(cli, tmp_path
     fresh = tmp_path / "fresh"
     assert cli("render", "-o", str(fresh)).code == 0
     assert fresh.stat().st_mode & 0o077, "a new bundle folder follows the umask, not mkdtemp's 0700"
+
+
+def test_spec_file_errors_name_the_spec_file(cli, tmp_path):
+    spec = tmp_path / "llmd.yaml"
+    spec.write_text("apiVersion: llmdctl/v1\nkind: Stack\ndecode: 2xTP3\n")
+    r = cli("validate", "-f", str(spec))
+    assert r.code == 2 and f"{spec}: decode '2xTP3'" in r.err and "--decode" not in r.err
+
+
+def test_aliases_are_listed_and_shown(cli):
+    rows = {r["name"]: r for r in json.loads(cli("profiles", "-o", "json").out)}
+    assert rows["amd"]["kind"] == "alias" and rows["amd"]["summary"] == "-e amd-roce"
+    assert rows["gke"]["summary"] == "-e gke-no-rdma + gke"
+    r = cli("profiles", "show", "amd")
+    assert r.code == 0 and r.out.startswith("# amd is an alias for -e amd-roce") and "kind: hardware" in r.out
+    r = cli("profiles", "show", "AMD-roce")
+    assert r.code == 2 and "did you mean 'amd-roce'" in r.err

@@ -1,6 +1,7 @@
 """The merge contract (Helm MergeValues semantics plus identity-keyed lists) and --set paths."""
 
 import copy
+import re
 
 import pytest
 
@@ -84,8 +85,9 @@ def test_unmatched_patch_markers_are_stripped():
 def test_split_path_handles_indexes_slashes_and_escaped_dots():
     assert split_path("decode.containers[0].resources.limits.rdma/ib") == ["decode", "containers", 0, "resources", "limits", "rdma/ib"]
     assert split_path(r"modelArtifacts.labels.llm-d\.ai/guide") == ["modelArtifacts", "labels", "llm-d.ai/guide"]
+    assert split_path("a[x].b") == ["a", "x", "b"] and type(split_path("a[x]")[1]).__name__ == "Ident"  # by name (issue 14)
     with pytest.raises(InputError):
-        split_path("a[x]")
+        split_path("a[]")
     with pytest.raises(InputError):
         split_path("a..b")
 
@@ -135,3 +137,33 @@ def test_dump_quotes_a_trailing_newline_in_keys_and_words():
     # found by test_dump_round_trips: "$" in the plain-scalar pattern matched before a trailing newline
     for data in ({"A\n": None}, {"null\n": 1}, {"k": ["x\n"]}):
         assert load_text(dump(data), "dump").data == data
+
+
+def test_set_selects_list_items_by_identity():
+    """issue 14: `--set` reaches items of identity lists the way the merge contract does for files."""
+    tree = {"containers": [{"name": "sidecar"}, {"name": "vllm", "args": ["--block-size=128", "--max-model-len=4096"],
+                                                 "env": [{"name": "UCX_TLS", "value": "rc"}]}]}
+    set_path(tree, split_path("containers[vllm].env[UCX_TLS].value"), "tcp", "x")
+    set_path(tree, split_path("containers[vllm].env[UCX_NET_DEVICES].value"), "mlx5_0:1", "x")
+    set_path(tree, split_path("containers[vllm].args[--max-model-len]"), 8192, "x")
+    set_path(tree, split_path("containers[vllm].args[--enforce-eager]"), True, "x")
+    set_path(tree, split_path("containers[vllm].args[--block-size]"), None, "x")
+    vllm = tree["containers"][1]
+    assert vllm["env"] == [{"name": "UCX_TLS", "value": "tcp"}, {"name": "UCX_NET_DEVICES", "value": "mlx5_0:1"}]
+    assert vllm["args"] == ["--max-model-len=8192", "--enforce-eager"]
+    set_path(tree, split_path("containers[vllm].env[UCX_TLS]"), None, "x")
+    assert [e["name"] for e in vllm["env"]] == ["UCX_NET_DEVICES"]
+    set_path(tree, split_path("containers[new].image"), "img", "x")  # a missing item is added with its name
+    assert tree["containers"][2] == {"name": "new", "image": "img"}
+    assert tree["containers"][0] == {"name": "sidecar"}
+
+
+@pytest.mark.parametrize("path,message", [
+    ("replicas[x]", "selects by name only in"),
+    ("containers[vllm].args[--flag].x", "has no keys below it"),
+    ("containers[]", "empty '[]'"),
+])
+def test_set_identity_errors(path, message):
+    tree = {"replicas": [1], "containers": [{"name": "vllm", "args": []}]}
+    with pytest.raises(InputError, match=re.escape(message)):
+        set_path(tree, split_path(path), 1, path)

@@ -169,10 +169,17 @@ def strip_patch_markers(value: Any) -> Any:
 # --- `--set` paths ---------------------------------------------------------------------------
 
 
+class Ident(str):
+    """A path part that selects a list item by its identity: ``containers[vllm]``, ``env[UCX_TLS]``,
+    ``args[--max-model-len]`` (the same identities the merge contract uses)."""
+
+
 def split_path(path: str) -> list[str | int]:
     """Split ``decode.containers[0].resources.limits.rdma/ib`` into keys and list indexes.
 
     A dot inside a key is written ``\\.`` as in ``helm --set`` (``modelArtifacts.labels.llm-d\\.ai/guide``).
+    ``[name]`` instead of ``[0]`` selects an item of an identity list (containers, env, ports,
+    volumes, volumeMounts by name; vLLM args by flag).
     """
     parts: list[str | int] = []
     buf = ""
@@ -186,7 +193,7 @@ def split_path(path: str) -> list[str | int]:
         if ch == ".":
             if buf:
                 parts.append(buf)
-            elif not parts or not isinstance(parts[-1], int):
+            elif not parts or not isinstance(parts[-1], (int, Ident)):
                 raise InputError(f"empty key in path '{path}'")
             buf = ""
         elif ch == "[":
@@ -197,9 +204,12 @@ def split_path(path: str) -> list[str | int]:
             if end < 0:
                 raise InputError(f"unclosed '[' in path '{path}'")
             index = path[i + 1 : end]
-            if not index.isdigit():
-                raise InputError(f"list index '[{index}]' in path '{path}' must be a number")
-            parts.append(int(index))
+            if index.isdigit():
+                parts.append(int(index))
+            elif index:
+                parts.append(Ident(index))
+            else:
+                raise InputError(f"empty '[]' in path '{path}': give an index ([0]) or an item's name ([vllm])")
             i = end
         else:
             buf += ch
@@ -211,11 +221,61 @@ def split_path(path: str) -> list[str | int]:
     return parts
 
 
+def _ident_key(parts: list, depth: int, dotted: str) -> str:
+    """The identity field of the list that ``parts[depth]`` (an Ident) selects from."""
+    parent = parts[depth - 1] if depth else None
+    key = IDENTITY_LISTS.get(parent) if isinstance(parent, str) else None
+    if key is None:
+        raise InputError(f"--set {dotted}: [{parts[depth]}] selects by name only in {', '.join(sorted(IDENTITY_LISTS))}",
+                         hint="use a numeric index ([0]) for other lists")
+    return key
+
+
+def _find(items: list, key: str, ident: str) -> int | None:
+    return next((i for i, item in enumerate(items) if _identity(item, key) == ident), None)
+
+
+def _set_ident(node: Any, parts: list, depth: int, value: Any, dotted: str) -> None:
+    """The last part selects an item by identity: set it, add it, or (with ``None``) remove it."""
+    key, ident = _ident_key(parts, depth, dotted), str(parts[depth])
+    if not isinstance(node, list):
+        raise InputError(f"--set {dotted}: '{_fmt(parts[:depth])}' is not a list")
+    at = _find(node, key, ident)
+    if value is None:
+        if at is not None:
+            del node[at]
+        return
+    if key == "flag":
+        item: Any = ident if value is True else f"{ident}={value}"
+    elif isinstance(value, dict):
+        item = {key: ident, **{k: v for k, v in value.items() if k != key}}
+    else:
+        raise InputError(f"--set {dotted}: an item of '{parts[depth - 1]}' is a map; set one of its keys, e.g. {dotted}.value=...")
+    if at is None:
+        node.append(item)
+    else:
+        node[at] = item
+
+
 def set_path(tree: dict, parts: list[str | int], value: Any, dotted: str) -> None:
     """Set (or with ``None``, delete) one path in ``tree`` in place, creating maps on the way."""
     node: Any = tree
     for depth, part in enumerate(parts[:-1]):
-        nxt_is_index = isinstance(parts[depth + 1], int)
+        nxt_is_index = isinstance(parts[depth + 1], int)  # (an Ident also needs a list under it)
+        if isinstance(parts[depth + 1], Ident):
+            nxt_is_index = True
+        if isinstance(part, Ident):
+            key = _ident_key(parts, depth, dotted)
+            if not isinstance(node, list):
+                raise InputError(f"--set {dotted}: '{_fmt(parts[:depth])}' is not a list")
+            if key == "flag":
+                raise InputError(f"--set {dotted}: a vLLM argument has no keys below it", hint=f"--set {_fmt(parts[:depth + 1])}=VALUE")
+            at = _find(node, key, part)
+            if at is None:
+                node.append({key: str(part)})
+                at = len(node) - 1
+            node = node[at]
+            continue
         if isinstance(part, int):
             if not isinstance(node, list):
                 raise InputError(f"--set {dotted}: '{_fmt(parts[:depth])}' is not a list")
@@ -231,6 +291,9 @@ def set_path(tree: dict, parts: list[str | int], value: Any, dotted: str) -> Non
             node[part] = [] if nxt_is_index else {}
         node = node[part]
     last = parts[-1]
+    if isinstance(last, Ident):
+        _set_ident(node, parts, len(parts) - 1, value, dotted)
+        return
     if isinstance(last, int):
         if not isinstance(node, list):
             raise InputError(f"--set {dotted}: '{_fmt(parts[:-1])}' is not a list")
@@ -255,7 +318,7 @@ def set_path(tree: dict, parts: list[str | int], value: Any, dotted: str) -> Non
 def _fmt(parts: list[str | int]) -> str:
     out = ""
     for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        out += f"[{p}]" if isinstance(p, (int, Ident)) else (f".{p}" if out else str(p))
     return out
 
 

@@ -16,8 +16,14 @@ KINDS = {"profiles": ("hardware profile or overlay", ("hardware", "overlay")),
 
 def list_layers(args: argparse.Namespace) -> int:
     _, kinds = KINDS[args.group]
+    catalog = default_catalog()
     rows = [{"name": l.name, "kind": l.kind, "extends": l.chain[-2] if len(l.chain) > 1 else None, "summary": l.summary}
-            for l in default_catalog().layers(*kinds)]
+            for l in catalog.layers(*kinds)]
+    if args.group != "guides":  # -e aliases are listed with what they stand for
+        layer_names = {r["name"] for r in rows}
+        for alias, members in catalog.environments["aliases"].items():
+            if any(m in layer_names for m in members):
+                rows.append({"name": alias, "kind": "alias", "extends": None, "summary": "-e " + " + ".join(members)})
     emit_rows(rows, args.output, ("name", "kind", "summary"))
     return 0
 
@@ -26,8 +32,15 @@ def show_layer(args: argparse.Namespace) -> int:
     singular, kinds = KINDS[args.group]
     catalog = default_catalog()
     names = catalog.names(*kinds)
+    aliases = {a: m for a, m in catalog.environments["aliases"].items() if any(x in names for x in m)}
+    if args.name in aliases:  # an alias shows each layer it stands for
+        members = [m for m in aliases[args.name] if m in names]
+        out(f"# {args.name} is an alias for -e {' -e '.join(aliases[args.name])}\n")
+        out("".join(f"# --- {m} ---\n{catalog.layer_text(m)}" for m in members))
+        return 0
     if args.name not in names:
-        raise InputError(f"unknown {singular} '{args.name}'" + suggest(args.name, names), hint=f"known: {', '.join(names)}")
+        raise InputError(f"unknown {singular} '{args.name}'" + suggest(args.name, names + list(aliases)),
+                         hint=f"known: {', '.join(names + list(aliases))}")
     out(catalog.layer_text(args.name))
     return 0
 

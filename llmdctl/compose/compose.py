@@ -38,6 +38,7 @@ from .rules import RULES
 
 # --- model ---------------------------------------------------------------------------------
 
+_QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)?")
 _HF_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 _URI_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]*")
 _PARAMS = re.compile(r"(?<![A-Za-z0-9])(\d+(?:\.\d+)?)[Bb](?![A-Za-z])")
@@ -69,6 +70,11 @@ def model_facts(model: str, size: str | None, sizing: dict) -> tuple[dict, list[
     short = name.rsplit("/", 1)[-1]
     label = re.sub(r"[^A-Za-z0-9._-]", "-", short)[:63].strip("-._") or "model"
     notes: list[str] = []
+    if size is not None and not _QUANTITY.fullmatch(str(size)):
+        raise InputError(
+            f"--model-size {size!r}: a Kubernetes quantity in binary units, such as 100Gi or 1.5Ti (Ki, Mi, Gi, Ti; not GB)",
+            hint="e.g. --model-size 200Gi",
+        )
     if size is None:
         size = estimate_volume(name, sizing)
         if size is None:
@@ -142,7 +148,7 @@ def _pins_layer(release: Release, hw: dict, mode: str) -> _Layer:
     image = release.images.get(family)
     if not image:
         raise InputError(
-            f"llm-d {release.name} ships no '{family}' vLLM image",
+            f"--llmd-version {release.name}: llm-d {release.name} ships no '{family}' vLLM image, which the hardware profile needs",
             hint="choose another --llmd-version (see `llmdctl versions`), or set the image with "
             "--set ms.roles.containers[0].image=REGISTRY/IMAGE:TAG",
         )
