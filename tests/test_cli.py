@@ -338,3 +338,54 @@ def test_aliases_are_listed_and_shown(cli):
     assert r.code == 0 and r.out.startswith("# amd is an alias for -e amd-roce") and "kind: hardware" in r.out
     r = cli("profiles", "show", "AMD-roce")
     assert r.code == 2 and "did you mean 'amd-roce'" in r.err
+
+
+def test_values_file_type_mistakes_point_at_the_file_and_say_quote_it(cli, tmp_path):
+    f = tmp_path / "v6.yaml"
+    f.write_text("roles:\n  containers:\n    - name: vllm\n      env:\n        - name: VLLM_NIXL_SIDE_CHANNEL_PORT\n          value: 5600\n")
+    r = cli("validate", "--values", f"ms={f}")
+    assert r.code == 2 and f"{f}:6:11:" in r.err and 'quote it: "5600"' in r.err, r.err
+
+
+def test_roles_overrides_in_aggregated_mode_reach_decode_only(cli, tmp_path):
+    f = tmp_path / "agg.yaml"
+    f.write_text("roles:\n  containers:\n    - name: vllm\n      args: [--max-num-seqs=64]\n")
+    r = cli("render", "--print", "--guide", "inference-scheduling", "--prefill", "0", "--values", f"ms={f}", "--set", "ms.roles.replicas=2")
+    assert r.code == 0, r
+    ms = parse(r.out.split("# --- ms.values.yaml ---\n")[1].split("# --- ")[0])
+    assert ms["prefill"] == {"create": False} and ms["decode"]["replicas"] == 2
+    assert "--max-num-seqs=64" in ms["decode"]["containers"][0]["args"]
+
+
+def test_null_names_are_quoted_in_the_helmfile(cli):
+    r = cli("render", "--print", "-n", "null", "--postfix", "null")
+    assert r.code == 0, r
+    helmfile = parse(r.out.split("# --- helmfile.yaml ---\n")[1].split("# --- ")[0])
+    assert {rel["namespace"] for rel in helmfile["releases"]} == {"null"}
+    assert [rel["name"] for rel in helmfile["releases"]] == ["infra-null", "gaie-null", "ms-null"]
+
+
+@pytest.mark.parametrize("template,text,expect", [
+    ("README.md.tmpl", "", "is empty"),
+    ("README.md.tmpl", "# ${nope}\n", "uses ${nope}"),
+    ("epp-pd-prefix-decider.yaml.tmpl", "kind: [unclosed\n", "does not render valid YAML"),
+    ("epp-pd-prefix-decider.yaml.tmpl", "kind: Something\n", "kind: EndpointPickerConfig"),
+])
+def test_a_broken_template_in_a_custom_catalog_is_refused(cli, tmp_path, monkeypatch, template, text, expect):
+    import shutil
+
+    from llmdctl.base.data import data_root
+    from llmdctl.catalog.catalog import reset_caches
+
+    root = tmp_path / "catalog"
+    for folder in ("profiles", "gateways", "guides", "templates", "schemas"):
+        shutil.copytree(Path(data_root()) / folder, root / folder)
+    (root / "templates" / template).write_text(text)
+    monkeypatch.setenv("LLMDCTL_CATALOG", str(root))
+    reset_caches()
+    try:
+        r = cli("render", "--print")
+    finally:
+        monkeypatch.delenv("LLMDCTL_CATALOG")
+        reset_caches()
+    assert r.code == 2 and expect in r.err and r.out == "", r

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import parse
 from llmdctl.effects.lifecycle import chart_version, group_stacks
 from llmdctl.effects.tools import context_dir_name, version_tuple
@@ -444,3 +446,23 @@ def test_in_cluster_without_kubeconfig_pins_no_context(cli, fake_cluster, monkey
     r = cli("status", "-o", "json")
     assert r.code == 0, r
     assert fake_cluster.commands("helm")[-1].startswith("helm list --namespace llm-d-pd")
+
+
+@pytest.mark.parametrize("content,expect", [
+    (b"apiVersion: v1\nkind: [unclosed\n", "is not valid YAML"),
+    (b"- just\n- a list\n", "is not a kubeconfig"),
+    (b"apiVersion: v1\ncontexts: 5\n", "'contexts' must be a list"),
+    (b"current-context: caf\xe9\n", "not a UTF-8 text file"),
+    (None, "is a folder, not a file"),
+])
+def test_broken_kubeconfigs_are_named_not_guessed(cli, fake_cluster, content, expect):
+    """issue 14: a kubeconfig that is not YAML was reported as "no current-context"."""
+    fc = fake_cluster
+    if content is None:
+        fc.kubeconfig.unlink()
+        fc.kubeconfig.mkdir()
+    else:
+        fc.kubeconfig.write_bytes(content)
+    r = apply(cli, fc)
+    assert r.code == 2 and expect in r.err and "no Kubernetes context is selected" not in r.err, r
+    assert fc.calls() == []

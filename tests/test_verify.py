@@ -230,6 +230,9 @@ def test_forbidden_and_unreachable_api_are_reported(cli, kube_api):
     r = cli("verify")
     assert r.code == 1 and "is the API server at http://127.0.0.1" in r.err
     assert "Traceback" not in r.err
+    r = cli("verify", "-o", "json")  # issue 14: printed nothing on stdout
+    error = json.loads(r.out)["error"]
+    assert r.code == 1 and error["code"] == 1 and "Connection refused" in error["message"] and "is the API server" in error["hint"]
 
 
 def test_api_timeouts_are_a_clean_error(cli, kube_api, monkeypatch):

@@ -52,8 +52,14 @@ def _describe(error) -> str:
         return f"{error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
     if error.validator == "type":
         expected = error.validator_value
+        wanted = expected if isinstance(expected, list) else [expected]
         expected = " or ".join(expected) if isinstance(expected, list) else expected
-        return f"expected {expected}, got {type(error.instance).__name__} {error.instance!r}"
+        message = f"expected {expected}, got {type(error.instance).__name__} {error.instance!r}"
+        if "string" in wanted and isinstance(error.instance, (int, float, bool)):
+            # YAML read 5600, 1.0 or true as a number or boolean: the chart wants the text
+            text = str(error.instance).lower() if isinstance(error.instance, bool) else str(error.instance)
+            message += f"; quote it: \"{text}\""
+        return message
     return error.message
 
 

@@ -11,6 +11,7 @@ from functools import lru_cache
 from string import Template
 
 from .data import data_path, read_bytes
+from .errors import CatalogError
 
 
 @lru_cache(maxsize=None)
@@ -19,7 +20,18 @@ def _template(name: str) -> Template:
 
 
 def render_template(name: str, **params: object) -> str:
-    return _template(name).substitute(params)
+    try:
+        text = _template(name).substitute(params)
+    except OSError as exc:
+        raise CatalogError(f"cannot read template {data_path('templates', name)}: {exc.strerror}") from None
+    except KeyError as exc:
+        raise CatalogError(f"template {data_path('templates', name)} uses ${{{exc.args[0]}}}, which llmdctl does not fill",
+                           hint=f"it fills: {', '.join(sorted(params))}; write $$ for a literal $") from None
+    except ValueError as exc:  # a lone "$" or a malformed placeholder
+        raise CatalogError(f"template {data_path('templates', name)}: {exc}", hint="write $$ for a literal $") from None
+    if not text.strip():
+        raise CatalogError(f"template {data_path('templates', name)} is empty")
+    return text
 
 
 def reset_template_cache() -> None:

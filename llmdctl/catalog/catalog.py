@@ -15,6 +15,7 @@ from ..base.data import data_path, data_root, read_bytes
 from ..base.errors import CatalogError, InputError, LlmdctlError, suggest
 from ..base.merge import merge_values
 from ..base.schema import check, reset_schema_caches
+from ..base.templates import reset_template_cache
 from ..base.yamlio import Document, load_text
 
 LAYER_FOLDERS = {"hardware": "profiles", "overlay": "profiles", "gateway": "gateways", "guide": "guides"}
@@ -278,3 +279,4 @@ def reset_caches() -> None:
     """Forget loaded catalog files, schemas and templates (after changing $LLMDCTL_CATALOG)."""
     default_catalog.cache_clear()
     reset_schema_caches()
+    reset_template_cache()

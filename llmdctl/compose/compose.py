@@ -24,9 +24,10 @@ import os
 import re
 from typing import Any, NamedTuple
 
-from ..base.errors import Finding, InputError, ValidationError
+from ..base.errors import CatalogError, Finding, InputError, ValidationError
 from ..base.merge import merge_values, set_path, split_path, strip_patch_markers
 from ..base.schema import check
+from ..base.yamlio import load_text
 from ..base.templates import render_template
 from ..catalog.catalog import Catalog, Layer, Release, default_catalog
 from ..inputs.spec import RoleLayout, Spec, parse_layout
@@ -38,6 +39,7 @@ from .rules import RULES
 
 # --- model ---------------------------------------------------------------------------------
 
+_LIST_INDEX = re.compile(r"\[\d+\]")
 _QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)?")
 _HF_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 _URI_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]*")
@@ -107,13 +109,14 @@ def estimate_volume(name: str, sizing: dict) -> str | None:
 # --- layers --------------------------------------------------------------------------------
 
 
-def expand_roles(ms: dict) -> dict:
-    """``roles`` applies to decode and prefill; the role's own block (same layer) wins."""
+def expand_roles(ms: dict, roles: tuple[str, ...] = ROLES) -> dict:
+    """``roles`` applies to decode and prefill (to decode alone in aggregated serving, where there
+    is no prefill Deployment); the role's own block (same layer) wins."""
     if not isinstance(ms, dict) or "roles" not in ms:
         return ms
     shared = ms["roles"] or {}
     out = {k: v for k, v in ms.items() if k != "roles"}
-    for role in ROLES:
+    for role in roles:
         own = out.get(role) or {}
         out[role] = merge_values(copy.deepcopy(shared), own) if isinstance(own, dict) else own
     return out
@@ -208,6 +211,7 @@ def _stack_layer(
     else:
         config = render_template("epp-scheduling.yaml.tmpl")
         config_file = "scheduling-config.yaml"
+    _check_epp_config(config, config_file)
     gaie: dict[str, Any] = {
         "inferenceExtension": {
             "pluginsConfigFile": config_file,
@@ -249,6 +253,16 @@ def _stack_layer(
     if roles:
         ms["roles"] = roles
     return _Layer("stack", "names, model, labels and selectors", {"ms": expand_roles(ms), "gaie": gaie}), selector
+
+
+def _check_epp_config(text: str, name: str) -> None:
+    """A custom catalog's EPP template must still give an EndpointPickerConfig the EPP can read."""
+    try:
+        doc = load_text(text, f"EPP config {name}").data
+    except InputError as exc:
+        raise CatalogError(f"the EPP template for {name} does not render valid YAML: {exc.message}") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "EndpointPickerConfig":
+        raise CatalogError(f"the EPP template for {name} must render a mapping with kind: EndpointPickerConfig")
 
 
 def _layout_layer(prefill: RoleLayout, decode: RoleLayout, mode: str, hw: dict) -> tuple[_Layer, list[str]]:
@@ -408,7 +422,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     merged["infra"] = _infra_dialect(merged["infra"], release, gw, provenance["infra"])
 
     for ov in spec.overrides:
-        _apply_override(merged, ov, provenance)
+        _apply_override(merged, ov, provenance, ROLES if mode == "disaggregated" else ("decode",))
     for key in merged:
         merged[key] = strip_patch_markers(merged[key])
 
@@ -479,10 +493,10 @@ def _override_label(ov) -> tuple[str, str]:
     return (f"--set {ov.release}.{ov.path}", what)
 
 
-def _apply_override(merged: dict, ov, provenance: dict) -> None:
+def _apply_override(merged: dict, ov, provenance: dict, roles: tuple[str, ...]) -> None:
     label = _override_label(ov)[0]
     if ov.file is not None:
-        data = expand_roles(ov.data) if ov.release == "ms" else ov.data
+        data = expand_roles(ov.data, roles) if ov.release == "ms" else ov.data
         try:
             merged[ov.release] = merge_values(merged[ov.release], data, layer=label, provenance=provenance[ov.release])
         except InputError as exc:
@@ -491,7 +505,7 @@ def _apply_override(merged: dict, ov, provenance: dict) -> None:
     parts = split_path(ov.path)
     targets = [parts]
     if ov.release == "ms" and parts[0] == "roles":
-        targets = [[role] + parts[1:] for role in ROLES]
+        targets = [[role] + parts[1:] for role in roles]
     for target in targets:
         set_path(merged[ov.release], target, copy.deepcopy(ov.value), f"{ov.release}.{ov.path}")
         provenance[ov.release][".".join(str(p) for p in target)] = label
@@ -574,11 +588,18 @@ def check_values_schemas(release: Release, merged: dict[str, dict], overrides=()
         files = [ov.doc for ov in reversed(overrides) if ov.release == key and ov.doc is not None]
 
         def locate(path: str, files=files) -> str | None:
+            # the merged values' list indexes and role names differ from the file's (items merge by
+            # name; `roles` fills both roles): compare paths without indexes, roles as written
             for doc in files:
                 probe = path
                 while probe:
                     if probe in doc.positions:
                         return doc.where(probe)
+                    spelled = {_LIST_INDEX.sub("", probe)}
+                    spelled |= {"roles" + p[len(r):] for p in spelled for r in ROLES if p.startswith(r + ".") or p == r}
+                    found = [at for at in doc.positions if _LIST_INDEX.sub("", at) in spelled]
+                    if len(found) == 1:
+                        return doc.where(found[0])
                     probe = probe.rsplit(".", 1)[0] if "." in probe else ""
             return None
 
