@@ -125,8 +125,9 @@ class FakeCluster:
             cluster["namespaces"].setdefault(ns, {"releases": {}, "routes": {}, "secrets": list(secrets)})
         self.update(add)
 
-    def fail(self, tool: str, *contains: str, exit: int = 1, stderr: str = "Error: boom", hang: bool = False) -> None:
-        self.update(lambda s: s["fail"].append({"tool": tool, "contains": list(contains), "exit": exit, "stderr": stderr, "hang": hang}))
+    def fail(self, tool: str, *contains: str, exit: int = 1, stderr: str = "Error: boom", hang: bool = False, garbage: int = 0) -> None:
+        self.update(lambda s: s["fail"].append({"tool": tool, "contains": list(contains), "exit": exit, "stderr": stderr, "hang": hang,
+                                                "garbage": garbage}))
 
     def releases(self, ns: str, context: str = "kind-gpu") -> dict:
         return self.read()["contexts"].get(context, {"namespaces": {}})["namespaces"].get(ns, {}).get("releases", {})

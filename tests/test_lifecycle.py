@@ -466,3 +466,34 @@ def test_broken_kubeconfigs_are_named_not_guessed(cli, fake_cluster, content, ex
     r = apply(cli, fc)
     assert r.code == 2 and expect in r.err and "no Kubernetes context is selected" not in r.err, r
     assert fc.calls() == []
+
+
+def test_tool_output_that_is_not_utf8_neither_kills_nor_hangs_apply(fake_cluster):
+    """issue 14: non-UTF-8 bytes killed the output reader (a traceback, then "applied", exit 0);
+    past a pipe buffer of them apply never returned. Run as a process with a deadline, so a
+    regression fails here instead of hanging the suite."""
+    fc = fake_cluster
+    fc.namespace("llm-d-pd")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+
+    def run():
+        return subprocess.run([sys.executable, "-m", "llmdctl", "apply", "-y", "-n", "llm-d-pd"], cwd=fc.work, env=env,
+                              capture_output=True, text=True, errors="replace", timeout=90)
+
+    fc.fail("helmfile", "name=gaie-pd", "apply", garbage=8000, stderr="Error: boom after odd bytes")  # ~100 KB per stream
+    r = run()
+    assert r.returncode == 1 and "step 2/4 gaie-pd" in r.stderr and "boom after odd bytes" in r.stderr, r.stderr[-500:]
+    assert "Traceback" not in r.stderr and "applied stack" not in r.stderr
+    assert "\ufffd" in r.stderr  # shown, with the undecodable bytes replaced
+    fc.update(lambda s: s.update(fail=[{"tool": "helmfile", "contains": ["name=gaie-pd", "apply"], "exit": 0, "garbage": 8000}]))
+    r = run()
+    assert r.returncode == 0 and "applied stack pd" in r.stderr, r.stderr[-500:]
+    assert sorted(fc.releases("llm-d-pd")) == ["gaie-pd", "infra-pd", "ms-pd"]
+
+
+def test_helm_list_rows_of_the_wrong_shape_are_skipped():
+    rows = [{"name": {"a": 1}, "chart": "llm-d-infra-v1.4.0", "namespace": "ns", "status": "deployed", "revision": "1"},
+            {"name": "infra-pd", "chart": "llm-d-infra-v1.4.0", "namespace": "ns", "status": {"x": 1}, "revision": "1"},
+            {"name": "gaie-pd", "chart": "inferencepool-v1.4.0", "namespace": "ns", "status": "deployed", "revision": "2"}]
+    stacks = group_stacks(rows)
+    assert [(s["postfix"], [r["name"] for r in s["releases"]]) for s in stacks] == [("pd", ["gaie-pd"])]

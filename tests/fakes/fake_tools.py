@@ -267,6 +267,13 @@ def main(tool: str) -> None:
                 print("working...", flush=True)
                 time.sleep(30)
                 sys.exit(0)
+            if rule.get("garbage"):  # bytes that are not UTF-8, on both streams, more than a pipe buffer holds
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.write(1, b"\xff\xfe bytes \xc3\x28\n" * rule["garbage"])
+                os.write(2, b"\xe9t\xe9 \xff\n" * rule["garbage"])
+                if rule.get("exit", 1) == 0:  # a tool that succeeds despite its odd output does its work
+                    break
             sys.stderr.write(rule.get("stderr", "Error: boom") + "\n")
             sys.exit(rule.get("exit", 1))
     {"helm": helm, "helmfile": helmfile, "kubectl": kubectl}[tool](list(args), state)
