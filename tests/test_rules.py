@@ -71,6 +71,8 @@ CASES = {
     # a --set of the whole args list drops the guide's --kv-transfer-config
     "V-36": ({"sets": ["ms.decode.containers[0].args=[--max-num-seqs=512]"]}, {"values_text": VLLM_ARGS.format(args="'--max-num-seqs=512'")}),
     "V-37": ({"sets": ["ms.decode.replicas=0"]}, {"sets": ["ms.decode.replicas=2"]}),
+    "V-39": ({"prefill": "0", "guide": "inference-scheduling", "sets": ["ms.decode.containers[0].resources.limits.nvidia\\.com/mig-3g\\.48gb=1"]},
+             {"prefill": "0", "guide": "inference-scheduling"}),
     "V-38": ({"sets": ["ms.decode.containers[0].resources.limits.rdma/ib=0", "ms.decode.containers[0].resources.requests.rdma/ib=0"]},
              {"rdma_resource": "rdma/ib=2"}),
 }

@@ -506,3 +506,15 @@ def privileged_pods(plan: Plan):
 def hostnetwork_without_rdma(plan: Plan):
     if plan.hardware_facts.get("hostNetwork") and plan.hardware_facts.get("kvTransport") == "tcp":
         yield f"host-network on {plan.hardware} brings port clashes and no RDMA benefit"
+
+
+@rule("V-39", "error")
+def mig_without_a_mig_profile(plan: Plan):
+    if plan.hardware_facts.get("mig"):
+        return
+    for role, block in _roles(plan):
+        mig = _requested(block, _MIG)
+        if mig and plan.roles[role].accelerator_resource:
+            yield (f"{role} requests {', '.join(mig)} and, from its tensor parallelism, {plan.roles[role].gpus_per_pod} "
+                   f"{plan.roles[role].accelerator_resource}: the pod would need a whole GPU and a slice of one; "
+                   f"{plan.hardware} is not a MIG profile")
