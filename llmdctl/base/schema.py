@@ -13,8 +13,14 @@ from .yamlio import Document
 
 
 @lru_cache(maxsize=None)
+def schema_bytes(name: str) -> bytes:
+    """A schema file as shipped (read once per process: every catalog file's cache key includes it)."""
+    return read_bytes(data_path("schemas", name))
+
+
+@lru_cache(maxsize=None)
 def load_schema(name: str) -> dict:
-    raw = read_bytes(data_path("schemas", name))
+    raw = schema_bytes(name)
     return cache.cached(cache.key(b"schema", raw), lambda: _parse_json(raw))
 
 
@@ -35,6 +41,7 @@ def _validator(name: str):
 
 
 def reset_schema_caches() -> None:
+    schema_bytes.cache_clear()
     load_schema.cache_clear()
     _validator.cache_clear()
 

@@ -17,6 +17,7 @@ from typing import Any
 from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from .data import read_bytes
 from .errors import InputError
 
 Position = tuple[int, int]
@@ -154,8 +155,7 @@ def load_file(path: str | os.PathLike, *, what: str = "file") -> Document:
     """Read and parse a YAML file, with errors that say which file and why."""
     p = os.fspath(path)
     try:
-        with open(p, "rb") as f:
-            raw = f.read()
+        raw = read_bytes(p)
     except FileNotFoundError:
         raise InputError(f"{what} not found: {p}") from None
     except IsADirectoryError:

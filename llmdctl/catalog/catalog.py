@@ -11,10 +11,10 @@ import os
 from typing import Any, NamedTuple
 
 from ..base import cache
-from ..base.data import data_path, data_root, read_bytes
+from ..base.data import data_root, read_bytes
 from ..base.errors import CatalogError, InputError, LlmdctlError, suggest
 from ..base.merge import merge_values
-from ..base.schema import check, reset_schema_caches
+from ..base.schema import check, reset_schema_caches, schema_bytes
 from ..base.templates import reset_template_cache
 from ..base.yamlio import Document, load_text
 
@@ -69,7 +69,7 @@ class Catalog:
             path = os.path.join(self.root, rel)
             try:
                 raw = read_bytes(path)
-                schema_bytes = read_bytes(data_path("schemas", schema))
+                schema_raw = schema_bytes(schema)
             except OSError as exc:
                 raise CatalogError(f"cannot read catalog file {path}: {exc.strerror}") from None
             try:
@@ -90,7 +90,7 @@ class Catalog:
                     raise CatalogError(exc.message) from None
                 return doc.data
 
-            data = cache.cached(cache.key(schema.encode(), schema_bytes, raw), parse_and_check)
+            data = cache.cached(cache.key(schema.encode(), schema_raw, raw), parse_and_check)
             self._docs[rel] = Document(data, str(path), text=text)
         return self._docs[rel]
 

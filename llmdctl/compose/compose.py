@@ -30,7 +30,7 @@ from ..base.schema import check
 from ..base.yamlio import load_text
 from ..base.templates import render_template
 from ..catalog.catalog import Catalog, Layer, Release, default_catalog
-from ..inputs.spec import RoleLayout, Spec, parse_layout
+from ..inputs.spec import RoleLayout, Spec, input_name, parse_layout
 from ..plan.stack import ROLES, LayerInfo, Plan, ReleasePlan, RolePlan
 from .names import RELEASE_KEYS, check_names, check_secret_name, stack_names
 from .rules import RULES
@@ -331,12 +331,6 @@ def _layouts(spec: Spec, guide: Layer, hardware: Layer) -> tuple[RoleLayout, Rol
     return seed("prefill"), seed("decode")
 
 
-def _origin(spec: Spec, key: str, flag: str) -> str:
-    """How to name an input in an error: the flag, or the spec file key it came from."""
-    where = spec.origin.get(key)
-    return flag if where in (None, "flag") else f"{where}: {key}"
-
-
 def _rdma_override(text: str) -> dict | None:
     if text.lower() in ("none", "off", "false"):
         return None
@@ -370,7 +364,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     hw = {k: v for k, v in hw.items() if v is not None}
     gw = gateway.gateway
 
-    check_secret_name(spec.hf_secret, _origin(spec, "hfSecret", "--hf-secret"))
+    check_secret_name(spec.hf_secret, input_name("hfSecret", "--hf-secret", spec.origin, spec.spec_file))
     namespace = spec.namespace or guide.defaults.get("namespace", "llm-d-pd")
     postfix = spec.postfix or guide.defaults.get("postfix", "pd")
     check_names(namespace, postfix, gw["provider"])

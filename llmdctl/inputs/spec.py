@@ -29,7 +29,7 @@ class RoleLayout(NamedTuple):
         return f"{self.replicas}xTP{self.tensor}"
 
 
-def _named(key: str, flag: str, origin: dict, spec_file: str | None) -> str:
+def input_name(key: str, flag: str, origin: Mapping[str, str], spec_file: str | None) -> str:
     """How an error names an input: the flag, or the spec file's key when it came from there."""
     return f"{spec_file}: {key}" if origin.get(key, "").startswith("spec file") else flag
 
@@ -239,8 +239,8 @@ def build_spec(
         llmd_version=pick("llmdVersion", llmd_version, "llmdVersion"),
         model=pick("model", model, "model"),
         model_size=pick("modelSize", model_size, "modelSize"),
-        prefill=parse_layout(prefill_text, _named("prefill", "--prefill", origin, spec_file)) if prefill_text is not None else None,
-        decode=parse_layout(decode_text, _named("decode", "--decode", origin, spec_file)) if decode_text is not None else None,
+        prefill=parse_layout(prefill_text, input_name("prefill", "--prefill", origin, spec_file)) if prefill_text is not None else None,
+        decode=parse_layout(decode_text, input_name("decode", "--decode", origin, spec_file)) if decode_text is not None else None,
         pd_threshold=threshold,
         hf_secret=pick("hfSecret", hf_secret, "hfSecret") or "llm-d-hf-token",
         rdma_resource=pick("rdmaResource", rdma_resource, "rdmaResource"),

@@ -8,7 +8,7 @@ changed copy. (Named tuples, not dataclasses: ``dataclasses`` costs a tenth of a
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from ..base.errors import Finding
 from ..catalog.catalog import Release
@@ -87,7 +87,3 @@ class Plan(NamedTuple):
     @property
     def ms_values(self) -> dict:
         return self.release("ms").values
-
-    def values(self) -> dict[str, Any]:
-        """Release key -> values, for a composer that builds the next plan from this one."""
-        return {r.key: r.values for r in self.releases}
