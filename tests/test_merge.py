@@ -134,8 +134,9 @@ def test_dump_is_readable_block_yaml():
 
 
 def test_dump_quotes_a_trailing_newline_in_keys_and_words():
-    # found by test_dump_round_trips: "$" in the plain-scalar pattern matched before a trailing newline
-    for data in ({"A\n": None}, {"null\n": 1}, {"k": ["x\n"]}):
+    # found by test_dump_round_trips: "$" in the plain-scalar pattern matched before a trailing newline,
+    # and ".0" was written plain (it reads back as a float)
+    for data in ({"A\n": None}, {"null\n": 1}, {"k": ["x\n"]}, [".0"], {".5e3": ".5"}):
         assert load_text(dump(data), "dump").data == data
 
 

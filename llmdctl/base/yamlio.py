@@ -173,7 +173,7 @@ def load_file(path: str | os.PathLike, *, what: str = "file") -> Document:
 # everything else is double-quoted with JSON escapes (a JSON string is a valid YAML one).
 # (\Z, not $: "$" also matches before a trailing newline, which would emit "A\n" unquoted)
 _PLAIN = re.compile(r"^(?:[A-Za-z_/.]|-[A-Za-z-]|[0-9]+(?:\.[0-9]+)?[A-Za-z])[A-Za-z0-9_./:@+=,-]*\Z")
-_NUMBER_LIKE = re.compile(r"^(?:0[xXoObB]|[0-9][0-9._]*[eE][+-]?[0-9]|[0-9]+:[0-9])")
+_NUMBER_LIKE = re.compile(r"^(?:0[xXoObB]|[0-9][0-9._]*[eE][+-]?[0-9]|[0-9]+:[0-9]|\.[0-9])")  # ".0" reads as a float
 _RESERVED = re.compile(r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|null|Null|NULL|~|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z")
 
 
