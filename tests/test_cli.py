@@ -117,6 +117,8 @@ def test_print_is_deterministic(cli):
         (["--set", "ms.prefill.containers[0].envFrom=[]"], ["unknown key 'envFrom'"]),
         (["--set", "ms.decode.monitoring.podmonitor.scrapeTimeout=10s"], ["unknown key 'scrapeTimeout'"]),
         (["--model-size", "100GB"], ["--model-size '100GB'", "binary units", "not GB"]),
+        (["--set", "gaie.inferenceExtension.replica=2"], ["gaie.inferenceExtension.replica", "did you mean 'replicas'"]),
+        (["--llmd-version", "v0.4.0", "--set", "gaie.inferencePol.x=1"], ["unknown key 'inferencePol'", "did you mean 'inferencePool'"]),
     ],
 )
 def test_refusals_are_clear_exit_2_and_never_a_traceback(cli, args, expect):
