@@ -110,6 +110,7 @@ def test_print_is_deterministic(cli):
         (["--model", "Qwen/Qwen3-8B\n"], ["--model"]),
         (["--set", "ms.roles.containers=[{name: {a: 1}}]"], ["containers[0].name: expected string, got dict"]),
         (["-e", "AMD"], ["did you mean 'amd'?"]),
+        (["--guide", "pd"], ["unknown guide 'pd'", "did you mean 'pd-disaggregation'"]),
         # unknown keys: the role and container objects are closed to the keys the chart reads
         (["--set", "ms.decode.replica=2"], ["ms.decode.replica", "unknown key 'replica'", "did you mean 'replicas'"]),
         (["--set", "ms.decod.replicas=2"], ["unknown key 'decod'", "did you mean 'decode'"]),

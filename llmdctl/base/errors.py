@@ -60,6 +60,9 @@ def suggest(name: str, candidates: list[str]) -> str:
 
     lowered = {c.lower(): c for c in candidates}
     close = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)
+    if not close and len(str(name)) >= 2:  # a prefix of one name only: "pd" -> "pd-disaggregation"
+        close = [c for c in lowered if c.startswith(str(name).lower())]
+        close = close if len(close) == 1 else []
     return f"; did you mean '{lowered[close[0]]}'?" if close else ""
 
 
