@@ -534,3 +534,13 @@ def test_doctor_checks_the_class_the_infra_chart_really_writes(cli, kube_api, fa
     assert checks["GatewayClass agentgateway"]["status"] == "pass"
     readme = cli("render", "-e", "kgateway", "--print").out
     assert "(provider `kgateway`, GatewayClass `agentgateway`)" in readme
+
+
+@pytest.mark.parametrize("user,cluster", [("5", "{server: 5}"), ("{token: x}", '{server: "https://127.0.0.1:1", certificate-authority-data: "!!!notbase64"}')])
+def test_malformed_kubeconfig_entries_are_named_not_internal_errors(cli, tmp_path, monkeypatch, user, cluster):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(f"apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster: {cluster}\n"
+                          f"contexts:\n- name: c\n  context: {{cluster: k, user: u}}\nusers:\n- name: u\n  user: {user}\n")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    r = cli("verify")
+    assert r.code == 1 and "is malformed" in r.err and "internal error" not in r.err, r.err

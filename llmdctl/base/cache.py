@@ -5,7 +5,8 @@ file that has not changed gives the same plain data every time, so the result is
 ``$LLMDCTL_CACHE_DIR`` (default ``$XDG_CACHE_HOME/llmdctl`` or ``~/.cache/llmdctl``), keyed by a
 hash of everything it depends on: llmdctl's version, the schema and the file's bytes. An entry is
 never updated in place, so a stale entry cannot be read. A cache that cannot be read or written
-(read-only home, ``LLMDCTL_CACHE_DIR=off``) only costs time, never correctness.
+(read-only home, ``LLMDCTL_CACHE_DIR=off``) only costs time, never correctness. Entries are small
+and never pruned; delete the folder to reclaim the space.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any, Callable
 
 from .. import __version__
 
+# Part of every key. Bump it when the code that parses or checks a cached file changes what it
+# returns (yamlio's plain data, a schema dialect): the version alone changes only on releases.
 _FORMAT = b"llmdctl-cache-1"
 
 
