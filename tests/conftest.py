@@ -158,6 +158,8 @@ def fake_cluster(tmp_path, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", str(fc.kubeconfig))
     monkeypatch.setenv("FAKE_STATE", str(fc.state_file))
     monkeypatch.setenv("FAKE_LOG", str(fc.log_file))
+    # kept bundles under the scratch folder: <work>/.llmdctl/bundles/<context>/<namespace>/<postfix>
+    monkeypatch.setenv("LLMDCTL_STATE_DIR", str(work / ".llmdctl"))
     fc.work = work
     return fc
 

@@ -43,7 +43,7 @@ def test_apply_runs_the_three_releases_in_needs_order_then_the_route(cli, fake_c
     fc.namespace("llm-d-pd")
     r = apply(cli, fc, "-e", "amd", "-n", "llm-d-pd")
     assert r.code == 0, r
-    folder = ".llmdctl/kind-gpu/llm-d-pd/pd"
+    folder = ".llmdctl/bundles/kind-gpu/llm-d-pd/pd"
     assert mutations(fc) == [
         "helmfile --kube-context kind-gpu --file helmfile.yaml --namespace llm-d-pd --selector name=infra-pd apply --skip-needs",
         "helmfile --kube-context kind-gpu --file helmfile.yaml --namespace llm-d-pd --selector name=gaie-pd apply --skip-needs",
@@ -82,7 +82,7 @@ def test_second_stack_by_env_postfix_touches_only_its_own_names(cli, fake_cluste
     assert all(r["revision"] == "1" for r in fc.releases("llm-d-pd").values())
     route = fc.routes("llm-d-pd")["llm-d-pd-2"]
     assert route["spec"]["parentRefs"][0]["name"] == "infra-pd-2-inference-gateway"
-    assert (fc.work / ".llmdctl/kind-gpu/llm-d-pd/pd-2/helmfile.yaml").is_file()
+    assert (fc.work / ".llmdctl/bundles/kind-gpu/llm-d-pd/pd-2/helmfile.yaml").is_file()
 
     r = cli("status", "-o", "json", env={"NAMESPACE": "llm-d-pd"})
     assert r.code == 0, r
@@ -101,7 +101,7 @@ def test_same_postfix_in_two_namespaces_is_two_stacks(cli, fake_cluster):
     assert apply(cli, fc, "-n", "team-a").code == 0
     assert apply(cli, fc, "-n", "team-b", "-e", "gke").code == 0
     assert sorted(fc.releases("team-a")) == sorted(fc.releases("team-b")) == ["gaie-pd", "infra-pd", "ms-pd"]
-    assert (fc.work / ".llmdctl/kind-gpu/team-a/pd").is_dir() and (fc.work / ".llmdctl/kind-gpu/team-b/pd").is_dir()
+    assert (fc.work / ".llmdctl/bundles/kind-gpu/team-a/pd").is_dir() and (fc.work / ".llmdctl/bundles/kind-gpu/team-b/pd").is_dir()
     r = cli("status", "-A", "-o", "json")
     assert [(s["namespace"], s["postfix"]) for s in json.loads(r.out)["stacks"]] == [("team-a", "pd"), ("team-b", "pd")]
     fc.reset_log()
@@ -155,7 +155,7 @@ def test_dry_run_runs_no_tool_and_writes_nothing(cli, fake_cluster):
     assert fc.calls() == []
     assert not (fc.work / ".llmdctl").exists()
     lines = r.out.splitlines()
-    assert "# would write .llmdctl/kind-gpu/llm-d-pd/pd/: helmfile.yaml, infra.values.yaml, gaie.values.yaml, ms.values.yaml, httproute.yaml, README.md" in lines
+    assert f"# would write {fc.work}/.llmdctl/bundles/kind-gpu/llm-d-pd/pd/: helmfile.yaml, infra.values.yaml, gaie.values.yaml, ms.values.yaml, httproute.yaml, README.md" in lines
     commands = [l for l in lines if not l.startswith("#")]
     assert commands[0] == "kubectl --context kind-gpu create namespace llm-d-pd"
     assert [c.split("--selector ")[1].split()[0] for c in commands[1:4]] == ["name=infra-pd", "name=gaie-pd", "name=ms-pd"]
@@ -278,13 +278,13 @@ def test_destroy_touches_only_the_named_postfix(cli, fake_cluster):
         "helmfile --kube-context kind-gpu --file helmfile.yaml --namespace llm-d-pd destroy --skip-deps --skip-charts",
     ]
     destroy_call = [c for c in fc.calls("helmfile") if "destroy" in c["argv"]][0]
-    assert destroy_call["cwd"] == str(fc.work / ".llmdctl/kind-gpu/llm-d-pd/pd-2")
+    assert destroy_call["cwd"] == str(fc.work / ".llmdctl/bundles/kind-gpu/llm-d-pd/pd-2")
     state = fc.read()["contexts"]["kind-gpu"]["namespaces"]["llm-d-pd"]
     assert sorted(state["releases"]) == ["gaie-pd", "infra-pd", "ms-pd"]
     assert sorted(state["routes"]) == ["llm-d-pd"]
     assert state["secrets"] == ["llm-d-hf-token", "unrelated"]
-    assert not (fc.work / ".llmdctl/kind-gpu/llm-d-pd/pd-2").exists()
-    assert (fc.work / ".llmdctl/kind-gpu/llm-d-pd/pd").is_dir()
+    assert not (fc.work / ".llmdctl/bundles/kind-gpu/llm-d-pd/pd-2").exists()
+    assert (fc.work / ".llmdctl/bundles/kind-gpu/llm-d-pd/pd").is_dir()
 
 
 def test_destroy_twice_is_nothing_to_remove(cli, fake_cluster):
@@ -431,7 +431,7 @@ def test_kept_bundle_is_what_render_writes(cli, fake_cluster):
     fc.namespace("llm-d-pd")
     assert apply(cli, fc, "-e", "gke").code == 0
     assert cli("render", "-e", "gke", "-o", "rendered").code == 0
-    kept = fc.work / ".llmdctl/kind-gpu/llm-d-pd/pd"
+    kept = fc.work / ".llmdctl/bundles/kind-gpu/llm-d-pd/pd"
     for f in (fc.work / "rendered").iterdir():
         assert (kept / f.name).read_text() == f.read_text(), f.name
     assert "rdma/ib" not in (kept / "ms.values.yaml").read_text()
@@ -497,3 +497,30 @@ def test_helm_list_rows_of_the_wrong_shape_are_skipped():
             {"name": "gaie-pd", "chart": "inferencepool-v1.4.0", "namespace": "ns", "status": "deployed", "revision": "2"}]
     stacks = group_stacks(rows)
     assert [(s["postfix"], [r["name"] for r in s["releases"]]) for s in stacks] == [("pd", ["gaie-pd"])]
+
+
+def test_the_kept_bundle_is_found_from_any_folder(cli, fake_cluster, tmp_path, monkeypatch):
+    """issue 12: under ./.llmdctl, destroy from another folder left the stale bundle, and apply
+    from another folder lost the history."""
+    fc = fake_cluster
+    fc.namespace("llm-d-pd")
+    assert apply(cli, fc, "-n", "llm-d-pd").code == 0
+    kept = fc.work / ".llmdctl/bundles/kind-gpu/llm-d-pd/pd"
+    assert (kept / ".llmdctl-bundle").is_file()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    r = apply(cli, fc, "-n", "llm-d-pd", "--decode", "1xTP8")
+    assert r.code == 0 and f"bundle: {kept}/" in r.err
+    assert "tensor: 8" in (kept / "ms.values.yaml").read_text() and not (elsewhere / ".llmdctl").exists()
+    r = cli("destroy", "-n", "llm-d-pd", "-y")
+    assert r.code == 0 and not kept.exists()
+    assert any(c["argv"][-3:] == ["destroy", "--skip-deps", "--skip-charts"] and c["cwd"] == str(kept) for c in fc.calls() if c["tool"] == "helmfile")
+
+
+def test_state_dir_follows_xdg_and_the_override():
+    from llmdctl.effects.lifecycle import state_dir
+
+    assert state_dir({"LLMDCTL_STATE_DIR": "/s"}) == Path("/s")
+    assert state_dir({"XDG_STATE_HOME": "/x"}) == Path("/x/llmdctl")
+    assert state_dir({}) == Path(os.path.expanduser("~")) / ".local/state/llmdctl"

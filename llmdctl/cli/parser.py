@@ -195,7 +195,8 @@ COMMANDS = [
      "Exit 0 when the stack can be rendered (warnings allowed), 2 when it is refused.",
      ("llmdctl validate -e gh200-timeslice", "llmdctl validate -f llmd.yaml -o json | jq '.findings[]'"), _validate),
     ("apply", "cluster:apply", "Render, then install or upgrade the stack: infra-, gaie-, ms-<postfix>, then its HTTPRoute.",
-     "Validates and renders like `render`, keeps the bundle in ./.llmdctl/<context>/<namespace>/<postfix>/, then\n"
+     "Validates and renders like `render`, keeps the bundle in ~/.local/state/llmdctl/bundles/<context>/<namespace>/<postfix>/\n"
+     "($LLMDCTL_STATE_DIR or $XDG_STATE_HOME move it), then\n"
      "runs `helmfile apply` (or `sync` without the helm-diff plugin) for one release at a time in needs\n"
      "order and `kubectl apply` for the route. It first shows the context, namespace, postfix and what\n"
      "will be installed or upgraded, and asks. A failed step stops the run and says how to resume.",
@@ -263,7 +264,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _bundle_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bundle-dir", metavar="DIR", help="Folder that keeps this stack's applied bundle. Default: ./.llmdctl/<context>/<namespace>/<postfix>/")
+    p.add_argument("--bundle-dir", metavar="DIR", help="Folder that keeps this stack's applied bundle. Default: ~/.local/state/llmdctl/bundles/<context>/<namespace>/<postfix>/ (the same from every folder)")
 
 
 def _yes(p: argparse.ArgumentParser) -> None:

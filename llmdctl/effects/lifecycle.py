@@ -12,6 +12,7 @@ Nothing is ever selected by a pattern that another postfix could match.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -415,9 +416,20 @@ def diff_stack(plan: Plan, files: dict[str, str], box: Toolbox, *, ui: UI) -> bo
 # --- orchestration the CLI calls -------------------------------------------------------------
 
 
+def state_dir(env: dict | None = None) -> Path:
+    """Where applied bundles are kept, the same from every folder: ``$LLMDCTL_STATE_DIR``, else
+    ``$XDG_STATE_HOME/llmdctl``, else ``~/.local/state/llmdctl`` (a bundle under the current
+    folder was lost by an apply from elsewhere and left stale by a destroy from elsewhere)."""
+    env = os.environ if env is None else env
+    if env.get("LLMDCTL_STATE_DIR"):
+        return Path(env["LLMDCTL_STATE_DIR"])
+    base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "llmdctl"
+
+
 def kept_bundle(explicit: Path | None, box: Toolbox, namespace: str, postfix: str) -> Path:
     """The folder apply keeps a stack's bundle in (``--bundle-dir`` wins)."""
-    return explicit if explicit else bundle_dir(Path(".llmdctl"), box.context or "current-context", namespace, postfix)
+    return explicit if explicit else bundle_dir(state_dir() / "bundles", box.context or "current-context", namespace, postfix)
 
 
 def apply_dry_run(plan: Plan, files: dict[str, str], box: Toolbox, folder: Path, *, sync: bool, create_namespace: bool,
