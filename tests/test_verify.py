@@ -544,3 +544,39 @@ def test_malformed_kubeconfig_entries_are_named_not_internal_errors(cli, tmp_pat
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     r = cli("verify")
     assert r.code == 1 and "is malformed" in r.err and "internal error" not in r.err, r.err
+
+
+def test_a_gateway_no_controller_answered_is_said_so(cli, kube_api):
+    """issue 12: Programmed=Unknown ("Waiting for controller", the API server's default) was shown
+    as "Programmed, no address yet"."""
+    st = deploy(kube_api)
+    gws = st.group("gateway.networking.k8s.io/v1", "gateways")
+    gw = kube_api.get(gws, "infra-pd-inference-gateway")
+    gw["status"] = {"conditions": [{"type": "Accepted", "status": "Unknown", "reason": "Pending", "message": "Waiting for controller"},
+                                   {"type": "Programmed", "status": "Unknown", "reason": "Pending", "message": "Waiting for controller"}]}
+    kube_api.put(gws, gw)
+    r, doc = verify_json(cli)
+    check = by_name(doc)["Gateway infra-pd-inference-gateway"]
+    assert r.code == 1 and check["status"] == "pending"
+    assert check["observed"] == "Programmed=Unknown: Pending: Waiting for controller"
+    assert "no gateway controller has answered" in check["hint"] and "GatewayClass istio" in check["hint"]
+    gw["status"] = {"conditions": [{"type": "Programmed", "status": "True", "reason": "Programmed"}]}
+    kube_api.put(gws, gw)
+    check = by_name(verify_json(cli)[1])["Gateway infra-pd-inference-gateway"]
+    assert check["observed"] == "Programmed, no address yet" and "has not assigned an address" in check["hint"]
+
+
+def test_insufficient_rdma_on_a_cluster_that_has_it_is_not_called_absent(cli, kube_api):
+    """issue 12: a CPU-only node's "Insufficient rdma/ib" was counted as absence."""
+    st = deploy(kube_api)
+    kube_api.put("/api/v1/nodes", {"metadata": {"name": "gpu-0"}, "status": {"allocatable": {"cpu": "64", "nvidia.com/gpu": "8", "rdma/ib": "64"}}})
+    kube_api.put("/api/v1/nodes", {"metadata": {"name": "cpu-0"}, "status": {"allocatable": {"cpu": "16"}}})
+    pod = st.set_waiting("decode", 0, "vllm", "ContainerCreating")
+    obj = st.pod_obj("decode", 0)
+    obj["status"] = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False"}]}
+    kube_api.put(st.core("pods"), obj)
+    st.event(pod, "FailedScheduling", "0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 Insufficient rdma/ib.")
+    r, doc = verify_json(cli)
+    hints = [h for d in doc["diagnostics"] if d["pod"] == pod for h in d["hints"]]
+    assert any("nodes do advertise rdma/ib" in h for h in hints), hints
+    assert not any("no node advertises" in h for h in hints)

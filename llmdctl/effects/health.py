@@ -249,7 +249,16 @@ def _gateway_check(plan: Plan, obs: Observed) -> Check:
     if programmed and programmed.get("status") == "False":
         return Check(label, FAIL, f"Programmed=False: {programmed.get('reason')}: {programmed.get('message', '')}".rstrip(": "),
                      "Programmed with an address", hint=f"is the {plan.gateway_facts['provider']} gateway controller installed and the GatewayClass {plan.gateway_facts.get('className')} accepted? llmdctl doctor")
-    return Check(label, PENDING, "Programmed" + ("" if programmed else " not reported yet") + ("" if addresses else ", no address yet"), "Programmed with an address")
+    controller_hint = (f"no gateway controller has answered: is the {plan.gateway_facts['provider']} controller running, "
+                       f"and does it own GatewayClass {plan.gateway_facts.get('className')}? llmdctl doctor")
+    if programmed and programmed.get("status") == "Unknown":
+        # the API server's default ("Waiting for controller"): nothing has looked at this Gateway
+        return Check(label, PENDING, f"Programmed=Unknown: {programmed.get('reason', '')}: {programmed.get('message', '')}".rstrip(": "),
+                     "Programmed with an address", hint=controller_hint)
+    if programmed is None:
+        return Check(label, PENDING, "Programmed not reported yet", "Programmed with an address", hint=controller_hint)
+    return Check(label, PENDING, "Programmed, no address yet", "Programmed with an address",
+                 hint=f"the {plan.gateway_facts['provider']} controller accepted the Gateway but has not assigned an address (LoadBalancer pending?)")
 
 
 def _route_check(plan: Plan, obs: Observed) -> Check:
@@ -319,7 +328,7 @@ def pod_summary(pod: dict) -> tuple[str, list[tuple[str, str, str]], str | None]
 
 
 def diagnose_pod(plan: Plan, pod: dict, events: list[dict], logs: list[str], *, hf_secret_present: bool | None,
-                 server_version: tuple[int, int] | None) -> Diagnosis:
+                 server_version: tuple[int, int] | None, advertised: set[str] | None = None) -> Diagnosis:
     """Phase, waiting reasons, last events and log lines of one unhealthy pod, with hints for known causes."""
     name = pod["metadata"]["name"]
     summary, reasons, _ = pod_summary(pod)
@@ -342,8 +351,14 @@ def diagnose_pod(plan: Plan, pod: dict, events: list[dict], logs: list[str], *, 
                          f"(--{role.role} NxTPm), free GPUs, or pick the profile for your hardware (llmdctl profiles); llmdctl doctor shows capacity")
         if "Insufficient rdma/" in line or (role and role.rdma and f"Insufficient {role.rdma['resource']}" in line):
             res = role.rdma["resource"] if role and role.rdma else "rdma/*"
-            hints.append(f"no node advertises {res}: pass --rdma-resource NAME[=N] with the resource your RDMA device plugin "
-                         "advertises (kubectl get nodes -o json | jq '.items[].status.allocatable'), -e host-network, or --rdma-resource none for TCP")
+            if advertised is not None and res in advertised:
+                # "Insufficient" also counts nodes without the resource at all (a CPU-only node): the
+                # resource exists, it is only not free next to the GPUs this pod needs
+                hints.append(f"nodes do advertise {res}, but none has it free together with the GPUs this pod needs: "
+                             "other pods hold them; free them or shrink the layout (llmdctl doctor shows capacity)")
+            else:
+                hints.append(f"no node advertises {res}: pass --rdma-resource NAME[=N] with the resource your RDMA device plugin "
+                             "advertises (kubectl get nodes -o json | jq '.items[].status.allocatable'), -e host-network, or --rdma-resource none for TCP")
     if reason_set & {"ImagePullBackOff", "ErrImagePull", "InvalidImageName"}:
         images = ", ".join(sorted({c.get("image", "?") for c in (pod.get("spec") or {}).get("containers") or []}))
         hints.append(f"the image cannot be pulled ({images}): check the tag exists for this --llmd-version and that the "
@@ -376,8 +391,13 @@ def collect_diagnostics(kube: Kube, plan: Plan, obs: Observed, limit: int = 6) -
         hf_present = hf_secret_ready(kube, plan)
     except KubeError:
         hf_present = None
+    advertised: set[str] | None = None
+    if any("Insufficient" in str(e.get("message", "")) for e in events):  # one more call, only to explain scheduling
+        try:
+            advertised = {k for n in kube.list(NODES) for k, v in ((n.get("status") or {}).get("allocatable") or {}).items() if _qty(v) > 0}
+        except KubeError:
+            advertised = None
     try:
-
         v = version_tuple(kube.version().get("gitVersion", ""))
         server = (v[0], v[1]) if v else None
     except KubeError:
@@ -392,7 +412,7 @@ def collect_diagnostics(kube: Kube, plan: Plan, obs: Observed, limit: int = 6) -
                 logs = kube.pod_log(plan.namespace, pod["metadata"]["name"], container, tail=15, previous=previous).splitlines()[-15:]
             except KubeError as exc:
                 logs = [f"(logs unavailable: {exc.message})"]
-        out.append(diagnose_pod(plan, pod, events, logs, hf_secret_present=hf_present, server_version=server))
+        out.append(diagnose_pod(plan, pod, events, logs, hf_secret_present=hf_present, server_version=server, advertised=advertised))
     return out
 
 
