@@ -391,7 +391,8 @@ def _cluster_basics(kube_api, *, gpus: dict, rdma: str | None = None, crds=True,
         kube_api.put("/api/v1/nodes", {"metadata": {"name": f"node-{i}", "labels": labels or {}}, "status": {"allocatable": alloc}})
     if crds:
         for name, versions in (("gateways.gateway.networking.k8s.io", ["v1"]), ("httproutes.gateway.networking.k8s.io", ["v1"]),
-                               ("inferencepools.inference.networking.k8s.io", ["v1"]), ("destinationrules.networking.istio.io", ["v1"])):
+                               ("inferencepools.inference.networking.k8s.io", ["v1"]), ("destinationrules.networking.istio.io", ["v1"]),
+                               ("servicemonitors.monitoring.coreos.com", ["v1"]), ("podmonitors.monitoring.coreos.com", ["v1"])):
             kube_api.put("/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
                          {"metadata": {"name": name}, "spec": {"versions": [{"name": v, "served": True} for v in versions]}})
     kube_api.put("/apis/gateway.networking.k8s.io/v1/gatewayclasses", {"metadata": {"name": "istio"}, "status": {"conditions": [{"type": "Accepted", "status": "True"}]}})
@@ -580,3 +581,27 @@ def test_insufficient_rdma_on_a_cluster_that_has_it_is_not_called_absent(cli, ku
     hints = [h for d in doc["diagnostics"] if d["pod"] == pod for h in d["hints"]]
     assert any("nodes do advertise rdma/ib" in h for h in hints), hints
     assert not any("no node advertises" in h for h in hints)
+
+
+def test_doctor_checks_the_crds_the_rendered_charts_need(cli, kube_api, fake_cluster, monkeypatch):
+    """issue 12: doctor said "ready to apply", then apply failed at step 2/4 on ServiceMonitor."""
+    monkeypatch.setenv("KUBECONFIG", str(kube_api.kubeconfig))
+    _cluster_basics(kube_api, gpus={"nvidia.com/gpu": 8}, rdma="rdma/ib")
+    deploy(kube_api)
+    for name in ("servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com"):
+        kube_api.remove("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", name)
+    r = cli("doctor", "-o", "json")
+    checks = {c["name"]: c for c in json.loads(r.out)["checks"]}
+    assert r.code == 1
+    for name in ("servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com"):
+        assert checks[f"CRD {name}"]["status"] == "fail" and "-e no-monitoring" in checks[f"CRD {name}"]["hint"]
+    r = cli("doctor", "-e", "no-monitoring", "-o", "json")  # the charts then render no monitoring objects
+    assert r.code == 0, r.out
+    assert not any("monitoring.coreos.com" in c["name"] for c in json.loads(r.out)["checks"])
+    from conftest import plan_for
+    from llmdctl.effects.health import provider_crds
+
+    assert "agentgatewayparameters.agentgateway.dev" in provider_crds(plan_for(environments=["kgateway"]))
+    assert "gatewayparameters.gateway.kgateway.dev" in provider_crds(plan_for(environments=["kgateway"], llmd_version="v0.4.0"))
+    gke = provider_crds(plan_for(environments=["gke"]))
+    assert "healthcheckpolicies.networking.gke.io" in gke and "servicemonitors.monitoring.coreos.com" not in gke

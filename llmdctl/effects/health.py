@@ -576,10 +576,29 @@ def evaluate_capacity(plan: Plan, nodes: list[dict]) -> list[Check]:
 
 
 def provider_crds(plan: Plan) -> list[str]:
+    """CRDs of the kinds the rendered charts will create, beyond Gateway API and InferencePool:
+    read from the plan's values the way the charts' templates decide."""
     crds = []
     if plan.gateway_facts.get("destinationRule"):
         crds.append("destinationrules.networking.istio.io")
+    gaie = plan.release("gaie").values
+    provider = str(((gaie.get("provider") or {}).get("name")) or "none").lower()
+    prometheus = (((gaie.get("inferenceExtension") or {}).get("monitoring") or {}).get("prometheus") or {})
+    if prometheus.get("enabled") and provider != "gke":  # inferencepool: the EPP ServiceMonitor
+        crds.append(MONITORING_CRDS[0])
+    if any((((plan.ms_values.get(role) or {}).get("monitoring") or {}).get("podmonitor") or {}).get("enabled") for role in plan.roles):
+        crds.append(MONITORING_CRDS[1])  # modelservice: a PodMonitor per role
+    if provider == "gke":  # inferencepool templates/gke.yaml
+        crds += ["healthcheckpolicies.networking.gke.io", "gcpbackendpolicies.networking.gke.io"]
+    infra_gateway = plan.release("infra").values.get("gateway") or {}
+    if plan.release_info.dialect["infraProviderKey"] and infra_gateway.get("provider") in ("kgateway", "agentgateway"):
+        crds.append("agentgatewayparameters.agentgateway.dev")  # llm-d-infra v1.4.0 renders AgentgatewayParameters
+    elif not plan.release_info.dialect["infraProviderKey"] and infra_gateway.get("gatewayClassName") == "kgateway":
+        crds.append("gatewayparameters.gateway.kgateway.dev")  # llm-d-infra v1.3.x renders GatewayParameters
     return crds
+
+
+MONITORING_CRDS = ("servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com")
 
 
 def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
@@ -655,6 +674,11 @@ def _crd_fix(name: str, plan: Plan) -> str:
     if name.startswith("inferencepools."):
         v = pre.get("inferenceExtensionCrds", "v1.4.0")
         return f"install the Inference Extension CRDs {v}: kubectl apply -f https://github.com/kubernetes-sigs/gateway-api-inference-extension/releases/download/{v}/manifests.yaml"
+    if name in MONITORING_CRDS:
+        return ("install the Prometheus operator CRDs (kube-prometheus-stack or prometheus-operator-crds), "
+                "or render without monitoring objects: -e no-monitoring")
+    if name.endswith("networking.gke.io"):
+        return "these come with GKE's Gateway controller: enable the Gateway API on the cluster (gcloud container clusters update --gateway-api=standard)"
     return f"install the {plan.gateway_facts['provider']} control plane (its CRDs include {name})"
 
 
