@@ -524,3 +524,40 @@ def test_state_dir_follows_xdg_and_the_override():
     assert state_dir({"LLMDCTL_STATE_DIR": "/s"}) == Path("/s")
     assert state_dir({"XDG_STATE_HOME": "/x"}) == Path("/x/llmdctl")
     assert state_dir({}) == Path(os.path.expanduser("~")) / ".local/state/llmdctl"
+
+
+def _set_status(fc, release: str, status: str) -> None:
+    def change(state):
+        state["contexts"]["kind-gpu"]["namespaces"]["llm-d-pd"]["releases"][release]["status"] = status
+    fc.update(change)
+
+
+def test_apply_converges_after_a_failed_release(cli, fake_cluster):
+    """issue 12: after an interrupted upgrade left ms-pd failed, apply said "applied" and helm-diff
+    saw no change; the failed release is synced now."""
+    fc = fake_cluster
+    fc.namespace("llm-d-pd")
+    assert apply(cli, fc, "-n", "llm-d-pd").code == 0
+    _set_status(fc, "ms-pd", "failed")
+    before = len(fc.calls())
+    r = apply(cli, fc, "-n", "llm-d-pd")
+    assert r.code == 0 and "ms-pd is failed" in r.err, r.err
+    steps = [c["argv"] for c in fc.calls()[before:] if c["tool"] == "helmfile" and "--selector" in c["argv"]]
+    verbs = {next(a for a in argv if a.startswith("name=")): argv[argv.index("--skip-needs") - 1] for argv in steps}
+    assert verbs == {"name=infra-pd": "apply", "name=gaie-pd": "apply", "name=ms-pd": "sync"}
+    assert fc.releases("llm-d-pd")["ms-pd"]["status"] == "deployed"
+
+
+@pytest.mark.parametrize("status,fix", [("pending-install", "helm uninstall ms-pd --namespace llm-d-pd"),
+                                        ("pending-upgrade", "helm rollback ms-pd --namespace llm-d-pd")])
+def test_apply_refuses_a_release_stuck_pending_with_the_command_that_clears_it(cli, fake_cluster, status, fix):
+    """issue 12: with a pending-install release apply exited 0 and --sync failed with a hint that
+    repeated itself."""
+    fc = fake_cluster
+    fc.namespace("llm-d-pd")
+    assert apply(cli, fc, "-n", "llm-d-pd").code == 0
+    _set_status(fc, "ms-pd", status)
+    before = len(fc.commands())
+    r = apply(cli, fc, "-n", "llm-d-pd")
+    assert r.code == 1 and f"ms-pd is {status}" in r.err and fix in r.err and "nothing was applied" in r.err, r.err
+    assert [c for c in fc.commands()[before:] if MUTATING.match(c)] == []

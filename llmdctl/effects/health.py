@@ -146,7 +146,14 @@ def _release_checks(plan: Plan, obs: Observed) -> list[Check]:
             continue
         status = rec.get("status", "unknown")
         state = PASS if status == "deployed" else PENDING if status.startswith("pending") else FAIL
-        hint = "" if state != FAIL else f"helm history {rel.name} -n {plan.namespace} shows why; llmdctl apply retries"
+        if state == FAIL:
+            hint = f"helm history {rel.name} -n {plan.namespace} shows why; llmdctl apply syncs a failed release again"
+        elif status == "pending-install":
+            hint = f"a cut-off install holds the release lock: helm uninstall {rel.name} -n {plan.namespace}, then llmdctl apply"
+        elif state == PENDING:
+            hint = f"a cut-off helm run holds the release lock: helm rollback {rel.name} -n {plan.namespace}, then llmdctl apply"
+        else:
+            hint = ""
         checks.append(Check(f"release {rel.name}", state, f"{status}, revision {rec.get('version')}", "deployed", hint=hint))
     return checks
 
@@ -162,7 +169,7 @@ def _deployment_check(name: str, replicas: int, obs: Observed, *, what: str, at_
     spec = int((dep.get("spec") or {}).get("replicas", 1))
     ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
     if not at_least and spec != replicas:
-        return Check(label, FAIL, f"spec.replicas {spec}", f"{replicas} (planned)", hint="someone scaled it or the values differ: llmdctl apply restores the plan")
+        return Check(label, FAIL, f"spec.replicas {spec}", f"{replicas} (planned)", hint="someone scaled it or the values differ: llmdctl apply --sync restores the plan (plain apply compares with the last release, not the live objects)")
     if ready >= (replicas if not at_least else 1) and ready >= spec:
         return Check(label, PASS, f"{ready}/{spec} ready", expected)
     return Check(label, PENDING, f"{ready}/{spec} ready", expected)

@@ -47,14 +47,17 @@ def helmfile(verb: str, namespace: str, cwd: Path, release: str | None, label: s
     return Command("helmfile", (*args, verb, *extra), label, cwd=str(cwd), ok_codes=ok_codes)
 
 
-def apply_steps(plan: Plan, folder: Path, *, sync: bool, create_namespace: bool) -> list[Command]:
-    """Namespace (when asked), the three releases one by one in needs order, then the route."""
+def apply_steps(plan: Plan, folder: Path, *, sync: bool, create_namespace: bool, resync: frozenset[str] = frozenset()) -> list[Command]:
+    """Namespace (when asked), the three releases one by one in needs order, then the route.
+
+    ``resync`` names releases that must be synced even under ``helmfile apply``: a failed release
+    whose values did not change looks unchanged to helm-diff, which compares with that release."""
     steps: list[Command] = []
     ns = plan.namespace
     if create_namespace:
         steps.append(Command("kubectl", ("create", "namespace", ns), f"namespace {ns}"))
-    verb = "sync" if sync else "apply"
     for rel in plan.releases:  # infra -> gaie -> ms, the helmfile's needs order
+        verb = "sync" if sync or rel.name in resync else "apply"
         steps.append(helmfile(verb, ns, folder, rel.name, f"{rel.name} ({rel.chart.rsplit('/', 1)[-1]} {rel.version})", "--skip-needs"))
     steps.append(Command("kubectl", ("apply", "--namespace", ns, "--filename", "httproute.yaml"), f"HTTPRoute {plan.names['route']}", cwd=str(folder)))
     return steps
@@ -281,6 +284,21 @@ def secret_exists(box: Toolbox, namespace: str, secret: str) -> bool:
     return bool(out.strip())
 
 
+def refuse_stuck_releases(state: StackState, namespace: str) -> None:
+    """A pending-* release holds Helm's lock: every helm run on it fails with "another operation is
+    in progress" until it is rolled back (or, never deployed, uninstalled). Say so before running."""
+    stuck = {name: rel.get("status") for name, rel in state.releases.items() if str(rel.get("status", "")).startswith("pending-")}
+    if not stuck:
+        return
+    fixes = [f"helm uninstall {name} --namespace {namespace}" if status == "pending-install" else f"helm rollback {name} --namespace {namespace}"
+             for name, status in stuck.items()]
+    raise LlmdctlError(
+        "nothing was applied: " + ", ".join(f"{n} is {s}" for n, s in stuck.items())
+        + " (a helm run was cut off and still holds the release lock)",
+        hint="clear it with: " + "; ".join(fixes) + " (a pending-install never finished, so uninstalling loses nothing), then run apply again",
+    )
+
+
 def change_summary(plan: Plan, state: StackState, verb: str) -> list[str]:
     """One line per release and the route: install, upgrade (revision n -> n+1) or unchanged chart."""
     lines = []
@@ -327,6 +345,8 @@ def apply_stack(
             hint=f"pass --create-namespace, or: kubectl create namespace {ns} && {hf_secret_command(ns, plan.hf_secret)}",
         )
     state = observe(box, ns, plan.postfix)
+    refuse_stuck_releases(state, ns)
+    resync = frozenset(name for name, rel in state.releases.items() if rel.get("status") == "failed")
     ui.say(f"target: context {box.context}, namespace {ns}{'' if exists else ' (will be created)'}, postfix {plan.postfix}")
     ui.say(f"bundle: {folder}/")
     for line in change_summary(plan, state, "sync" if sync else "upgrade"):
@@ -337,7 +357,10 @@ def apply_stack(
     if not yes and not ui.confirm(f"Apply stack {plan.postfix} to {box.context}/{ns}?"):
         raise LlmdctlError("not applied (declined)", hint="nothing was written or run")
     write_bundle(files, folder)
-    steps = apply_steps(plan, folder, sync=sync, create_namespace=create_namespace and not exists)
+    for name in resync:
+        ui.say(f"note: {name} is failed (revision {state.releases[name].get('revision')}): it is synced, because helmfile apply "
+               "compares with that failed release and would see no change")
+    steps = apply_steps(plan, folder, sync=sync, create_namespace=create_namespace and not exists, resync=resync)
     return run_steps(box, steps, say=ui.say, resume=resume, cleanup=cleanup)
 
 
