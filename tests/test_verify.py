@@ -605,3 +605,19 @@ def test_doctor_checks_the_crds_the_rendered_charts_need(cli, kube_api, fake_clu
     assert "gatewayparameters.gateway.kgateway.dev" in provider_crds(plan_for(environments=["kgateway"], llmd_version="v0.4.0"))
     gke = provider_crds(plan_for(environments=["gke"]))
     assert "healthcheckpolicies.networking.gke.io" in gke and "servicemonitors.monitoring.coreos.com" not in gke
+
+
+def test_doctor_counts_free_gpus_not_allocatable(cli, kube_api, fake_cluster, monkeypatch):
+    """issue 12: beside a running stack a second one "fit" and then stayed Pending."""
+    monkeypatch.setenv("KUBECONFIG", str(kube_api.kubeconfig))
+    _cluster_basics(kube_api, gpus={"nvidia.com/gpu": 8}, rdma="rdma/ib")  # one node, 8 GPUs
+    deploy(kube_api)  # the pd stack: 4 x 1 + 1 x 4 = 8 GPUs requested
+    for obj in list(kube_api.collections.get(f"/api/v1/namespaces/{NS}/pods", {}).values()):
+        obj.setdefault("spec", {})["nodeName"] = "node-0"
+        kube_api.put(f"/api/v1/namespaces/{NS}/pods", obj)
+    r = cli("doctor", "-o", "json")  # its own pods do not count against it (an update frees them)
+    checks = {c["name"]: c for c in json.loads(r.out)["checks"]}
+    assert checks["capacity nvidia.com/gpu"]["status"] == "pass", checks["capacity nvidia.com/gpu"]
+    r = cli("doctor", "--postfix", "pd-2", "-o", "json")  # a second stack beside it does not fit
+    cap = {c["name"]: c for c in json.loads(r.out)["checks"]}["capacity nvidia.com/gpu"]
+    assert r.code == 1 and cap["status"] == "fail" and "8 in use by other pods" in cap["observed"], cap

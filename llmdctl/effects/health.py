@@ -530,8 +530,32 @@ def _qty(value) -> int:
         return 0
 
 
-def evaluate_capacity(plan: Plan, nodes: list[dict]) -> list[Check]:
-    """Do the planned pods fit on the nodes' allocatable accelerators (and RDMA), one pod per node slot?"""
+def in_use(pods: list[dict], resources: tuple[str, ...], skip_labels: dict) -> dict[str, dict[str, int]]:
+    """Node -> resource -> amount requested by the pods bound there (not finished, not this stack's
+    own: an update frees them first)."""
+    used: dict[str, dict[str, int]] = {}
+    for pod in pods:
+        spec, labels = pod.get("spec") or {}, (pod.get("metadata") or {}).get("labels") or {}
+        node = spec.get("nodeName")
+        if not node or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        if skip_labels and all(labels.get(k) == v for k, v in skip_labels.items()):
+            continue
+        for c in spec.get("containers") or []:
+            res = c.get("resources") or {}
+            for name in resources:
+                amount = _qty((res.get("requests") or {}).get(name, (res.get("limits") or {}).get(name)))
+                if amount:
+                    used.setdefault(node, {}).setdefault(name, 0)
+                    used[node][name] += amount
+    return used
+
+
+def evaluate_capacity(plan: Plan, nodes: list[dict], running: list[dict] | None = None) -> list[Check]:
+    """Do the planned pods fit on the nodes' free accelerators (and RDMA), one pod per node slot?
+
+    Free is allocatable minus what pods already bound there request (``running``; this stack's own
+    pods excluded): beside a running stack a second one must not "fit" and then stay Pending."""
     checks = []
     pods = []
     for role in plan.roles.values():
@@ -541,9 +565,12 @@ def evaluate_capacity(plan: Plan, nodes: list[dict]) -> list[Check]:
         return [Check("accelerators", PASS, "no accelerator requested")]
     rdma = next((r.rdma["resource"] for r in plan.roles.values() if r.rdma), None)
     usable = [n for n in nodes if not (n.get("spec") or {}).get("unschedulable")]
-    free = {n["metadata"]["name"]: [_qty((n.get("status") or {}).get("allocatable", {}).get(accel)),
-                                    _qty((n.get("status") or {}).get("allocatable", {}).get(rdma)) if rdma else 0] for n in usable}
-    total = sum(v[0] for v in free.values())
+    used = in_use(running or [], (accel,) + ((rdma,) if rdma else ()), plan.pool_selector)
+    free = {n["metadata"]["name"]: [_qty((n.get("status") or {}).get("allocatable", {}).get(accel)) - used.get(n["metadata"]["name"], {}).get(accel, 0),
+                                    _qty((n.get("status") or {}).get("allocatable", {}).get(rdma)) - used.get(n["metadata"]["name"], {}).get(rdma, 0) if rdma else 0]
+            for n in usable}
+    total = sum(_qty((n.get("status") or {}).get("allocatable", {}).get(accel)) for n in usable)
+    busy = sum(u.get(accel, 0) for u in used.values())
     need = sum(p[1] for p in pods)
     layout = " + ".join(f"{r.replicas} {r.role} x {r.gpus_per_pod}" for r in plan.roles.values())
     unplaced = []
@@ -554,7 +581,8 @@ def evaluate_capacity(plan: Plan, nodes: list[dict]) -> list[Check]:
         else:
             free[node][0] -= gpus
             free[node][1] -= nics
-    observed = f"{total} allocatable {accel} on {sum(1 for n in usable if _qty((n.get('status') or {}).get('allocatable', {}).get(accel)))} of {len(usable)} schedulable nodes"
+    observed = (f"{total} allocatable {accel} on {sum(1 for n in usable if _qty((n.get('status') or {}).get('allocatable', {}).get(accel)))} "
+                f"of {len(usable)} schedulable nodes" + (f", {busy} in use by other pods" if busy else ""))
     if not unplaced:
         checks.append(Check(f"capacity {accel}", PASS, observed, f"{layout} = {need} {accel}"))
     else:
@@ -669,7 +697,8 @@ def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
 
     guarded("CRDs", crd_checks)
     guarded("GatewayClass", class_checks)
-    guarded("nodes", lambda: evaluate_capacity(plan, kube.list(NODES)))
+    # one list across namespaces: what other pods already hold on each node
+    guarded("nodes", lambda: evaluate_capacity(plan, kube.list(NODES), kube.list(PODS, fields="status.phase!=Succeeded,status.phase!=Failed")))
     guarded("namespace", namespace_checks)
     return checks
 

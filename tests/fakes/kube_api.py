@@ -58,11 +58,12 @@ def label_match(labels: dict, selector: str | None) -> bool:
 
 def field_match(obj: dict, selector: str | None) -> bool:
     for term in _split_terms(selector or ""):
-        key, _, value = term.partition("=")
+        negate = "!=" in term  # key!=value, as the real API server accepts
+        key, _, value = term.partition("!=" if negate else "=")
         node = obj
         for part in key.split("."):
             node = (node or {}).get(part) if isinstance(node, dict) else None
-        if str(node) != value:
+        if (str(node) == value) == negate:
             return False
     return True
 
@@ -179,7 +180,10 @@ class FakeKube:
                     if query.get("watch", ["false"])[0] == "true":
                         return self._watch(path, labels, fields, float(query.get("timeoutSeconds", ["30"])[0]))
                     with fake.cond:
-                        items = [o for o in fake.collections.get(path, {}).values()
+                        # a list across namespaces (/api/v1/pods) holds every namespace's items, as the real server's does
+                        prefix, _, plural = path.rpartition("/")
+                        sources = [c for c in fake.collections if c == path or re.fullmatch(re.escape(prefix) + r"/namespaces/[^/]+/" + re.escape(plural), c)]
+                        items = [o for c in sources for o in fake.collections[c].values()
                                  if label_match((o["metadata"].get("labels") or {}), labels) and field_match(o, fields)]
                     return self._send(200, {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": str(len(fake.changes))}, "items": items})
                 collection, _, name = path.rpartition("/")
