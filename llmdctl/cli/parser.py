@@ -212,7 +212,8 @@ COMMANDS = [
       "llmdctl verify -o json | jq '.checks[] | select(.status != \"pass\")'"), _verify),
     ("doctor", "cluster:doctor", "Check a cluster before apply: tools, API server, CRDs, GatewayClass, GPU/RDMA capacity, HF Secret.",
      "Reads only. Capacity is checked for the layout you ask for (same inputs as render): every prefill and\n"
-     "decode pod must fit on one node's allocatable accelerators (and RDMA resource). Exit 1 when\n"
+     "decode pod must fit on one node's free accelerators and RDMA (allocatable minus what other pods\n"
+     "request). CRDs are those the rendered charts use (Prometheus operator kinds unless -e no-monitoring). Exit 1 when\n"
      "anything fails; warnings alone exit 0.",
      ("llmdctl doctor -e amd", "llmdctl doctor -e gh200 --kube-context edge -o json"), _doctor),
     ("diff", "cluster:diff", "Show what `apply` would change: `helmfile diff` of the releases and `kubectl diff` of the route.",
