@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import parse
-from llmdctl.effects.lifecycle import chart_version, group_stacks
+from llmdctl.effects.lifecycle import chart_version, group_stacks, parse_helm_list
 from llmdctl.effects.tools import context_dir_name, version_tuple
 
 MUTATING = re.compile(r"^(helmfile .* (apply|sync|destroy)\b|helm .*\buninstall\b|kubectl .*\b(apply|delete|create)\b)")
@@ -495,7 +495,7 @@ def test_helm_list_rows_of_the_wrong_shape_are_skipped():
     rows = [{"name": {"a": 1}, "chart": "llm-d-infra-v1.4.0", "namespace": "ns", "status": "deployed", "revision": "1"},
             {"name": "infra-pd", "chart": "llm-d-infra-v1.4.0", "namespace": "ns", "status": {"x": 1}, "revision": "1"},
             {"name": "gaie-pd", "chart": "inferencepool-v1.4.0", "namespace": "ns", "status": "deployed", "revision": "2"}]
-    stacks = group_stacks(rows)
+    stacks = group_stacks(parse_helm_list(json.dumps(rows)))  # the one reader every command uses
     assert [(s["postfix"], [r["name"] for r in s["releases"]]) for s in stacks] == [("pd", ["gaie-pd"])]
 
 

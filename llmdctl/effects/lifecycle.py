@@ -121,7 +121,10 @@ def parse_helm_list(text: str) -> list[dict]:
         raise LlmdctlError("helm list -o json returned something that is not JSON", hint="run it yourself to see why") from None
     if not isinstance(rows, list):
         raise LlmdctlError("helm list -o json did not return a list")
-    return [r for r in rows if isinstance(r, dict)]
+    # a record with a map where a name or status belongs is not one llmdctl could have written;
+    # dropping it here keeps every reader (status, apply, destroy) from tripping over it
+    fields = ("name", "chart", "namespace", "status", "revision")
+    return [r for r in rows if isinstance(r, dict) and all(isinstance(r.get(k, ""), (str, int)) for k in fields)]
 
 
 def group_stacks(rows: list[dict]) -> list[dict]:
@@ -132,8 +135,6 @@ def group_stacks(rows: list[dict]) -> list[dict]:
     """
     stacks: dict[tuple[str, str], dict] = {}
     for row in rows:
-        if not all(isinstance(row.get(k, ""), (str, int)) for k in ("name", "chart", "namespace", "status", "revision")):
-            continue  # not a release record llmdctl could have written
         m = _RELEASE_NAME.fullmatch(str(row.get("name", "")))
         if not m:
             continue
