@@ -15,9 +15,6 @@ from ..base.templates import render_template
 from ..base.yamlio import dump
 from ..plan.stack import Plan
 
-BUNDLE_MARKER = "helmfile.yaml"
-
-
 def command_args(plan: Plan) -> list[str]:
     """The flags that reproduce this plan, most significant first."""
     args = ["-e", plan.hardware]
@@ -269,7 +266,7 @@ def bundle_files_in(folder: str | os.PathLike) -> list[str] | None:
     marker = _read(os.path.join(folder, MARKER))
     if marker is not None:
         return [line for line in marker.splitlines()[1:] if line and "/" not in line and line not in (".", "..")]
-    helmfile = _read(os.path.join(folder, BUNDLE_MARKER))
+    helmfile = _read(os.path.join(folder, _LEGACY_FILES[0]))
     if helmfile is not None and helmfile.startswith(_LEGACY_HEAD):
         return [name for name in _LEGACY_FILES if os.path.isfile(os.path.join(folder, name))]
     return None
