@@ -42,6 +42,11 @@ def _llmdctl(verb: str, *args: str) -> str:
     return shlex.join(["llmdctl", verb, *args])
 
 
+def _destroy_command(namespace: str, postfix: str, box: Toolbox) -> str:
+    """The destroy that removes this stack from this cluster (apply's clean-up, destroy's resume)."""
+    return _llmdctl("destroy", "-n", namespace, "--postfix", postfix, *cluster_flags(box), "-y")
+
+
 def apply(args: argparse.Namespace) -> int:
     timeout = parse_duration(args.timeout)
     plan = plan_from(args)
@@ -56,7 +61,7 @@ def apply(args: argparse.Namespace) -> int:
         return 0
     reports = apply_stack(plan, files, box, folder, ui=_ui(), yes=args.yes, sync=args.sync, create_namespace=args.create_namespace,
                           resume=_llmdctl("apply", *again, "-y"),
-                          cleanup=_llmdctl("destroy", "-n", plan.namespace, "--postfix", plan.postfix, *cluster_flags(box), "-y"))
+                          cleanup=_destroy_command(plan.namespace, plan.postfix, box))
     total = sum(r.seconds for r in reports)
     err(f"applied stack {plan.postfix} to {box.context}/{plan.namespace} in {total:.1f} s ({len(reports)} steps); bundle kept in {folder}/")
     if args.wait:
@@ -123,7 +128,7 @@ def destroy(args: argparse.Namespace) -> int:
         out(destroy_dry_run(box, ns, pf, folder))
         return 0
     removed = destroy_stack(box, ns, pf, folder, ui=_ui(), yes=args.yes,
-                            resume=_llmdctl("destroy", "-n", ns, "--postfix", pf, *cluster_flags(box), "-y"))
+                            resume=_destroy_command(ns, pf, box))
     if args.output == "json":
         emit({"context": box.context, "namespace": ns, "postfix": pf, "removed": removed}, "json")
     if removed:
