@@ -74,6 +74,9 @@ def add_stack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--set", dest="set_", action="append", metavar="R.PATH=V",
                    help="Override one value, applied last: RELEASE.PATH=VALUE (ms.decode.replicas=2; ms.roles.* means both roles).")
     g.add_argument("--values", action="append", metavar="R=FILE", help="Merge a values file into one release, applied last: RELEASE=FILE (ms=extra.yaml).")
+    g.add_argument("--charts", metavar="DIR",
+                   help="Take the pinned charts from this folder (packages or chart folders; fill it with `llmdctl charts pull DIR`): no registry is contacted.")
+    g.add_argument("--chart-repo", metavar="URL", help="Take every pinned chart from this mirror: oci://host/path or https://host/path.")
 
 
 def add_cluster_options(p: argparse.ArgumentParser) -> None:
@@ -162,6 +165,25 @@ def _status(p):
     add_output(p, "text", "json", "yaml")
 
 
+def _charts(p):
+    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser, required=True)
+    for name, handler, summary, examples in (
+        ("pull", "charts:pull", "Fetch the charts an llm-d release pins into DIR (with their subcharts); what is there is kept.",
+         ("llmdctl charts pull ./llmd-charts", "llmdctl charts pull ./llmd-charts --llmd-version v0.4.0 -o json",
+          "llmdctl charts pull ./llmd-charts --chart-repo oci://harbor.example.com/llm-d")),
+        ("list", "charts:list_charts", "Show which of the pinned charts DIR holds (exit 1 when one is missing).",
+         ("llmdctl charts list ./llmd-charts",)),
+    ):
+        a = actions.add_parser(name, help=summary, description=summary, epilog=_examples(*examples))
+        a.add_argument("dir", metavar="DIR", help="Chart folder (created by pull).")
+        a.add_argument("--llmd-version", metavar="VERSION", help="llm-d release whose charts are pinned. Default: the catalog's default.")
+        if name == "pull":
+            a.add_argument("--chart-repo", metavar="URL", help="Pull from this mirror instead of upstream (oci://... or https://...).")
+            a.add_argument("--helm-bin", metavar="PATH", help="helm executable. Default: helm on PATH.")
+        add_output(a, "text", "json", "yaml")
+        a.set_defaults(handler=handler, parser=a)
+
+
 def _listing(p):
     add_output(p, "text", "json", "yaml")
 
@@ -228,6 +250,13 @@ COMMANDS = [
      ("llmdctl status", "llmdctl status -A -o json | jq '.stacks[].postfix'"), _status),
     ("list", "cluster:status", "Same as `status`: the llmdctl stacks in a namespace (or all, with -A).", _STATUS_WHAT,
      ("llmdctl list", "llmdctl list -A -o json | jq '.stacks[].postfix'"), _status),
+    ("charts", "charts:list_charts", "Keep the pinned charts in a folder for clusters without internet: `pull DIR`, `list DIR`.",
+     "`charts pull DIR` runs `helm pull` for each chart the llm-d release pins (and `helm dependency build`\n"
+     "for a package that lacks its subcharts) where the registries are reachable. Then\n"
+     "`llmdctl render|apply --charts DIR` writes a bundle whose helmfile.yaml points at those files:\n"
+     "nothing is fetched at apply time, and plain `helmfile apply` works in the bundle too. A pinned\n"
+     "version the folder lacks is refused, never replaced by another.",
+     ("llmdctl charts pull ./llmd-charts", "llmdctl apply --charts ./llmd-charts -y", "llmdctl charts list ./llmd-charts -o json"), _charts),
     ("profiles", "catalog:list_layers", "List hardware profiles and overlays, or show one with `show NAME`.", "",
      ("llmdctl profiles -o json", "llmdctl profiles show gh200-timeslice"), _layers("profiles", "llmdctl profiles show gh200-timeslice")),
     ("gateways", "catalog:list_layers", "List gateway providers, or show one with `show NAME`.", "",

@@ -30,6 +30,7 @@ from ..base.schema import check
 from ..base.yamlio import load_text
 from ..base.templates import render_template
 from ..catalog.catalog import Catalog, Layer, Release, default_catalog
+from ..inputs.charts import resolve_charts
 from ..inputs.spec import RoleLayout, Spec, input_name, parse_layout
 from ..plan.stack import ROLES, LayerInfo, Plan, ReleasePlan, RolePlan
 from .names import RELEASE_KEYS, check_names, check_secret_name, stack_names
@@ -423,7 +424,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     check_values_schemas(release, merged, spec.overrides)  # before anything reads the values as typed data
     roles = _role_plans(merged["ms"], names, hw, mode, release.contract)
     route = build_route(names, gw, release, gateway.name)
-    releases = _release_plans(release, names, merged)
+    releases = _release_plans(release, names, merged, spec)
     return Plan(
         namespace=namespace, postfix=postfix, guide=guide.name, llmd_version=release.name,
         hardware=hardware.name, overlays=tuple(o.name for o in overlays), gateway=gateway.name, mode=mode,
@@ -556,15 +557,16 @@ def build_route(names: dict, gw: dict, release: Release, gateway_name: str) -> d
     }
 
 
-def _release_plans(release: Release, names: dict, merged: dict) -> tuple[ReleasePlan, ...]:
+def _release_plans(release: Release, names: dict, merged: dict, spec: Spec) -> tuple[ReleasePlan, ...]:
     needs = {"infra": (), "gaie": (names["infra"],), "ms": (names["infra"], names["gaie"])}
+    sources = resolve_charts({k: release.charts[k] for k in RELEASE_KEYS}, folder=spec.charts, repository=spec.chart_repository,
+                             llmd_version=release.name, flag=input_name("charts", "--charts", spec.origin, spec.spec_file))
     out = []
-    for key in ("infra", "gaie", "ms"):
-        chart = release.charts[key]
+    for key in RELEASE_KEYS:
+        src = sources[key]
         out.append(ReleasePlan(
-            key=key, name=names[key], chart=chart["chart"], version=chart["version"],
-            repository=chart.get("repository"), needs=needs[key], values=merged[key],
-            values_file=f"{key}.values.yaml",
+            key=key, name=names[key], chart=src.chart, version=src.version, repository=src.repository,
+            needs=needs[key], values=merged[key], values_file=f"{key}.values.yaml", local=src.local,
         ))
     return tuple(out)
 

@@ -38,6 +38,10 @@ def command_args(plan: Plan) -> list[str]:
             args += ["--rdma-resource", spec.rdma_resource]
         if spec.hf_secret != "llm-d-hf-token":
             args += ["--hf-secret", spec.hf_secret]
+        if spec.charts and not spec.origin.get("charts", "").startswith("spec file"):
+            args += ["--charts", spec.charts]
+        if spec.chart_repository and not spec.origin.get("chartRepository", "").startswith("spec file"):
+            args += ["--chart-repo", spec.chart_repository]
         if spec.spec_file:  # its --values and set entries come with it, paths relative to the spec file
             args = ["-f", spec.spec_file, *args]
         for ov in spec.overrides:
@@ -168,8 +172,14 @@ def helmfile_text(plan: Plan, command: str) -> str:
             repositories.append(rel.repository)
     releases = []
     for rel in plan.releases:
-        entry = {"name": rel.name, "namespace": plan.namespace, "chart": rel.chart, "version": rel.version,
-                 "installed": True, "labels": {"stack": plan.postfix, "component": rel.key}}
+        entry = {"name": rel.name, "namespace": plan.namespace, "chart": rel.chart}
+        if rel.local:
+            # a chart on disk is used as it is: no `helm dependency build`, which would ask the
+            # internet for the subcharts (a package carries them; a folder must vendor them)
+            entry["skipDeps"] = True
+        else:
+            entry["version"] = rel.version
+        entry.update({"installed": True, "labels": {"stack": plan.postfix, "component": rel.key}})
         if rel.needs:
             entry["needs"] = list(rel.needs)
         entry["values"] = [rel.values_file]
@@ -185,6 +195,15 @@ def helmfile_text(plan: Plan, command: str) -> str:
     return head + body + dump({"releases": releases})
 
 
+def _chart_origin(plan: Plan) -> str:
+    spec = plan.spec
+    if spec is not None and spec.charts:
+        return f"; charts from the local folder `{spec.charts}` (no registry is contacted)"
+    if spec is not None and spec.chart_repository:
+        return f"; charts from the mirror `{spec.chart_repository}`"
+    return ""
+
+
 def readme_text(plan: Plan, args: list[str], command: str) -> str:
     roles = [plan.roles[r] for r in ("decode", "prefill") if r in plan.roles]
     prereq = plan.release_info.prerequisites
@@ -194,7 +213,7 @@ def readme_text(plan: Plan, args: list[str], command: str) -> str:
         postfix=plan.postfix, namespace=plan.namespace, llmdctl_version=__version__, command=command,
         guide=plan.guide, mode=plan.mode, llmd_version=plan.llmd_version,
         chart_versions=f"llm-d-infra {plan.release('infra').version}, inferencepool {plan.release('gaie').version}, "
-                       f"llm-d-modelservice {plan.release('ms').version}",
+                       f"llm-d-modelservice {plan.release('ms').version}" + _chart_origin(plan),
         hardware="".join([f"`{plan.hardware}`"] + [f" + `{o}`" for o in plan.overlays]),
         gateway=plan.gateway, gateway_provider=plan.gateway_facts["provider"], gateway_class=plan.gateway_facts["className"],
         model_name=plan.model["name"], model_uri=plan.model["uri"], model_size=plan.model["size"],

@@ -14,6 +14,7 @@ from typing import Any, Mapping, NamedTuple
 from ..base.errors import HF_TOKEN, InputError, mask, suggest
 from ..base.schema import check
 from ..base.yamlio import Document, load_file, load_text
+from .charts import check_repository
 
 _LAYOUT = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*[Tt][Pp]\s*(\d+))?\s*$")
 RELEASE_KEYS = ("infra", "gaie", "ms")  # the releases --set and --values may address
@@ -77,6 +78,8 @@ class Spec(NamedTuple):
     hf_secret: str = "llm-d-hf-token"
     rdma_resource: str | None = None
     overrides: tuple[Override, ...] = ()
+    charts: str | None = None  # absolute path of a local chart folder (--charts)
+    chart_repository: str | None = None  # mirror repository for every chart (--chart-repo)
     spec_file: str | None = None  # as the user typed it
     origin: Mapping[str, str] = MappingProxyType({})  # input name -> where it came from (flag, spec, env, default)
 
@@ -174,6 +177,8 @@ def build_spec(
     rdma_resource: str | None = None,
     sets: list[str] | None = None,
     values: list[str] | None = None,
+    charts: str | None = None,
+    chart_repo: str | None = None,
     env: dict[str, str] | None = None,
 ) -> Spec:
     """Fold flags over the spec file over environment variables. Flags left ``None`` were not given."""
@@ -182,6 +187,7 @@ def build_spec(
         "-e": environments, "--namespace": namespace, "--postfix": postfix, "--guide": guide,
         "--llmd-version": llmd_version, "--model": model, "--model-size": model_size, "--prefill": prefill,
         "--decode": decode, "--hf-secret": hf_secret, "--rdma-resource": rdma_resource, "--set": sets, "--values": values,
+        "--charts": charts, "--chart-repo": chart_repo,
     }
     for flag, value in flags.items():
         refuse_tokens(value, flag)
@@ -231,6 +237,14 @@ def build_spec(
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0):
         raise InputError(f"--pd-threshold {threshold!r}: expected a whole number of tokens >= 0")
 
+    charts_dir = pick("charts", charts, "charts")
+    if charts_dir is not None and origin["charts"] != "flag":
+        charts_dir = os.path.join(base or "", str(charts_dir))  # a spec file's paths are relative to it
+    repo = pick("chartRepository", chart_repo, "chartRepository")
+    if charts_dir is not None and repo is not None:
+        raise InputError("--charts and --chart-repo both say where the charts come from; give one",
+                         hint="--charts DIR for charts on disk (air-gapped), --chart-repo URL for a mirror registry")
+
     return Spec(
         environments=tuple(envs or ()),
         namespace=pick("namespace", namespace, "namespace", "NAMESPACE"),
@@ -245,6 +259,8 @@ def build_spec(
         hf_secret=pick("hfSecret", hf_secret, "hfSecret") or "llm-d-hf-token",
         rdma_resource=pick("rdmaResource", rdma_resource, "rdmaResource"),
         overrides=tuple(overrides),
+        charts=os.path.abspath(charts_dir) if charts_dir is not None else None,
+        chart_repository=check_repository(str(repo), input_name("chartRepository", "--chart-repo", origin, spec_file)) if repo is not None else None,
         spec_file=spec_file,
         origin=origin,
     )

@@ -43,6 +43,7 @@ class ReleasePlan(NamedTuple):
     needs: tuple[str, ...]
     values: dict
     values_file: str
+    local: bool = False  # chart is a path on this machine (--charts): no repository, no dependency build
 
 
 class LayerInfo(NamedTuple):
