@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import parse
+from conftest import plan_for, parse
 from llmdctl.effects.lifecycle import chart_version, group_stacks, parse_helm_list
 from llmdctl.effects.tools import context_dir_name, version_tuple
 
@@ -546,6 +546,47 @@ def test_apply_converges_after_a_failed_release(cli, fake_cluster):
     verbs = {next(a for a in argv if a.startswith("name=")): argv[argv.index("--skip-needs") - 1] for argv in steps}
     assert verbs == {"name=infra-pd": "apply", "name=gaie-pd": "apply", "name=ms-pd": "sync"}
     assert fc.releases("llm-d-pd")["ms-pd"]["status"] == "deployed"
+
+
+def test_apply_syncs_a_release_whose_live_deployments_drifted(cli, fake_cluster):
+    """issue 12, item 5: after `kubectl scale` of the decode Deployment verify said "apply restores
+    the plan", but helm-diff compares with the last release and apply changed nothing."""
+    fc = fake_cluster
+    fc.namespace("llm-d-pd")
+    assert apply(cli, fc, "-n", "llm-d-pd").code == 0
+    r = apply(cli, fc, "-n", "llm-d-pd")
+    assert r.code == 0 and "drifted" not in r.err  # no drift: nothing is synced
+    revision = fc.releases("llm-d-pd")["ms-pd"]["revision"]
+
+    def scale(state):
+        state["contexts"]["kind-gpu"]["namespaces"]["llm-d-pd"]["deployments"]["ms-pd-llm-d-modelservice-decode"]["replicas"] = 3
+    fc.update(scale)
+    before = len(fc.calls())
+    r = apply(cli, fc, "-n", "llm-d-pd")
+    assert r.code == 0, r.err
+    assert "ms-pd-llm-d-modelservice-decode has 3 replicas, the plan 1" in r.err
+    steps = [c["argv"] for c in fc.calls()[before:] if c["tool"] == "helmfile" and "--selector" in c["argv"]]
+    verbs = {next(a for a in argv if a.startswith("name=")): argv[argv.index("--skip-needs") - 1] for argv in steps}
+    assert verbs == {"name=infra-pd": "apply", "name=gaie-pd": "apply", "name=ms-pd": "sync"}
+    state = fc.read()["contexts"]["kind-gpu"]["namespaces"]["llm-d-pd"]
+    assert state["deployments"]["ms-pd-llm-d-modelservice-decode"]["replicas"] == 1
+    assert int(state["releases"]["ms-pd"]["revision"]) == int(revision) + 1
+
+
+def test_live_drift_reads_replicas_and_image():
+    import json as _json
+
+    from llmdctl.effects.lifecycle import live_drift
+
+    plan = plan_for(prefill="2xTP1", decode="1xTP2")
+    image = plan.roles["decode"].image
+    listing = {"kind": "List", "items": [
+        {"kind": "Deployment", "metadata": {"name": plan.roles["decode"].deployment},
+         "spec": {"replicas": 1, "template": {"spec": {"containers": [{"image": "vllm/other:1"}]}}}},
+        {"kind": "Deployment", "metadata": {"name": plan.roles["prefill"].deployment},
+         "spec": {"replicas": 2, "template": {"spec": {"containers": [{"image": image}]}}}}]}
+    assert live_drift(plan, _json.dumps(listing)) == [f"{plan.roles['decode'].deployment} runs vllm/other:1, the plan {image}"]
+    assert live_drift(plan, "") == [] and live_drift(plan, "not json") == []
 
 
 @pytest.mark.parametrize("status,fix", [("pending-install", "helm uninstall ms-pd --namespace llm-d-pd"),

@@ -169,7 +169,7 @@ def _deployment_check(name: str, replicas: int, obs: Observed, *, what: str, at_
     spec = int((dep.get("spec") or {}).get("replicas", 1))
     ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
     if not at_least and spec != replicas:
-        return Check(label, FAIL, f"spec.replicas {spec}", f"{replicas} (planned)", hint="someone scaled it or the values differ: llmdctl apply --sync restores the plan (plain apply compares with the last release, not the live objects)")
+        return Check(label, FAIL, f"spec.replicas {spec}", f"{replicas} (planned)", hint="someone scaled it or the values differ: llmdctl apply restores the plan (it syncs a release whose live Deployments drifted)")
     if ready >= (replicas if not at_least else 1) and ready >= spec:
         return Check(label, PASS, f"{ready}/{spec} ready", expected)
     return Check(label, PENDING, f"{ready}/{spec} ready", expected)

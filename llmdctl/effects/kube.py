@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import urllib3
 from dataclasses import dataclass
 
+from .. import __version__
 from ..base.errors import LlmdctlError
 
 
@@ -100,7 +101,8 @@ class Kube:
         params = [(k, v) for k, v in (query or {}).items() if v is not None]
         if params:
             url += "?" + urlencode(params)
-        headers = {"Accept": "application/json" if not raw else "*/*"}
+        # the user agent names llmdctl in API server audit logs and metrics, as kubectl and helm name themselves
+        headers = {"Accept": "application/json" if not raw else "*/*", "User-Agent": f"llmdctl/{__version__}"}
         auth = self.api.configuration.auth_settings()
         for setting in auth.values():
             if setting.get("in") == "header" and setting.get("value"):

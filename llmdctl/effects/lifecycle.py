@@ -300,11 +300,42 @@ def refuse_stuck_releases(state: StackState, namespace: str) -> None:
     )
 
 
+def deployments_query(plan: Plan) -> Command:
+    names = [plan.roles[r].deployment for r in sorted(plan.roles)]
+    return Command("kubectl", ("get", "deployment", *names, "--namespace", plan.namespace, "--ignore-not-found", "--output", "json"),
+                   "live Deployments")
+
+
+def live_drift(plan: Plan, listing: str) -> list[str]:
+    """How the live prefill/decode Deployments differ from the plan (replicas, vLLM image): what a
+    ``kubectl scale`` or ``kubectl set image`` leaves behind, which helm-diff cannot see because it
+    compares with the last release, not with the cluster."""
+    try:
+        doc = json.loads(listing) if listing.strip() else {}
+    except json.JSONDecodeError:
+        return []
+    items = doc.get("items", [doc] if doc.get("kind") == "Deployment" else []) if isinstance(doc, dict) else []
+    live = {(d.get("metadata") or {}).get("name"): d for d in items if isinstance(d, dict)}
+    drift = []
+    for role in sorted(plan.roles):
+        rp = plan.roles[role]
+        dep = live.get(rp.deployment)
+        if dep is None:
+            continue  # not installed yet, or deleted: helm-diff sees a missing object itself
+        spec = dep.get("spec") or {}
+        if spec.get("replicas") != rp.replicas:
+            drift.append(f"{rp.deployment} has {spec.get('replicas')} replicas, the plan {rp.replicas}")
+        images = [c.get("image") for c in ((spec.get("template") or {}).get("spec") or {}).get("containers") or []]
+        if rp.image not in images:
+            drift.append(f"{rp.deployment} runs {', '.join(map(str, images)) or 'no container'}, the plan {rp.image}")
+    return drift
+
+
 def change_summary(plan: Plan, state: StackState, verb: str) -> list[str]:
     """One line per release and the route: install, upgrade (revision n -> n+1) or unchanged chart."""
     lines = []
     for rel in plan.releases:
-        chart = rel.chart.rsplit("/", 1)[-1]
+        chart = RELEASE_CHARTS[rel.key]  # not the path: with --charts the chart is a file on disk
         now = state.releases.get(rel.name)
         if not now:
             lines.append(f"install  {rel.name}: {chart} {rel.version}")
@@ -347,7 +378,10 @@ def apply_stack(
         )
     state = observe(box, ns, plan.postfix)
     refuse_stuck_releases(state, ns)
-    resync = frozenset(name for name, rel in state.releases.items() if rel.get("status") == "failed")
+    resync = set(name for name, rel in state.releases.items() if rel.get("status") == "failed")
+    drift = [] if sync or plan.names["ms"] not in state.releases else live_drift(plan, box.query(deployments_query(plan)))
+    if drift:
+        resync.add(plan.names["ms"])
     ui.say(f"target: context {box.context}, namespace {ns}{'' if exists else ' (will be created)'}, postfix {plan.postfix}")
     ui.say(f"bundle: {folder}/")
     for line in change_summary(plan, state, "sync" if sync else "upgrade"):
@@ -358,10 +392,14 @@ def apply_stack(
     if not yes and not ui.confirm(f"Apply stack {plan.postfix} to {box.context}/{ns}?"):
         raise LlmdctlError("not applied (declined)", hint="nothing was written or run")
     write_bundle(files, folder)
-    for name in resync:
-        ui.say(f"note: {name} is failed (revision {state.releases[name].get('revision')}): it is synced, because helmfile apply "
-               "compares with that failed release and would see no change")
-    steps = apply_steps(plan, folder, sync=sync, create_namespace=create_namespace and not exists, resync=resync)
+    for name in sorted(resync):
+        if state.releases[name].get("status") == "failed":
+            ui.say(f"note: {name} is failed (revision {state.releases[name].get('revision')}): it is synced, because helmfile apply "
+                   "compares with that failed release and would see no change")
+    if drift:
+        ui.say(f"note: the live objects of {plan.names['ms']} drifted from the plan ({'; '.join(drift)}): it is synced, because "
+               "helmfile apply compares with the last release and would see no change")
+    steps = apply_steps(plan, folder, sync=sync, create_namespace=create_namespace and not exists, resync=frozenset(resync))
     return run_steps(box, steps, say=ui.say, resume=resume, cleanup=cleanup)
 
 

@@ -157,9 +157,16 @@ def helmfile(args: list[str], state: dict) -> None:
                 continue
             nstate["releases"][rel["name"]] = {
                 "name": rel["name"], "namespace": ns, "revision": str(int(current["revision"]) + 1 if current else 1),
-                "updated": now(), "status": "deployed", "chart": f"{chart}-{rel['version']}",
+                "updated": now(), "status": "deployed", "chart": f"{chart}-{rel.get('version', 'local')}",
                 "app_version": "v0.4.0", "digest": digest,
             }
+            if chart == "llm-d-modelservice":  # the Deployments the chart makes, as an upgrade leaves them
+                values = read_yaml(Path(rel["values"][0]))
+                for role in ("prefill", "decode"):
+                    spec = values.get(role) or {}
+                    if spec.get("create", True) is not False:
+                        nstate.setdefault("deployments", {})[f"{rel['name']}-llm-d-modelservice-{role}"] = {
+                            "replicas": spec.get("replicas", 1), "images": [c.get("image") for c in spec.get("containers") or []]}
         save(state)
         print("UPDATED RELEASES:")
         return
@@ -168,6 +175,8 @@ def helmfile(args: list[str], state: dict) -> None:
         for rel in reversed(releases):
             if rel["name"] in nstate["releases"]:
                 del nstate["releases"][rel["name"]]
+                for dep in [d for d in nstate.get("deployments", {}) if d.startswith(rel["name"] + "-llm-d-modelservice-")]:
+                    del nstate["deployments"][dep]
                 print(f"Deleting {rel['name']}")
         save(state)
         return
@@ -221,6 +230,14 @@ def kubectl(args: list[str], state: dict) -> None:
             print(f"{kind}/{name}")
         elif not ignore:
             die(f'Error from server (NotFound): {kind} "{name}" not found')
+        return
+    if args[:2] == ["get", "deployment"]:
+        assert output == "json" and ignore, "the fake answers only --ignore-not-found -o json"
+        deps = (nstate or {}).get("deployments", {})
+        items = [{"kind": "Deployment", "metadata": {"name": n, "namespace": ns},
+                  "spec": {"replicas": deps[n]["replicas"], "template": {"spec": {"containers": [{"name": "vllm", "image": i} for i in deps[n]["images"]]}}}}
+                 for n in args[2:] if n in deps]
+        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}) if items else "")
         return
     if args[:1] in (["apply"], ["diff"]):
         filename = take(args, "--filename", "-f")
