@@ -573,6 +573,27 @@ def test_apply_syncs_a_release_whose_live_deployments_drifted(cli, fake_cluster)
     assert int(state["releases"]["ms-pd"]["revision"]) == int(revision) + 1
 
 
+@pytest.mark.parametrize("status,verb", [("pending-install", "uninstall"), ("pending-upgrade", "rollback")])
+def test_apply_recover_clears_a_pending_release_then_applies(cli, fake_cluster, status, verb):
+    """issue 12, item 4: helm killed mid-install leaves pending-install; apply refuses and names
+    --recover, which clears the lock (uninstall or rollback) and converges."""
+    fc = fake_cluster
+    fc.namespace("llm-d-pd")
+    assert apply(cli, fc, "-n", "llm-d-pd").code == 0
+    _set_status(fc, "ms-pd", status)
+    r = apply(cli, fc, "-n", "llm-d-pd")
+    assert r.code == 1 and f"ms-pd is {status}" in r.err and "--recover -y" in r.err, r.err
+    before = len(fc.commands())
+    r = apply(cli, fc, "-n", "llm-d-pd", "--recover")
+    assert r.code == 0, r.err
+    cmds = fc.commands()[before:]
+    recover = [c for c in cmds if c.startswith(f"helm --kube-context kind-gpu {verb} ms-pd")]
+    assert recover == [f"helm --kube-context kind-gpu {verb} ms-pd --namespace llm-d-pd --wait"], cmds
+    assert {n: r["status"] for n, r in fc.releases("llm-d-pd").items()} == {"infra-pd": "deployed", "gaie-pd": "deployed", "ms-pd": "deployed"}
+    # other releases were never touched by the recovery
+    assert not any(c.split()[3:4] in (["uninstall"], ["rollback"]) and "ms-pd" not in c for c in cmds if c.startswith("helm"))
+
+
 def test_live_drift_reads_replicas_and_image():
     import json as _json
 

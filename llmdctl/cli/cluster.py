@@ -60,7 +60,8 @@ def apply(args: argparse.Namespace) -> int:
         out(apply_dry_run(plan, files, box, folder, sync=args.sync, create_namespace=args.create_namespace, verify_command=verify_command))
         return 0
     reports = apply_stack(plan, files, box, folder, ui=_ui(), yes=args.yes, sync=args.sync, create_namespace=args.create_namespace,
-                          resume=_llmdctl("apply", *again, "-y"),
+                          resume=_llmdctl("apply", *again, "-y"), recover=args.recover,
+                          recover_command=_llmdctl("apply", *again, "--recover", "-y"),
                           cleanup=_destroy_command(plan.namespace, plan.postfix, box))
     total = sum(r.seconds for r in reports)
     err(f"applied stack {plan.postfix} to {box.context}/{plan.namespace} in {total:.1f} s ({len(reports)} steps); bundle kept in {folder}/")

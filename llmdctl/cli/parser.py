@@ -121,6 +121,8 @@ def _apply(p):
     p.add_argument("--create-namespace", action="store_true", help="Create the namespace when it does not exist (the HF token Secret still has to be created).")
     p.add_argument("--dry-run", action="store_true", help="Print the files and every command, run nothing, write nothing.")
     p.add_argument("--sync", action="store_true", help="Use `helmfile sync` (always a new revision) instead of `helmfile apply` (only what changed; needs helm-diff).")
+    p.add_argument("--recover", action="store_true",
+                   help="Clear releases a cut-off helm run left pending-* (uninstall a never-finished install, roll back an upgrade), then apply. Only when no other helm run works on the stack.")
     p.add_argument("--wait", action="store_true", help="After applying, wait until `llmdctl verify` passes.")
     _timeout(p, "With --wait")
     _yes(p)

@@ -285,18 +285,32 @@ def secret_exists(box: Toolbox, namespace: str, secret: str) -> bool:
     return bool(out.strip())
 
 
-def refuse_stuck_releases(state: StackState, namespace: str) -> None:
-    """A pending-* release holds Helm's lock: every helm run on it fails with "another operation is
-    in progress" until it is rolled back (or, never deployed, uninstalled). Say so before running."""
-    stuck = {name: rel.get("status") for name, rel in state.releases.items() if str(rel.get("status", "")).startswith("pending-")}
+def stuck_releases(state: StackState) -> dict[str, str]:
+    """Releases a cut-off helm run left pending-*: they hold Helm's lock, and every helm run on them
+    fails with "another operation is in progress" until they are rolled back or uninstalled."""
+    return {name: str(rel.get("status")) for name, rel in state.releases.items() if str(rel.get("status", "")).startswith("pending-")}
+
+
+def recover_steps(namespace: str, stuck: dict[str, str]) -> list[Command]:
+    """A pending-install never finished, so uninstalling it loses nothing; a pending-upgrade or
+    pending-rollback goes back to the revision before it, which helm kept."""
+    return [Command("helm", ("uninstall", name, "--namespace", namespace, "--wait") if status == "pending-install"
+                    else ("rollback", name, "--namespace", namespace, "--wait"), f"recover {name} ({status})")
+            for name, status in stuck.items()]
+
+
+def refuse_stuck_releases(state: StackState, namespace: str, recover: str | None = None) -> None:
+    """Say so before running anything: a plain apply must not take over a lock another helm run
+    may still hold. ``--recover`` (the user's word that none is running) clears it."""
+    stuck = stuck_releases(state)
     if not stuck:
         return
-    fixes = [f"helm uninstall {name} --namespace {namespace}" if status == "pending-install" else f"helm rollback {name} --namespace {namespace}"
-             for name, status in stuck.items()]
+    fixes = "; ".join(" ".join(("helm",) + c.args[:2]) + f" --namespace {namespace}" for c in recover_steps(namespace, stuck))
     raise LlmdctlError(
         "nothing was applied: " + ", ".join(f"{n} is {s}" for n, s in stuck.items())
         + " (a helm run was cut off and still holds the release lock)",
-        hint="clear it with: " + "; ".join(fixes) + " (a pending-install never finished, so uninstalling loses nothing), then run apply again",
+        hint=(f"if no other helm or llmdctl run is working on this stack, run: {recover}  (it does: {fixes})" if recover
+              else f"clear it with: {fixes}") + "; a pending-install never finished, so uninstalling it loses nothing",
     )
 
 
@@ -360,6 +374,8 @@ def apply_stack(
     create_namespace: bool,
     resume: str,
     cleanup: str,
+    recover: bool = False,
+    recover_command: str | None = None,
 ) -> list[StepReport]:
     """Preflight (tools, namespace, Secret, current releases), summary and confirmation, then the
     bundle is written to ``folder`` and the steps run. Nothing is written or run before the yes."""
@@ -377,7 +393,9 @@ def apply_stack(
             hint=f"pass --create-namespace, or: kubectl create namespace {ns} && {hf_secret_command(ns, plan.hf_secret)}",
         )
     state = observe(box, ns, plan.postfix)
-    refuse_stuck_releases(state, ns)
+    stuck = stuck_releases(state) if recover else {}
+    if not recover:
+        refuse_stuck_releases(state, ns, recover=recover_command)
     resync = set(name for name, rel in state.releases.items() if rel.get("status") == "failed")
     drift = [] if sync or plan.names["ms"] not in state.releases else live_drift(plan, box.query(deployments_query(plan)))
     if drift:
@@ -392,6 +410,12 @@ def apply_stack(
     if not yes and not ui.confirm(f"Apply stack {plan.postfix} to {box.context}/{ns}?"):
         raise LlmdctlError("not applied (declined)", hint="nothing was written or run")
     write_bundle(files, folder)
+    if stuck:
+        ui.say("recovering: " + ", ".join(f"{n} is {st}" for n, st in stuck.items()))
+        run_steps(box, recover_steps(ns, stuck), say=ui.say, resume=resume, cleanup=cleanup)
+        state = observe(box, ns, plan.postfix)
+        refuse_stuck_releases(state, ns)
+        resync = {name for name, rel in state.releases.items() if rel.get("status") == "failed"} | (resync & set(state.releases))
     for name in sorted(resync):
         if state.releases[name].get("status") == "failed":
             ui.say(f"note: {name} is failed (revision {state.releases[name].get('revision')}): it is synced, because helmfile apply "

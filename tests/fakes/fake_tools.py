@@ -109,6 +109,17 @@ def helm(args: list[str], state: dict) -> None:
         assert output == "json", args
         print(json.dumps(rows))
         return
+    if args and args[0] == "rollback":
+        name = args[1]
+        ns = take(args, "--namespace", "-n")
+        nstate = ns_state(state, ctx, ns)
+        if not nstate or name not in nstate["releases"]:
+            die(f"Error: release: not found")
+        rel = nstate["releases"][name]
+        rel.update(status="deployed", revision=str(int(rel["revision"]) + 1))
+        save(state)
+        print("Rollback was a success! Happy Helming!")
+        return
     if args and args[0] == "uninstall":
         name = args[1]
         ns = take(args, "--namespace", "-n")
