@@ -605,6 +605,9 @@ def test_doctor_checks_the_crds_the_rendered_charts_need(cli, kube_api, fake_clu
     assert "gatewayparameters.gateway.kgateway.dev" in provider_crds(plan_for(environments=["kgateway"], llmd_version="v0.4.0"))
     gke = provider_crds(plan_for(environments=["gke"]))
     assert "healthcheckpolicies.networking.gke.io" in gke and "servicemonitors.monitoring.coreos.com" not in gke
+    # inferencepool v1.4.0 (epplib _gke.yaml) scrapes the EPP with a Google Managed Prometheus PodMonitoring on gke
+    assert "podmonitorings.monitoring.googleapis.com" in gke
+    assert "podmonitorings.monitoring.googleapis.com" not in provider_crds(plan_for(environments=["gke", "no-monitoring"]))
 
 
 def test_doctor_counts_free_gpus_not_allocatable(cli, kube_api, fake_cluster, monkeypatch):

@@ -625,6 +625,8 @@ def provider_crds(plan: Plan) -> list[str]:
         crds.append(MONITORING_CRDS[1])  # modelservice: a PodMonitor per role
     if provider == "gke":  # inferencepool templates/gke.yaml
         crds += ["healthcheckpolicies.networking.gke.io", "gcpbackendpolicies.networking.gke.io"]
+        if prometheus.get("enabled") and (prometheus.get("auth") or {}).get("enabled", True):
+            crds.append("podmonitorings.monitoring.googleapis.com")  # Google Managed Prometheus scrapes the EPP
     infra_gateway = plan.release("infra").values.get("gateway") or {}
     if plan.release_info.dialect["infraProviderKey"] and infra_gateway.get("provider") in ("kgateway", "agentgateway"):
         crds.append("agentgatewayparameters.agentgateway.dev")  # llm-d-infra v1.4.0 renders AgentgatewayParameters
