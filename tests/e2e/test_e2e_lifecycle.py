@@ -323,3 +323,41 @@ def test_plain_helmfile_apply_works_in_a_rendered_bundle(e2e, tmp_path):
 def test_diff_without_helm_diff_names_the_plugin(e2e):
     r = e2e.llmdctl("diff", "-n", "llm-d-pd")
     assert r.code != 0 and "helm plugin install https://github.com/databus23/helm-diff" in r.err, r
+
+
+def test_charts_pull_from_a_mirror_then_apply_from_the_folder(e2e, tmp_path):
+    """`llmdctl charts pull` with real helm from a chart repository on loopback (a private mirror),
+    then the reference stack deployed from the folder: no registry is contacted at apply time."""
+    import functools
+    import http.server
+    import subprocess
+    import threading
+
+    cp, ns = e2e.cp, "llm-d-mirror"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for chart in ("llm-d-infra", "inferencepool", "llm-d-modelservice"):
+        proc = e2e.helm("package", str(CHARTS / chart), "--destination", str(repo))
+        assert proc.returncode == 0, proc.stderr
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(repo)))
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    assert e2e.helm("repo", "index", str(repo), "--url", url).returncode == 0
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        pulled = tmp_path / "pulled"
+        r = e2e.llmdctl("charts", "pull", str(pulled), "--chart-repo", url, "-o", "json")
+        assert r.code == 0, r
+        assert [(x["name"], x["action"]) for x in r.json()] == [("llm-d-infra", "pulled"), ("inferencepool", "pulled"), ("llm-d-modelservice", "pulled")]
+        r = e2e.llmdctl("charts", "pull", str(pulled), "--chart-repo", url, "-o", "json")
+        assert [x["action"] for x in r.json()] == ["present"] * 3
+    finally:
+        server.shutdown()
+    assert sorted(p.name for p in pulled.iterdir()) == ["inferencepool-v1.4.0.tgz", "llm-d-infra-v1.4.0.tgz", "llm-d-modelservice-v0.4.9.tgz"]
+    cp.namespace(ns)
+    small = ("--prefill", "1xTP1", "--decode", "1xTP1")
+    r = e2e.llmdctl("apply", "-y", "-n", ns, *small, "--charts", str(pulled), "--wait", "--timeout", "3m", charts=False, timeout=400)
+    assert r.code == 0, r
+    assert e2e.releases(ns) == {"infra-pd": "deployed", "gaie-pd": "deployed", "ms-pd": "deployed"}
+    assert_pods_match_plan(e2e, plan_of(namespace=ns, prefill="1xTP1", decode="1xTP1", charts=str(pulled)))
+    assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
+    e2e.wait_for("llm-d-mirror to be empty", lambda: names_in(e2e, ns) == USER_OWNED, timeout=90)
