@@ -34,7 +34,7 @@ from ..inputs.charts import resolve_charts
 from ..inputs.spec import RoleLayout, Spec, input_name, parse_layout
 from ..plan.stack import ROLES, LayerInfo, Plan, ReleasePlan, RolePlan
 from .names import RELEASE_KEYS, check_names, check_secret_name, stack_names
-from .rules import RULES
+from .rules import RULES, check_rule_catalog
 
 
 
@@ -442,7 +442,7 @@ def evaluate(plan: Plan, catalog: Catalog | None = None) -> Plan:
     into the ms values like any layer. Then the checks run on the fixed plan. Any error refuses
     with every finding attached.
     """
-    about = (catalog or default_catalog()).rules
+    about = check_rule_catalog((catalog or default_catalog()).rules)
     findings: list[Finding] = []
     for r in (r for r in RULES if r.severity == "fix"):
         fixes = r.fixes(plan, about[r.id])

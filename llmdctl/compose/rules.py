@@ -47,12 +47,19 @@ def rule(id: str, severity: str):
     return register
 
 
-def describe(catalog_rules: dict) -> list[dict]:
-    """Every registered rule with its catalog entry (title, why, source); both sides must match."""
+def check_rule_catalog(catalog_rules: dict) -> dict:
+    """guides/rules.yaml must describe exactly the registered rules (a catalog edited or replaced
+    through LLMDCTL_CATALOG is told what is missing, not met with a KeyError)."""
     missing = [r.id for r in RULES if r.id not in catalog_rules]
     extra = sorted(set(catalog_rules) - {r.id for r in RULES})
     if missing or extra:
         raise CatalogError(f"guides/rules.yaml and the rule code disagree: no entry for {missing or 'none'}, no code for {extra or 'none'}")
+    return catalog_rules
+
+
+def describe(catalog_rules: dict) -> list[dict]:
+    """Every registered rule with its catalog entry (title, why, source); both sides must match."""
+    check_rule_catalog(catalog_rules)
     out = []
     for r in RULES:
         about = catalog_rules[r.id]

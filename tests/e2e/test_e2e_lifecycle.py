@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import CHARTS, measured
+from .harness import CHARTS, measured
 from llmdctl.compose.compose import plan_stack
 from llmdctl.inputs.spec import build_spec
 
@@ -330,7 +330,6 @@ def test_charts_pull_from_a_mirror_then_apply_from_the_folder(e2e, tmp_path):
     then the reference stack deployed from the folder: no registry is contacted at apply time."""
     import functools
     import http.server
-    import subprocess
     import threading
 
     cp, ns = e2e.cp, "llm-d-mirror"
