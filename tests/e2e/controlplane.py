@@ -264,6 +264,61 @@ class ControlPlane:
         self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
 
 
+class SlowAdmission:
+    """A validating admission webhook on loopback that holds every Deployment create in one
+    namespace for ``seconds`` before allowing it: a slow API server, so a signal reliably lands
+    while helm is in the middle of an install (without it the install is over in milliseconds)."""
+
+    def __init__(self, cp: ControlPlane, namespace: str, seconds: float):
+        self.cp, self.namespace, self.seconds = cp, namespace, seconds
+        self.name = f"llmdctl-e2e-slow-{namespace}"
+
+    def __enter__(self) -> "SlowAdmission":
+        import base64
+        import http.server
+        import threading
+
+        delay = self.seconds
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the http.server API
+                review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                time.sleep(delay)
+                body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                                   "response": {"uid": review["request"]["uid"], "allowed": True}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        pki = self.cp.work / "pki"
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(pki / "apiserver.crt"), str(pki / "apiserver.key"))  # its SAN is 127.0.0.1
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        port = self.server.server_address[1]
+        self.cp.apply_objects([{
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration", "metadata": {"name": self.name},
+            "webhooks": [{
+                "name": "slow.e2e.llmdctl.dev", "admissionReviewVersions": ["v1"], "sideEffects": "None", "failurePolicy": "Ignore",
+                "timeoutSeconds": int(self.seconds) + 5,
+                "clientConfig": {"url": f"https://127.0.0.1:{port}/", "caBundle": base64.b64encode((pki / "ca.crt").read_bytes()).decode()},
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": self.namespace}},
+                "rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["deployments"]}],
+            }],
+        }])
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cp.kubectl("delete", "validatingwebhookconfiguration", self.name, "--ignore-not-found")
+        self.server.shutdown()
+
+
 def start_gateway_standin(cp: ControlPlane, *controllers: str) -> subprocess.Popen:
     log = open(cp.logs / "gateway-standin.log", "ab")
     proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "gateway_standin.py"), str(cp.kubeconfig), *controllers],

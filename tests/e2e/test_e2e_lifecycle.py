@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from .controlplane import SlowAdmission
 from .harness import CHARTS, measured
 from llmdctl.compose.compose import plan_stack
 from llmdctl.inputs.spec import build_spec
@@ -241,17 +242,20 @@ def test_a_missing_hf_secret_is_diagnosed(e2e):
 
 
 def _interrupt_during_ms(e2e, ns: str, args: tuple[str, ...], sig: int) -> str:
-    """Start apply, wait until helm has written ms-pd's first release record, then send ``sig``
-    to llmdctl's whole process group (as a terminal's Ctrl-C or a killed CI job would)."""
-    proc = e2e.popen("apply", "-y", "-n", ns, *args)
-    try:
-        e2e.wait_for("helm to start installing ms-pd", lambda: "ms-pd" in e2e.releases(ns), timeout=120, interval=0.1)
-        import os
-        os.killpg(proc.pid, sig)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    """Start apply, wait until helm has written ms-pd's first release record (its Deployment
+    creates are held by a slow admission webhook), then send ``sig`` to llmdctl's whole process
+    group, as a terminal's Ctrl-C or a killed CI job would."""
+    import os
+
+    with SlowAdmission(e2e.cp, ns, seconds=4):
+        proc = e2e.popen("apply", "-y", "-n", ns, *args)
+        try:
+            e2e.wait_for("helm to start installing ms-pd", lambda: e2e.releases(ns).get("ms-pd") == "pending-install", timeout=120, interval=0.2)
+            os.killpg(proc.pid, sig)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     return err
 
 
@@ -261,9 +265,11 @@ def test_sigint_in_the_middle_of_apply_then_apply_again_converges(e2e):
     err = _interrupt_during_ms(e2e, ns, small, signal.SIGINT)
     assert "interrupted" in err.lower(), err
     state = e2e.releases(ns)
-    assert state.get("ms-pd") in ("failed", "pending-install", "deployed"), state
-    r = e2e.llmdctl("apply", "-y", "-n", ns, *small, "--wait", "--timeout", "3m", *(("--recover",) if state["ms-pd"].startswith("pending") else ()), timeout=400)
+    measured(f"SIGINT during helm install of ms-pd left: {state}")
+    assert state["ms-pd"] == "failed", state  # helm records the cancelled install
+    r = e2e.llmdctl("apply", "-y", "-n", ns, *small, "--wait", "--timeout", "3m", timeout=400)
     assert r.code == 0, r
+    assert "ms-pd is failed" in r.err, r.err  # synced, not skipped as unchanged
     assert e2e.releases(ns) == {"infra-pd": "deployed", "gaie-pd": "deployed", "ms-pd": "deployed"}
     assert_pods_match_plan(e2e, plan_of(namespace=ns, prefill="1xTP1", decode="1xTP1", charts=str(CHARTS)))
     assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
@@ -276,10 +282,11 @@ def test_sigkill_in_the_middle_of_apply_then_apply_recovers(e2e):
     e2e.cp.namespace(ns)
     _interrupt_during_ms(e2e, ns, small, signal.SIGKILL)
     state = e2e.releases(ns)
-    if state.get("ms-pd") == "pending-install":
-        r = e2e.llmdctl("apply", "-y", "-n", ns, *small)
-        assert r.code == 1 and "ms-pd is pending-install" in r.err and "--recover" in r.err, r
-        assert e2e.releases(ns)["ms-pd"] == "pending-install"  # refused: nothing was run
+    measured(f"SIGKILL during helm install of ms-pd left: {state}")
+    assert state["ms-pd"] == "pending-install", state
+    r = e2e.llmdctl("apply", "-y", "-n", ns, *small)
+    assert r.code == 1 and "ms-pd is pending-install" in r.err and "--recover" in r.err, r
+    assert e2e.releases(ns)["ms-pd"] == "pending-install"  # refused: nothing was run
     r = e2e.llmdctl("apply", "-y", "--recover", "-n", ns, *small, "--wait", "--timeout", "3m", timeout=400)
     assert r.code == 0, r
     assert e2e.releases(ns) == {"infra-pd": "deployed", "gaie-pd": "deployed", "ms-pd": "deployed"}
