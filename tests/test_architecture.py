@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "llmdctl"
-ORDER = ["base", "inputs", "catalog", "plan", "compose", "effects", "cli"]
+ORDER = ["base", "inputs", "catalog", "plan", "compose", "sizing", "effects", "cli"]
 
 
 def _modules() -> dict[str, ast.Module]:

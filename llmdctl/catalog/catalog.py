@@ -21,6 +21,10 @@ from ..base.yamlio import Document, load_text
 LAYER_FOLDERS = {"hardware": "profiles", "overlay": "profiles", "gateway": "gateways", "guide": "guides"}
 
 
+# files under guides/ that hold catalog data, not a guide layer
+DATA_FILES = ("versions", "environments", "models", "rules", "planner")
+
+
 class Layer(NamedTuple):
     """One catalog file, with its ``extends`` chain already folded in (base first)."""
 
@@ -111,7 +115,7 @@ class Catalog:
         files: dict[str, str] = {}
         for folder in ("profiles", "gateways", "guides"):
             for name, rel in self._files(folder).items():
-                if name in ("versions", "environments", "models", "rules"):
+                if folder == "guides" and name in DATA_FILES:
                     continue
                 if name in files:
                     raise CatalogError(f"layer name '{name}' is defined twice: {files[name]} and {rel}")
@@ -201,6 +205,11 @@ class Catalog:
     def models(self) -> dict:
         """Model-volume sizing rules and the known-model table (guides/models.yaml)."""
         return self._load("guides/models.yaml", "models.schema.json").data
+
+    @property
+    def planner(self) -> dict:
+        """Accelerators, networks, priors and model architectures for `llmdctl plan` (guides/planner.yaml)."""
+        return self._load("guides/planner.yaml", "planner.schema.json").data
 
     @property
     def rules(self) -> dict:

@@ -30,6 +30,7 @@ def _run(argv: list[str]) -> int:
     if args.version:
         sys.stdout.write(f"llmdctl {__version__}\n")
         return 0
+    args.argv = [a for a in argv if a != "--debug"]  # what the user typed, for commands that record it
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)

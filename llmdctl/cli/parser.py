@@ -186,6 +186,35 @@ def _charts(p):
         a.set_defaults(handler=handler, parser=a)
 
 
+def _plan(p):
+    g = p.add_argument_group("hardware (from the -e profile unless given)")
+    g.add_argument("-e", "--environment", action="append", metavar="NAME", help="Hardware profile (llmdctl profiles). Default: nvidia-ib.")
+    g.add_argument("--gpu", help="Accelerator: H100, H200, B200, GB200, GH200, MI300X, MI355X. Default: the profile's.")
+    g.add_argument("--network", help="KV path between prefill and decode: ib, roce, tcp, cuda-ipc. Default: the profile's.")
+    g.add_argument("--gpus", type=int, metavar="N", help="GPU budget. Default: one node without a load target, else eight nodes.")
+    g.add_argument("--gpus-per-node", type=int, metavar="N", help="GPUs per node (the largest TP). Default: the profile's.")
+    m = p.add_argument_group("model (a known name, or its architecture; flags override a known model's facts)")
+    m.add_argument("--model", help="Hugging Face id. Default: the profile's model.")
+    for flag, kind, what in (("--params", float, "total parameters, billions"), ("--active-params", float, "active parameters per token (MoE), billions"),
+                             ("--layers", int, "transformer layers"), ("--hidden", int, "hidden size"), ("--heads", int, "attention heads"),
+                             ("--kv-heads", int, "KV heads"), ("--head-dim", int, "head dimension"), ("--experts", int, "routed experts (MoE)"),
+                             ("--top-k", int, "experts per token (MoE)")):
+        m.add_argument(flag, type=kind, metavar="N", help=what.capitalize() + ".")
+    m.add_argument("--dtype", choices=("bf16", "fp16", "fp8", "int8", "fp4", "int4"), help="Weight dtype as served.")
+    m.add_argument("--kv-dtype", choices=("bf16", "fp16", "fp8"), help="KV cache dtype. Default: bf16 (or the model's).")
+    w = p.add_argument_group("workload and targets")
+    w.add_argument("--isl", type=int, required=True, metavar="TOKENS", help="Mean input tokens per request.")
+    w.add_argument("--osl", type=int, required=True, metavar="TOKENS", help="Mean output tokens per request.")
+    w.add_argument("--prefix-hit", type=float, metavar="FRACTION", help="Share of each prompt already in the prefix cache (0-1).")
+    w.add_argument("--rate", type=float, metavar="REQ/S", help="Target request rate (or --concurrency; neither: the most requests/s the budget serves).")
+    w.add_argument("--concurrency", type=float, metavar="N", help="Target requests in flight, converted with Little's law.")
+    w.add_argument("--ttft", metavar="DURATION", help="Mean time-to-first-token SLA, e.g. 2s or 800ms.")
+    w.add_argument("--tpot", metavar="DURATION", help="Mean time-per-output-token SLA, e.g. 50ms.")
+    w.add_argument("--engine", choices=("vllm", "sglang"), default="vllm", help="Serving engine (SGLang pairs equal TPs). Default: vllm.")
+    p.add_argument("-o", "--output", choices=("text", "json", "spec"), default="text",
+                   help="text, json, or spec: a spec file that `llmdctl render|apply -f` take unchanged.")
+
+
 def _listing(p):
     add_output(p, "text", "json", "yaml")
 
@@ -259,6 +288,15 @@ COMMANDS = [
      "nothing is fetched at apply time, and plain `helmfile apply` works in the bundle too. A pinned\n"
      "version the folder lacks is refused, never replaced by another.",
      ("llmdctl charts pull ./llmd-charts", "llmdctl apply --charts ./llmd-charts -y", "llmdctl charts list ./llmd-charts -o json"), _charts),
+    ("plan", "sizing:plan", "Choose the xPyD layout (or aggregated) from model, hardware, ISL/OSL and SLAs, with ranges.",
+     "A roofline model of prefill and decode per TP, under pessimistic, middle and optimistic priors, sizes\n"
+     "prefill and decode pools the way AIConfigurator rate-matches them and compares them with aggregated\n"
+     "serving on the same budget. P/D is recommended only when it still wins at the pessimistic end, the\n"
+     "KV path is RDMA and prompts are long; otherwise aggregated, with the reason. Every figure is a\n"
+     "low - mid - high range; SLAs are means. Nothing touches a cluster.",
+     ("llmdctl plan -e nvidia-ib --model openai/gpt-oss-120b --gpus 16 --isl 5000 --osl 250 --rate 45",
+      "llmdctl plan --model meta-llama/Llama-3.1-8B-Instruct --isl 1000 --osl 200 --rate 20 -o json",
+      "llmdctl plan --isl 8000 --osl 500 --rate 10 --ttft 2s --tpot 40ms -o spec > plan.yaml && llmdctl apply -f plan.yaml"), _plan),
     ("profiles", "catalog:list_layers", "List hardware profiles and overlays, or show one with `show NAME`.", "",
      ("llmdctl profiles -o json", "llmdctl profiles show gh200-timeslice"), _layers("profiles", "llmdctl profiles show gh200-timeslice")),
     ("gateways", "catalog:list_layers", "List gateway providers, or show one with `show NAME`.", "",

@@ -1,0 +1,99 @@
+"""``llmdctl plan``: a layout from model, hardware, workload and SLAs; text, JSON or a spec file."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+from ..base.errors import InputError
+from ..base.yamlio import dump
+from ..catalog.catalog import default_catalog
+from ..inputs.spec import parse_duration
+from ..sizing.planner import recommend, request_from
+from .common import emit, out
+
+
+def plan(args: argparse.Namespace) -> int:
+    catalog = default_catalog()
+    if args.rate is not None and args.concurrency is not None:
+        raise InputError("give --rate or --concurrency, not both", hint="--rate is requests/s; --concurrency is requests in flight")
+    req = request_from(
+        catalog, environments=args.environment, gpu=args.gpu, network=args.network, model=args.model,
+        explicit={"paramsB": args.params, "activeParamsB": args.active_params, "layers": args.layers, "hidden": args.hidden,
+                  "heads": args.heads, "kvHeads": args.kv_heads, "headDim": args.head_dim, "dtype": args.dtype, "kvDtype": args.kv_dtype,
+                  "experts": args.experts, "topK": args.top_k},
+        isl=args.isl, osl=args.osl, prefix_hit=args.prefix_hit, gpus=args.gpus, gpus_per_node=args.gpus_per_node,
+        rate=args.rate, concurrency=args.concurrency,
+        ttft=parse_duration(args.ttft, "--ttft") if args.ttft else None, tpot=parse_duration(args.tpot, "--tpot") if args.tpot else None,
+        engine=args.engine,
+    )
+    result = recommend(catalog, req)
+    typed = args.argv[args.argv.index("plan") + 1:]
+    for flag in ("-o", "--output"):  # the plan, not how it was printed
+        while flag in typed and typed.index(flag) + 1 < len(typed):
+            i = typed.index(flag)
+            del typed[i:i + 2]
+    typed = [a for a in typed if not a.startswith(("-o=", "--output="))]
+    command = shlex.join(["llmdctl", "plan", *typed])
+    result["command"] = command
+    if args.output == "spec":
+        out(spec_text(result, req.profile, command))
+    elif args.output == "json":
+        emit(result, "json")
+    else:
+        out(text(result))
+    return 0
+
+
+def spec_text(result: dict, profile: str, command: str) -> str:
+    rec = result["recommendation"]
+    spec = {"apiVersion": "llmdctl/v1", "kind": "Stack", "environments": [profile], "model": result["inputs"]["model"],
+            "prefill": rec["prefill"], "decode": rec["decode"], "plannedBy": command}
+    if rec["mode"] == "aggregated":
+        spec["guide"] = "inference-scheduling"
+    head = (f"# llmdctl plan: {rec['summary']}\n# {command}\n"
+            "# render or apply it unchanged: llmdctl apply -f <this file>\n")
+    return head + dump(spec)
+
+
+def _r(rng: dict, unit: str = "", digits: int = 1) -> str:
+    vals = [rng[k] for k in ("pessimistic", "expected", "optimistic")]
+    return " - ".join("saturated" if v is None else f"{v:.{digits}f}" for v in vals) + unit
+
+
+def text(result: dict) -> str:
+    rec, p = result["recommendation"], result["predicted"]
+    lines = [f"recommended: {rec['summary']}"]
+    lines += [f"  why: {w}" for w in result["why"]]
+    lines.append(f"predicted at {p['requestRate']:.3g} req/s (pessimistic - expected - optimistic priors):")
+    lines += _figure_lines(p)
+    alt = result.get("alternative")
+    if alt:
+        lines.append(f"alternative: {alt['summary']}")
+        lines += _figure_lines(alt["predicted"])
+    lines.append("most sensitive to: " + ", ".join(s["parameter"] for s in result["sensitive"]))
+    lines.append("assumptions:")
+    lines += [f"  - {a}" for a in result["assumptions"]]
+    if result["warnings"]:
+        lines.append("warnings:")
+        lines += [f"  - {w}" for w in result["warnings"]]
+    v = result["validation"]
+    lines.append("validate after apply:")
+    lines.append(f"  {v['command']}")
+    lines += [f"  pass if {c}" for c in v["passIf"]]
+    lines.append(f"  {v['compareWith']}")
+    lines.append("deploy it: llmdctl plan ... -o spec > plan.yaml && llmdctl apply -f plan.yaml")
+    return "\n".join(lines) + "\n"
+
+
+def _figure_lines(p: dict) -> list[str]:
+    lines = [f"  capacity          {_r(p['capacity'], ' req/s', 2)}",
+             f"  output tokens/s   {_r(p['outputTokensPerSecond'], '', 0)}",
+             f"  TTFT (mean)       {_r(p['ttftMs'], ' ms', 0)}",
+             f"  TPOT (mean)       {_r(p['tpotMs'], ' ms', 1)}",
+             f"  decode batch      {_r(p['decodeBatch'], ' per instance', 0)}",
+             f"  prefill busy      {_r(p['prefillUtilization'], '', 2)}"]
+    if "kvTransferMs" in p:
+        lines.append(f"  KV transfer       {_r(p['kvTransferMs'], ' ms per request', 1)}")
+        lines.append(f"  peak prefill      {p['peakPrefillThroughput']} tokens/s per prefill worker (the router's peakPrefillThroughput from v0.7)")
+    return lines

@@ -1,0 +1,1 @@
+"""Sizing: the planner that picks a layout (llmdctl plan)."""

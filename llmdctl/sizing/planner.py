@@ -1,0 +1,419 @@
+"""``llmdctl plan``: choose prefill/decode (xPyD) replicas and TP, or aggregated serving, from the
+model, the hardware profile, the workload and the SLAs, with every figure as a low-mid-high range.
+
+Method: per-role roofline curves (``model.py``) under pessimistic, middle and optimistic priors;
+throughput-balanced xPyD sizing with AIConfigurator's haircuts; the aggregated baseline on the same
+budget; P/D is recommended only when it still wins at the pessimistic end, the KV path is RDMA and
+the workload has long prompts. Everything is arithmetic: no cluster, no network, well under a second.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from ..base.errors import InputError, suggest
+from ..catalog.catalog import Catalog
+from .model import TP_DEGREES, Estimate, Gpu, ModelFacts, Scenario, Workload, aggregated, disagg, fits, prefill_throughput
+
+SCENARIOS = ("low", "mid", "high")
+MAX_WORKERS = 32
+
+
+class Request(NamedTuple):
+    """What the user asked for, resolved against the catalog."""
+
+    profile: str
+    gpu: Gpu
+    network: str
+    model: ModelFacts
+    workload: Workload
+    gpus: int | None  # budget
+    gpus_per_node: int
+    rate: float | None
+    concurrency: float | None
+    ttft: float | None  # mean, seconds
+    tpot: float | None  # mean, seconds
+    engine: str = "vllm"
+
+
+class Layout(NamedTuple):
+    mode: str  # disaggregated | aggregated
+    prefill: tuple[int, int] | None  # (replicas, TP)
+    decode: tuple[int, int]
+
+    @property
+    def gpus(self) -> int:
+        return (self.prefill[0] * self.prefill[1] if self.prefill else 0) + self.decode[0] * self.decode[1]
+
+    def spec_layout(self) -> dict:
+        return {"prefill": f"{self.prefill[0]}xTP{self.prefill[1]}" if self.prefill else "0",
+                "decode": f"{self.decode[0]}xTP{self.decode[1]}"}
+
+    def __str__(self) -> str:
+        if self.prefill:
+            return f"prefill {self.prefill[0]}xTP{self.prefill[1]} + decode {self.decode[0]}xTP{self.decode[1]} ({self.gpus} GPUs)"
+        return f"aggregated {self.decode[0]}xTP{self.decode[1]} ({self.gpus} GPUs)"
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+
+def model_facts(catalog: Catalog, name: str | None, explicit: dict) -> ModelFacts:
+    """A model from the catalog's architecture table, or from explicit --params/--layers/...
+    (which also override single facts of a known model)."""
+    table = catalog.planner["models"]
+    base: dict = {}
+    if name:
+        key = next((k for k in table if k.lower() == name.lower()), None)
+        if key is None and not explicit.get("params"):
+            raise InputError(f"--model {name}: no architecture for it in the catalog" + suggest(name, list(table)),
+                             hint="give it: --params B --layers L --hidden H --heads N --kv-heads K --head-dim D [--active-params B --experts E --top-k K]")
+        base = dict(table[key]) if key else {}
+    facts = {**base, **{k: v for k, v in explicit.items() if v is not None}}
+    missing = [k for k in ("layers", "hidden", "heads", "kvHeads", "headDim", "paramsB") if not facts.get(k)]
+    if missing:
+        flags = {"layers": "--layers", "hidden": "--hidden", "heads": "--heads", "kvHeads": "--kv-heads", "headDim": "--head-dim", "paramsB": "--params"}
+        raise InputError("the model is not fully described: missing " + ", ".join(flags[k] for k in missing),
+                         hint="name a known model (llmdctl plan --help lists them) or give every architecture flag")
+    if bool(facts.get("experts")) != bool(facts.get("topK")):
+        raise InputError("an MoE model needs both --experts and --top-k")
+    if facts.get("activeParamsB") and facts["activeParamsB"] > facts["paramsB"]:
+        raise InputError(f"--active-params {facts['activeParamsB']}B is more than --params {facts['paramsB']}B")
+    dtype_bytes = {"bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "fp4": 0.5, "int4": 0.5}
+    w_bytes = dtype_bytes[facts["dtype"]] if facts.get("dtype") else facts.get("weightBytes", 2)
+    kv_b = dtype_bytes[facts["kvDtype"]] if facts.get("kvDtype") else facts.get("kvBytes", 2)
+    compute = facts.get("computeDtype") or {2: "bf16", 1: "fp8", 0.5: "fp4"}.get(w_bytes, "bf16")
+    return ModelFacts(
+        name=name or "custom", layers=int(facts["layers"]), full_layers=int(facts.get("fullAttentionLayers", facts["layers"])),
+        window=facts.get("slidingWindow"), hidden=int(facts["hidden"]), heads=int(facts["heads"]), kv_heads=int(facts["kvHeads"]),
+        head_dim=int(facts["headDim"]), params=float(facts["paramsB"]) * 1e9,
+        active=float(facts.get("activeParamsB") or facts["paramsB"]) * 1e9, experts=facts.get("experts"), top_k=facts.get("topK"),
+        weight_bytes=float(w_bytes), kv_bytes=float(kv_b), compute_dtype=compute, mla=bool(facts.get("mla")),
+    )
+
+
+def gpu_facts(catalog: Catalog, name: str) -> Gpu:
+    table = catalog.planner["accelerators"]
+    key = next((k for k in table if k.lower() == name.lower()), None)
+    if key is None:
+        raise InputError(f"--gpu {name}: unknown accelerator" + suggest(name, list(table)), hint=f"known: {', '.join(table)}")
+    g = table[key]
+    return Gpu(key, g["memoryGB"] * 1e9, g["hbmTBps"] * 1e12, {k: v * 1e12 for k, v in g["tflops"].items()}, g["nicGBps"] * 1e9)
+
+
+def scenarios(catalog: Catalog, req: Request) -> dict[str, Scenario]:
+    p = catalog.planner["priors"]
+    net = catalog.planner["networks"][req.network]
+    kind = "moe" if req.model.moe else "dense"
+    out = {}
+    for s in SCENARIOS:
+        out[s] = Scenario(
+            name=s, prefill_mfu=p["prefillMfu"][s], hbm_eff=p["hbmEfficiency"][s], compute_eff=p["computeEfficiency"],
+            layer_us={t: p["layerOverheadUs"][kind][f"tp{t}"] * p["layerOverheadUs"]["spread"][s] for t in TP_DEGREES},
+            cpu_per_layer=p["cpuPerLayerMs"] / 1000.0, net_eff=p["networkEfficiency"][s], link=net["linkGBps"][s] * 1e9,
+            overhead=net["overheadMs"][s] / 1000.0, mem_util=p["memoryUtilization"], runtime_overhead=p["runtimeOverheadGB"] * 1e9,
+            max_batch=p["maxDecodeBatch"],
+        )
+    return out
+
+
+# --- search -------------------------------------------------------------------------------------
+
+
+class Candidate(NamedTuple):
+    layout: Layout
+    mid: Estimate
+    low_ok: bool = False  # also meets the target under the pessimistic priors
+
+
+def _candidate(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dict) -> Candidate:
+    mid = _estimate(req, layout, sc["mid"], prio, offered_rate(req, layout, sc["mid"], prio))
+    low_ok = mid.feasible and _estimate(req, layout, sc["low"], prio, offered_rate(req, layout, sc["low"], prio)).feasible
+    return Candidate(layout, mid, low_ok)
+
+
+def _tps(req: Request, s: Scenario) -> list[int]:
+    """TP degrees a worker can use: at most one node, heads split evenly, weights fit."""
+    return [t for t in TP_DEGREES if t <= req.gpus_per_node and req.model.heads % t == 0 and fits(req.model, req.gpu, t, s)]
+
+
+def _estimate(req: Request, layout: Layout, s: Scenario, prio: dict, rate: float | None) -> Estimate:
+    m, g, wl = req.model, req.gpu, req.workload
+    if layout.prefill:
+        return disagg(m, g, wl, s, prio, layout.prefill[0], layout.prefill[1], layout.decode[0], layout.decode[1], rate, 1,
+                      req.ttft, req.tpot)
+    return aggregated(m, g, wl, s, prio, layout.decode[0], layout.decode[1], rate, req.ttft, req.tpot)
+
+
+def offered_rate(req: Request, layout: Layout, s: Scenario, prio: dict) -> float | None:
+    """The request rate to evaluate at: --rate, or --concurrency through Little's law
+    (rate = concurrency / (TTFT + OSL * TPOT), iterated to a fixed point), or None."""
+    if req.concurrency is None:
+        return req.rate
+    est = _estimate(req, layout, s, prio, None)
+    rate = est.rate
+    for _ in range(6):
+        if not (math.isfinite(est.ttft) and math.isfinite(est.tpot)):
+            return est.capacity * 1.01  # saturated: more than it sustains
+        rate = req.concurrency / (est.ttft + req.workload.osl * est.tpot)
+        est = _estimate(req, layout, s, prio, rate)
+    return rate
+
+
+def _key(c: Candidate, req: Request) -> tuple:
+    """Sort key, best first: meets the target even under pessimistic priors, then under the
+    middle ones; with a target load, fewer GPUs then more headroom; without one, more requests
+    per second then fewer GPUs."""
+    head = (not c.low_ok, not c.mid.feasible)
+    if req.rate is not None or req.concurrency is not None:
+        return head + (c.layout.gpus, -c.mid.capacity, str(c.layout))
+    return head + (-c.mid.capacity, c.layout.gpus, str(c.layout))
+
+
+def _better(a: Candidate | None, b: Candidate, req: Request) -> bool:
+    return a is None or _key(b, req) < _key(a, req)
+
+
+def budget(req: Request) -> int:
+    return req.gpus if req.gpus is not None else (req.gpus_per_node * 8 if (req.rate or req.concurrency) else req.gpus_per_node)
+
+
+def search_disagg(req: Request, sc: dict[str, Scenario], prio: dict) -> Candidate | None:
+    mid, limit = sc["mid"], budget(req)
+    tps = _tps(req, mid)
+    best = None
+    for tp_d in tps:
+        for tp_p in tps:
+            if tp_p > tp_d:
+                continue  # vLLM's NixlConnector needs prefill TP <= decode TP (rule V-15)
+            if req.engine == "sglang" and tp_p != tp_d:
+                continue  # SGLang without wide-EP transfers between equal TPs only
+            for x in range(1, min(MAX_WORKERS, (limit - tp_d) // tp_p) + 1):
+                # decode workers: enough to match this prefill capacity, within the budget
+                for y in range(1, min(MAX_WORKERS, (limit - x * tp_p) // tp_d) + 1):
+                    cand = _candidate(req, Layout("disaggregated", (x, tp_p), (y, tp_d)), sc, prio)
+                    if _better(best, cand, req):
+                        best = cand
+                    if cand.low_ok and (req.rate or req.concurrency):
+                        break  # more decode workers only cost GPUs
+    return best
+
+
+def search_aggregated(req: Request, sc: dict[str, Scenario], prio: dict) -> Candidate | None:
+    mid, limit = sc["mid"], budget(req)
+    best = None
+    for tp in _tps(req, mid):
+        for r in range(1, min(MAX_WORKERS * 2, limit // tp) + 1):
+            cand = _candidate(req, Layout("aggregated", None, (r, tp)), sc, prio)
+            if _better(best, cand, req):
+                best = cand
+            if cand.low_ok and (req.rate or req.concurrency):
+                break
+    return best
+
+
+# --- the recommendation -------------------------------------------------------------------------
+
+
+def ranges(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dict) -> dict[str, Estimate]:
+    """The layout under each scenario, at the same offered rate (the middle scenario's when the
+    load is given as a concurrency; 80% of the middle capacity when no load is given)."""
+    rate = offered_rate(req, layout, sc["mid"], prio)
+    if rate is None:
+        rate = 0.8 * _estimate(req, layout, sc["mid"], prio, None).capacity
+    return {s: _estimate(req, layout, sc[s], prio, rate) for s in SCENARIOS}
+
+
+def _per_gpu(est: Estimate, layout: Layout) -> float:
+    return est.capacity / layout.gpus if layout.gpus else 0.0
+
+
+def sensitivity(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dict) -> list[dict]:
+    """Which single prior moves the layout's capacity (or TTFT) most between its range ends."""
+    mid = sc["mid"]
+    base = _estimate(req, layout, mid, prio, None)
+    knobs = {
+        "prefill MFU": "prefill_mfu", "HBM efficiency": "hbm_eff", "per-layer decode overhead": "layer_us",
+        "KV link bandwidth": "link", "KV transfer fixed cost": "overhead", "network efficiency": "net_eff",
+    }
+    out = []
+    for label, field in knobs.items():
+        spread = []
+        for end in ("low", "high"):
+            s = mid._replace(**{field: getattr(sc[end], field)})
+            est = _estimate(req, layout, s, prio, 0.8 * base.capacity if base.capacity else None)
+            cap = _estimate(req, layout, s, prio, None).capacity
+            spread.append((cap, est.ttft))
+        cap_change = abs(spread[1][0] - spread[0][0]) / base.capacity if base.capacity else 0.0
+        ttfts = [t for _, t in spread if math.isfinite(t)]
+        ttft_change = (max(ttfts) - min(ttfts)) / max(min(ttfts), 1e-9) if len(ttfts) == 2 else math.inf
+        out.append({"parameter": label, "capacityChange": cap_change, "ttftChange": ttft_change})
+    out.sort(key=lambda d: (-(d["capacityChange"] + min(d["ttftChange"], 10.0) / 4), d["parameter"]))
+    return out[:3]
+
+
+def recommend(catalog: Catalog, req: Request) -> dict:
+    """The whole answer as plain data (text, JSON and the spec file are views of it)."""
+    sc = scenarios(catalog, req)
+    prio = {**catalog.planner["priors"]["rateMatch"], "maxUtilization": catalog.planner["priors"]["maxUtilization"]}
+    decision = catalog.planner["decision"]
+    net = catalog.planner["networks"][req.network]
+    if not _tps(req, sc["mid"]):
+        raise InputError(f"{req.model.name} ({req.model.params / 1e9:.0f}B params, {req.model.params * req.model.weight_bytes / 1e9:.0f} GB of weights) "
+                         f"does not fit on {min(req.gpus_per_node, 8)} {req.gpu.name} of one node at any TP",
+                         hint="wide layouts (DP/EP over nodes) are not planned yet; pick a bigger GPU (--gpu) or a quantized model")
+    pd = search_disagg(req, sc, prio)
+    agg = search_aggregated(req, sc, prio)
+    pd_ranges = ranges(req, pd.layout, sc, prio) if pd else None
+    agg_ranges = ranges(req, agg.layout, sc, prio) if agg else None
+
+    reasons, warnings = [], []
+    wl = req.workload
+    if not net["rdma"]:
+        reasons.append(f"the KV path is {req.network} (no RDMA): P/D over TCP is functional only, TTFT can reach tens of seconds")
+    if wl.isl < decision["minIsl"]:
+        reasons.append(f"prompts are short (ISL {wl.isl} < {decision['minIsl']}): prefill is a small share of the work")
+    if wl.isl / max(wl.osl, 1) < decision["minIslOslRatio"]:
+        reasons.append(f"ISL/OSL is {wl.isl / max(wl.osl, 1):.1f} (< {decision['minIslOslRatio']}): decode dominates, separating prefill frees little")
+    gain = None
+    if pd and agg and pd_ranges and agg_ranges:
+        lo_pd, lo_agg = pd_ranges["low"], agg_ranges["low"]
+        pd_pg = _per_gpu(_estimate(req, pd.layout, sc["low"], prio, None), pd.layout)
+        agg_pg = _per_gpu(_estimate(req, agg.layout, sc["low"], prio, None), agg.layout)
+        gain = pd_pg / agg_pg if agg_pg else math.inf
+        if lo_agg.feasible and not lo_pd.feasible:
+            reasons.append(f"at the pessimistic end the P/D layout misses the target ({lo_pd.why}) while aggregated meets it")
+        elif not (lo_pd.feasible and not lo_agg.feasible) and gain < decision["minGain"]:
+            reasons.append(f"at the pessimistic end P/D serves {gain:.2f}x the requests per GPU of aggregated "
+                           f"(needs >= {decision['minGain']}x to be worth a second pool)")
+    elif not pd:
+        reasons.append("no P/D layout fits the budget")
+    use_pd = bool(pd) and not reasons
+    chosen, alt = (pd, agg) if use_pd else (agg, pd)
+    chosen_ranges, alt_ranges = (pd_ranges, agg_ranges) if use_pd else (agg_ranges, pd_ranges)
+    if chosen is None:
+        raise InputError("no layout fits the GPU budget", hint="raise --gpus or pick a bigger GPU")
+    if not chosen_ranges["mid"].feasible:
+        warnings.append(f"even the chosen layout misses the target in the middle of the ranges ({chosen_ranges['mid'].why}): "
+                        "raise --gpus or relax the SLAs")
+    if use_pd:
+        warnings.append("mean TTFT can rise with P/D (every request waits for a KV transfer); measured P/D runs show it, so check it")
+    if not net["rdma"]:
+        warnings.append(f"{req.network} KV transfer is functional only: expect seconds of TTFT on long prompts")
+    if req.model.moe:
+        warnings.append("MoE decode is modelled with uniform expert routing and without expert parallelism (wide-EP is not planned yet)")
+    if req.model.mla:
+        warnings.append("MLA KV is counted as replicated on every TP rank (no attention-DP)")
+    return {
+        "inputs": _inputs(req),
+        "recommendation": {"mode": chosen.layout.mode, **chosen.layout.spec_layout(), "gpus": chosen.layout.gpus, "summary": str(chosen.layout)},
+        "why": reasons if not use_pd else [f"P/D serves {gain:.2f}x the requests per GPU of {alt.layout} at the pessimistic end"
+                                            if gain is not None and math.isfinite(gain) else "aggregated cannot meet the target"],
+        "predicted": _figures(req, chosen.layout, chosen_ranges, sc, prio),
+        "alternative": ({"mode": alt.layout.mode, **alt.layout.spec_layout(), "gpus": alt.layout.gpus, "summary": str(alt.layout),
+                         "predicted": _figures(req, alt.layout, alt_ranges, sc, prio)} if alt else None),
+        "pdGainAtLowEnd": gain if gain is not None and math.isfinite(gain) else None,
+        "sensitive": sensitivity(req, chosen.layout, sc, prio),
+        "assumptions": _assumptions(req, sc),
+        "warnings": warnings,
+        "validation": validation(req, chosen.layout, chosen_ranges),
+    }
+
+
+def _rng(values: list[float], scale: float = 1.0, digits: int = 3) -> dict:
+    """Figures under the pessimistic, expected (middle) and optimistic priors; None where the layout
+    saturates (a queue that never drains has no mean)."""
+    keys = ("pessimistic", "expected", "optimistic")
+    return {k: (round(v * scale, digits) if math.isfinite(v) else None) for k, v in zip(keys, values)}
+
+
+def _figures(req: Request, layout: Layout, r: dict[str, Estimate], sc: dict[str, Scenario], prio: dict) -> dict:
+    ests = [r[s] for s in SCENARIOS]
+    caps = [_estimate(req, layout, sc[s], prio, None).capacity for s in SCENARIOS]
+    served = [min(e.rate, c) for e, c in zip(ests, caps)]
+    out = {
+        "requestRate": round(ests[1].rate, 3),
+        "capacity": _rng(caps, digits=2),
+        "outputTokensPerSecond": _rng([s * req.workload.osl for s in served], digits=0),
+        "ttftMs": _rng([e.ttft for e in ests], 1000, 1),
+        "tpotMs": _rng([e.tpot for e in ests], 1000, 2),
+        "decodeBatch": _rng([e.decode_batch for e in ests], digits=1),
+        "prefillUtilization": _rng([e.prefill_util for e in ests], digits=2),
+        "feasible": {s: r[s].feasible for s in SCENARIOS},
+    }
+    if layout.prefill:
+        out["kvTransferMs"] = _rng([e.kv_transfer for e in ests], 1000, 1)
+        out["peakPrefillThroughput"] = round(prefill_throughput(req.model, req.gpu, layout.prefill[1], req.workload, sc["mid"]))
+    return out
+
+
+def _inputs(req: Request) -> dict:
+    wl = req.workload
+    return {"profile": req.profile, "gpu": req.gpu.name, "network": req.network, "model": req.model.name, "gpuBudget": req.gpus,
+            "gpusPerNode": req.gpus_per_node, "isl": wl.isl, "osl": wl.osl, "prefixHit": wl.prefix_hit, "rate": req.rate,
+            "concurrency": req.concurrency, "ttftMs": req.ttft * 1000 if req.ttft else None, "tpotMs": req.tpot * 1000 if req.tpot else None,
+            "slaStatistic": "mean", "engine": req.engine}
+
+
+def _assumptions(req: Request, sc: dict[str, Scenario]) -> list[str]:
+    lo, mid, hi = sc["low"], sc["mid"], sc["high"]
+    m = req.model
+    return [
+        f"{m.name}: {m.params / 1e9:.1f}B params ({m.active / 1e9:.1f}B active), {m.weight_bytes:g} B/param weights, {m.kv_bytes:g} B KV, compute in {m.compute_dtype}",
+        f"{req.gpu.name}: {req.gpu.memory / 1e9:.0f} GB, {req.gpu.hbm / 1e12:.2f} TB/s, {req.gpu.flops.get(m.compute_dtype, req.gpu.flops['bf16']) / 1e12:.0f} TFLOP/s",
+        f"prefill MFU {lo.prefill_mfu}-{hi.prefill_mfu}, HBM efficiency {lo.hbm_eff}-{hi.hbm_eff}, per-layer decode overhead "
+        f"{hi.layer_us[1]:.0f}-{lo.layer_us[8]:.0f} us",
+        f"KV over {req.network}: {lo.link / 1e9:g}-{hi.link / 1e9:g} GB/s per link at {lo.net_eff}-{hi.net_eff} efficiency, "
+        f"{hi.overhead * 1000:g}-{lo.overhead * 1000:g} ms fixed cost per transfer",
+        "requests arrive as a Poisson process (M/D/1 queue per prefill worker); SLAs are means, not p90",
+        f"weights + KV at {mid.mem_util:.0%} of GPU memory with {mid.runtime_overhead / 1e9:g} GB runtime overhead per GPU",
+        "uncalibrated: about +-35% on throughput and TPOT, x0.5-x2 on loaded TTFT",
+    ]
+
+
+def validation(req: Request, layout: Layout, r: dict[str, Estimate]) -> dict:
+    wl, low = req.workload, r["low"]
+    rate = r["mid"].rate
+    criteria = [f"output tokens/s >= {min(low.rate, low.capacity) * wl.osl:.0f} at {rate:.3g} req/s"]
+    if math.isfinite(low.ttft):
+        criteria.append(f"mean TTFT <= {max(e.ttft for e in r.values() if math.isfinite(e.ttft)) * 1000:.0f} ms")
+    if math.isfinite(low.tpot):
+        criteria.append(f"mean TPOT <= {max(e.tpot for e in r.values() if math.isfinite(e.tpot)) * 1000:.1f} ms")
+    return {
+        "command": (f"vllm bench serve --base-url http://<gateway> --model {req.model.name} --dataset-name random "
+                    f"--random-input-len {wl.isl} --random-output-len {wl.osl} --request-rate {rate:.3g} --num-prompts {max(200, int(rate * 120))}"),
+        "passIf": criteria,
+        "compareWith": "the alternative layout under the same command: P/D should beat it on the metric you sized for",
+    }
+
+
+def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str | None, network: str | None, model: str | None,
+                 explicit: dict, isl: int, osl: int, prefix_hit: float | None, gpus: int | None, gpus_per_node: int | None,
+                 rate: float | None, concurrency: float | None, ttft: float | None, tpot: float | None, engine: str) -> Request:
+    """Inputs to a Request: the hardware profile gives the GPU, network and GPUs per node unless
+    --gpu/--network/--gpus-per-node say otherwise; its default model unless --model."""
+    envs = catalog.resolve_environments(list(environments or ()))
+    hardware = catalog.layer(envs["hardware"])
+    defaults = catalog.planner["profiles"].get(envs["hardware"]) or catalog.planner["profiles"].get(hardware.chain[0]) or {}
+    if not gpu and not defaults:
+        raise InputError(f"-e {envs['hardware']}: the planner knows no GPU for this profile", hint="pass --gpu (e.g. --gpu H100)")
+    networks = catalog.planner["networks"]
+    net = network or defaults.get("network")
+    if net not in networks:
+        raise InputError(f"--network {net}: unknown" + suggest(str(net), list(networks)), hint=f"known: {', '.join(networks)}")
+    for flag, value, lo in (("--isl", isl, 1), ("--osl", osl, 1)):
+        if value is None or value < lo:
+            raise InputError(f"{flag} {value}: give the mean {'input' if flag == '--isl' else 'output'} tokens per request (>= {lo})")
+    if prefix_hit is not None and not 0 <= prefix_hit < 1:
+        raise InputError(f"--prefix-hit {prefix_hit}: a fraction of the prompt, 0 <= x < 1")
+    for flag, value in (("--rate", rate), ("--concurrency", concurrency), ("--gpus", gpus), ("--gpus-per-node", gpus_per_node)):
+        if value is not None and value <= 0:
+            raise InputError(f"{flag} {value}: must be positive")
+    per_node = gpus_per_node or int(hardware.hardware.get("gpusPerNode") or 8)
+    return Request(
+        profile=envs["hardware"], gpu=gpu_facts(catalog, gpu or defaults["gpu"]), network=net,
+        model=model_facts(catalog, model or hardware.defaults.get("model"), explicit),
+        workload=Workload(int(isl), int(osl), float(prefix_hit or 0.0)), gpus=gpus, gpus_per_node=min(per_node, 8),
+        rate=rate, concurrency=concurrency, ttft=ttft, tpot=tpot, engine=engine,
+    )
