@@ -218,6 +218,7 @@ def readme_text(plan: Plan, args: list[str], command: str) -> str:
         gateway=plan.gateway, gateway_provider=plan.gateway_facts["provider"], gateway_class=plan.gateway_facts["className"],
         model_name=plan.model["name"], model_uri=plan.model["uri"], model_size=plan.model["size"],
         layout=", ".join(f"{r.role} {r.replicas} x TP{r.tensor} ({r.gpus_per_pod} {r.accelerator_resource or 'CPU'} per pod)" for r in roles),
+        planned_by=f"; chosen by `{plan.spec.planned_by}`" if plan.spec is not None and plan.spec.planned_by else "",
         kv_path=_kv_path(plan), hf_secret=plan.hf_secret, mermaid=mermaid(plan),
         release_names=", ".join(f"`{plan.names[k]}`" for k in ("infra", "gaie", "ms")),
         gateway_name=plan.names["gateway"], route_name=plan.names["route"], pool_name=plan.names["pool"],

@@ -80,6 +80,7 @@ class Spec(NamedTuple):
     overrides: tuple[Override, ...] = ()
     charts: str | None = None  # absolute path of a local chart folder (--charts)
     chart_repository: str | None = None  # mirror repository for every chart (--chart-repo)
+    planned_by: str | None = None  # the `llmdctl plan` command that chose this layout (spec files it writes)
     spec_file: str | None = None  # as the user typed it
     origin: Mapping[str, str] = MappingProxyType({})  # input name -> where it came from (flag, spec, env, default)
 
@@ -261,6 +262,7 @@ def build_spec(
         overrides=tuple(overrides),
         charts=os.path.abspath(charts_dir) if charts_dir is not None else None,
         chart_repository=check_repository(str(repo), input_name("chartRepository", "--chart-repo", origin, spec_file)) if repo is not None else None,
+        planned_by=str(file["plannedBy"]) if file.get("plannedBy") else None,
         spec_file=spec_file,
         origin=origin,
     )

@@ -66,7 +66,7 @@ def model_facts(catalog: Catalog, name: str | None, explicit: dict) -> ModelFact
     base: dict = {}
     if name:
         key = next((k for k in table if k.lower() == name.lower()), None)
-        if key is None and not explicit.get("params"):
+        if key is None and not explicit.get("paramsB"):
             raise InputError(f"--model {name}: no architecture for it in the catalog" + suggest(name, list(table)),
                              hint="give it: --params B --layers L --hidden H --heads N --kv-heads K --head-dim D [--active-params B --experts E --top-k K]")
         base = dict(table[key]) if key else {}
@@ -340,7 +340,7 @@ def _figures(req: Request, layout: Layout, r: dict[str, Estimate], sc: dict[str,
         "tpotMs": _rng([e.tpot for e in ests], 1000, 2),
         "decodeBatch": _rng([e.decode_batch for e in ests], digits=1),
         "prefillUtilization": _rng([e.prefill_util for e in ests], digits=2),
-        "feasible": {s: r[s].feasible for s in SCENARIOS},
+        "feasible": dict(zip(("pessimistic", "expected", "optimistic"), (r[s].feasible for s in SCENARIOS))),
     }
     if layout.prefill:
         out["kvTransferMs"] = _rng([e.kv_transfer for e in ests], 1000, 1)
