@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from conftest import parse
-from llmdctl.base.errors import InputError
 from llmdctl.effects.charts import missing_dependencies
 from llmdctl.inputs.charts import find_chart, resolve_charts, scan_charts
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from conftest import parse
 from llmdctl.catalog.catalog import default_catalog
 from llmdctl.sizing import model as pm
-from llmdctl.sizing.planner import Request, gpu_facts, model_facts, recommend, request_from, scenarios
+from llmdctl.sizing.planner import Request, gpu_facts, model_facts, recommend, scenarios
 
 CAT = default_catalog()
 

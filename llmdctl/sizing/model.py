@@ -254,7 +254,6 @@ def aggregated(m, gpu, wl, s, prio, r: int, tp: int, rate: float | None, ttft_sl
         return Estimate(0, rate or 0, math.inf, math.inf, 0, 0, 0, False, "the weights do not fit")
     t_pre = prefill_time(m, gpu, tp, wl, s)
     b_cap = max_batch(m, gpu, tp, wl.isl + wl.osl, s)
-    ctx = decode_context(wl)
 
     def tpot_at(lam_i: float) -> tuple[float, float, float]:
         rho = lam_i * t_pre

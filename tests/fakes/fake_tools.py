@@ -114,7 +114,7 @@ def helm(args: list[str], state: dict) -> None:
         ns = take(args, "--namespace", "-n")
         nstate = ns_state(state, ctx, ns)
         if not nstate or name not in nstate["releases"]:
-            die(f"Error: release: not found")
+            die("Error: release: not found")
         rel = nstate["releases"][name]
         rel.update(status="deployed", revision=str(int(rel["revision"]) + 1))
         save(state)
