@@ -211,6 +211,7 @@ def _plan(p):
     w.add_argument("--ttft", metavar="DURATION", help="Mean time-to-first-token SLA, e.g. 2s or 800ms.")
     w.add_argument("--tpot", metavar="DURATION", help="Mean time-per-output-token SLA, e.g. 50ms.")
     w.add_argument("--engine", choices=("vllm", "sglang"), default="vllm", help="Serving engine (SGLang pairs equal TPs). Default: vllm.")
+    w.add_argument("--from-aic", metavar="CSV", help="Take the layout from AIConfigurator's best_config_topn.csv and add the KV-transfer, network and rule checks it lacks.")
     p.add_argument("-o", "--output", choices=("text", "json", "spec"), default="text",
                    help="text, json, or spec: a spec file that `llmdctl render|apply -f` take unchanged.")
 

@@ -9,7 +9,7 @@ from ..base.errors import InputError
 from ..base.yamlio import dump
 from ..catalog.catalog import default_catalog
 from ..inputs.spec import parse_duration
-from ..sizing.planner import recommend, request_from
+from ..sizing.planner import read_aic, recommend, request_from, review_layout
 from .common import emit, out
 
 
@@ -27,7 +27,11 @@ def plan(args: argparse.Namespace) -> int:
         ttft=parse_duration(args.ttft, "--ttft") if args.ttft else None, tpot=parse_duration(args.tpot, "--tpot") if args.tpot else None,
         engine=args.engine,
     )
-    result = recommend(catalog, req)
+    if args.from_aic:
+        layout, row = read_aic(args.from_aic)
+        result = review_layout(catalog, req, layout, row)
+    else:
+        result = recommend(catalog, req)
     typed = args.argv[args.argv.index("plan") + 1:]
     for flag in ("-o", "--output"):  # the plan, not how it was printed
         while flag in typed and typed.index(flag) + 1 < len(typed):
@@ -67,6 +71,11 @@ def text(result: dict) -> str:
     lines += [f"  why: {w}" for w in result["why"]]
     lines.append(f"predicted at {p['requestRate']:.3g} req/s (pessimistic - expected - optimistic priors):")
     lines += _figure_lines(p)
+    aic = result.get("aic")
+    if aic:
+        lines.append("AIConfigurator said: " + ", ".join(f"{k} {v:g}" for k, v in aic.items() if not isinstance(v, dict)))
+        if "ttftWithKvTransferMs" in aic:
+            lines.append(f"  its TTFT plus the KV transfer it does not model: {_r(aic['ttftWithKvTransferMs'], ' ms', 0)}")
     alt = result.get("alternative")
     if alt:
         lines.append(f"alternative: {alt['summary']}")

@@ -360,7 +360,8 @@ def _assumptions(req: Request, sc: dict[str, Scenario]) -> list[str]:
     lo, mid, hi = sc["low"], sc["mid"], sc["high"]
     m = req.model
     return [
-        f"{m.name}: {m.params / 1e9:.1f}B params ({m.active / 1e9:.1f}B active), {m.weight_bytes:g} B/param weights, {m.kv_bytes:g} B KV, compute in {m.compute_dtype}",
+        f"{m.name}: {m.params / 1e9:.1f}B params ({m.active / 1e9:.1f}B active), {m.weight_bytes:g} B/param weights, {m.kv_bytes:g} B KV, "
+        + (f"compute in {m.compute_dtype}" if m.compute_dtype in req.gpu.flops else f"{m.compute_dtype} weights computed in bf16 on {req.gpu.name}"),
         f"{req.gpu.name}: {req.gpu.memory / 1e9:.0f} GB, {req.gpu.hbm / 1e12:.2f} TB/s, {req.gpu.flops.get(m.compute_dtype, req.gpu.flops['bf16']) / 1e12:.0f} TFLOP/s",
         f"prefill MFU {lo.prefill_mfu}-{hi.prefill_mfu}, HBM efficiency {lo.hbm_eff}-{hi.hbm_eff}, per-layer decode overhead "
         f"{hi.layer_us[1]:.0f}-{lo.layer_us[8]:.0f} us",
@@ -417,3 +418,86 @@ def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str |
         workload=Workload(int(isl), int(osl), float(prefix_hit or 0.0)), gpus=gpus, gpus_per_node=min(per_node, 8),
         rate=rate, concurrency=concurrency, ttft=ttft, tpot=tpot, engine=engine,
     )
+
+
+# --- AIConfigurator import ------------------------------------------------------------------------
+
+
+def read_aic(path: str) -> tuple[Layout, dict]:
+    """The top row of AIConfigurator's best_config_topn.csv: (p)workers/(p)tp/(d)workers/(d)tp for a
+    disaggregated row, tp with workers or replicas for an aggregated one."""
+    import csv  # only --from-aic reads CSV
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise InputError(f"--from-aic {path}: {exc.strerror}") from None
+    except csv.Error as exc:
+        raise InputError(f"--from-aic {path}: not a CSV file ({exc})") from None
+    if not rows:
+        raise InputError(f"--from-aic {path}: no configuration rows", hint="pass AIConfigurator's best_config_topn.csv (aiconfigurator cli ... --save-dir)")
+    row = {k.strip(): (v or "").strip() for k, v in rows[0].items() if k}
+
+    def num(key: str) -> int:
+        try:
+            value = int(float(row[key]))
+        except (KeyError, ValueError):
+            raise InputError(f"--from-aic {path}: the first row has no usable '{key}' column",
+                             hint="expected AIConfigurator's columns (p)workers, (p)tp, (d)workers, (d)tp (disaggregated) or tp, workers (aggregated)") from None
+        if value < 1:
+            raise InputError(f"--from-aic {path}: '{key}' is {value}")
+        return value
+
+    if "(p)workers" in row:
+        return Layout("disaggregated", (num("(p)workers"), num("(p)tp")), (num("(d)workers"), num("(d)tp"))), row
+    count = "workers" if "workers" in row else "replicas"
+    return Layout("aggregated", None, (num(count), num("tp"))), row
+
+
+def review_layout(catalog: Catalog, req: Request, layout: Layout, aic: dict) -> dict:
+    """AIConfigurator's pick, checked and extended by what it does not model: the KV transfer on
+    this profile's network, the prefill/decode TP rule, the router's prefill figure, ranges and a
+    validation recipe."""
+    sc = scenarios(catalog, req)
+    prio = {**catalog.planner["priors"]["rateMatch"], "maxUtilization": catalog.planner["priors"]["maxUtilization"]}
+    net = catalog.planner["networks"][req.network]
+    warnings = []
+    if layout.prefill and layout.prefill[1] > layout.decode[1] and req.engine == "vllm":
+        warnings.append(f"prefill TP{layout.prefill[1]} is above decode TP{layout.decode[1]}: vLLM's NixlConnector refuses it (rule V-15); "
+                        "llmdctl render will too")
+    if layout.prefill and not net["rdma"]:
+        warnings.append(f"the KV path is {req.network}: AIConfigurator does not model the transfer; over TCP P/D is functional only")
+    if req.gpus is not None and layout.gpus > req.gpus:
+        warnings.append(f"the layout uses {layout.gpus} GPUs, more than --gpus {req.gpus}")
+    r = ranges(req, layout, sc, prio)
+    figures = _figures(req, layout, r, sc, prio)
+    aic_ttft = _float(aic.get("ttft"))
+    out_aic = {k: _float(aic.get(k)) for k in ("ttft", "tpot", "tokens/s/gpu", "request_rate", "concurrency") if _float(aic.get(k)) is not None}
+    if aic_ttft is not None and layout.prefill:
+        kv = figures["kvTransferMs"]
+        out_aic["ttftWithKvTransferMs"] = {k: (round(aic_ttft + v, 1) if v is not None else None) for k, v in kv.items()}
+        if req.ttft and kv["pessimistic"] is not None and aic_ttft + kv["pessimistic"] > req.ttft * 1000:
+            warnings.append(f"AIConfigurator's TTFT {aic_ttft:.0f} ms plus the pessimistic KV transfer ({kv['pessimistic']:.0f} ms) "
+                            f"exceeds --ttft {req.ttft * 1000:.0f} ms")
+    return {
+        "inputs": {**_inputs(req), "fromAic": True},
+        "recommendation": {"mode": layout.mode, **layout.spec_layout(), "gpus": layout.gpus, "summary": str(layout)},
+        "why": ["the top row of AIConfigurator's best_config_topn.csv, checked against this profile's network and llmdctl's rules"],
+        "aic": out_aic,
+        "predicted": figures,
+        "alternative": None,
+        "pdGainAtLowEnd": None,
+        "sensitive": sensitivity(req, layout, sc, prio),
+        "assumptions": _assumptions(req, sc),
+        "warnings": warnings,
+        "validation": validation(req, layout, r),
+    }
+
+
+def _float(text) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
