@@ -251,3 +251,101 @@ def test_explicit_architecture_and_concurrency(cli):
     data = parse(r.out)
     assert data["inputs"]["concurrency"] == 32 and data["predicted"]["requestRate"] > 0
     assert data["assumptions"][0].startswith("my/model: 8.0B params")
+
+
+# --- calibration and AIConfigurator import ----------------------------------------------------
+
+from llmdctl.sizing import calibration as cal  # noqa: E402
+
+
+def test_prefill_calibration_inverts_the_model():
+    m, h100 = facts("Qwen/Qwen3-32B"), gpu_facts(CAT, "H100")
+    s = scenarios(CAT, request(model="Qwen/Qwen3-32B", gpu="H100", isl=8192, osl=1))["mid"]
+    rate = pm.prefill_throughput(m, h100, 2, pm.Workload(8192, 1), s)
+    assert cal.prefill_efficiency(m, h100, 2, rate, 8192, 0.8e-3) == pytest.approx(s.prefill_mfu[2])  # back to the prior used
+    # llm-d's published 15,928 tokens/s on H100 TP2 (see test_prefill_range_contains_published_calibrations)
+    assert cal.prefill_efficiency(m, h100, 2, 15_928, 8192, 0.8e-3) == pytest.approx(0.663, abs=0.002)
+
+
+def test_decode_calibration_recovers_efficiency_and_overhead():
+    m, h200 = facts("meta-llama/Llama-3.3-70B-Instruct"), gpu_facts(CAT, "H200")
+    s = scenarios(CAT, request())["mid"]._replace(hbm_eff={t: 0.7 for t in pm.TP_DEGREES}, layer_us={t: 60.0 for t in pm.TP_DEGREES})
+    points = [(b, 8000, pm.decode_step(m, h200, 4, b, 8000, s)) for b in (1, 64)]
+    eta, tau = cal.decode_fit(m, h200, 4, points)
+    assert eta == pytest.approx(0.7) and tau == pytest.approx(60e-6)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(peak_prefill=200_000, chunk=8192), "beyond what the roofline allows"),  # 8192 / 2e5 s < 64 layers x 0.8 ms: no GPU time
+    (dict(peak_prefill=40_000, chunk=8192), "above the 85% a prefill reaches"),
+    (dict(decode_points=[(1, 8000, 0.010), (64, 8000, 0.0101)]), "faster than the roofline allows"),
+    (dict(decode_points=[(1, 8000, 0.03)]), "exactly two points"),
+    (dict(), "nothing to calibrate"),
+])
+def test_calibrations_beyond_the_roofline_are_refused_with_the_reason(kwargs, message):
+    from llmdctl.base.errors import InputError
+
+    args = dict(cpu_per_layer=0.8e-3, peak_prefill=None, chunk=None, decode_points=[], link_gbps=None)
+    args.update(kwargs)
+    with pytest.raises(InputError) as exc:
+        cal.calibrate(facts("Qwen/Qwen3-32B"), gpu_facts(CAT, "H100"), 2, **args)
+    assert message in str(exc.value) or message in (exc.value.hint or "")
+
+
+def test_a_calibration_file_narrows_the_ranges(cli, tmp_path):
+    path = tmp_path / "cal.yaml"
+    plan = ("plan", "--model", "Qwen/Qwen3-32B", "--gpu", "H100", "--isl", "8192", "--osl", "256", "--rate", "4", "--gpus", "8", "-o", "json")
+    before = parse(cli(*plan).out)
+    r = cli("plan", "calibrate", "--model", "Qwen/Qwen3-32B", "--gpu", "H100", "--tp", "2", "--peak-prefill", "15928",
+            "--decode-point", "1:8000:25", "--decode-point", "64:8000:48", "--calibration", str(path), "--engine-version", "v0.11.0")
+    assert r.code == 0, r
+    stored = parse(path.read_text())["entries"]
+    assert [(e["model"], e["gpu"], e["tp"], e["engine"], e["engineVersion"]) for e in stored] == [("Qwen/Qwen3-32B", "H100", 2, "vllm", "v0.11.0")]
+    # a second calibration of the same key replaces the measured fields, keeps the others
+    assert cli("plan", "calibrate", "--model", "Qwen/Qwen3-32B", "--gpu", "H100", "--tp", "2", "--link-gbps", "21",
+               "--calibration", str(path)).code == 0
+    entry = parse(path.read_text())["entries"][0]
+    assert entry["linkGBps"] == 21 and "prefillMfu" in entry and "hbmEfficiency" in entry
+
+    after = parse(cli(*plan, "--calibration", str(path)).out)
+    assert after["calibrated"] and "TP2" in after["calibrated"][0]
+
+    def width(d):
+        c = d["predicted"]["capacity"]
+        return (c["optimistic"] - c["pessimistic"]) / c["expected"]
+    if after["recommendation"] == before["recommendation"] or after["recommendation"]["decode"].endswith("TP2"):
+        assert width(after) < width(before)
+    # a calibration for another GPU changes nothing
+    other = parse(cli("plan", "--model", "Qwen/Qwen3-32B", "--gpu", "H200", "--isl", "8192", "--osl", "256", "--rate", "4", "--gpus", "8",
+                      "-o", "json", "--calibration", str(path)).out)
+    assert other["calibrated"] == []
+
+
+def test_plan_with_a_missing_calibration_file_is_refused(cli, tmp_path):
+    r = cli("plan", "--isl", "1000", "--osl", "100", "--calibration", str(tmp_path / "none.yaml"))
+    assert r.code == 2 and "no such file" in r.err and "plan calibrate" in r.err
+
+
+def test_from_aic_checks_what_aiconfigurator_does_not_model(cli):
+    from pathlib import Path
+
+    csv = Path(__file__).parent / "fixtures" / "aic_best_config_topn.csv"  # a fixture in AIConfigurator's column layout
+    r = cli("plan", "--model", "openai/gpt-oss-120b", "--isl", "5000", "--osl", "250", "--rate", "45", "--ttft", "500ms",
+            "--from-aic", str(csv), "-o", "json")
+    assert r.code == 0, r
+    data = parse(r.out)
+    assert data["recommendation"]["prefill"] == "6xTP1" and data["recommendation"]["decode"] == "4xTP1"
+    assert data["aic"]["ttft"] == 412.5
+    kv = data["predicted"]["kvTransferMs"]
+    assert data["aic"]["ttftWithKvTransferMs"]["pessimistic"] == pytest.approx(412.5 + kv["pessimistic"], abs=0.11)
+    assert any("exceeds --ttft 500 ms" in w for w in data["warnings"])
+    tcp = parse(cli("plan", "--model", "openai/gpt-oss-120b", "--isl", "5000", "--osl", "250", "--rate", "45", "--network", "tcp",
+                    "--from-aic", str(csv), "-o", "json").out)
+    assert any("AIConfigurator does not model the transfer" in w for w in tcp["warnings"])
+
+
+def test_from_aic_refuses_a_file_without_its_columns(cli, tmp_path):
+    bad = tmp_path / "x.csv"
+    bad.write_text("a,b\n1,2\n")
+    r = cli("plan", "--isl", "1000", "--osl", "100", "--from-aic", str(bad))
+    assert r.code == 2 and "has no usable" in r.err and "(p)workers, (p)tp, (d)workers, (d)tp" in r.err

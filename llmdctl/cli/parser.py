@@ -187,6 +187,8 @@ def _charts(p):
 
 
 def _plan(p):
+    p.add_argument("action", nargs="?", choices=("calibrate",), metavar="calibrate",
+                   help="`plan calibrate`: store measured figures (--peak-prefill, --decode-point, --link-gbps) in --calibration FILE.")
     g = p.add_argument_group("hardware (from the -e profile unless given)")
     g.add_argument("-e", "--environment", action="append", metavar="NAME", help="Hardware profile (llmdctl profiles). Default: nvidia-ib.")
     g.add_argument("--gpu", help="Accelerator: H100, H200, B200, GB200, GH200, MI300X, MI355X. Default: the profile's.")
@@ -203,14 +205,22 @@ def _plan(p):
     m.add_argument("--dtype", choices=("bf16", "fp16", "fp8", "int8", "fp4", "int4"), help="Weight dtype as served.")
     m.add_argument("--kv-dtype", choices=("bf16", "fp16", "fp8"), help="KV cache dtype. Default: bf16 (or the model's).")
     w = p.add_argument_group("workload and targets")
-    w.add_argument("--isl", type=int, required=True, metavar="TOKENS", help="Mean input tokens per request.")
-    w.add_argument("--osl", type=int, required=True, metavar="TOKENS", help="Mean output tokens per request.")
+    w.add_argument("--isl", type=int, metavar="TOKENS", help="Mean input tokens per request (required to plan).")
+    w.add_argument("--osl", type=int, metavar="TOKENS", help="Mean output tokens per request (required to plan).")
     w.add_argument("--prefix-hit", type=float, metavar="FRACTION", help="Share of each prompt already in the prefix cache (0-1).")
     w.add_argument("--rate", type=float, metavar="REQ/S", help="Target request rate (or --concurrency; neither: the most requests/s the budget serves).")
     w.add_argument("--concurrency", type=float, metavar="N", help="Target requests in flight, converted with Little's law.")
     w.add_argument("--ttft", metavar="DURATION", help="Mean time-to-first-token SLA, e.g. 2s or 800ms.")
     w.add_argument("--tpot", metavar="DURATION", help="Mean time-per-output-token SLA, e.g. 50ms.")
     w.add_argument("--engine", choices=("vllm", "sglang"), default="vllm", help="Serving engine (SGLang pairs equal TPs). Default: vllm.")
+    c = p.add_argument_group("calibration (measured figures replace the priors; ranges shrink to +-10%)")
+    c.add_argument("--calibration", metavar="FILE", help="Calibration file: read by plan, written by plan calibrate.")
+    c.add_argument("--tp", type=int, choices=(1, 2, 4, 8), help="plan calibrate: the TP degree the figures were measured at.")
+    c.add_argument("--peak-prefill", type=float, metavar="TOKENS/S", help="plan calibrate: peak prefill throughput of one worker (llm-d calibrate.sh).")
+    c.add_argument("--chunk", type=int, metavar="TOKENS", help="plan calibrate: the prefill chunk it was measured at. Default: 8192.")
+    c.add_argument("--decode-point", action="append", metavar="B:CTX:MS", help="plan calibrate: one decode step, batch:context:milliseconds; give two.")
+    c.add_argument("--link-gbps", type=float, metavar="GB/S", help="plan calibrate: measured NIXL/UCX bandwidth between a prefill and a decode pod.")
+    c.add_argument("--engine-version", metavar="VERSION", help="plan calibrate: the engine version measured (recorded with the figures).")
     w.add_argument("--from-aic", metavar="CSV", help="Take the layout from AIConfigurator's best_config_topn.csv and add the KV-transfer, network and rule checks it lacks.")
     p.add_argument("-o", "--output", choices=("text", "json", "spec"), default="text",
                    help="text, json, or spec: a spec file that `llmdctl render|apply -f` take unchanged.")

@@ -9,36 +9,31 @@ from ..base.errors import InputError
 from ..base.yamlio import dump
 from ..catalog.catalog import default_catalog
 from ..inputs.spec import parse_duration
+from ..sizing.calibration import calibrate, key_of, write_entry
 from ..sizing.planner import read_aic, recommend, request_from, review_layout
 from .common import emit, out
 
 
 def plan(args: argparse.Namespace) -> int:
     catalog = default_catalog()
+    if args.action == "calibrate":
+        return _calibrate(catalog, args)
     if args.rate is not None and args.concurrency is not None:
         raise InputError("give --rate or --concurrency, not both", hint="--rate is requests/s; --concurrency is requests in flight")
     req = request_from(
         catalog, environments=args.environment, gpu=args.gpu, network=args.network, model=args.model,
-        explicit={"paramsB": args.params, "activeParamsB": args.active_params, "layers": args.layers, "hidden": args.hidden,
-                  "heads": args.heads, "kvHeads": args.kv_heads, "headDim": args.head_dim, "dtype": args.dtype, "kvDtype": args.kv_dtype,
-                  "experts": args.experts, "topK": args.top_k},
+        explicit=_explicit(args),
         isl=args.isl, osl=args.osl, prefix_hit=args.prefix_hit, gpus=args.gpus, gpus_per_node=args.gpus_per_node,
         rate=args.rate, concurrency=args.concurrency,
         ttft=parse_duration(args.ttft, "--ttft") if args.ttft else None, tpot=parse_duration(args.tpot, "--tpot") if args.tpot else None,
-        engine=args.engine,
+        engine=args.engine, calibration_file=args.calibration,
     )
     if args.from_aic:
         layout, row = read_aic(args.from_aic)
         result = review_layout(catalog, req, layout, row)
     else:
         result = recommend(catalog, req)
-    typed = args.argv[args.argv.index("plan") + 1:]
-    for flag in ("-o", "--output"):  # the plan, not how it was printed
-        while flag in typed and typed.index(flag) + 1 < len(typed):
-            i = typed.index(flag)
-            del typed[i:i + 2]
-    typed = [a for a in typed if not a.startswith(("-o=", "--output="))]
-    command = shlex.join(["llmdctl", "plan", *typed])
+    command = _plan_command(args)
     result["command"] = command
     if args.output == "spec":
         out(spec_text(result, req.profile, command))
@@ -47,6 +42,16 @@ def plan(args: argparse.Namespace) -> int:
     else:
         out(text(result))
     return 0
+
+
+def _plan_command(args: argparse.Namespace) -> str:
+    """The plan command as typed, without its output format: the plan, not how it was printed."""
+    typed = args.argv[args.argv.index("plan") + 1:]
+    for flag in ("-o", "--output"):
+        while flag in typed and typed.index(flag) + 1 < len(typed):
+            i = typed.index(flag)
+            del typed[i:i + 2]
+    return shlex.join(["llmdctl", "plan", *(a for a in typed if not a.startswith(("-o=", "--output=")))])
 
 
 def spec_text(result: dict, profile: str, command: str) -> str:
@@ -81,6 +86,9 @@ def text(result: dict) -> str:
         lines.append(f"alternative: {alt['summary']}")
         lines += _figure_lines(alt["predicted"])
     lines.append("most sensitive to: " + ", ".join(s["parameter"] for s in result["sensitive"]))
+    if result.get("calibrated"):
+        lines.append("calibrated:")
+        lines += [f"  - {c}" for c in result["calibrated"]]
     lines.append("assumptions:")
     lines += [f"  - {a}" for a in result["assumptions"]]
     if result["warnings"]:
@@ -106,3 +114,36 @@ def _figure_lines(p: dict) -> list[str]:
         lines.append(f"  KV transfer       {_r(p['kvTransferMs'], ' ms per request', 1)}")
         lines.append(f"  peak prefill      {p['peakPrefillThroughput']} tokens/s per prefill worker (the router's peakPrefillThroughput from v0.7)")
     return lines
+
+
+def _calibrate(catalog, args: argparse.Namespace) -> int:
+    if not args.calibration or not args.tp:
+        raise InputError("plan calibrate needs --calibration FILE and --tp N (the TP the figures were measured at)")
+    points = [_decode_point(p) for p in args.decode_point or []]
+    req = request_from(catalog, environments=args.environment, gpu=args.gpu, network=args.network, model=args.model, explicit=_explicit(args),
+                       isl=1, osl=1, prefix_hit=None, gpus=None, gpus_per_node=None, rate=None, concurrency=None, ttft=None, tpot=None,
+                       engine=args.engine)
+    cpu = catalog.planner["priors"]["cpuPerLayerMs"] / 1000.0
+    measured = calibrate(req.model, req.gpu, args.tp, cpu_per_layer=cpu, peak_prefill=args.peak_prefill, chunk=args.chunk,
+                         decode_points=points, link_gbps=args.link_gbps)
+    source = shlex.join(["llmdctl", "plan", *args.argv[args.argv.index("plan") + 1:]])
+    write_entry(args.calibration, key_of(req.model.name, req.gpu.name, args.tp, args.engine), measured, args.engine_version, source)
+    shown = {"prefill MFU": measured.prefill_mfu, "HBM efficiency": measured.hbm_eff, "per-layer decode cost (us)": measured.layer_us,
+             "KV link (GB/s)": measured.link_gbps}
+    out("".join(f"{k}: {v:.3g}\n" for k, v in shown.items() if v is not None))
+    out(f"stored for {req.model.name} on {req.gpu.name} TP{args.tp} ({args.engine}) in {args.calibration}\n")
+    return 0
+
+
+def _decode_point(text: str) -> tuple[int, int, float]:
+    try:
+        b, ctx, ms = text.split(":")
+        return int(b), int(ctx), float(ms) / 1000.0
+    except ValueError:
+        raise InputError(f"--decode-point {text}: expected BATCH:CONTEXT:STEP_MS, e.g. 64:8000:38") from None
+
+
+def _explicit(args: argparse.Namespace) -> dict:
+    return {"paramsB": args.params, "activeParamsB": args.active_params, "layers": args.layers, "hidden": args.hidden,
+            "heads": args.heads, "kvHeads": args.kv_heads, "headDim": args.head_dim, "dtype": args.dtype, "kvDtype": args.kv_dtype,
+            "experts": args.experts, "topK": args.top_k}

@@ -52,8 +52,8 @@ class Scenario(NamedTuple):
     """The efficiency priors at one end of their ranges."""
 
     name: str  # low | mid | high (pessimistic ... optimistic)
-    prefill_mfu: float
-    hbm_eff: float
+    prefill_mfu: dict  # TP -> fraction of the dense peak a prefill reaches
+    hbm_eff: dict  # TP -> fraction of HBM bandwidth a decode step reaches
     compute_eff: float
     layer_us: dict  # TP -> per-layer decode overhead, microseconds
     cpu_per_layer: float  # seconds per layer per prefill
@@ -137,7 +137,7 @@ def prefill_flops(m: ModelFacts, n: float, cached: float = 0.0) -> float:
 def prefill_time(m: ModelFacts, gpu: Gpu, tp: int, wl: Workload, s: Scenario) -> float:
     """One prompt through a TP-``tp`` worker: compute at the prior MFU plus vLLM's CPU dispatch."""
     flops = prefill_flops(m, wl.isl, wl.isl * wl.prefix_hit)
-    return flops / (tp * compute_peak(m, gpu) * s.prefill_mfu) + m.layers * s.cpu_per_layer
+    return flops / (tp * compute_peak(m, gpu) * s.prefill_mfu[tp]) + m.layers * s.cpu_per_layer
 
 
 def prefill_throughput(m: ModelFacts, gpu: Gpu, tp: int, wl: Workload, s: Scenario) -> float:
@@ -163,7 +163,7 @@ def weights_read(m: ModelFacts, batch: float) -> float:
 def decode_step(m: ModelFacts, gpu: Gpu, tp: int, batch: float, ctx: float, s: Scenario) -> float:
     """One token for each of ``batch`` sequences of ``ctx`` tokens: bytes over HBM at the prior
     efficiency plus a fixed per-layer cost, or the compute bound if that is higher."""
-    memory = (weights_read(m, batch) + batch * kv_bytes(m, ctx) * kv_replication(m, tp)) / (tp * gpu.hbm * s.hbm_eff)
+    memory = (weights_read(m, batch) + batch * kv_bytes(m, ctx) * kv_replication(m, tp)) / (tp * gpu.hbm * s.hbm_eff[tp])
     compute = 2.0 * m.active * batch / (tp * compute_peak(m, gpu) * s.compute_eff)
     return max(memory, compute) + m.layers * s.layer_us[tp] * 1e-6
 

@@ -10,10 +10,12 @@ the workload has long prompts. Everything is arithmetic: no cluster, no network,
 from __future__ import annotations
 
 import math
+import os
 from typing import NamedTuple
 
 from ..base.errors import InputError, suggest
 from ..catalog.catalog import Catalog
+from . import calibration
 from .model import TP_DEGREES, Estimate, Gpu, ModelFacts, Scenario, Workload, aggregated, disagg, fits, prefill_throughput
 
 SCENARIOS = ("low", "mid", "high")
@@ -35,6 +37,7 @@ class Request(NamedTuple):
     ttft: float | None  # mean, seconds
     tpot: float | None  # mean, seconds
     engine: str = "vllm"
+    calibrations: tuple = ()  # entries of a calibration file (calibration.py)
 
 
 class Layout(NamedTuple):
@@ -103,13 +106,20 @@ def gpu_facts(catalog: Catalog, name: str) -> Gpu:
 
 
 def scenarios(catalog: Catalog, req: Request) -> dict[str, Scenario]:
+    """The priors at each end of their ranges, with matching calibrations in their place."""
+    sc = _prior_scenarios(catalog, req)
+    return calibration.apply(sc, list(req.calibrations), req.model.name, req.gpu.name, req.engine)[0] if req.calibrations else sc
+
+
+def _prior_scenarios(catalog: Catalog, req: Request) -> dict[str, Scenario]:
     p = catalog.planner["priors"]
     net = catalog.planner["networks"][req.network]
     kind = "moe" if req.model.moe else "dense"
     out = {}
     for s in SCENARIOS:
         out[s] = Scenario(
-            name=s, prefill_mfu=p["prefillMfu"][s], hbm_eff=p["hbmEfficiency"][s], compute_eff=p["computeEfficiency"],
+            name=s, prefill_mfu={t: p["prefillMfu"][s] for t in TP_DEGREES}, hbm_eff={t: p["hbmEfficiency"][s] for t in TP_DEGREES},
+            compute_eff=p["computeEfficiency"],
             layer_us={t: p["layerOverheadUs"][kind][f"tp{t}"] * p["layerOverheadUs"]["spread"][s] for t in TP_DEGREES},
             cpu_per_layer=p["cpuPerLayerMs"] / 1000.0, net_eff=p["networkEfficiency"][s], link=net["linkGBps"][s] * 1e9,
             overhead=net["overheadMs"][s] / 1000.0, mem_util=p["memoryUtilization"], runtime_overhead=p["runtimeOverheadGB"] * 1e9,
@@ -316,6 +326,7 @@ def recommend(catalog: Catalog, req: Request) -> dict:
         "pdGainAtLowEnd": gain if gain is not None and math.isfinite(gain) else None,
         "sensitive": sensitivity(req, chosen.layout, sc, prio),
         "assumptions": _assumptions(req, sc),
+        "calibrated": _calibration_notes(catalog, req),
         "warnings": warnings,
         "validation": validation(req, chosen.layout, chosen_ranges),
     }
@@ -363,14 +374,30 @@ def _assumptions(req: Request, sc: dict[str, Scenario]) -> list[str]:
         f"{m.name}: {m.params / 1e9:.1f}B params ({m.active / 1e9:.1f}B active), {m.weight_bytes:g} B/param weights, {m.kv_bytes:g} B KV, "
         + (f"compute in {m.compute_dtype}" if m.compute_dtype in req.gpu.flops else f"{m.compute_dtype} weights computed in bf16 on {req.gpu.name}"),
         f"{req.gpu.name}: {req.gpu.memory / 1e9:.0f} GB, {req.gpu.hbm / 1e12:.2f} TB/s, {req.gpu.flops.get(m.compute_dtype, req.gpu.flops['bf16']) / 1e12:.0f} TFLOP/s",
-        f"prefill MFU {lo.prefill_mfu}-{hi.prefill_mfu}, HBM efficiency {lo.hbm_eff}-{hi.hbm_eff}, per-layer decode overhead "
-        f"{hi.layer_us[1]:.0f}-{lo.layer_us[8]:.0f} us",
+        f"prefill MFU {_span(lo.prefill_mfu, hi.prefill_mfu)}, HBM efficiency {_span(lo.hbm_eff, hi.hbm_eff)}, per-layer decode overhead "
+        f"{min(hi.layer_us.values()):.0f}-{max(lo.layer_us.values()):.0f} us",
         f"KV over {req.network}: {lo.link / 1e9:g}-{hi.link / 1e9:g} GB/s per link at {lo.net_eff}-{hi.net_eff} efficiency, "
         f"{hi.overhead * 1000:g}-{lo.overhead * 1000:g} ms fixed cost per transfer",
         "requests arrive as a Poisson process (M/D/1 queue per prefill worker); SLAs are means, not p90",
         f"weights + KV at {mid.mem_util:.0%} of GPU memory with {mid.runtime_overhead / 1e9:g} GB runtime overhead per GPU",
-        "uncalibrated: about +-35% on throughput and TPOT, x0.5-x2 on loaded TTFT",
+        ("calibrated where listed below, priors elsewhere" if req.calibrations and _calibration_notes_of(req, sc)
+         else "uncalibrated: about +-35% on throughput and TPOT, x0.5-x2 on loaded TTFT"),
     ]
+
+
+def _calibration_notes(catalog: Catalog, req: Request) -> list[str]:
+    if not req.calibrations:
+        return []
+    return calibration.apply(_prior_scenarios(catalog, req), list(req.calibrations), req.model.name, req.gpu.name, req.engine)[1]
+
+
+def _calibration_notes_of(req: Request, sc: dict) -> bool:
+    return any(e["model"].lower() == req.model.name.lower() and e["gpu"].lower() == req.gpu.name.lower() and e["engine"] == req.engine
+               for e in req.calibrations)
+
+
+def _span(lo: dict, hi: dict) -> str:
+    return f"{min(lo.values()):.2g}-{max(hi.values()):.2g}"
 
 
 def validation(req: Request, layout: Layout, r: dict[str, Estimate]) -> dict:
@@ -391,7 +418,8 @@ def validation(req: Request, layout: Layout, r: dict[str, Estimate]) -> dict:
 
 def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str | None, network: str | None, model: str | None,
                  explicit: dict, isl: int, osl: int, prefix_hit: float | None, gpus: int | None, gpus_per_node: int | None,
-                 rate: float | None, concurrency: float | None, ttft: float | None, tpot: float | None, engine: str) -> Request:
+                 rate: float | None, concurrency: float | None, ttft: float | None, tpot: float | None, engine: str,
+                 calibration_file: str | None = None) -> Request:
     """Inputs to a Request: the hardware profile gives the GPU, network and GPUs per node unless
     --gpu/--network/--gpus-per-node say otherwise; its default model unless --model."""
     envs = catalog.resolve_environments(list(environments or ()))
@@ -412,11 +440,14 @@ def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str |
         if value is not None and value <= 0:
             raise InputError(f"{flag} {value}: must be positive")
     per_node = gpus_per_node or int(hardware.hardware.get("gpusPerNode") or 8)
+    if calibration_file and not os.path.exists(calibration_file):
+        raise InputError(f"--calibration {calibration_file}: no such file", hint="write one with: llmdctl plan calibrate --calibration FILE ...")
     return Request(
         profile=envs["hardware"], gpu=gpu_facts(catalog, gpu or defaults["gpu"]), network=net,
         model=model_facts(catalog, model or hardware.defaults.get("model"), explicit),
         workload=Workload(int(isl), int(osl), float(prefix_hit or 0.0)), gpus=gpus, gpus_per_node=min(per_node, 8),
         rate=rate, concurrency=concurrency, ttft=ttft, tpot=tpot, engine=engine,
+        calibrations=tuple(calibration.read_file(calibration_file)) if calibration_file else (),
     )
 
 
@@ -490,6 +521,7 @@ def review_layout(catalog: Catalog, req: Request, layout: Layout, aic: dict) -> 
         "pdGainAtLowEnd": None,
         "sensitive": sensitivity(req, layout, sc, prio),
         "assumptions": _assumptions(req, sc),
+        "calibrated": _calibration_notes(catalog, req),
         "warnings": warnings,
         "validation": validation(req, layout, r),
     }
