@@ -623,3 +623,16 @@ def test_apply_refuses_a_release_stuck_pending_with_the_command_that_clears_it(c
     r = apply(cli, fc, "-n", "llm-d-pd")
     assert r.code == 1 and f"ms-pd is {status}" in r.err and fix in r.err and "nothing was applied" in r.err, r.err
     assert [c for c in fc.commands()[before:] if MUTATING.match(c)] == []
+
+
+def test_destroy_of_an_absent_postfix_names_the_stacks_that_are_there(cli, fake_cluster):
+    """Found by the e2e suite: a stack applied from an aggregated plan gets the guide's postfix, and
+    `destroy -n NS` said only "nothing to remove"."""
+    fc = fake_cluster
+    fc.namespace("llm-d-pd")
+    assert apply(cli, fc, "-n", "llm-d-pd", "--postfix", "agg").code == 0
+    r = cli("destroy", "-n", "llm-d-pd", "-y", "-o", "json")
+    assert r.code == 0 and "nothing to remove" in r.err
+    assert "other postfixes: agg" in r.err and "llmdctl destroy -n llm-d-pd --postfix agg" in r.err
+    assert parse(r.out)["otherStacks"] == ["agg"]
+    assert set(fc.releases("llm-d-pd")) == {"infra-agg", "gaie-agg", "ms-agg"}  # nothing was touched

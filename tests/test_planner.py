@@ -315,6 +315,8 @@ def test_a_calibration_file_narrows_the_ranges(cli, tmp_path):
         return (c["optimistic"] - c["pessimistic"]) / c["expected"]
     if after["recommendation"] == before["recommendation"] or after["recommendation"]["decode"].endswith("TP2"):
         assert width(after) < width(before)
+    other_version = parse(cli(*plan, "--calibration", str(path), "--engine-version", "v0.26.0").out)
+    assert "the band is doubled" in other_version["calibrated"][0]
     # a calibration for another GPU changes nothing
     other = parse(cli("plan", "--model", "Qwen/Qwen3-32B", "--gpu", "H200", "--isl", "8192", "--osl", "256", "--rate", "4", "--gpus", "8",
                       "-o", "json", "--calibration", str(path)).out)

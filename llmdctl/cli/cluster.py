@@ -130,12 +130,17 @@ def destroy(args: argparse.Namespace) -> int:
         return 0
     removed = destroy_stack(box, ns, pf, folder, ui=_ui(), yes=args.yes,
                             resume=_destroy_command(ns, pf, box))
+    # a stack under another postfix (an aggregated guide's default, a spec's) is named, not silently missed
+    others = [] if removed else [s["postfix"] for s in list_stacks(box, ns) if s["postfix"] != pf]
     if args.output == "json":
-        emit({"context": box.context, "namespace": ns, "postfix": pf, "removed": removed}, "json")
+        emit({"context": box.context, "namespace": ns, "postfix": pf, "removed": removed, "otherStacks": others}, "json")
     if removed:
         err(f"removed from {box.context}/{ns}: " + "; ".join(removed))
     else:
         err(f"nothing to remove: no release infra-{pf}, gaie-{pf}, ms-{pf} and no HTTPRoute llm-d-{pf} in {box.context}/{ns}")
+        if others:
+            err(f"note: {ns} holds llmdctl stacks under other postfixes: {', '.join(others)}; "
+                f"destroy one with: {_destroy_command(ns, others[0], box)}")
     return 0
 
 

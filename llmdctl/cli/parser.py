@@ -220,7 +220,7 @@ def _plan(p):
     c.add_argument("--chunk", type=int, metavar="TOKENS", help="plan calibrate: the prefill chunk it was measured at. Default: 8192.")
     c.add_argument("--decode-point", action="append", metavar="B:CTX:MS", help="plan calibrate: one decode step, batch:context:milliseconds; give two.")
     c.add_argument("--link-gbps", type=float, metavar="GB/S", help="plan calibrate: measured NIXL/UCX bandwidth between a prefill and a decode pod.")
-    c.add_argument("--engine-version", metavar="VERSION", help="plan calibrate: the engine version measured (recorded with the figures).")
+    c.add_argument("--engine-version", metavar="VERSION", help="The engine version: recorded by plan calibrate; plan doubles the band of a calibration from another version.")
     w.add_argument("--from-aic", metavar="CSV", help="Take the layout from AIConfigurator's best_config_topn.csv and add the KV-transfer, network and rule checks it lacks.")
     p.add_argument("-o", "--output", choices=("text", "json", "spec"), default="text",
                    help="text, json, or spec: a spec file that `llmdctl render|apply -f` take unchanged.")

@@ -26,7 +26,7 @@ def plan(args: argparse.Namespace) -> int:
         isl=args.isl, osl=args.osl, prefix_hit=args.prefix_hit, gpus=args.gpus, gpus_per_node=args.gpus_per_node,
         rate=args.rate, concurrency=args.concurrency,
         ttft=parse_duration(args.ttft, "--ttft") if args.ttft else None, tpot=parse_duration(args.tpot, "--tpot") if args.tpot else None,
-        engine=args.engine, calibration_file=args.calibration,
+        engine=args.engine, calibration_file=args.calibration, engine_version=args.engine_version,
     )
     if args.from_aic:
         layout, row = read_aic(args.from_aic)

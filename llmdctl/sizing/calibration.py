@@ -19,7 +19,6 @@ from .model import Gpu, ModelFacts, Scenario, compute_peak, kv_bytes, kv_replica
 
 BAND = 0.10  # +-10% around a measured efficiency
 MAX_PREFILL_MFU = 0.85
-BANDS = {"low": 1 - BAND, "mid": 1.0, "high": 1 + BAND}
 
 
 class Measured(NamedTuple):
@@ -116,16 +115,19 @@ def write_entry(path: str, key: dict, measured: Measured, engine_version: str | 
     return entries
 
 
-def apply(sc: dict[str, Scenario], entries: list[dict], model: str, gpu: str, engine: str) -> tuple[dict[str, Scenario], list[str]]:
-    """Scenarios with every matching measurement in place of its prior, +-BAND wide."""
+def apply(sc: dict[str, Scenario], entries: list[dict], model: str, gpu: str, engine: str,
+          engine_version: str | None = None) -> tuple[dict[str, Scenario], list[str]]:
+    """Scenarios with every matching measurement in place of its prior, +-BAND wide (twice that
+    when it was measured on another engine version than the one planned for)."""
     notes = []
     out = dict(sc)
     for e in entries:
         if e["model"].lower() != model.lower() or e["gpu"].lower() != gpu.lower() or e["engine"] != engine:
             continue
         tp = e["tp"]
-        used = []
-        for end, f in BANDS.items():
+        other_version = bool(engine_version and e.get("engineVersion") and e["engineVersion"] != engine_version)
+        band = 2 * BAND if other_version else BAND
+        for end, f in {"low": 1 - band, "mid": 1.0, "high": 1 + band}.items():
             s = out[end]
             if "prefillMfu" in e:
                 s = s._replace(prefill_mfu={**s.prefill_mfu, tp: e["prefillMfu"] * f})
@@ -138,5 +140,6 @@ def apply(sc: dict[str, Scenario], entries: list[dict], model: str, gpu: str, en
             out[end] = s
         used = [k for k in ("prefillMfu", "hbmEfficiency", "layerOverheadUs", "linkGBps") if k in e]
         notes.append(f"calibrated TP{tp}: {', '.join(used)} from {e.get('source', 'a calibration')}"
-                     + (f" ({e['engineVersion']})" if e.get("engineVersion") else "") + f", +-{BAND:.0%}")
+                     + (f" ({e['engineVersion']})" if e.get("engineVersion") else "") + f", +-{band:.0%}"
+                     + (f" (measured on {e['engineVersion']}, planning for {engine_version}: the band is doubled)" if other_version else ""))
     return out, notes

@@ -38,6 +38,7 @@ class Request(NamedTuple):
     tpot: float | None  # mean, seconds
     engine: str = "vllm"
     calibrations: tuple = ()  # entries of a calibration file (calibration.py)
+    engine_version: str | None = None
 
 
 class Layout(NamedTuple):
@@ -108,7 +109,7 @@ def gpu_facts(catalog: Catalog, name: str) -> Gpu:
 def scenarios(catalog: Catalog, req: Request) -> dict[str, Scenario]:
     """The priors at each end of their ranges, with matching calibrations in their place."""
     sc = _prior_scenarios(catalog, req)
-    return calibration.apply(sc, list(req.calibrations), req.model.name, req.gpu.name, req.engine)[0] if req.calibrations else sc
+    return calibration.apply(sc, list(req.calibrations), req.model.name, req.gpu.name, req.engine, req.engine_version)[0] if req.calibrations else sc
 
 
 def _prior_scenarios(catalog: Catalog, req: Request) -> dict[str, Scenario]:
@@ -388,7 +389,8 @@ def _assumptions(req: Request, sc: dict[str, Scenario]) -> list[str]:
 def _calibration_notes(catalog: Catalog, req: Request) -> list[str]:
     if not req.calibrations:
         return []
-    return calibration.apply(_prior_scenarios(catalog, req), list(req.calibrations), req.model.name, req.gpu.name, req.engine)[1]
+    return calibration.apply(_prior_scenarios(catalog, req), list(req.calibrations), req.model.name, req.gpu.name, req.engine,
+                             req.engine_version)[1]
 
 
 def _calibration_notes_of(req: Request, sc: dict) -> bool:
@@ -419,7 +421,7 @@ def validation(req: Request, layout: Layout, r: dict[str, Estimate]) -> dict:
 def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str | None, network: str | None, model: str | None,
                  explicit: dict, isl: int, osl: int, prefix_hit: float | None, gpus: int | None, gpus_per_node: int | None,
                  rate: float | None, concurrency: float | None, ttft: float | None, tpot: float | None, engine: str,
-                 calibration_file: str | None = None) -> Request:
+                 calibration_file: str | None = None, engine_version: str | None = None) -> Request:
     """Inputs to a Request: the hardware profile gives the GPU, network and GPUs per node unless
     --gpu/--network/--gpus-per-node say otherwise; its default model unless --model."""
     envs = catalog.resolve_environments(list(environments or ()))
@@ -447,7 +449,7 @@ def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str |
         model=model_facts(catalog, model or hardware.defaults.get("model"), explicit),
         workload=Workload(int(isl), int(osl), float(prefix_hit or 0.0)), gpus=gpus, gpus_per_node=min(per_node, 8),
         rate=rate, concurrency=concurrency, ttft=ttft, tpot=tpot, engine=engine,
-        calibrations=tuple(calibration.read_file(calibration_file)) if calibration_file else (),
+        calibrations=tuple(calibration.read_file(calibration_file)) if calibration_file else (), engine_version=engine_version,
     )
 
 

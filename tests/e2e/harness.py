@@ -35,12 +35,12 @@ class E2E:
         self.cwd = cp.work / "cwd"
         self.cwd.mkdir(exist_ok=True)
 
-    def llmdctl(self, *args: str, timeout: float = 300, env: dict | None = None, charts: bool = True) -> Run:
+    def llmdctl(self, *args: str, timeout: float = 300, env: dict | None = None, charts: bool = True, cwd: Path | None = None) -> Run:
         argv = [sys.executable, "-m", "llmdctl", *args]
         if charts and args and args[0] in ("render", "apply", "doctor", "verify", "diff", "validate"):
             argv += ["--charts", str(CHARTS)]
         t0 = time.monotonic()
-        proc = subprocess.run(argv, env=self.cp.env(**(env or {})), cwd=self.cwd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(argv, env=self.cp.env(**(env or {})), cwd=cwd or self.cwd, capture_output=True, text=True, timeout=timeout)
         run = Run(proc, time.monotonic() - t0)
         assert "Traceback" not in run.err, run.err
         self.cp.check_alive()

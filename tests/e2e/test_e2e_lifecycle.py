@@ -15,6 +15,7 @@ import pytest
 
 from .controlplane import SlowAdmission
 from .harness import CHARTS, measured
+from llmdctl.base.yamlio import load_text
 from llmdctl.compose.compose import plan_stack
 from llmdctl.inputs.spec import build_spec
 
@@ -60,6 +61,14 @@ def assert_pods_match_plan(e2e, plan, node_prefix: str = "gpu-node-") -> None:
 
 def names_in(e2e, namespace: str) -> set[tuple[str, str]]:
     return {(o["kind"], o["metadata"]["name"]) for o in e2e.objects(namespace)}
+
+
+def left_only_user_objects(e2e, namespace: str, keep=USER_OWNED, timeout: float = 90) -> None:
+    """Wait until the namespace holds only what no stack made; name what is left otherwise."""
+    try:
+        e2e.wait_for(f"{namespace} to hold only user objects", lambda: names_in(e2e, namespace) == keep, timeout=timeout)
+    except AssertionError:
+        raise AssertionError(f"{namespace} still holds {sorted(names_in(e2e, namespace) - keep)}; missing {sorted(keep - names_in(e2e, namespace))}") from None
 
 
 def versions_in(e2e, namespace: str) -> dict[tuple[str, str], tuple[str, str]]:
@@ -123,6 +132,12 @@ def test_reference_stack_beside_a_second_postfix_and_clean_destroys(e2e):
     status = e2e.llmdctl("status", "-o", "json").json()
     assert sorted(s["postfix"] for s in status["stacks"]) == ["pd", "pd-2"]
 
+    # issue 12 finding 8: beside two running stacks (12 of 24 GPUs requested) two 8-GPU pods cannot
+    # fit, though the nodes' allocatable (3 x 8) would say they do
+    r = e2e.llmdctl("doctor", "-n", ns, "--postfix", "pd-3", "--prefill", "0", "--decode", "2xTP8", "--guide", "inference-scheduling", "-o", "json")
+    cap = next(c for c in r.json()["checks"] if c["name"] == "capacity nvidia.com/gpu")
+    assert r.code == 1 and cap["status"] == "fail" and "in use by other pods" in cap["observed"], cap
+
     r = e2e.llmdctl("destroy", "-y", "--postfix", "pd-2", "-o", "json")
     assert r.code == 0, r
     e2e.wait_for("pd-2's pods to go", lambda: not any("pd-2" in n for _, n in names_in(e2e, ns)), timeout=60)
@@ -159,20 +174,26 @@ def _measure_verify(e2e, plan) -> None:
     assert 0 < n <= 12, n
 
 
-def test_same_postfix_in_two_namespaces(e2e):
+def test_same_postfix_in_two_namespaces(e2e, tmp_path):
     small = ("--prefill", "1xTP1", "--decode", "1xTP1")
     for ns in ("team-a", "team-b"):
         e2e.cp.namespace(ns)
         r = e2e.llmdctl("apply", "-y", "-n", ns, *small, "--wait", "--timeout", "3m", timeout=400)
         assert r.code == 0, r
     b_before = versions_in(e2e, "team-b")
-    r = e2e.llmdctl("destroy", "-y", "-n", "team-a")
+    kept = e2e.cp.work / "state" / "bundles" / "e2e"
+    assert (kept / "team-a" / "pd" / "helmfile.yaml").is_file()  # the kept bundle is in the state folder, not the cwd
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = e2e.llmdctl("destroy", "-y", "-n", "team-a", cwd=elsewhere)  # finding 9: destroy from another folder finds it
     assert r.code == 0, r
-    e2e.wait_for("team-a to be empty", lambda: names_in(e2e, "team-a") == USER_OWNED, timeout=90)
+    assert not (kept / "team-a" / "pd").exists() and (kept / "team-b" / "pd" / "helmfile.yaml").is_file()
+    assert list(elsewhere.iterdir()) == []
+    left_only_user_objects(e2e, "team-a")
     assert versions_in(e2e, "team-b") == b_before
     assert e2e.releases("team-b") == {"infra-pd": "deployed", "gaie-pd": "deployed", "ms-pd": "deployed"}
     assert e2e.llmdctl("destroy", "-y", "-n", "team-b").code == 0
-    e2e.wait_for("team-b to be empty", lambda: names_in(e2e, "team-b") == USER_OWNED, timeout=90)
+    left_only_user_objects(e2e, "team-b")
 
 
 def test_amd_profile_on_amd_nodes(e2e):
@@ -185,7 +206,7 @@ def test_amd_profile_on_amd_nodes(e2e):
     assert plan.roles["decode"].accelerator_resource == "amd.com/gpu" and "rocm" in plan.roles["decode"].image
     assert_pods_match_plan(e2e, plan, node_prefix="amd-node-")
     assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
-    e2e.wait_for("llm-d-amd to be empty", lambda: names_in(e2e, ns) == USER_OWNED, timeout=90)
+    left_only_user_objects(e2e, ns)
     cp.kubectl("delete", "node", "amd-node-0", "amd-node-1")
 
 
@@ -207,7 +228,7 @@ def test_a_layout_that_cannot_fit(e2e):
     assert "no node has 8 free nvidia.com/gpu for a decode pod: shrink the layout" in v.out
     assert "no node advertises rdma/ib" not in v.out  # the CPU node's "Insufficient rdma/ib" is not absence
     assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
-    e2e.wait_for("llm-d-big to be empty", lambda: names_in(e2e, ns) == USER_OWNED, timeout=90)
+    left_only_user_objects(e2e, ns)
 
 
 def test_a_missing_hf_secret_is_diagnosed(e2e):
@@ -238,7 +259,7 @@ def test_a_missing_hf_secret_is_diagnosed(e2e):
         assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
     finally:
         cp.start_kwok()
-    e2e.wait_for("llm-d-nosecret to be empty", lambda: names_in(e2e, ns) == USER_OWNED - {("Secret", "llm-d-hf-token")}, timeout=90)
+    left_only_user_objects(e2e, ns, keep=USER_OWNED - {("Secret", "llm-d-hf-token")})
 
 
 def _interrupt_during_ms(e2e, ns: str, args: tuple[str, ...], sig: int) -> str:
@@ -292,7 +313,7 @@ def test_sigkill_in_the_middle_of_apply_then_apply_recovers(e2e):
     assert e2e.releases(ns) == {"infra-pd": "deployed", "gaie-pd": "deployed", "ms-pd": "deployed"}
     assert_pods_match_plan(e2e, plan_of(namespace=ns, prefill="1xTP1", decode="1xTP1", charts=str(CHARTS)))
     assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
-    e2e.wait_for("llm-d-kill to be empty", lambda: names_in(e2e, ns) == USER_OWNED, timeout=90)
+    left_only_user_objects(e2e, ns)
 
 
 def test_drift_is_reported_by_verify_and_repaired_by_apply(e2e):
@@ -324,7 +345,7 @@ def test_plain_helmfile_apply_works_in_a_rendered_bundle(e2e, tmp_path):
         e2e.llmdctl("verify", "-n", ns, "--prefill", "1xTP1", "--decode", "1xTP1")), timeout=120, interval=2)
     assert "FAIL" not in v.out
     assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
-    e2e.wait_for("llm-d-plain to be empty", lambda: names_in(e2e, ns) == USER_OWNED, timeout=90)
+    left_only_user_objects(e2e, ns)
 
 
 def test_diff_without_helm_diff_names_the_plugin(e2e):
@@ -366,4 +387,47 @@ def test_charts_pull_from_a_mirror_then_apply_from_the_folder(e2e, tmp_path):
     assert e2e.releases(ns) == {"infra-pd": "deployed", "gaie-pd": "deployed", "ms-pd": "deployed"}
     assert_pods_match_plan(e2e, plan_of(namespace=ns, prefill="1xTP1", decode="1xTP1", charts=str(pulled)))
     assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
-    e2e.wait_for("llm-d-mirror to be empty", lambda: names_in(e2e, ns) == USER_OWNED, timeout=90)
+    left_only_user_objects(e2e, ns)
+
+
+def test_doctor_names_a_missing_monitoring_crd_and_the_way_around_it(e2e):
+    """issue 12 finding 2: doctor said "ready to apply", then apply failed on ServiceMonitor."""
+    cp = e2e.cp
+    crd = "servicemonitors.monitoring.coreos.com"
+    saved = cp.kubectl("get", "crd", crd, "-o", "json").stdout
+    cp.kubectl("delete", "crd", crd)
+    try:
+        r = e2e.llmdctl("doctor", "-n", "llm-d-pd", "-o", "json")
+        check = next(c for c in r.json()["checks"] if crd in c["name"])
+        assert r.code == 1 and check["status"] == "fail" and "-e no-monitoring" in check["hint"], check
+        r = e2e.llmdctl("doctor", "-n", "llm-d-pd", "-e", "no-monitoring", "-o", "json")
+        assert not any(crd in c["name"] for c in r.json()["checks"]), r.out
+    finally:
+        doc = json.loads(saved)
+        for k in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
+            doc["metadata"].pop(k, None)
+        doc.pop("status", None)
+        cp.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(doc))
+        cp.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+
+
+def test_a_planned_spec_applies_unchanged(e2e, tmp_path):
+    """issue 11: `llmdctl plan -o spec` output is applied as it is, and the stack matches the plan."""
+    cp, ns = e2e.cp, "llm-d-planned"
+    cp.namespace(ns)
+    r = e2e.llmdctl("plan", "--isl", "8000", "--osl", "400", "--rate", "1", "--tpot", "40ms", "--gpus", "8", "-o", "spec")
+    assert r.code == 0, r
+    spec = tmp_path / "plan.yaml"
+    spec.write_text(r.out)
+    doc = load_text(r.out, "plan").data
+    r = e2e.llmdctl("apply", "-y", "-f", str(spec), "-n", ns, "--wait", "--timeout", "3m", timeout=400)
+    assert r.code == 0, r
+    plan = plan_of(spec_file=str(spec), namespace=ns, charts=str(CHARTS))
+    assert {role: f"{rp.replicas}xTP{rp.tensor}" for role, rp in plan.roles.items()} == \
+        {k: doc[k] for k in ("prefill", "decode") if doc[k] != "0"}
+    assert_pods_match_plan(e2e, plan)
+    # an aggregated plan gets the guide's default postfix; a destroy of the default postfix says where it is
+    r = e2e.llmdctl("destroy", "-y", "-n", ns)
+    assert r.code == 0 and "nothing to remove" in r.err and f"other postfixes: {plan.postfix}" in r.err, r
+    assert e2e.llmdctl("destroy", "-y", "-n", ns, "--postfix", plan.postfix).code == 0
+    left_only_user_objects(e2e, ns)
