@@ -47,6 +47,8 @@ BUDGETS = {
     # verify and doctor need the kubernetes client: their floor is importing it (same run)
     "llmdctl verify (ready 4P1D)": 2.0,
     "verify --wait: ready -> exit": 12.0,
+    # the issue's example: the whole xPyD search under three priors, well under a second
+    "llmdctl plan (gpt-oss-120b, 16 GPUs)": 8.0,
 }
 
 
@@ -173,6 +175,8 @@ def main() -> int:
             "llmdctl render (warm cache)": (render, warm),
             "llmdctl render (no cache)": (render, cold),
             **{f"catalog {f}x": (render, dict(warm, LLMDCTL_CATALOG=str(root))) for f, root in catalogs.items()},
+            "plan": (exe + ["plan", "-e", "nvidia-ib", "--model", "openai/gpt-oss-120b", "--gpus", "16", "--isl", "5000", "--osl", "250",
+                            "--rate", "45", "-o", "json"], warm),
         }
         medians = alternated(commands, opts.repeat)
     floor = medians["floor"]
@@ -183,6 +187,7 @@ def main() -> int:
     for f in (2, 5, 10):
         rows.append((f"render, catalog {f}x / 1x", medians[f"catalog {f}x"], medians[f"catalog {f}x"] / one,
                      f"{medians[f'catalog {f}x'] / floor:.2f}x the floor"))
+    rows.append(("llmdctl plan (gpt-oss-120b, 16 GPUs)", medians["plan"], medians["plan"] / floor, f"{medians['plan']:.2f} s wall"))
     seconds, rendered = time_matrix(max(1, opts.repeat // 3))
     rows.append(("matrix in one process, per bundle", seconds / rendered, seconds / rendered / floor, f"{rendered} bundles in {seconds:.2f} s"))
     ready, noticed, calls = time_verify(exe, max(1, opts.repeat // 3))

@@ -86,7 +86,7 @@ def test_print_is_deterministic(cli):
         (["-e", "amd-rocee"], ["did you mean 'amd-roce'?"]),
         (["--postfix", "Bad_Name"], ["Bad_Name", "DNS-1123"]),
         (["--postfix", "a" * 60], ["a" * 60, "characters; the limit is"]),
-        (["-e", "amd", "-e", "nvidia-ib"], ["V-01", "amd-roce, nvidia-ib"]),
+        (["-e", "amd", "-e", "nvidia-ib"], ["V-01", "-e amd-roce -e nvidia-ib: conflicting hardware profiles"]),
         (["--namespace", "Team_A"], ["namespace 'Team_A'"]),
         (["--prefill", "4xTP3"], ["power of two"]),
         (["--decode", "0"], ["at least one decode"]),

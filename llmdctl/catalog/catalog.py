@@ -55,6 +55,7 @@ class Release(NamedTuple):
     dialect: dict
     contract: dict  # ports and defaults of the pinned charts' values contract
     prerequisites: dict
+    epp: dict  # plugins the pinned EPP registers that --scorer / --scheduler-param may name
 
 
 class Catalog:
@@ -199,7 +200,8 @@ class Catalog:
                 hint=f"known versions: {', '.join(releases)}",
             )
         r = releases[name]
-        return Release(name, r["summary"], r["charts"], r["images"], r["dialect"], r["contract"], r.get("prerequisites", {}))
+        return Release(name, r["summary"], r["charts"], r["images"], r["dialect"], r["contract"], r.get("prerequisites", {}),
+                       r.get("epp") or {"scorers": [], "parameters": {}})
 
     @property
     def models(self) -> dict:
@@ -256,7 +258,8 @@ class Catalog:
             candidates = explicit or implied
             if len(candidates) > 1:
                 raise InputError(
-                    f"{rule}conflicting {kind} {'profiles' if kind == 'hardware' else 'providers'} {', '.join(candidates)}: pick one",
+                    f"{rule}{' '.join('-e ' + c for c in candidates)}: conflicting {kind} "
+                    f"{'profiles' if kind == 'hardware' else 'providers'}: pick one",
                     hint="hardware profiles set contradicting accelerator, image and RDMA keys; only overlays (host-network) stack"
                     if kind == "hardware" else "a stack has one gateway",
                 )

@@ -56,6 +56,7 @@ def versions(args: argparse.Namespace) -> int:
             "infra": r.charts["infra"]["version"], "inferencepool": r.charts["gaie"]["version"],
             "modelservice": r.charts["ms"]["version"], "scheduler": r.images["scheduler"].rsplit(":", 1)[-1],
             "sidecar": r.images["routingSidecar"].rsplit(":", 1)[-1], "summary": r.summary,
+            "scorers": list(r.epp["scorers"]), "schedulerParameters": {k: dict(v) for k, v in r.epp["parameters"].items()},
         })
     emit_rows(rows, args.output, ("version", "infra", "inferencepool", "modelservice", "scheduler", "sidecar"))
     return 0

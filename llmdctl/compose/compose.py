@@ -24,10 +24,10 @@ import os
 import re
 from typing import Any, NamedTuple
 
-from ..base.errors import CatalogError, Finding, InputError, ValidationError
+from ..base.errors import CatalogError, Finding, InputError, ValidationError, suggest
 from ..base.merge import merge_values, set_path, split_path, strip_patch_markers
 from ..base.schema import check
-from ..base.yamlio import load_text
+from ..base.yamlio import dump, load_text
 from ..base.templates import render_template
 from ..catalog.catalog import Catalog, Layer, Release, default_catalog
 from ..inputs.charts import resolve_charts
@@ -176,6 +176,7 @@ def _pins_layer(release: Release, hw: dict, mode: str) -> _Layer:
 def _stack_layer(
     *, names: dict, namespace: str, guide: Layer, release: Release, gw: dict, hw: dict, model: dict,
     mode: str, hf_secret: str, pd_threshold: int | None, gateway_name: str,
+    scorers: tuple = (), scheduler_params: tuple = (),
 ) -> tuple[_Layer, dict]:
     dialect = release.dialect
     serving = dialect["servingLabel"]
@@ -213,6 +214,8 @@ def _stack_layer(
         config = render_template("epp-scheduling.yaml.tmpl")
         config_file = "scheduling-config.yaml"
     _check_epp_config(config, config_file)
+    if scorers or scheduler_params:
+        config = scheduler_config(config, release, scorers, scheduler_params)
     gaie: dict[str, Any] = {
         "inferenceExtension": {
             "pluginsConfigFile": config_file,
@@ -254,6 +257,69 @@ def _stack_layer(
     if roles:
         ms["roles"] = roles
     return _Layer("stack", "names, model, labels and selectors", {"ms": expand_roles(ms), "gaie": gaie}), selector
+
+
+def scheduler_config(text: str, release: Release, scorers: tuple, params: tuple) -> str:
+    """The EPP config with --scorer weights and --scheduler-param values in place, each checked
+    against the plugins the pinned EPP registers: a typo or an unknown plugin would only surface as
+    an EPP that does not start."""
+    epp = release.epp
+    known = list(epp["scorers"])
+    doc = load_text(text, "EPP config").data
+    plugins = doc.setdefault("plugins", [])
+    profiles = doc.get("schedulingProfiles") or []
+    for profile_name, raw, weight in scorers:
+        name = raw if raw in known or raw in epp.get("needsWiring", {}) else f"{raw}-scorer"
+        if name in epp.get("needsWiring", {}):
+            raise InputError(f"--scorer {raw}: {name} needs {epp['needsWiring'][name]}")
+        if name not in known:
+            raise InputError(f"--scorer {raw}: the EPP of llm-d {release.name} has no scorer {name!r}" + suggest(name, known),
+                             hint="scorers it knows: " + ", ".join(known))
+        targets = [p for p in profiles if profile_name in (None, p.get("name"))]
+        if not targets:
+            raise InputError(f"--scorer {profile_name}:{raw}: no scheduling profile {profile_name!r}" + suggest(profile_name or "", [p.get("name", "") for p in profiles]),
+                             hint="profiles: " + ", ".join(p.get("name", "?") for p in profiles))
+        if not any(p.get("type") == name or p.get("name") == name for p in plugins) and weight:
+            plugins.append({"type": name})
+        for p in targets:
+            refs = p.setdefault("plugins", [])
+            ref = next((r for r in refs if r.get("pluginRef") == name), None)
+            if weight == 0:
+                p["plugins"] = [r for r in refs if r.get("pluginRef") != name]
+            elif ref is not None:
+                ref["weight"] = weight
+            else:
+                refs.append({"pluginRef": name, "weight": weight})
+    for plugin, param, value in params:
+        types = epp["parameters"].get(plugin)
+        if types is None:
+            raise InputError(f"--scheduler-param {plugin}.{param}: llmdctl knows no parameters of {plugin!r} for llm-d {release.name}"
+                             + suggest(plugin, list(epp["parameters"])), hint="plugins with parameters: " + ", ".join(epp["parameters"]))
+        if param not in types:
+            raise InputError(f"--scheduler-param {plugin}.{param}: {plugin} has no parameter {param!r}" + suggest(param, list(types)),
+                             hint=f"its parameters: {', '.join(types)}")
+        if not _json_type_ok(value, types[param]):
+            raise InputError(f"--scheduler-param {plugin}.{param}={value!r}: expected {'a' if types[param] != 'integer' else 'an'} {types[param]}")
+        entry = next((p for p in plugins if p.get("type") == plugin or p.get("name") == plugin), None)
+        if entry is None:
+            raise InputError(f"--scheduler-param {plugin}.{param}: this stack's scheduler config has no {plugin}",
+                             hint="plugins in it: " + ", ".join(p.get("type", "?") for p in plugins))
+        entry.setdefault("parameters", {})[param] = value
+    used = {r.get("pluginRef") for p in profiles for r in p.get("plugins") or []}
+    doc["plugins"] = [p for p in plugins if not (p.get("type") in known and (p.get("name") or p.get("type")) not in used)]
+    what = [f"{pr + ':' if pr else ''}{n}={w}" for pr, n, w in scorers] + [f"{pl}.{pa}={v}" for pl, pa, v in params]
+    head = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))  # the template's own explanation
+    return head + f"# adjusted by: {', '.join(what)}\n" + dump(doc)
+
+
+def _json_type_ok(value: Any, kind: str) -> bool:
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, str)
 
 
 def _check_epp_config(text: str, name: str) -> None:
@@ -394,6 +460,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     stack, selector = _stack_layer(
         names=names, namespace=namespace, guide=guide, release=release, gw=gw, hw=hw, model=model, mode=mode,
         hf_secret=spec.hf_secret, pd_threshold=spec.pd_threshold, gateway_name=gateway.name,
+        scorers=spec.scorers, scheduler_params=spec.scheduler_params,
     )
     layers.append(stack)
     layout, layout_notes = _layout_layer(prefill, decode, mode, hw)

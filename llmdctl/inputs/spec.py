@@ -80,6 +80,8 @@ class Spec(NamedTuple):
     overrides: tuple[Override, ...] = ()
     charts: str | None = None  # absolute path of a local chart folder (--charts)
     chart_repository: str | None = None  # mirror repository for every chart (--chart-repo)
+    scorers: tuple[tuple[str | None, str, int], ...] = ()  # (profile or None for all, scorer, weight), --scorer
+    scheduler_params: tuple[tuple[str, str, Any], ...] = ()  # (plugin, parameter, value), --scheduler-param
     planned_by: str | None = None  # the `llmdctl plan` command that chose this layout (spec files it writes)
     spec_file: str | None = None  # as the user typed it
     origin: Mapping[str, str] = MappingProxyType({})  # input name -> where it came from (flag, spec, env, default)
@@ -113,6 +115,31 @@ def _scalar(raw: str, origin: str, path: str) -> Any:
         return load_text(raw, f"{origin} {path}").data
     except InputError:
         return raw
+
+
+_SCORER = re.compile(r"^(?:([a-z0-9-]+):)?([a-z0-9-]+)=(\d+)$")
+
+
+def parse_scorer(text: str, origin: str = "--scorer") -> tuple[str | None, str, int]:
+    """``prefix-cache=2`` (every scheduling profile) or ``decode:queue=3`` -> (profile, scorer, weight)."""
+    m = _SCORER.match(text.strip())
+    if not m:
+        raise InputError(f"{origin} '{text}': expected [PROFILE:]SCORER=WEIGHT with a whole-number weight, e.g. prefix-cache=2 or decode:queue=3",
+                         hint="weight 0 removes the scorer; the names are the EPP's plugin types (llmdctl versions -o json lists them)")
+    return m.group(1), m.group(2), int(m.group(3))
+
+
+def parse_scheduler_param(text: str, origin: str = "--scheduler-param") -> tuple[str, str, Any]:
+    """``prefix-cache-scorer.maxPrefixBlocksToMatch=512`` -> (plugin, parameter, value)."""
+    key, sep, raw = text.partition("=")
+    plugin, dot, param = key.strip().rpartition(".")
+    if not sep or not dot or not plugin or not param:
+        raise InputError(f"{origin} '{text}': expected PLUGIN.PARAMETER=VALUE, e.g. prefix-based-pd-decider.nonCachedTokens=64")
+    return plugin, param, _scalar(raw, origin, key)
+
+
+def _flow(value: Any) -> str:
+    return "true" if value is True else "false" if value is False else str(value)
 
 
 def parse_values_flag(text: str, base: str | None = None, origin: str = "--values") -> Override:
@@ -180,6 +207,8 @@ def build_spec(
     values: list[str] | None = None,
     charts: str | None = None,
     chart_repo: str | None = None,
+    scorers: list[str] | None = None,
+    scheduler_params: list[str] | None = None,
     env: dict[str, str] | None = None,
 ) -> Spec:
     """Fold flags over the spec file over environment variables. Flags left ``None`` were not given."""
@@ -188,7 +217,7 @@ def build_spec(
         "-e": environments, "--namespace": namespace, "--postfix": postfix, "--guide": guide,
         "--llmd-version": llmd_version, "--model": model, "--model-size": model_size, "--prefill": prefill,
         "--decode": decode, "--hf-secret": hf_secret, "--rdma-resource": rdma_resource, "--set": sets, "--values": values,
-        "--charts": charts, "--chart-repo": chart_repo,
+        "--charts": charts, "--chart-repo": chart_repo, "--scorer": scorers, "--scheduler-param": scheduler_params,
     }
     for flag, value in flags.items():
         refuse_tokens(value, flag)
@@ -246,6 +275,11 @@ def build_spec(
         raise InputError("--charts and --chart-repo both say where the charts come from; give one",
                          hint="--charts DIR for charts on disk (air-gapped), --chart-repo URL for a mirror registry")
 
+    scorer_list = [parse_scorer(f"{k}={v}", "spec file scorers") for k, v in (file.get("scorers") or {}).items()]
+    scorer_list += [parse_scorer(t) for t in scorers or []]
+    param_list = [parse_scheduler_param(f"{k}={_flow(v)}", "spec file schedulerParams") for k, v in (file.get("schedulerParams") or {}).items()]
+    param_list += [parse_scheduler_param(t) for t in scheduler_params or []]
+
     return Spec(
         environments=tuple(envs or ()),
         namespace=pick("namespace", namespace, "namespace", "NAMESPACE"),
@@ -262,6 +296,7 @@ def build_spec(
         overrides=tuple(overrides),
         charts=os.path.abspath(charts_dir) if charts_dir is not None else None,
         chart_repository=check_repository(str(repo), input_name("chartRepository", "--chart-repo", origin, spec_file)) if repo is not None else None,
+        scorers=tuple(scorer_list), scheduler_params=tuple(param_list),
         planned_by=str(file["plannedBy"]) if file.get("plannedBy") else None,
         spec_file=spec_file,
         origin=origin,
