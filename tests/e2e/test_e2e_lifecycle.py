@@ -431,3 +431,20 @@ def test_a_planned_spec_applies_unchanged(e2e, tmp_path):
     assert r.code == 0 and "nothing to remove" in r.err and f"other postfixes: {plan.postfix}" in r.err, r
     assert e2e.llmdctl("destroy", "-y", "-n", ns, "--postfix", plan.postfix).code == 0
     left_only_user_objects(e2e, ns)
+
+
+def test_destroy_works_after_the_chart_folder_is_gone(e2e, tmp_path):
+    """The kept bundle points at --charts DIR; destroy must not need the charts any more."""
+    import shutil
+
+    cp, ns = e2e.cp, "llm-d-gone"
+    cp.namespace(ns)
+    copy = tmp_path / "charts"
+    shutil.copytree(CHARTS, copy)
+    small = ("--prefill", "1xTP1", "--decode", "1xTP1")
+    assert e2e.llmdctl("apply", "-y", "-n", ns, *small, "--charts", str(copy), charts=False).code == 0
+    shutil.rmtree(copy)
+    r = e2e.llmdctl("destroy", "-y", "-n", ns)
+    assert r.code == 0, r
+    assert e2e.releases(ns) == {}
+    left_only_user_objects(e2e, ns)
