@@ -351,3 +351,9 @@ def test_from_aic_refuses_a_file_without_its_columns(cli, tmp_path):
     bad.write_text("a,b\n1,2\n")
     r = cli("plan", "--isl", "1000", "--osl", "100", "--from-aic", str(bad))
     assert r.code == 2 and "has no usable" in r.err and "(p)workers, (p)tp, (d)workers, (d)tp" in r.err
+
+
+def test_a_time_sliced_profile_is_flagged(cli):
+    data = parse(cli("plan", "-e", "gh200-timeslice", "--isl", "4000", "--osl", "200", "--rate", "1", "-o", "json").out)
+    assert data["inputs"]["gpu"] == "GH200" and data["inputs"]["network"] == "cuda-ipc"
+    assert any("time-slices one GPU" in w for w in data["warnings"])

@@ -39,6 +39,7 @@ class Request(NamedTuple):
     engine: str = "vllm"
     calibrations: tuple = ()  # entries of a calibration file (calibration.py)
     engine_version: str | None = None
+    time_sliced: bool = False  # the profile shares one GPU between prefill and decode (gh200-timeslice)
 
 
 class Layout(NamedTuple):
@@ -314,6 +315,9 @@ def recommend(catalog: Catalog, req: Request) -> dict:
         warnings.append(f"{req.network} KV transfer is functional only: expect seconds of TTFT on long prompts")
     if req.model.moe:
         warnings.append("MoE decode is modelled with uniform expert routing and without expert parallelism (wide-EP is not planned yet)")
+    if req.time_sliced:
+        warnings.append(f"-e {req.profile} time-slices one GPU between prefill and decode; the planner counts separate GPUs, "
+                        "so every P/D figure here is optimistic (use it only to compare layouts)")
     if req.model.mla:
         warnings.append("MLA KV is counted as replicated on every TP rank (no attention-DP)")
     return {
@@ -450,6 +454,7 @@ def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str |
         workload=Workload(int(isl), int(osl), float(prefix_hit or 0.0)), gpus=gpus, gpus_per_node=min(per_node, 8),
         rate=rate, concurrency=concurrency, ttft=ttft, tpot=tpot, engine=engine,
         calibrations=tuple(calibration.read_file(calibration_file)) if calibration_file else (), engine_version=engine_version,
+        time_sliced=bool(hardware.hardware.get("timeSlicing")),
     )
 
 
