@@ -594,6 +594,16 @@ def test_apply_recover_clears_a_pending_release_then_applies(cli, fake_cluster, 
     assert not any(c.split()[3:4] in (["uninstall"], ["rollback"]) and "ms-pd" not in c for c in cmds if c.startswith("helm"))
 
 
+def test_a_context_that_cannot_read_deployments_only_loses_the_drift_check(cli, fake_cluster):
+    fc = fake_cluster
+    fc.namespace("llm-d-pd")
+    assert apply(cli, fc, "-n", "llm-d-pd").code == 0
+    fc.fail("kubectl", "get", "deployment", stderr='Error from server (Forbidden): deployments.apps is forbidden')
+    r = apply(cli, fc, "-n", "llm-d-pd")
+    assert r.code == 0, r.err
+    assert "could not read the live Deployments" in r.err and "Forbidden" in r.err and "--sync" in r.err
+
+
 def test_live_drift_reads_replicas_and_image():
     import json as _json
 

@@ -345,6 +345,16 @@ def live_drift(plan: Plan, listing: str) -> list[str]:
     return drift
 
 
+def observed_drift(box: Toolbox, plan: Plan, ui: "UI") -> list[str]:
+    """live_drift of the cluster; a context that may not read Deployments only loses the check."""
+    try:
+        return live_drift(plan, box.query(deployments_query(plan)))
+    except StepFailed as exc:
+        ui.say(f"note: could not read the live Deployments ({exc.stderr_tail[-1] if exc.stderr_tail else exc}); "
+               "drift from the plan is not checked, so pass --sync if someone scaled or edited them")
+        return []
+
+
 def change_summary(plan: Plan, state: StackState, verb: str) -> list[str]:
     """One line per release and the route: install, upgrade (revision n -> n+1) or unchanged chart."""
     lines = []
@@ -397,7 +407,7 @@ def apply_stack(
     if not recover:
         refuse_stuck_releases(state, ns, recover=recover_command)
     resync = set(name for name, rel in state.releases.items() if rel.get("status") == "failed")
-    drift = [] if sync or plan.names["ms"] not in state.releases else live_drift(plan, box.query(deployments_query(plan)))
+    drift = [] if sync or plan.names["ms"] not in state.releases else observed_drift(box, plan, ui)
     if drift:
         resync.add(plan.names["ms"])
     ui.say(f"target: context {box.context}, namespace {ns}{'' if exists else ' (will be created)'}, postfix {plan.postfix}")
