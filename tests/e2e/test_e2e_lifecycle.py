@@ -448,3 +448,54 @@ def test_destroy_works_after_the_chart_folder_is_gone(e2e, tmp_path):
     assert r.code == 0, r
     assert e2e.releases(ns) == {}
     left_only_user_objects(e2e, ns)
+
+
+def test_charts_pull_completes_a_package_that_lacks_its_subcharts(e2e, tmp_path):
+    """A mirror package that declares a subchart it does not carry is unpacked and completed with
+    real `helm dependency build` while the mirror is reachable; the folder then needs no network."""
+    import functools
+    import http.server
+    import io
+    import shutil
+    import tarfile
+    import threading
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(repo)))
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    lib = tmp_path / "e2e-lib"
+    (lib / "templates").mkdir(parents=True)
+    (lib / "Chart.yaml").write_text("apiVersion: v2\nname: llmdctl-e2e-lib\nversion: 1.0.0\ntype: library\n")
+    (lib / "templates" / "_x.tpl").write_text('{{- define "llmdctl-e2e-lib.x" -}}x{{- end -}}\n')
+    for chart in (lib, CHARTS / "inferencepool", CHARTS / "llm-d-modelservice"):
+        assert e2e.helm("package", str(chart), "--destination", str(repo)).returncode == 0
+    infra = tmp_path / "llm-d-infra"
+    shutil.copytree(CHARTS / "llm-d-infra", infra, ignore=shutil.ignore_patterns("charts", "Chart.lock"))
+    meta = (infra / "Chart.yaml").read_text().split("\ndependencies:")[0].rstrip("\n")
+    (infra / "Chart.yaml").write_text(meta + f"\ndependencies:\n  - name: llmdctl-e2e-lib\n    version: 1.0.0\n    repository: {url}\n")
+    version = next(line.split(":", 1)[1].strip().strip('"') for line in meta.splitlines() if line.startswith("version:"))
+    with tarfile.open(repo / f"llm-d-infra-{version}.tgz", "w:gz") as tar:  # packaged as a careless mirror would: no charts/
+        for path in sorted(infra.rglob("*")):
+            if path.is_file():
+                data = path.read_bytes()
+                info = tarfile.TarInfo(f"llm-d-infra/{path.relative_to(infra)}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    assert e2e.helm("repo", "index", str(repo), "--url", url).returncode == 0
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        pulled = tmp_path / "pulled"
+        r = e2e.llmdctl("charts", "pull", str(pulled), "--chart-repo", url, "-o", "json")
+        assert r.code == 0, r
+        actions = {x["name"]: (x["action"], x["path"]) for x in r.json()}
+    finally:
+        server.shutdown()
+    assert actions["llm-d-infra"] == ("pulled+dependencies", str(pulled / f"llm-d-infra-{version}"))
+    assert (pulled / f"llm-d-infra-{version}" / "charts" / "llmdctl-e2e-lib-1.0.0.tgz").is_file()
+    assert not (pulled / f"llm-d-infra-{version}.tgz").exists()  # one copy of each pinned version
+    assert e2e.llmdctl("charts", "list", str(pulled)).code == 0
+    # the mirror is gone: rendering the completed folder needs nothing from it
+    # (schema checks off: the stand-in's closed root schema has no key for the test's extra subchart)
+    out = e2e.helm("template", "infra-x", str(pulled / f"llm-d-infra-{version}"), "--skip-schema-validation")
+    assert out.returncode == 0 and "kind: Gateway" in out.stdout, out.stderr
