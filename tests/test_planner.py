@@ -236,7 +236,7 @@ def test_aggregated_spec_renders_with_the_aggregated_guide(cli, tmp_path):
     (["--isl", "0", "--osl", "100"], "--isl 0"),
     (["--isl", "1000", "--osl", "100", "--prefix-hit", "1.5"], "--prefix-hit 1.5"),
     (["--isl", "1000", "--osl", "100", "--model", "deepseek-ai/DeepSeek-R1", "--gpu", "H100"], "does not fit"),
-    (["--osl", "100"], "--isl"),
+    (["--osl", "100"], "--isl is required"),
 ])
 def test_bad_plan_inputs_are_clear(cli, args, expect):
     r = cli("plan", *args)

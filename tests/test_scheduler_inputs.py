@@ -84,6 +84,10 @@ def test_spec_file_keys_and_reproducing_command(cli, tmp_path):
     doc = parse(next(iter(gaie["inferenceExtension"]["pluginsCustomConfig"].values())))
     assert weights(doc)["decode"] == {"prefix-cache-scorer": 4, "queue-scorer": 2}
     assert next(p for p in doc["plugins"] if p["type"] == "prefix-cache-scorer")["parameters"]["autoTune"] is True
+    # a spec file's scorers come with -f; flags given beside it are reproduced as flags
+    r = cli("render", "-f", str(spec), "--scorer", "prefill:queue=5", "-o", str(tmp_path / "d"))
+    readme = (tmp_path / "d" / "README.md").read_text()
+    assert "--scorer prefill:queue=5" in readme and "--scorer prefix-cache=4" not in readme
     # flags are reproduced in the bundle's commands
     r = cli("render", "--scorer", "decode:queue=3", "-o", str(tmp_path / "c"))
     assert r.code == 0

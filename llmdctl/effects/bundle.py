@@ -38,12 +38,10 @@ def command_args(plan: Plan) -> list[str]:
             args += ["--rdma-resource", spec.rdma_resource]
         if spec.hf_secret != "llm-d-hf-token":
             args += ["--hf-secret", spec.hf_secret]
-        for profile, name, weight in spec.scorers:
-            if not spec.spec_file:  # a spec file's scorers come with -f
-                args += ["--scorer", f"{profile + ':' if profile else ''}{name}={weight}"]
-        for plugin, param, value in spec.scheduler_params:
-            if not spec.spec_file:
-                args += ["--scheduler-param", f"{plugin}.{param}={_set_value(value)}"]
+        for profile, name, weight in spec.scorers[spec.scorers_from_spec:]:  # a spec file's come with -f
+            args += ["--scorer", f"{profile + ':' if profile else ''}{name}={weight}"]
+        for plugin, param, value in spec.scheduler_params[spec.params_from_spec:]:
+            args += ["--scheduler-param", f"{plugin}.{param}={_set_value(value)}"]
         if spec.charts and not spec.origin.get("charts", "").startswith("spec file"):
             args += ["--charts", spec.charts]
         if spec.chart_repository and not spec.origin.get("chartRepository", "").startswith("spec file"):

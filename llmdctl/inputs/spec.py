@@ -82,6 +82,8 @@ class Spec(NamedTuple):
     chart_repository: str | None = None  # mirror repository for every chart (--chart-repo)
     scorers: tuple[tuple[str | None, str, int], ...] = ()  # (profile or None for all, scorer, weight), --scorer
     scheduler_params: tuple[tuple[str, str, Any], ...] = ()  # (plugin, parameter, value), --scheduler-param
+    scorers_from_spec: int = 0  # how many of each come first from the spec file (so -f reproduces them, flags the rest)
+    params_from_spec: int = 0
     planned_by: str | None = None  # the `llmdctl plan` command that chose this layout (spec files it writes)
     spec_file: str | None = None  # as the user typed it
     origin: Mapping[str, str] = MappingProxyType({})  # input name -> where it came from (flag, spec, env, default)
@@ -276,8 +278,10 @@ def build_spec(
                          hint="--charts DIR for charts on disk (air-gapped), --chart-repo URL for a mirror registry")
 
     scorer_list = [parse_scorer(f"{k}={v}", "spec file scorers") for k, v in (file.get("scorers") or {}).items()]
+    from_spec = len(scorer_list)
     scorer_list += [parse_scorer(t) for t in scorers or []]
     param_list = [parse_scheduler_param(f"{k}={_flow(v)}", "spec file schedulerParams") for k, v in (file.get("schedulerParams") or {}).items()]
+    params_from_spec = len(param_list)
     param_list += [parse_scheduler_param(t) for t in scheduler_params or []]
 
     return Spec(
@@ -296,7 +300,7 @@ def build_spec(
         overrides=tuple(overrides),
         charts=os.path.abspath(charts_dir) if charts_dir is not None else None,
         chart_repository=check_repository(str(repo), input_name("chartRepository", "--chart-repo", origin, spec_file)) if repo is not None else None,
-        scorers=tuple(scorer_list), scheduler_params=tuple(param_list),
+        scorers=tuple(scorer_list), scheduler_params=tuple(param_list), scorers_from_spec=from_spec, params_from_spec=params_from_spec,
         planned_by=str(file["plannedBy"]) if file.get("plannedBy") else None,
         spec_file=spec_file,
         origin=origin,

@@ -437,9 +437,12 @@ def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str |
     net = network or defaults.get("network")
     if net not in networks:
         raise InputError(f"--network {net}: unknown" + suggest(str(net), list(networks)), hint=f"known: {', '.join(networks)}")
-    for flag, value, lo in (("--isl", isl, 1), ("--osl", osl, 1)):
-        if value is None or value < lo:
-            raise InputError(f"{flag} {value}: give the mean {'input' if flag == '--isl' else 'output'} tokens per request (>= {lo})")
+    for flag, value in (("--isl", isl), ("--osl", osl)):
+        what = f"the mean {'input' if flag == '--isl' else 'output'} tokens per request"
+        if value is None:
+            raise InputError(f"{flag} is required: {what}", hint="e.g. llmdctl plan --isl 8000 --osl 400 --rate 6")
+        if value < 1:
+            raise InputError(f"{flag} {value}: {what} must be at least 1")
     if prefix_hit is not None and not 0 <= prefix_hit < 1:
         raise InputError(f"--prefix-hit {prefix_hit}: a fraction of the prompt, 0 <= x < 1")
     for flag, value in (("--rate", rate), ("--concurrency", concurrency), ("--gpus", gpus), ("--gpus-per-node", gpus_per_node)):
