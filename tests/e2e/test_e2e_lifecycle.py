@@ -7,8 +7,12 @@ the three 8-GPU kwok nodes of the session fit every stack a scenario runs at onc
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import json
 import signal
+import threading
 import time
 
 import pytest
@@ -79,6 +83,28 @@ def cluster_scoped_of(e2e, postfix: str, namespace: str) -> set[str]:
     """ClusterRoles/Bindings a stack's charts made (the EPP's), by the release-and-namespace name."""
     items = e2e.cp.get_json("clusterrole,clusterrolebinding")["items"]
     return {f"{o['kind']}/{o['metadata']['name']}" for o in items if o["metadata"]["name"].startswith(f"gaie-{postfix}-{namespace}")}
+
+
+SMALL = ("--prefill", "1xTP1", "--decode", "1xTP1")
+
+
+def small_stack_converged_then_destroyed(e2e, namespace: str, charts=CHARTS) -> None:
+    """The scenario's 1xTP1 + 1xTP1 stack is deployed as planned; destroying it leaves only what no stack made."""
+    assert e2e.releases(namespace) == {"infra-pd": "deployed", "gaie-pd": "deployed", "ms-pd": "deployed"}
+    assert_pods_match_plan(e2e, plan_of(namespace=namespace, prefill="1xTP1", decode="1xTP1", charts=str(charts)))
+    assert e2e.llmdctl("destroy", "-y", "-n", namespace).code == 0
+    left_only_user_objects(e2e, namespace)
+
+
+@contextlib.contextmanager
+def loopback_chart_repo(directory):
+    """A chart repository served from ``directory`` on 127.0.0.1 (a private mirror); yields its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
 
 
 def test_the_network_is_loopback_only(e2e):
@@ -175,10 +201,9 @@ def _measure_verify(e2e, plan) -> None:
 
 
 def test_same_postfix_in_two_namespaces(e2e, tmp_path):
-    small = ("--prefill", "1xTP1", "--decode", "1xTP1")
     for ns in ("team-a", "team-b"):
         e2e.cp.namespace(ns)
-        r = e2e.llmdctl("apply", "-y", "-n", ns, *small, "--wait", "--timeout", "3m", timeout=400)
+        r = e2e.llmdctl("apply", "-y", "-n", ns, *SMALL, "--wait", "--timeout", "3m", timeout=400)
         assert r.code == 0, r
     b_before = versions_in(e2e, "team-b")
     kept = e2e.cp.work / "state" / "bundles" / "e2e"
@@ -234,14 +259,14 @@ def test_a_layout_that_cannot_fit(e2e):
 def test_a_missing_hf_secret_is_diagnosed(e2e):
     """kwok starts every container; a kubelet would not without the Secret. With kwok stopped, the
     test writes the status a kubelet writes and verify must name the Secret and the fix."""
-    cp, ns, small = e2e.cp, "llm-d-nosecret", ("--prefill", "1xTP1", "--decode", "1xTP1")
+    cp, ns = e2e.cp, "llm-d-nosecret"
     cp.namespace(ns, hf_secret=None)
-    r = e2e.llmdctl("doctor", "-n", ns, *small, "-o", "json")
+    r = e2e.llmdctl("doctor", "-n", ns, *SMALL, "-o", "json")
     hf = next(c for c in r.json()["checks"] if "llm-d-hf-token" in c["name"])
     assert hf["status"] == "fail" and "kubectl create secret generic llm-d-hf-token" in hf["hint"], hf
     cp.stop_process("kwok")
     try:
-        r = e2e.llmdctl("apply", "-y", "-n", ns, *small)
+        r = e2e.llmdctl("apply", "-y", "-n", ns, *SMALL)
         assert r.code == 0 and "Secret llm-d-hf-token (key HF_TOKEN) is not in namespace" in r.err, r
         plan = plan_of(namespace=ns, prefill="1xTP1", decode="1xTP1", charts=str(CHARTS))
         bound = e2e.wait_for("pods bound", lambda: [p for ps in stack_pods(e2e, plan).values() for p in ps if p["spec"].get("nodeName")]
@@ -252,7 +277,7 @@ def test_a_missing_hf_secret_is_diagnosed(e2e):
                         for c in pod["spec"]["containers"]]
             cp.kubectl("patch", "pod", pod["metadata"]["name"], "-n", ns, "--subresource=status", "--type=merge",
                        "-p", json.dumps({"status": {"phase": "Pending", "containerStatuses": statuses}}))
-        v = e2e.llmdctl("verify", "-n", ns, *small)
+        v = e2e.llmdctl("verify", "-n", ns, *SMALL)
         assert v.code == 1
         assert "the Secret llm-d-hf-token (key HF_TOKEN) is missing in llm-d-nosecret" in v.out, v.out
         assert "kubectl create secret generic llm-d-hf-token" in v.out
@@ -281,50 +306,45 @@ def _interrupt_during_ms(e2e, ns: str, args: tuple[str, ...], sig: int) -> str:
 
 
 def test_sigint_in_the_middle_of_apply_then_apply_again_converges(e2e):
-    ns, small = "llm-d-int", ("--prefill", "1xTP1", "--decode", "1xTP1")
+    ns = "llm-d-int"
     e2e.cp.namespace(ns)
-    err = _interrupt_during_ms(e2e, ns, small, signal.SIGINT)
+    err = _interrupt_during_ms(e2e, ns, SMALL, signal.SIGINT)
     assert "interrupted" in err.lower(), err
     state = e2e.releases(ns)
     measured(f"SIGINT during helm install of ms-pd left: {state}")
     assert state["ms-pd"] == "failed", state  # helm records the cancelled install
-    r = e2e.llmdctl("apply", "-y", "-n", ns, *small, "--wait", "--timeout", "3m", timeout=400)
+    r = e2e.llmdctl("apply", "-y", "-n", ns, *SMALL, "--wait", "--timeout", "3m", timeout=400)
     assert r.code == 0, r
     assert "ms-pd is failed" in r.err, r.err  # synced, not skipped as unchanged
-    assert e2e.releases(ns) == {"infra-pd": "deployed", "gaie-pd": "deployed", "ms-pd": "deployed"}
-    assert_pods_match_plan(e2e, plan_of(namespace=ns, prefill="1xTP1", decode="1xTP1", charts=str(CHARTS)))
-    assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
+    small_stack_converged_then_destroyed(e2e, ns)
 
 
 def test_sigkill_in_the_middle_of_apply_then_apply_recovers(e2e):
     """SIGKILL leaves helm no time to record a failure: the release stays pending-install and holds
     Helm's lock. Plain apply refuses and names --recover; apply --recover converges."""
-    ns, small = "llm-d-kill", ("--prefill", "1xTP1", "--decode", "1xTP1")
+    ns = "llm-d-kill"
     e2e.cp.namespace(ns)
-    _interrupt_during_ms(e2e, ns, small, signal.SIGKILL)
+    _interrupt_during_ms(e2e, ns, SMALL, signal.SIGKILL)
     state = e2e.releases(ns)
     measured(f"SIGKILL during helm install of ms-pd left: {state}")
     assert state["ms-pd"] == "pending-install", state
-    r = e2e.llmdctl("apply", "-y", "-n", ns, *small)
+    r = e2e.llmdctl("apply", "-y", "-n", ns, *SMALL)
     assert r.code == 1 and "ms-pd is pending-install" in r.err and "--recover" in r.err, r
     assert e2e.releases(ns)["ms-pd"] == "pending-install"  # refused: nothing was run
-    r = e2e.llmdctl("apply", "-y", "--recover", "-n", ns, *small, "--wait", "--timeout", "3m", timeout=400)
+    r = e2e.llmdctl("apply", "-y", "--recover", "-n", ns, *SMALL, "--wait", "--timeout", "3m", timeout=400)
     assert r.code == 0, r
-    assert e2e.releases(ns) == {"infra-pd": "deployed", "gaie-pd": "deployed", "ms-pd": "deployed"}
-    assert_pods_match_plan(e2e, plan_of(namespace=ns, prefill="1xTP1", decode="1xTP1", charts=str(CHARTS)))
-    assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
-    left_only_user_objects(e2e, ns)
+    small_stack_converged_then_destroyed(e2e, ns)
 
 
 def test_drift_is_reported_by_verify_and_repaired_by_apply(e2e):
-    cp, ns, small = e2e.cp, "llm-d-drift", ("--prefill", "1xTP1", "--decode", "1xTP1")
+    cp, ns = e2e.cp, "llm-d-drift"
     cp.namespace(ns)
-    assert e2e.llmdctl("apply", "-y", "-n", ns, *small, "--wait", "--timeout", "3m", timeout=400).code == 0
+    assert e2e.llmdctl("apply", "-y", "-n", ns, *SMALL, "--wait", "--timeout", "3m", timeout=400).code == 0
     decode = "ms-pd-llm-d-modelservice-decode"
     cp.kubectl("scale", "deployment", decode, "-n", ns, "--replicas=3")
-    v = e2e.llmdctl("verify", "-n", ns, *small)
+    v = e2e.llmdctl("verify", "-n", ns, *SMALL)
     assert v.code == 1 and "spec.replicas 3" in v.out and "llmdctl apply restores the plan" in v.out, v.out
-    r = e2e.llmdctl("apply", "-y", "-n", ns, *small, "--wait", "--timeout", "3m", timeout=400)
+    r = e2e.llmdctl("apply", "-y", "-n", ns, *SMALL, "--wait", "--timeout", "3m", timeout=400)
     assert r.code == 0, r
     assert cp.get_json("deployment", decode, "-n", ns)["spec"]["replicas"] == 1
     assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
@@ -356,38 +376,25 @@ def test_diff_without_helm_diff_names_the_plugin(e2e):
 def test_charts_pull_from_a_mirror_then_apply_from_the_folder(e2e, tmp_path):
     """`llmdctl charts pull` with real helm from a chart repository on loopback (a private mirror),
     then the reference stack deployed from the folder: no registry is contacted at apply time."""
-    import functools
-    import http.server
-    import threading
-
     cp, ns = e2e.cp, "llm-d-mirror"
     repo = tmp_path / "repo"
     repo.mkdir()
     for chart in ("llm-d-infra", "inferencepool", "llm-d-modelservice"):
         proc = e2e.helm("package", str(CHARTS / chart), "--destination", str(repo))
         assert proc.returncode == 0, proc.stderr
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(repo)))
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    assert e2e.helm("repo", "index", str(repo), "--url", url).returncode == 0
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        pulled = tmp_path / "pulled"
+    pulled = tmp_path / "pulled"
+    with loopback_chart_repo(repo) as url:
+        assert e2e.helm("repo", "index", str(repo), "--url", url).returncode == 0
         r = e2e.llmdctl("charts", "pull", str(pulled), "--chart-repo", url, "-o", "json")
         assert r.code == 0, r
         assert [(x["name"], x["action"]) for x in r.json()] == [("llm-d-infra", "pulled"), ("inferencepool", "pulled"), ("llm-d-modelservice", "pulled")]
         r = e2e.llmdctl("charts", "pull", str(pulled), "--chart-repo", url, "-o", "json")
         assert [x["action"] for x in r.json()] == ["present"] * 3
-    finally:
-        server.shutdown()
     assert sorted(p.name for p in pulled.iterdir()) == ["inferencepool-v1.4.0.tgz", "llm-d-infra-v1.4.0.tgz", "llm-d-modelservice-v0.4.9.tgz"]
     cp.namespace(ns)
-    small = ("--prefill", "1xTP1", "--decode", "1xTP1")
-    r = e2e.llmdctl("apply", "-y", "-n", ns, *small, "--charts", str(pulled), "--wait", "--timeout", "3m", charts=False, timeout=400)
+    r = e2e.llmdctl("apply", "-y", "-n", ns, *SMALL, "--charts", str(pulled), "--wait", "--timeout", "3m", charts=False, timeout=400)
     assert r.code == 0, r
-    assert e2e.releases(ns) == {"infra-pd": "deployed", "gaie-pd": "deployed", "ms-pd": "deployed"}
-    assert_pods_match_plan(e2e, plan_of(namespace=ns, prefill="1xTP1", decode="1xTP1", charts=str(pulled)))
-    assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
-    left_only_user_objects(e2e, ns)
+    small_stack_converged_then_destroyed(e2e, ns, charts=pulled)
 
 
 def test_doctor_names_a_missing_monitoring_crd_and_the_way_around_it(e2e):
@@ -441,8 +448,7 @@ def test_destroy_works_after_the_chart_folder_is_gone(e2e, tmp_path):
     cp.namespace(ns)
     copy = tmp_path / "charts"
     shutil.copytree(CHARTS, copy)
-    small = ("--prefill", "1xTP1", "--decode", "1xTP1")
-    assert e2e.llmdctl("apply", "-y", "-n", ns, *small, "--charts", str(copy), charts=False).code == 0
+    assert e2e.llmdctl("apply", "-y", "-n", ns, *SMALL, "--charts", str(copy), charts=False).code == 0
     shutil.rmtree(copy)
     r = e2e.llmdctl("destroy", "-y", "-n", ns)
     assert r.code == 0, r
@@ -453,44 +459,36 @@ def test_destroy_works_after_the_chart_folder_is_gone(e2e, tmp_path):
 def test_charts_pull_completes_a_package_that_lacks_its_subcharts(e2e, tmp_path):
     """A mirror package that declares a subchart it does not carry is unpacked and completed with
     real `helm dependency build` while the mirror is reachable; the folder then needs no network."""
-    import functools
-    import http.server
     import io
     import shutil
     import tarfile
-    import threading
 
     repo = tmp_path / "repo"
     repo.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(repo)))
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    lib = tmp_path / "e2e-lib"
-    (lib / "templates").mkdir(parents=True)
-    (lib / "Chart.yaml").write_text("apiVersion: v2\nname: llmdctl-e2e-lib\nversion: 1.0.0\ntype: library\n")
-    (lib / "templates" / "_x.tpl").write_text('{{- define "llmdctl-e2e-lib.x" -}}x{{- end -}}\n')
-    for chart in (lib, CHARTS / "inferencepool", CHARTS / "llm-d-modelservice"):
-        assert e2e.helm("package", str(chart), "--destination", str(repo)).returncode == 0
-    infra = tmp_path / "llm-d-infra"
-    shutil.copytree(CHARTS / "llm-d-infra", infra, ignore=shutil.ignore_patterns("charts", "Chart.lock"))
-    meta = (infra / "Chart.yaml").read_text().split("\ndependencies:")[0].rstrip("\n")
-    (infra / "Chart.yaml").write_text(meta + f"\ndependencies:\n  - name: llmdctl-e2e-lib\n    version: 1.0.0\n    repository: {url}\n")
-    version = next(line.split(":", 1)[1].strip().strip('"') for line in meta.splitlines() if line.startswith("version:"))
-    with tarfile.open(repo / f"llm-d-infra-{version}.tgz", "w:gz") as tar:  # packaged as a careless mirror would: no charts/
-        for path in sorted(infra.rglob("*")):
-            if path.is_file():
-                data = path.read_bytes()
-                info = tarfile.TarInfo(f"llm-d-infra/{path.relative_to(infra)}")
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    assert e2e.helm("repo", "index", str(repo), "--url", url).returncode == 0
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        pulled = tmp_path / "pulled"
+    pulled = tmp_path / "pulled"
+    with loopback_chart_repo(repo) as url:
+        lib = tmp_path / "e2e-lib"
+        (lib / "templates").mkdir(parents=True)
+        (lib / "Chart.yaml").write_text("apiVersion: v2\nname: llmdctl-e2e-lib\nversion: 1.0.0\ntype: library\n")
+        (lib / "templates" / "_x.tpl").write_text('{{- define "llmdctl-e2e-lib.x" -}}x{{- end -}}\n')
+        for chart in (lib, CHARTS / "inferencepool", CHARTS / "llm-d-modelservice"):
+            assert e2e.helm("package", str(chart), "--destination", str(repo)).returncode == 0
+        infra = tmp_path / "llm-d-infra"
+        shutil.copytree(CHARTS / "llm-d-infra", infra, ignore=shutil.ignore_patterns("charts", "Chart.lock"))
+        meta = (infra / "Chart.yaml").read_text().split("\ndependencies:")[0].rstrip("\n")
+        (infra / "Chart.yaml").write_text(meta + f"\ndependencies:\n  - name: llmdctl-e2e-lib\n    version: 1.0.0\n    repository: {url}\n")
+        version = next(line.split(":", 1)[1].strip().strip('"') for line in meta.splitlines() if line.startswith("version:"))
+        with tarfile.open(repo / f"llm-d-infra-{version}.tgz", "w:gz") as tar:  # packaged as a careless mirror would: no charts/
+            for path in sorted(infra.rglob("*")):
+                if path.is_file():
+                    data = path.read_bytes()
+                    info = tarfile.TarInfo(f"llm-d-infra/{path.relative_to(infra)}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+        assert e2e.helm("repo", "index", str(repo), "--url", url).returncode == 0
         r = e2e.llmdctl("charts", "pull", str(pulled), "--chart-repo", url, "-o", "json")
         assert r.code == 0, r
         actions = {x["name"]: (x["action"], x["path"]) for x in r.json()}
-    finally:
-        server.shutdown()
     assert actions["llm-d-infra"] == ("pulled+dependencies", str(pulled / f"llm-d-infra-{version}"))
     assert (pulled / f"llm-d-infra-{version}" / "charts" / "llmdctl-e2e-lib-1.0.0.tgz").is_file()
     assert not (pulled / f"llm-d-infra-{version}.tgz").exists()  # one copy of each pinned version
