@@ -89,11 +89,12 @@ def pull_charts(pinned: dict[str, dict], folder: str, box: Toolbox, *, repositor
     done = []
     for key, src in sources.items():
         name = chart_name(src.chart)
-        have = find_chart(scan_charts(folder), name, src.version)
+        there = scan_charts(folder)
+        have = find_chart(there, name, src.version)
         if have:
             done.append(PulledChart(key, name, src.version, have.path, "present"))
             continue
-        before = {c.path for c in scan_charts(folder)}
+        before = {c.path for c in there}
         cmd = pull_command(src, folder)
         say(f"pulling {name} {src.version}: {cmd.display(box)}")
         box.query(cmd, timeout=600)

@@ -109,8 +109,13 @@ def gpu_facts(catalog: Catalog, name: str) -> Gpu:
 
 def scenarios(catalog: Catalog, req: Request) -> dict[str, Scenario]:
     """The priors at each end of their ranges, with matching calibrations in their place."""
-    sc = _prior_scenarios(catalog, req)
-    return calibration.apply(sc, list(req.calibrations), req.model.name, req.gpu.name, req.engine, req.engine_version)[0] if req.calibrations else sc
+    return calibrated_scenarios(catalog, req)[0]
+
+
+def calibrated_scenarios(catalog: Catalog, req: Request) -> tuple[dict[str, Scenario], list[str]]:
+    """scenarios(), and one note per calibration that took the place of a prior."""
+    return calibration.apply(_prior_scenarios(catalog, req), list(req.calibrations), req.model.name, req.gpu.name, req.engine,
+                             req.engine_version)
 
 
 def _prior_scenarios(catalog: Catalog, req: Request) -> dict[str, Scenario]:
@@ -267,7 +272,7 @@ def sensitivity(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dic
 
 def recommend(catalog: Catalog, req: Request) -> dict:
     """The whole answer as plain data (text, JSON and the spec file are views of it)."""
-    sc = scenarios(catalog, req)
+    sc, calibrated = calibrated_scenarios(catalog, req)
     prio = {**catalog.planner["priors"]["rateMatch"], "maxUtilization": catalog.planner["priors"]["maxUtilization"]}
     decision = catalog.planner["decision"]
     net = catalog.planner["networks"][req.network]
@@ -330,8 +335,8 @@ def recommend(catalog: Catalog, req: Request) -> dict:
                          "predicted": _figures(req, alt.layout, alt_ranges, sc, prio)} if alt else None),
         "pdGainAtLowEnd": gain if gain is not None and math.isfinite(gain) else None,
         "sensitive": sensitivity(req, chosen.layout, sc, prio),
-        "assumptions": _assumptions(req, sc),
-        "calibrated": _calibration_notes(catalog, req),
+        "assumptions": _assumptions(req, sc, calibrated),
+        "calibrated": calibrated,
         "warnings": warnings,
         "validation": validation(req, chosen.layout, chosen_ranges),
     }
@@ -372,7 +377,7 @@ def _inputs(req: Request) -> dict:
             "slaStatistic": "mean", "engine": req.engine}
 
 
-def _assumptions(req: Request, sc: dict[str, Scenario]) -> list[str]:
+def _assumptions(req: Request, sc: dict[str, Scenario], calibrated: list[str]) -> list[str]:
     lo, mid, hi = sc["low"], sc["mid"], sc["high"]
     m = req.model
     return [
@@ -385,21 +390,9 @@ def _assumptions(req: Request, sc: dict[str, Scenario]) -> list[str]:
         f"{hi.overhead * 1000:g}-{lo.overhead * 1000:g} ms fixed cost per transfer",
         "requests arrive as a Poisson process (M/D/1 queue per prefill worker); SLAs are means, not p90",
         f"weights + KV at {mid.mem_util:.0%} of GPU memory with {mid.runtime_overhead / 1e9:g} GB runtime overhead per GPU",
-        ("calibrated where listed below, priors elsewhere" if req.calibrations and _calibration_notes_of(req, sc)
+        ("calibrated where listed below, priors elsewhere" if calibrated
          else "uncalibrated: about +-35% on throughput and TPOT, x0.5-x2 on loaded TTFT"),
     ]
-
-
-def _calibration_notes(catalog: Catalog, req: Request) -> list[str]:
-    if not req.calibrations:
-        return []
-    return calibration.apply(_prior_scenarios(catalog, req), list(req.calibrations), req.model.name, req.gpu.name, req.engine,
-                             req.engine_version)[1]
-
-
-def _calibration_notes_of(req: Request, sc: dict) -> bool:
-    return any(e["model"].lower() == req.model.name.lower() and e["gpu"].lower() == req.gpu.name.lower() and e["engine"] == req.engine
-               for e in req.calibrations)
 
 
 def _span(lo: dict, hi: dict) -> str:
@@ -500,7 +493,7 @@ def review_layout(catalog: Catalog, req: Request, layout: Layout, aic: dict) -> 
     """AIConfigurator's pick, checked and extended by what it does not model: the KV transfer on
     this profile's network, the prefill/decode TP rule, the router's prefill figure, ranges and a
     validation recipe."""
-    sc = scenarios(catalog, req)
+    sc, calibrated = calibrated_scenarios(catalog, req)
     prio = {**catalog.planner["priors"]["rateMatch"], "maxUtilization": catalog.planner["priors"]["maxUtilization"]}
     net = catalog.planner["networks"][req.network]
     warnings = []
@@ -530,8 +523,8 @@ def review_layout(catalog: Catalog, req: Request, layout: Layout, aic: dict) -> 
         "alternative": None,
         "pdGainAtLowEnd": None,
         "sensitive": sensitivity(req, layout, sc, prio),
-        "assumptions": _assumptions(req, sc),
-        "calibrated": _calibration_notes(catalog, req),
+        "assumptions": _assumptions(req, sc, calibrated),
+        "calibrated": calibrated,
         "warnings": warnings,
         "validation": validation(req, layout, r),
     }
