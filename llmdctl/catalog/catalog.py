@@ -56,6 +56,12 @@ class Release(NamedTuple):
     contract: dict  # ports and defaults of the pinned charts' values contract
     prerequisites: dict
     epp: dict  # plugins the pinned EPP registers that --scorer / --scheduler-param may name
+    generation: str = "helmfile"  # helmfile: infra + gaie + modelservice; router: router chart + generated model servers
+
+    @property
+    def release_keys(self) -> tuple[str, ...]:
+        """The releases a stack of this llm-d version has, in needs order (what --set may address)."""
+        return ("router", "ms") if self.generation == "router" else ("infra", "gaie", "ms")
 
 
 class Catalog:
@@ -201,7 +207,7 @@ class Catalog:
             )
         r = releases[name]
         return Release(name, r["summary"], r["charts"], r["images"], r["dialect"], r["contract"], r.get("prerequisites", {}),
-                       r.get("epp") or {"scorers": [], "parameters": {}})
+                       r.get("epp") or {"scorers": [], "parameters": {}}, r.get("generation", "helmfile"))
 
     @property
     def models(self) -> dict:
@@ -222,7 +228,7 @@ class Catalog:
     def environments(self) -> dict:
         return self._load("guides/environments.yaml", "environments.schema.json").data
 
-    def resolve_environments(self, names: list[str]) -> dict[str, Any]:
+    def resolve_environments(self, names: list[str], generation: str = "helmfile") -> dict[str, Any]:
         """Turn ``-e`` names into {hardware, overlays, gateway}, with conflicts refused.
 
         A hardware profile named by -e leaves the gateway at its default and vice versa. Names a
@@ -232,6 +238,9 @@ class Catalog:
         gateways) are a conflict: they set contradicting accelerator, image and RDMA keys (V-01).
         """
         env = self.environments
+        if generation == "router" and "router" in env:
+            # the router generation has its own defaults and its own meaning for some aliases (gke)
+            env = {"default": env["router"]["default"], "aliases": {**env["aliases"], **env["router"]["aliases"]}}
         chosen: dict[str, dict[str, list[str]]] = {
             kind: {"explicit": [], "implied": []} for kind in ("hardware", "gateway", "overlay")
         }

@@ -32,8 +32,11 @@ from ..base.templates import render_template
 from ..catalog.catalog import Catalog, Layer, Release, default_catalog
 from ..inputs.charts import resolve_charts
 from ..inputs.spec import RoleLayout, Spec, input_name, parse_layout
+from .. import __version__
 from ..plan.stack import ROLES, LayerInfo, Plan, ReleasePlan, RolePlan
-from .names import RELEASE_KEYS, check_names, check_secret_name, stack_names
+from .modelserver import chart_files, model_server_objects
+from .names import GENERATED_CHARTS, check_names, check_secret_name, stack_names
+from .router import expected_route, gateway_objects, router_pins, router_values
 from .rules import RULES, check_rule_catalog
 
 
@@ -169,6 +172,8 @@ def _pins_layer(release: Release, hw: dict, mode: str) -> _Layer:
     }
     if mode == "disaggregated":
         ms["routing"]["proxy"] = {"image": release.images["routingSidecar"], "targetPort": proxy_port}
+    if release.generation == "router":
+        return _Layer(f"llm-d {release.name}", "pinned images and chart contract", {"ms": ms, "router": router_pins(release)})
     gaie = {"inferenceExtension": {"image": {"hub": hub, "name": name, "tag": tag, "pullPolicy": "Always"}}}
     return _Layer(f"llm-d {release.name}", "pinned images and chart contract", {"ms": ms, "gaie": gaie})
 
@@ -179,6 +184,9 @@ def _stack_layer(
     scorers: tuple = (), scheduler_params: tuple = (),
 ) -> tuple[_Layer, dict]:
     dialect = release.dialect
+    if release.generation == "router":
+        return _router_stack_layer(names=names, guide=guide, release=release, gw=gw, hw=hw, model=model, mode=mode,
+                                   hf_secret=hf_secret, pd_threshold=pd_threshold, scorers=scorers, scheduler_params=scheduler_params)
     serving = dialect["servingLabel"]
     if dialect["freeFormPodLabels"]:
         labels = {
@@ -238,13 +246,22 @@ def _stack_layer(
             "labels": labels,
         },
     }
+    roles = _pod_roles(hw, mode, selector)
+    if roles:
+        ms["roles"] = roles
+    return _Layer("stack", "names, model, labels and selectors", {"ms": expand_roles(ms), "gaie": gaie}), selector
+
+
+def _pod_roles(hw: dict, mode: str, selector: dict) -> dict:
+    """What the hardware facts add to every vLLM pod: the RDMA NIC request, and for host
+    networking one vLLM pod of this stack per node (V-12)."""
     rdma = hw.get("rdma")
     roles: dict[str, Any] = {}
     if rdma and mode == "disaggregated":
         count = rdma.get("count", 1)
         roles["containers"] = [{"name": "vllm", "resources": {"limits": {rdma["resource"]: count}, "requests": {rdma["resource"]: count}}}]
     if hw.get("hostNetwork"):
-        # ports 8000/8200/5600 bind on the node: one vLLM pod of this stack per node (V-12)
+        # ports 8000/8200/5600 bind on the node
         roles["extraConfig"] = {
             "affinity": {
                 "podAntiAffinity": {
@@ -254,9 +271,58 @@ def _stack_layer(
                 }
             }
         }
+    return roles
+
+
+def _router_stack_layer(*, names: dict, guide: Layer, release: Release, gw: dict, hw: dict, model: dict, mode: str,
+                        hf_secret: str, pd_threshold: int | None, scorers: tuple, scheduler_params: tuple) -> tuple[_Layer, dict]:
+    """The router generation's stack layer: the v0.9 guide's labels plus the stack's own, which the
+    pool selects (upstream selects llm-d.ai/guide alone, so two stacks would share pods)."""
+    labels = {
+        "llm-d.ai/guide": guide.name,
+        "llm-d.ai/model": model["label"],
+        "llm-d.ai/accelerator-vendor": hw.get("accelerator", "nvidia"),
+        release.dialect.get("engineTypeLabel", "llm-d.ai/engine-type"): "vllm",
+        "app.kubernetes.io/instance": names["stackLabel"],
+    }
+    selector = {"llm-d.ai/guide": guide.name, "app.kubernetes.io/instance": names["stackLabel"]}
+    api = release.dialect["eppApiVersion"]
+    if mode == "disaggregated":
+        peak = hw.get("peakPrefillThroughput", release.contract["peakPrefillThroughput"])
+        template = {"token-load": "epp-pd-token-load.yaml.tmpl", "always-disagg": "epp-pd-always-disagg.yaml.tmpl"}[release.dialect["eppPdConfig"]]
+        config = render_template(template, api_version=api, peak_prefill_throughput=peak)
+        config_file = "pd-config.yaml"
+        if pd_threshold:
+            config = _selective_pd(config, pd_threshold)
+    else:
+        config = render_template("epp-router-scheduling.yaml.tmpl", api_version=api)
+        config_file = "scheduling-config.yaml"
+    _check_epp_config(config, config_file)
+    if scorers or scheduler_params:
+        config = scheduler_config(config, release, scorers, scheduler_params)
+    router = router_values(names=names, release=release, selector=selector, config_file=config_file, config=config,
+                           standalone=gw["provider"] == "standalone", gw=gw)
+    ms: dict[str, Any] = {"modelArtifacts": {"uri": model["uri"], "name": model["name"], "size": model["size"],
+                                             "authSecretName": hf_secret, "labels": labels}}
+    roles = _pod_roles(hw, mode, selector)
     if roles:
         ms["roles"] = roles
-    return _Layer("stack", "names, model, labels and selectors", {"ms": expand_roles(ms), "gaie": gaie}), selector
+    return _Layer("stack", "names, model, labels and selectors", {"ms": expand_roles(ms), "router": router}), selector
+
+
+def _selective_pd(config: str, threshold: int) -> str:
+    """--pd-threshold N on the router: prefix-based-pd-decider instead of always-disagg, so prompts
+    with at most N uncached tokens skip prefill (the v0.10.0 EPP still registers it)."""
+    doc = load_text(config, "EPP config").data
+    for plugin in doc["plugins"]:
+        if plugin.get("type") == "always-disagg-pd-decider":
+            plugin["type"] = "prefix-based-pd-decider"
+            plugin["parameters"] = {"nonCachedTokens": threshold}
+        params = plugin.get("parameters") or {}
+        if params.get("deciderPluginName") == "always-disagg-pd-decider":
+            params["deciderPluginName"] = "prefix-based-pd-decider"
+    head = "".join(line + "\n" for line in config.splitlines() if line.startswith("#"))
+    return head + f"# selective P/D: prompts with at most {threshold} uncached tokens skip prefill (--pd-threshold)\n" + dump(doc)
 
 
 def scheduler_config(text: str, release: Release, scorers: tuple, params: tuple) -> str:
@@ -415,10 +481,11 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     catalog = catalog or default_catalog()
     guide = catalog.guide(spec.guide)
     release = catalog.release(spec.llmd_version)
-    envs = catalog.resolve_environments(list(spec.environments))
+    envs = catalog.resolve_environments(list(spec.environments), release.generation)
     hardware = catalog.layer(envs["hardware"])
     overlays = [catalog.layer(n) for n in envs["overlays"]]
     gateway = catalog.layer(envs["gateway"])
+    _check_generation(release, [hardware, *overlays, gateway])
 
     hw = merge_values(copy.deepcopy(hardware.hardware), {})
     for ov in overlays:
@@ -435,7 +502,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     namespace = spec.namespace or guide.defaults.get("namespace", "llm-d-pd")
     postfix = spec.postfix or guide.defaults.get("postfix", "pd")
     check_names(namespace, postfix, gw["provider"])
-    names = stack_names(namespace, postfix, gw["provider"])
+    names = stack_names(namespace, postfix, gw["provider"], release.generation)
 
     prefill, decode = _layouts(spec, guide, hardware)
     if decode.replicas < 1:
@@ -467,10 +534,13 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     layers.append(layout)
     notes += layout_notes
 
-    provenance: dict[str, dict[str, str]] = {k: {} for k in RELEASE_KEYS}
-    merged: dict[str, dict] = {k: {} for k in RELEASE_KEYS}
+    keys = release.release_keys
+    provenance: dict[str, dict[str, str]] = {k: {} for k in keys if k != "gateway"}
+    merged: dict[str, dict] = {k: {} for k in provenance}
     for layer in layers:
         for key, values in layer.values.items():
+            if key not in merged:  # the other generation's release (gaie values on a router stack)
+                continue
             vals = expand_roles(values) if key == "ms" else values
             try:
                 merged[key] = merge_values(merged[key], vals, layer=layer.name, provenance=provenance[key])
@@ -481,25 +551,101 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     if mode == "aggregated":
         # the chart renders nothing for a role with create: false; keep its values out of the file
         merged["ms"]["prefill"] = {"create": False}
-    merged["infra"] = _infra_dialect(merged["infra"], release, gw, provenance["infra"])
+    if release.generation == "helmfile":
+        merged["infra"] = _infra_dialect(merged["infra"], release, gw, provenance["infra"])
 
     for ov in spec.overrides:
+        if ov.release not in merged:
+            raise InputError(f"{_override_label(ov)[0]}: llm-d {release.name} has no {ov.release} release; its releases are "
+                             + ", ".join(merged), hint="the router generation (llm-d >= v0.8) has router and ms; infra and gaie are for v0.6.0 and older")
         _apply_override(merged, ov, provenance, ROLES if mode == "disaggregated" else ("decode",))
     for key in merged:
         merged[key] = strip_patch_markers(merged[key])
 
     check_values_schemas(release, merged, spec.overrides)  # before anything reads the values as typed data
     roles = _role_plans(merged["ms"], names, hw, mode, release.contract)
-    route = build_route(names, gw, release, gateway.name)
-    releases = _release_plans(release, names, merged, spec)
-    return Plan(
+    if release.generation == "router":
+        route = expected_route(names, gw) if gw["provider"] != "standalone" else {}
+        releases = _router_release_plans(release, names, merged, spec, standalone=gw["provider"] == "standalone")
+    else:
+        route = build_route(names, gw, release, gateway.name)
+        releases = _release_plans(release, names, merged, spec)
+    plan = Plan(
         namespace=namespace, postfix=postfix, guide=guide.name, llmd_version=release.name,
         hardware=hardware.name, overlays=tuple(o.name for o in overlays), gateway=gateway.name, mode=mode,
         model=model, roles=roles, releases=releases, route=route, names=names, pool_selector=selector,
-        hardware_facts=hw, gateway_facts={**gw, "className": _gateway_class(merged["infra"], release, gw)}, release_info=release,
+        hardware_facts=hw, gateway_facts={**gw, "className": _gateway_class(merged["infra"], release, gw) if "infra" in merged else gw["className"]}, release_info=release,
         layers=_unique_layers(layers, spec),
-        provenance=provenance, hf_secret=spec.hf_secret, notes=tuple(notes), spec=spec,
+        provenance=provenance, hf_secret=spec.hf_secret, notes=tuple(notes + _router_notes(release, hw, mode)), spec=spec,
     )
+    return plan.replace(manifests=generated_manifests(plan)) if release.generation == "router" else plan
+
+
+def _check_generation(release: Release, layers: list[Layer]) -> None:
+    """A layer that only one generation can express is refused on the other, with its reason."""
+    for layer in layers:
+        facts = layer.hardware if layer.kind in ("hardware", "overlay") else layer.gateway
+        allowed = facts.get("generations")
+        if allowed and release.generation not in allowed:
+            why = facts.get("generationsWhy") or (
+                "standalone mode (no Gateway) is the router chart's; llm-d <= v0.6.0 always deploys a Gateway"
+                if layer.name == "standalone" else f"it is written for llm-d releases of the {'/'.join(allowed)} generation")
+            newer = "v0.9.0 (or v0.8.0)" if "router" in allowed else "v0.6.0"
+            raise InputError(f"-e {layer.name} cannot be expressed for llm-d {release.name}: {why}",
+                             hint=f"use --llmd-version {newer}, or another profile (llmdctl profiles)")
+
+
+def _router_notes(release: Release, hw: dict, mode: str) -> list[str]:
+    if release.generation != "router" or mode != "disaggregated" or hw.get("peakPrefillThroughput") \
+            or release.dialect["eppPdConfig"] != "token-load":
+        return []
+    return [f"prefix-cache-affinity-filter peakPrefillThroughput {release.contract['peakPrefillThroughput']} was measured upstream "
+            "on 8xTP1 H200 prefill (gpt-oss-120b); measure yours (upstream guides/recipes/router/calibration/calibrate.sh) and pass "
+            "--scheduler-param prefix-cache-affinity-filter.peakPrefillThroughput=N"]
+
+
+def generated_manifests(plan: Plan) -> dict[str, list[dict]]:
+    """The objects of the charts llmdctl writes into the bundle, by release key, from the final
+    ms values (after the rules' fixes)."""
+    ms = plan.ms_values
+    labels = (ms.get("modelArtifacts") or {}).get("labels") or {}
+    hw = plan.hardware_facts
+    out = {"ms": model_server_objects(ms, names=plan.names, labels=labels, mode=plan.mode,
+                                      contract=plan.release_info.contract, dialect=plan.release_info.dialect,
+                                      hf_secret=plan.hf_secret, claims=hw.get("dra"))}
+    if any(r.key == "gateway" for r in plan.releases):
+        out["gateway"] = gateway_objects(names=plan.names, gw=plan.gateway_facts,
+                                         labels={"app.kubernetes.io/instance": plan.names["stackLabel"]})
+    return out
+
+
+def chart_bundle_files(plan: Plan) -> dict[str, str]:
+    """Bundle path -> text for every chart llmdctl generates (charts/<release key>/...)."""
+    files: dict[str, str] = {}
+    for rel in plan.releases:
+        if not rel.generated:
+            continue
+        what = "model servers (prefill and decode)" if rel.key == "ms" else "the stack's Gateway"
+        for name, text in chart_files(list(plan.manifests[rel.key]), chart=GENERATED_CHARTS[rel.key], version=__version__,
+                                      description=f"{what} of llm-d stack {plan.postfix}, generated by llmdctl", dump=dump).items():
+            files[f"{rel.chart.removeprefix('./')}/{name}"] = text
+    return files
+
+
+def _router_release_plans(release: Release, names: dict, merged: dict, spec: Spec, *, standalone: bool) -> tuple[ReleasePlan, ...]:
+    pin = "router" if standalone else "routerGateway"
+    src = resolve_charts({pin: release.charts[pin]}, folder=spec.charts, repository=spec.chart_repository,
+                         llmd_version=release.name, flag=input_name("charts", "--charts", spec.origin, spec.spec_file))[pin]
+    out = []
+    if not standalone:
+        out.append(ReleasePlan(key="gateway", name=names["gateway"], chart="./charts/gateway", version=__version__, repository=None,
+                               needs=(), values={}, values_file="", local=True, generated=True))
+    out.append(ReleasePlan(key="router", name=names["router"], chart=src.chart, version=src.version, repository=src.repository,
+                           needs=(names["gateway"],) if not standalone else (), values=merged["router"],
+                           values_file="router.values.yaml", local=src.local))
+    out.append(ReleasePlan(key="ms", name=names["ms"], chart="./charts/ms", version=__version__, repository=None,
+                           needs=(names["router"],), values=merged["ms"], values_file="", local=True, generated=True))
+    return tuple(out)
 
 
 def evaluate(plan: Plan, catalog: Catalog | None = None) -> Plan:
@@ -536,7 +682,8 @@ def plan_stack(spec: Spec, catalog: Catalog | None = None) -> Plan:
 def _with_ms_values(plan: Plan, ms: dict) -> Plan:
     releases = tuple(r.replace(values=ms) if r.key == "ms" else r for r in plan.releases)
     roles = _role_plans(ms, plan.names, plan.hardware_facts, plan.mode, plan.release_info.contract)
-    return plan.replace(releases=releases, roles=roles)
+    plan = plan.replace(releases=releases, roles=roles)
+    return plan.replace(manifests=generated_manifests(plan)) if plan.release_info.generation == "router" else plan
 
 
 def _unique_layers(layers: list[_Layer], spec: Spec) -> tuple[LayerInfo, ...]:
@@ -626,10 +773,11 @@ def build_route(names: dict, gw: dict, release: Release, gateway_name: str) -> d
 
 def _release_plans(release: Release, names: dict, merged: dict, spec: Spec) -> tuple[ReleasePlan, ...]:
     needs = {"infra": (), "gaie": (names["infra"],), "ms": (names["infra"], names["gaie"])}
-    sources = resolve_charts({k: release.charts[k] for k in RELEASE_KEYS}, folder=spec.charts, repository=spec.chart_repository,
+    keys = release.release_keys
+    sources = resolve_charts({k: release.charts[k] for k in keys}, folder=spec.charts, repository=spec.chart_repository,
                              llmd_version=release.name, flag=input_name("charts", "--charts", spec.origin, spec.spec_file))
     out = []
-    for key in RELEASE_KEYS:
+    for key in keys:
         src = sources[key]
         out.append(ReleasePlan(
             key=key, name=names[key], chart=src.chart, version=src.version, repository=src.repository,
@@ -647,7 +795,8 @@ def check_values_schemas(release: Release, merged: dict[str, dict], overrides=()
 
     A problem that a user's --values file brought in is located in that file (line and column).
     """
-    for key in ("infra", "gaie", "ms"):
+    # the router generation's ms values feed llmdctl's own chart, which refuses what it cannot build
+    for key in [k for k in release.release_keys if k in merged and not (release.generation == "router" and k == "ms")]:
         files = [ov.doc for ov in reversed(overrides) if ov.release == key and ov.doc is not None]
 
         def locate(path: str, files=files) -> str | None:

@@ -16,10 +16,22 @@ HELM_RELEASE_MAX = 53
 K8S_NAME_MAX = 63
 # modelservice names its objects <release>-llm-d-modelservice, truncated to this many characters
 MS_FULLNAME_MAX = 55
-RELEASE_KEYS = ("infra", "gaie", "ms")
+RELEASE_KEYS = ("infra", "gaie", "ms")  # the helmfile generation (llm-d <= v0.6.0), in needs order
+ROUTER_RELEASE_KEYS = ("gateway", "router", "ms")  # the router generation (llm-d >= v0.8.0); gateway only in gateway mode
+ALL_RELEASE_KEYS = ("infra", "gaie", "gateway", "router", "ms")
+# a generated chart's names (llmdctl writes them into the bundle; `helm list` shows <name>-<llmdctl version>)
+GENERATED_CHARTS = {"gateway": "llmdctl-gateway", "ms": "llmdctl-model-servers"}
 
 
-def stack_names(namespace: str, postfix: str, gateway_provider: str | None = None) -> dict[str, str]:
+def release_names(postfix: str) -> dict[str, str]:
+    """Every release name a stack with this postfix can have, in either generation: what destroy
+    and status look for when they do not know which llm-d version made the stack."""
+    return {key: f"{key}-{postfix}" for key in ALL_RELEASE_KEYS}
+
+
+def stack_names(namespace: str, postfix: str, gateway_provider: str | None = None, generation: str = "helmfile") -> dict[str, str]:
+    if generation == "router":
+        return router_stack_names(postfix, gateway_provider)
     names = {
         "infra": f"infra-{postfix}",
         "gaie": f"gaie-{postfix}",
@@ -41,6 +53,32 @@ def stack_names(namespace: str, postfix: str, gateway_provider: str | None = Non
     return names
 
 
+def router_stack_names(postfix: str, gateway_provider: str | None = None) -> dict[str, str]:
+    """Names of a router-generation stack. The router chart names the pool after its release and
+    the EPP <release>-epp; every name llmdctl chooses carries the postfix, including the ones
+    upstream fixes (the standalone Envoy ConfigMap `envoy`, the metrics Secret, GKE claim templates)."""
+    router = f"router-{postfix}"
+    ms = f"ms-{postfix}"
+    names = {
+        "router": router,
+        "ms": ms,
+        "gateway": f"gateway-{postfix}",  # release and Gateway (gateway mode only)
+        "pool": router,
+        "epp": f"{router}-epp",
+        "envoyConfigMap": f"{router}-envoy",
+        "route": router,  # the gateway chart's HTTPRoute is named after the release
+        "stackLabel": f"llm-d-{postfix}",
+        "msFullname": ms,
+        "serviceAccount": ms,
+        "prefill": f"{ms}-prefill",
+        "decode": f"{ms}-decode",
+        "metricsSecret": f"{router}-sa-metrics-reader-secret",
+        "claimTemplate": f"{ms}-rdma",
+    }
+    names["gatewayService"] = f"{names['gateway']}-istio" if gateway_provider == "istio" else names["gateway"]
+    return names
+
+
 def check_names(namespace: str, postfix: str, gateway_provider: str | None = None) -> None:
     """Refuse names Kubernetes or Helm would reject, before anything is rendered."""
     problems = []
@@ -57,6 +95,12 @@ def check_names(namespace: str, postfix: str, gateway_provider: str | None = Non
     if not problems:
         names = stack_names(namespace, postfix, gateway_provider)
         limits = [(names[k], HELM_RELEASE_MAX, "Helm release name") for k in ("infra", "gaie", "ms")]
+        router = router_stack_names(postfix, gateway_provider)
+        # the router chart cuts the release name to 40 characters before it adds -epp: past that
+        # two stacks could share an EPP
+        limits += [(router["router"], 40, "router release name (the router chart truncates longer ones)"),
+                   (router["prefill"], K8S_NAME_MAX, "prefill Deployment name"),
+                   (router["claimTemplate"], K8S_NAME_MAX, "ResourceClaimTemplate name")]
         limits += [
             (names["gateway"], K8S_NAME_MAX, "Gateway name"),
             (names["gatewayService"], K8S_NAME_MAX, "gateway Service name"),

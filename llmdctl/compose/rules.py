@@ -434,7 +434,7 @@ def vllm_ports(plan: Plan):
             yield f"{role}: the vLLM container has no port named 'vllm' (probes and PodMonitor use it)"
         elif port.get("containerPort") != want:
             yield f"{role}: port 'vllm' is {port.get('containerPort')} but vLLM listens on {want}"
-    pool = plan.release("gaie").values.get("inferencePool") or {}
+    pool = plan.pool_values
     service_port = (plan.ms_values.get("routing") or {}).get("servicePort", 8000)
     target = [p.get("number") for p in pool.get("targetPorts") or []] or [pool.get("targetPortNumber", 8000)]
     if target[0] != service_port:
@@ -474,7 +474,7 @@ def rdma_ipc_lock(plan: Plan):
 
 @rule("V-30", "error")
 def block_size(plan: Plan):
-    ext = plan.release("gaie").values.get("inferenceExtension") or {}
+    ext = plan.epp_values
     text = (ext.get("pluginsCustomConfig") or {}).get(ext.get("pluginsConfigFile"))
     if not text or "precise-prefix-cache-scorer" not in str(text):
         return

@@ -17,7 +17,7 @@ from ..base.yamlio import Document, load_file, load_text
 from .charts import check_repository
 
 _LAYOUT = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*[Tt][Pp]\s*(\d+))?\s*$")
-RELEASE_KEYS = ("infra", "gaie", "ms")  # the releases --set and --values may address
+RELEASE_KEYS = ("infra", "gaie", "router", "ms")  # the releases --set and --values may address (router: llm-d >= v0.8)
 
 
 class RoleLayout(NamedTuple):
@@ -101,7 +101,7 @@ def _override_for_path(path: str, value: Any, origin: str) -> Override:
     release, _, rest = path.partition(".")
     if release not in RELEASE_KEYS:
         raise InputError(
-            f"{origin} '{path}': the path must start with a release: infra, gaie or ms" + suggest(release, list(RELEASE_KEYS)),
+            f"{origin} '{path}': the path must start with a release: infra, gaie, router or ms" + suggest(release, list(RELEASE_KEYS)),
             hint="e.g. --set ms.decode.replicas=2 or --set gaie.inferenceExtension.replicas=2",
         )
     if not rest:
@@ -148,7 +148,7 @@ def parse_values_flag(text: str, base: str | None = None, origin: str = "--value
     """``ms=extra.yaml`` -> the file's content as an override for release ``ms``."""
     release, sep, file = text.partition("=")
     if not sep or release not in RELEASE_KEYS or not file:
-        raise InputError(f"{origin} '{text}': expected RELEASE=FILE with RELEASE one of infra, gaie, ms (e.g. ms=my-values.yaml)")
+        raise InputError(f"{origin} '{text}': expected RELEASE=FILE with RELEASE one of infra, gaie, router, ms (e.g. ms=my-values.yaml)")
     path = os.path.join(base, file) if base is not None else file  # a spec file's paths are relative to it
     doc = load_file(path, what="values file")
     refuse_tokens(doc.data, path)

@@ -44,6 +44,7 @@ class ReleasePlan(NamedTuple):
     values: dict
     values_file: str
     local: bool = False  # chart is a path on this machine (--charts): no repository, no dependency build
+    generated: bool = False  # a chart llmdctl writes into the bundle (its objects are Plan.manifests[key])
 
 
 class LayerInfo(NamedTuple):
@@ -81,6 +82,7 @@ class Plan(NamedTuple):
     notes: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = ()
     spec: Spec | None = None
+    manifests: dict[str, list] = {}  # release key -> objects of a generated chart (router generation)
 
     def release(self, key: str) -> ReleasePlan:
         return next(r for r in self.releases if r.key == key)
@@ -88,3 +90,33 @@ class Plan(NamedTuple):
     @property
     def ms_values(self) -> dict:
         return self.release("ms").values
+
+    @property
+    def generation(self) -> str:
+        """helmfile (llm-d <= v0.6.0: infra, gaie, modelservice) or router (>= v0.8: router chart, generated model servers)."""
+        return self.release_info.generation
+
+    @property
+    def standalone(self) -> bool:
+        """No Gateway: clients reach the router's Envoy through the EPP Service."""
+        return self.gateway_facts.get("provider") == "standalone"
+
+    @property
+    def pool_values(self) -> dict:
+        """The InferencePool as the chart that renders it is told (selector, target ports)."""
+        if self.generation == "router":
+            return (self.release("router").values.get("router") or {}).get("modelServers") or {}
+        return self.release("gaie").values.get("inferencePool") or {}
+
+    @property
+    def epp_values(self) -> dict:
+        """The EPP block (pluginsConfigFile, pluginsCustomConfig, monitoring) of either generation."""
+        if self.generation == "router":
+            return (self.release("router").values.get("router") or {}).get("epp") or {}
+        return self.release("gaie").values.get("inferenceExtension") or {}
+
+    @property
+    def epp_monitoring(self) -> dict:
+        if self.generation == "router":
+            return ((self.release("router").values.get("router") or {}).get("monitoring") or {}).get("prometheus") or {}
+        return (self.epp_values.get("monitoring") or {}).get("prometheus") or {}

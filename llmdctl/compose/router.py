@@ -1,0 +1,76 @@
+"""The router generation (llm-d >= v0.8): values for llm-d's router chart and the objects of the
+charts llmdctl generates (model servers, and the Gateway in gateway mode).
+
+Upstream isolates stacks by namespace only: the pool selects ``llm-d.ai/guide`` and the
+standalone chart names its Envoy ConfigMap ``envoy``. Here every stack adds its own label to the
+pool selector and to its pods, and names the Envoy ConfigMap and the metrics Secret after its
+router release, so two stacks in one namespace share no object and no pod.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..catalog.catalog import Release
+
+ENVOY_LISTENER = 8081  # the standalone chart's Envoy listener (router.extraServicePorts targets it)
+
+
+def router_pins(release: Release) -> dict:
+    """The EPP image pinned by tag: a chart rendered from source says `main`."""
+    hub_name, tag = release.images["scheduler"].rsplit(":", 1)
+    registry, repository = hub_name.rsplit("/", 1)
+    return {"router": {"epp": {"image": {"registry": registry, "repository": repository, "tag": tag, "pullPolicy": "IfNotPresent"}}}}
+
+
+def router_values(*, names: dict, release: Release, selector: dict, config_file: str, config: str,
+                  standalone: bool, gw: dict) -> dict:
+    """What the stack layer sets on the router chart: pool selector and port, the EPP config, and
+    per-stack names for the objects upstream names once per namespace."""
+    router: dict[str, Any] = {
+        "epp": {"pluginsConfigFile": config_file, "pluginsCustomConfig": {config_file: config}},
+        "modelServers": {"matchLabels": dict(selector), "targetPorts": [{"number": release.contract["servicePort"]}]},
+        "monitoring": {"prometheus": {"auth": {"secretName": names["metricsSecret"]}}},
+    }
+    values: dict[str, Any] = {"router": router}
+    if standalone:
+        router["extraServicePorts"] = [{"name": "http", "port": release.contract["proxyServicePort"], "protocol": "TCP",
+                                        "targetPort": ENVOY_LISTENER}]
+        # both keys: the chart's volume names the ConfigMap again (verified by helm template)
+        router["proxy"] = {
+            "configMap": {"name": names["envoyConfigMap"]},
+            "volumes": [{"name": "config", "configMap": {"name": names["envoyConfigMap"], "items": [{"key": "envoy.yaml", "path": "envoy.yaml"}]}}],
+        }
+    else:
+        values["provider"] = {"name": gw.get("routerProvider", "none")}
+        # P/D requests can take minutes; "0s" turns the route's request timeout off
+        values["httpRoute"] = {"create": True, "inferenceGatewayName": names["gateway"], "requestTimeout": "0s"}
+    return values
+
+
+def gateway_objects(*, names: dict, gw: dict, labels: dict) -> list[dict]:
+    """The stack's own Gateway (gateway mode): one HTTP listener that admits routes of its namespace."""
+    return [{
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": names["gateway"], "labels": dict(labels)},
+        "spec": {
+            "gatewayClassName": gw["className"],
+            "listeners": [{"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}],
+        },
+    }]
+
+
+def expected_route(names: dict, gw: dict) -> dict:
+    """The HTTPRoute the gateway-mode router chart renders (templates/httproute.yaml), as verify
+    expects to find it; llmdctl does not write it."""
+    rule: dict[str, Any] = {
+        "backendRefs": [{"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": names["pool"]}],
+        "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+    }
+    if gw.get("routerProvider") != "gke":
+        rule["timeouts"] = {"request": "0s"}
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": names["route"]},
+        "spec": {"parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": names["gateway"]}], "rules": [rule]},
+    }
