@@ -53,12 +53,14 @@ def versions(args: argparse.Namespace) -> int:
         r = catalog.release(name)
         rows.append({
             "version": name + (" (default)" if name == default else ""),
-            "infra": r.charts["infra"]["version"], "inferencepool": r.charts["gaie"]["version"],
-            "modelservice": r.charts["ms"]["version"], "scheduler": r.images["scheduler"].rsplit(":", 1)[-1],
+            "generation": r.generation,
+            "router": (r.charts.get("router") or {}).get("version"),
+            "infra": (r.charts.get("infra") or {}).get("version"), "inferencepool": (r.charts.get("gaie") or {}).get("version"),
+            "modelservice": (r.charts.get("ms") or {}).get("version"), "scheduler": r.images["scheduler"].rsplit(":", 1)[-1],
             "sidecar": r.images["routingSidecar"].rsplit(":", 1)[-1], "summary": r.summary,
             "scorers": list(r.epp["scorers"]), "schedulerParameters": {k: dict(v) for k, v in r.epp["parameters"].items()},
         })
-    emit_rows(rows, args.output, ("version", "infra", "inferencepool", "modelservice", "scheduler", "sidecar"))
+    emit_rows(rows, args.output, ("version", "generation", "router", "infra", "inferencepool", "modelservice", "scheduler", "sidecar"))
     return 0
 
 
