@@ -17,16 +17,19 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from ..compose.names import hf_secret_command
+from ..compose.router import ENVOY_LISTENER as ENVOY_TARGET
 from ..plan.stack import Plan
 from .tools import version_tuple
 from .kube import (
-    CRDS, DEPLOYMENTS, EVENTS, GATEWAYCLASSES, GATEWAYS, HTTPROUTES, NAMESPACES, NODES, PODS, SECRETS,
+    CRDS, DEPLOYMENTS, EVENTS, GATEWAYCLASSES, GATEWAYS, HTTPROUTES, NAMESPACES, NODES, PODS, SECRETS, SERVICES,
     Kube, KubeError, inference_pools,
 )
 
 PASS, FAIL, PENDING, WARN = "pass", "fail", "pending", "warn"
 ROLE_LABEL = "llm-d.ai/role"
 NATIVE_SIDECAR_MIN = (1, 33)
+DRA_V1_MIN = (1, 34)  # resource.k8s.io/v1 (ResourceClaimTemplates of the DRA profiles)
+SIDECAR = "routing-proxy"
 
 
 @dataclass
@@ -44,7 +47,7 @@ class Check:
 
 
 def pool_api_version(plan: Plan) -> str:
-    pool = plan.release("gaie").values.get("inferencePool") or {}
+    pool = plan.pool_values
     dialect = plan.release_info.dialect["poolApiVersion"]
     return pool.get("apiVersion") or dialect.get(plan.gateway, dialect["default"])
 
@@ -84,6 +87,7 @@ class Observed:
     gateway: dict | None
     route: dict | None
     errors: dict[str, str] = field(default_factory=dict)  # what could not be read, and why
+    service: dict | None = None  # standalone mode: the router's EPP Service (Envoy on port 80)
 
 
 def observe_stack(kube: Kube, plan: Plan) -> Observed:
@@ -100,10 +104,14 @@ def observe_stack(kube: Kube, plan: Plan) -> Observed:
             errors[what] = exc.message
             return default
 
-    releases = read("releases", lambda: kube.list(SECRETS, ns, labels=f"owner=helm,name in ({n['infra']},{n['gaie']},{n['ms']})"), [])
+    release_list = ",".join(r.name for r in plan.releases)
+    releases = read("releases", lambda: kube.list(SECRETS, ns, labels=f"owner=helm,name in ({release_list})"), [])
     deployments = read("deployments", lambda: {d["metadata"]["name"]: d for d in kube.list(DEPLOYMENTS, ns)}, {})
     pods = read("pods", lambda: kube.list(PODS, ns, labels=selector_text(plan.pool_selector)), [])
     pool = read("pool", lambda: kube.get(inference_pools(pool_api_version(plan)), n["pool"], ns), None)
+    if plan.standalone:  # no Gateway and no route: clients come in through the EPP Service
+        service = read("service", lambda: kube.get(SERVICES, n["epp"], ns), None)
+        return Observed(releases, deployments, pods, pool, None, None, errors, service)
     gateway = read("gateway", lambda: kube.get(GATEWAYS, n["gateway"], ns), None)
     route = read("route", lambda: kube.get(HTTPROUTES, n["route"], ns), None)
     return Observed(releases, deployments, pods, pool, gateway, route, errors)
@@ -118,10 +126,49 @@ def evaluate_stack(plan: Plan, obs: Observed) -> list[Check]:
         checks.append(_deployment_check(role.deployment, role.replicas, obs, what=f"{role.role} Deployment"))
         checks.append(_pods_check(plan, role, obs))
     checks.append(_deployment_check(plan.names["epp"], 1, obs, what="scheduler (EPP) Deployment", at_least=True))
+    if plan.generation == "router" and plan.mode == "disaggregated":
+        checks.append(_sidecar_check(plan, obs))
     checks.append(_pool_check(plan, obs))
-    checks.append(_gateway_check(plan, obs))
-    checks.append(_route_check(plan, obs))
+    if plan.standalone:
+        checks.append(_service_check(plan, obs))
+    else:
+        checks.append(_gateway_check(plan, obs))
+        checks.append(_route_check(plan, obs))
     return checks
+
+
+def _sidecar_check(plan: Plan, obs: Observed) -> Check:
+    """decode's routing sidecar must be a native sidecar in front of vLLM, or prefill is never called."""
+    decode = plan.roles["decode"]
+    label = f"decode sidecar {SIDECAR}"
+    if "deployments" in obs.errors:
+        return _unreadable(label, obs.errors["deployments"])
+    dep = obs.deployments.get(decode.deployment)
+    expected = f"native sidecar (restartPolicy Always) on :{plan.release_info.contract['servicePort']} -> vLLM :{decode.vllm_port}"
+    if dep is None:
+        return Check(label, PENDING, "no decode Deployment yet", expected)
+    pod = ((dep.get("spec") or {}).get("template") or {}).get("spec") or {}
+    sidecar = next((c for c in pod.get("initContainers") or [] if c.get("name") == SIDECAR), None)
+    if sidecar is None:
+        return Check(label, FAIL, "missing from the decode pods", expected, hint="re-render and apply: the decode pods would serve without prefill")
+    if sidecar.get("restartPolicy") != "Always":
+        return Check(label, FAIL, "an init container that exits (no restartPolicy: Always)", expected, hint="Kubernetes >= 1.29 is needed for native sidecars")
+    return Check(label, PASS, f"native sidecar, image {sidecar.get('image')}", expected)
+
+
+def _service_check(plan: Plan, obs: Observed) -> Check:
+    name = plan.names["epp"]
+    label = f"Service {name}"
+    port = plan.release_info.contract["proxyServicePort"]
+    expected = f"port {port} -> Envoy {ENVOY_TARGET}"
+    if "service" in obs.errors:
+        return _unreadable(label, obs.errors["service"])
+    if obs.service is None:
+        return Check(label, FAIL, "missing", expected, hint="the router release should create it; llmdctl status")
+    ports = {p.get("port"): p.get("targetPort") for p in (obs.service.get("spec") or {}).get("ports") or []}
+    if ports.get(port) not in (ENVOY_TARGET, str(ENVOY_TARGET)):
+        return Check(label, FAIL, f"ports {ports}", expected, hint="the router values lost extraServicePorts: re-render and apply")
+    return Check(label, PASS, f"port {port} -> {ports[port]}", expected)
 
 
 def _unreadable(name: str, why: str) -> Check:
@@ -186,7 +233,9 @@ def _pods_check(plan: Plan, role, obs: Observed) -> Check:
         return _unreadable(label, obs.errors["pods"])
     pods = [p for p in obs.pods if _role(p) == role.role]
     expected_parts = [f"{role.replicas} pod{'s' if role.replicas != 1 else ''} with the pool's labels", f"image {role.image}"]
-    if role.accelerator_resource:
+    if plan.hardware_facts.get("dra") and plan.mode == "disaggregated":
+        expected_parts.append(f"{role.gpus_per_pod} DRA claims (GPU + RDMA NIC each)")
+    elif role.accelerator_resource:
         expected_parts.append(f"{role.accelerator_resource}: {role.gpus_per_pod}")
     if role.rdma:
         expected_parts.append(f"{role.rdma['resource']}: {role.rdma.get('count', 1)}")
@@ -207,7 +256,11 @@ def _pods_check(plan: Plan, role, obs: Observed) -> Check:
         pname = pod["metadata"]["name"]
         if role.image and c.get("image") != role.image:
             problems.append(f"{pname}: image {c.get('image')}")
-        if role.accelerator_resource and str(limits.get(role.accelerator_resource)) != str(role.gpus_per_pod):
+        claims = [cl for cl in (pod.get("spec") or {}).get("resourceClaims") or []]
+        if plan.hardware_facts.get("dra") and plan.mode == "disaggregated":
+            if len(claims) != role.gpus_per_pod:
+                problems.append(f"{pname}: {len(claims)} resource claims (one per GPU and its NIC)")
+        elif role.accelerator_resource and str(limits.get(role.accelerator_resource)) != str(role.gpus_per_pod):
             problems.append(f"{pname}: {role.accelerator_resource} {limits.get(role.accelerator_resource, 'not requested')}")
         if role.rdma and str(limits.get(role.rdma["resource"])) != str(role.rdma.get("count", 1)):
             problems.append(f"{pname}: {role.rdma['resource']} {limits.get(role.rdma['resource'], 'not requested')}")
@@ -237,7 +290,7 @@ def _pool_check(plan: Plan, obs: Observed) -> Check:
     observed = ", ".join(f"{r} {c} ready" for r, c in counts.items()) + f" (selector {selector_text(match)})"
     if match != plan.pool_selector:
         return Check(label, FAIL, f"selector {selector_text(match)}", f"selector {selector_text(plan.pool_selector)}",
-                     hint="the pool selects other pods than this stack's: re-apply the gaie release")
+                     hint=f"the pool selects other pods than this stack's: re-apply the {'router' if plan.generation == 'router' else 'gaie'} release")
     if all(counts.values()):
         return Check(label, PASS, observed, expected)
     return Check(label, PENDING, observed, expected)
@@ -443,13 +496,14 @@ class Watcher:
         self.changed = threading.Event()
         self.stop = threading.Event()
         n, ns = plan.names, plan.namespace
+        releases = ",".join(r.name for r in plan.releases)
         self.targets = [
             (PODS, ns, selector_text(plan.pool_selector), None),
             (DEPLOYMENTS, ns, None, None),
-            (GATEWAYS, ns, None, f"metadata.name={n['gateway']}"),
-            (HTTPROUTES, ns, None, f"metadata.name={n['route']}"),
-            (SECRETS, ns, f"owner=helm,name in ({n['infra']},{n['gaie']},{n['ms']})", None),
+            (SECRETS, ns, f"owner=helm,name in ({releases})", None),
         ]
+        if not plan.standalone:
+            self.targets += [(GATEWAYS, ns, None, f"metadata.name={n['gateway']}"), (HTTPROUTES, ns, None, f"metadata.name={n['route']}")]
         self.threads = [threading.Thread(target=self._run, args=t, daemon=True) for t in self.targets]
 
     def __enter__(self):
@@ -613,6 +667,8 @@ def evaluate_capacity(plan: Plan, nodes: list[dict], running: list[dict] | None 
 def provider_crds(plan: Plan) -> list[str]:
     """CRDs of the kinds the rendered charts will create, beyond Gateway API and InferencePool:
     read from the plan's values the way the charts' templates decide."""
+    if plan.generation == "router":
+        return _router_crds(plan)
     crds = []
     if plan.gateway_facts.get("destinationRule"):
         crds.append("destinationrules.networking.istio.io")
@@ -638,6 +694,22 @@ def provider_crds(plan: Plan) -> list[str]:
 MONITORING_CRDS = ("servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com")
 
 
+def _router_crds(plan: Plan) -> list[str]:
+    """The router chart's extra kinds (routerlib templates) and the generated charts' PodMonitors."""
+    crds = []
+    values = plan.release("router").values
+    provider = str((values.get("provider") or {}).get("name") or "none").lower()
+    if not plan.standalone and provider == "istio":
+        crds.append("destinationrules.networking.istio.io")
+    if plan.epp_monitoring.get("enabled"):
+        crds.append(MONITORING_CRDS[0])
+    if any(o.get("kind") == "PodMonitor" for o in plan.manifests.get("ms", ())):
+        crds.append(MONITORING_CRDS[1])
+    if not plan.standalone and provider == "gke":
+        crds += ["healthcheckpolicies.networking.gke.io", "gcpbackendpolicies.networking.gke.io"]
+    return crds
+
+
 def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
     checks = [Check(f"tool {t.tool}", t.status, t.message, f">= v{'.'.join(map(str, t.minimum))}", hint=t.fix) for t in tool_checks]
     try:
@@ -650,6 +722,10 @@ def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
     ok = v is not None and (v[0], v[1]) >= NATIVE_SIDECAR_MIN
     checks.append(Check("cluster version", PASS if ok else WARN, version.get("gitVersion", "unknown"), f">= {NATIVE_SIDECAR_MIN[0]}.{NATIVE_SIDECAR_MIN[1]}",
                         hint="" if ok else "V-31: the routing sidecar is a native sidecar; decode pods may stay in Init:0/1"))
+    if plan.hardware_facts.get("dra") and plan.mode == "disaggregated":
+        dra = v is not None and (v[0], v[1]) >= DRA_V1_MIN
+        checks.append(Check("DRA (resource.k8s.io/v1)", PASS if dra else FAIL, version.get("gitVersion", "unknown"), f">= {DRA_V1_MIN[0]}.{DRA_V1_MIN[1]}",
+                            hint="" if dra else f"{plan.hardware} claims GPUs and NICs through resource.k8s.io/v1 ResourceClaimTemplates, GA in Kubernetes 1.34"))
 
     def guarded(name: str, fn):
         try:
@@ -661,8 +737,8 @@ def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
     def crd_checks():
         present = {c["metadata"]["name"]: c for c in kube.list(CRDS)}
         pool_group, pool_version = pool_api_version(plan).split("/")
-        wanted = [("gateways.gateway.networking.k8s.io", "v1"), ("httproutes.gateway.networking.k8s.io", "v1"),
-                  (f"inferencepools.{pool_group}", pool_version)] + [(n, None) for n in provider_crds(plan)]
+        gateway_api = [] if plan.standalone else [("gateways.gateway.networking.k8s.io", "v1"), ("httproutes.gateway.networking.k8s.io", "v1")]
+        wanted = gateway_api + [(f"inferencepools.{pool_group}", pool_version)] + [(n, None) for n in provider_crds(plan)]
         out = []
         for name, version_needed in wanted:
             crd = present.get(name)
@@ -698,7 +774,8 @@ def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
         return out
 
     guarded("CRDs", crd_checks)
-    guarded("GatewayClass", class_checks)
+    if not plan.standalone:
+        guarded("GatewayClass", class_checks)
     # one list across namespaces: what other pods already hold on each node
     guarded("nodes", lambda: evaluate_capacity(plan, kube.list(NODES), kube.list(PODS, fields="status.phase!=Succeeded,status.phase!=Failed")))
     guarded("namespace", namespace_checks)

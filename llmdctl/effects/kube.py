@@ -45,6 +45,7 @@ class Resource:
 
 
 PODS = Resource("", "v1", "pods")
+SERVICES = Resource("", "v1", "services")
 SECRETS = Resource("", "v1", "secrets")
 EVENTS = Resource("", "v1", "events")
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)

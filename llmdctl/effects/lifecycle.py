@@ -22,14 +22,19 @@ from pathlib import Path
 from typing import Callable
 
 from ..base.errors import LlmdctlError
-from ..compose.names import RELEASE_KEYS, hf_secret_command, stack_names
+from ..compose.names import ALL_RELEASE_KEYS, GENERATED_CHARTS, RELEASE_KEYS, ROUTER_RELEASE_KEYS, hf_secret_command, release_names, stack_names
+from ..inputs.charts import chart_name
 from ..plan.stack import Plan
 from .bundle import bundle_files_in, remove_bundle, write_bundle
 from .tools import INSTALL_HINTS, MINIMUMS, Command, Interrupted, StepFailed, Toolbox, ToolMissing, context_dir_name, fmt_version, helm_diff_version, require_tools
 
-# The chart each llmdctl release is made from, as `helm list` spells it (<chart>-<version>).
-RELEASE_CHARTS = {"infra": "llm-d-infra", "gaie": "inferencepool", "ms": "llm-d-modelservice"}
-_RELEASE_NAME = re.compile(r"^(infra|gaie|ms)-([a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
+# The charts each llmdctl release can be made from, as `helm list` spells them (<chart>-<version>):
+# helmfile generation (llm-d <= v0.6.0), then the router generation (>= v0.8) and its generated charts.
+RELEASE_CHARTS = {
+    "infra": ("llm-d-infra",), "gaie": ("inferencepool",), "router": ("llm-d-router-standalone", "llm-d-router-gateway"),
+    "gateway": (GENERATED_CHARTS["gateway"],), "ms": ("llm-d-modelservice", GENERATED_CHARTS["ms"]),
+}
+_RELEASE_NAME = re.compile(r"^(" + "|".join(ALL_RELEASE_KEYS) + r")-([a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
 
 
 def bundle_dir(base: Path, context: str, namespace: str, postfix: str) -> Path:
@@ -59,18 +64,21 @@ def apply_steps(plan: Plan, folder: Path, *, sync: bool, create_namespace: bool,
     for rel in plan.releases:  # infra -> gaie -> ms, the helmfile's needs order
         verb = "sync" if sync or rel.name in resync else "apply"
         steps.append(helmfile(verb, ns, folder, rel.name, f"{rel.name} ({rel.chart.rsplit('/', 1)[-1]} {rel.version})", "--skip-needs"))
-    steps.append(Command("kubectl", ("apply", "--namespace", ns, "--filename", "httproute.yaml"), f"HTTPRoute {plan.names['route']}", cwd=str(folder)))
+    if plan.generation == "helmfile":  # the router chart renders its own HTTPRoute
+        steps.append(Command("kubectl", ("apply", "--namespace", ns, "--filename", "httproute.yaml"), f"HTTPRoute {plan.names['route']}", cwd=str(folder)))
     return steps
 
 
 def diff_steps(plan: Plan, folder: Path) -> list[Command]:
     ns = plan.namespace
-    return [
+    steps = [
         # --detailed-exitcode: 0 no changes, 2 changes, 1 error
         helmfile("diff", ns, folder, None, f"releases of {plan.postfix}", "--skip-needs", "--detailed-exitcode", "--context", "3", ok_codes=(0, 2)),
-        # kubectl diff: 0 no differences, 1 differences, >1 error
-        Command("kubectl", ("diff", "--namespace", ns, "--filename", "httproute.yaml"), f"HTTPRoute {plan.names['route']}", cwd=str(folder), ok_codes=(0, 1)),
     ]
+    if plan.generation == "helmfile":
+        # kubectl diff: 0 no differences, 1 differences, >1 error
+        steps.append(Command("kubectl", ("diff", "--namespace", ns, "--filename", "httproute.yaml"), f"HTTPRoute {plan.names['route']}", cwd=str(folder), ok_codes=(0, 1)))
+    return steps
 
 
 def destroy_steps(namespace: str, postfix: str, present: "StackState", folder: Path | None) -> list[Command]:
@@ -86,18 +94,18 @@ def destroy_steps(namespace: str, postfix: str, present: "StackState", folder: P
 
 
 def uninstall_steps(namespace: str, postfix: str, present: "StackState") -> list[Command]:
-    """helm uninstall for each of the stack's releases still present, dependents first."""
-    names = stack_names(namespace, postfix)
+    """helm uninstall for each of the stack's releases still present (either generation), dependents first."""
+    names = release_names(postfix)
     return [
         Command("helm", ("uninstall", names[key], "--namespace", namespace), f"release {names[key]}")
-        for key in reversed(RELEASE_KEYS) if names[key] in present.releases
+        for key in reversed(ALL_RELEASE_KEYS) if names[key] in present.releases
     ]
 
 
 def helm_list_command(namespace: str | None) -> Command:
     """All llmdctl-shaped releases (any status) in one namespace, or in all of them."""
     scope = ("--all-namespaces",) if namespace is None else ("--namespace", namespace)
-    return Command("helm", ("list", *scope, "--all", "--output", "json", "--filter", "^(infra|gaie|ms)-"), "list releases")
+    return Command("helm", ("list", *scope, "--all", "--output", "json", "--filter", "^(" + "|".join(ALL_RELEASE_KEYS) + ")-"), "list releases")
 
 
 def route_query(namespace: str, postfix: str) -> Command:
@@ -109,9 +117,15 @@ def route_query(namespace: str, postfix: str) -> Command:
 
 
 def chart_version(chart: str, key: str) -> str | None:
-    """'llm-d-infra-v1.4.0' -> 'v1.4.0' when the chart is the one llmdctl uses for ``key``."""
-    prefix = RELEASE_CHARTS[key] + "-"
-    return chart[len(prefix):] if chart.startswith(prefix) else None
+    """'llm-d-infra-v1.4.0' -> 'v1.4.0' when the chart is one llmdctl uses for ``key``."""
+    name = chart_name_of(chart, key)
+    return chart[len(name) + 1:] if name else None
+
+
+def chart_name_of(chart: str, key: str) -> str | None:
+    """'llm-d-router-gateway-v0.10.0' -> 'llm-d-router-gateway' (the longest of the key's charts that fits)."""
+    hits = [n for n in RELEASE_CHARTS[key] if chart.startswith(n + "-") and chart[len(n) + 1:len(n) + 2] in "v0123456789"]
+    return max(hits, key=len) if hits else None
 
 
 def parse_helm_list(text: str) -> list[dict]:
@@ -145,7 +159,7 @@ def group_stacks(rows: list[dict]) -> list[dict]:
         ns = str(row.get("namespace", ""))
         stack = stacks.setdefault((ns, postfix), {"namespace": ns, "postfix": postfix, "releases": {}})
         stack["releases"][key] = {
-            "name": row.get("name"), "chart": RELEASE_CHARTS[key], "version": version,
+            "name": row.get("name"), "chart": chart_name_of(str(row.get("chart", "")), key), "version": version,
             "revision": int(row["revision"]) if str(row.get("revision", "")).isdigit() else row.get("revision"),
             "status": row.get("status"), "updated": row.get("updated"), "appVersion": row.get("app_version"),
         }
@@ -153,7 +167,8 @@ def group_stacks(rows: list[dict]) -> list[dict]:
     for (_, _), stack in sorted(stacks.items()):
         rels = stack["releases"]
         statuses = {r["status"] for r in rels.values()}
-        if len(rels) == 3 and statuses == {"deployed"}:
+        wanted = _expected_keys(rels)
+        if set(wanted) <= set(rels) and statuses == {"deployed"}:
             overall = "deployed"
         elif "failed" in statuses:
             overall = "failed"
@@ -162,10 +177,22 @@ def group_stacks(rows: list[dict]) -> list[dict]:
         else:
             overall = "incomplete"
         stack["status"] = overall
-        stack["missing"] = [stack_names(stack["namespace"], stack["postfix"])[k] for k in RELEASE_KEYS if k not in rels]
-        stack["releases"] = [rels[k] for k in RELEASE_KEYS if k in rels]
+        stack["generation"] = "helmfile" if wanted == RELEASE_KEYS else "router"
+        stack["missing"] = [release_names(stack["postfix"])[k] for k in wanted if k not in rels]
+        stack["releases"] = [rels[k] for k in ALL_RELEASE_KEYS if k in rels]
         out.append(stack)
     return out
+
+
+def _expected_keys(rels: dict) -> tuple[str, ...]:
+    """The releases a complete stack has, told from the ones present: a router release, or a
+    model-server release from llmdctl's own chart, makes it a router-generation stack (whose
+    gateway release exists only in gateway mode)."""
+    router = "router" in rels or "gateway" in rels or (rels.get("ms") or {}).get("chart") == GENERATED_CHARTS["ms"]
+    if not router:
+        return RELEASE_KEYS
+    gateway_mode = "gateway" in rels or (rels.get("router") or {}).get("chart") == "llm-d-router-gateway"
+    return ROUTER_RELEASE_KEYS if gateway_mode else ROUTER_RELEASE_KEYS[1:]
 
 
 @dataclass
@@ -186,16 +213,17 @@ class StackState:
 
 def observe(box: Toolbox, namespace: str, postfix: str) -> StackState:
     """Read one stack's releases and route (two calls)."""
-    names = stack_names(namespace, postfix)
-    wanted = {names[k]: k for k in RELEASE_KEYS}
+    names = release_names(postfix)
+    route = stack_names(namespace, postfix)["route"]
+    wanted = {names[k]: k for k in ALL_RELEASE_KEYS}
     rows = parse_helm_list(box.query(helm_list_command(namespace)))
     state = StackState()
     for row in rows:
         if row.get("name") in wanted and row.get("namespace", namespace) == namespace:
             state.releases[row["name"]] = {"chart": row.get("chart"), "revision": row.get("revision"), "status": row.get("status")}
-    state.releases = {n: state.releases[n] for n in names.values() if n in state.releases}  # infra, gaie, ms order
+    state.releases = {n: state.releases[n] for n in names.values() if n in state.releases}  # needs order
     if box.query(route_query(namespace, postfix)).strip():
-        state.route = names["route"]
+        state.route = route
     return state
 
 
@@ -355,11 +383,19 @@ def observed_drift(box: Toolbox, plan: Plan, ui: "UI") -> list[str]:
         return []
 
 
+def pin_of(plan: Plan, key: str) -> str:
+    """The catalog pin a release's chart comes from (the router release: standalone or gateway chart)."""
+    if key == "router":
+        return "router" if plan.standalone else "routerGateway"
+    return key
+
+
 def change_summary(plan: Plan, state: StackState, verb: str) -> list[str]:
     """One line per release and the route: install, upgrade (revision n -> n+1) or unchanged chart."""
     lines = []
     for rel in plan.releases:
-        chart = RELEASE_CHARTS[rel.key]  # not the path: with --charts the chart is a file on disk
+        # not the path: with --charts (or a generated chart) the chart is a folder on disk
+        chart = GENERATED_CHARTS[rel.key] if rel.generated else chart_name(plan.release_info.charts[pin_of(plan, rel.key)]["chart"])
         now = state.releases.get(rel.name)
         if not now:
             lines.append(f"install  {rel.name}: {chart} {rel.version}")
@@ -367,8 +403,9 @@ def change_summary(plan: Plan, state: StackState, verb: str) -> list[str]:
             current = str(now.get("chart") or "")
             move = f"{current} -> {chart}-{rel.version}" if current != f"{chart}-{rel.version}" else f"{chart}-{rel.version}"
             lines.append(f"{verb:<8} {rel.name}: {move} (revision {now.get('revision')}, {now.get('status')})")
-    route = plan.names["route"]
-    lines.append(f"{'update' if state.route else 'create':<8} HTTPRoute {route} -> Gateway {plan.names['gateway']}, InferencePool {plan.names['pool']}")
+    if plan.generation == "helmfile":
+        route = plan.names["route"]
+        lines.append(f"{'update' if state.route else 'create':<8} HTTPRoute {route} -> Gateway {plan.names['gateway']}, InferencePool {plan.names['pool']}")
     return lines
 
 
@@ -545,8 +582,8 @@ def apply_dry_run(plan: Plan, files: dict[str, str], box: Toolbox, folder: Path,
 
 def destroy_dry_run(box: Toolbox, namespace: str, postfix: str, folder: Path) -> str:
     """The commands destroy would run if every object of the stack existed; nothing is run."""
-    names = stack_names(namespace, postfix)
-    everything = StackState(releases={names[k]: {} for k in RELEASE_KEYS}, route=names["route"])
+    names = release_names(postfix)
+    everything = StackState(releases={names[k]: {} for k in ALL_RELEASE_KEYS}, route=stack_names(namespace, postfix)["route"])
     kept = folder if bundle_files_in(folder) is not None else None
     lines = [f"# dry run: nothing is run; commands for context {box.context or '(none selected: destroy would refuse)'}, namespace {namespace}, postfix {postfix}"]
     lines += [step.display(box) for step in destroy_steps(namespace, postfix, everything, kept) + uninstall_steps(namespace, postfix, everything)]

@@ -65,9 +65,10 @@ def _smoke(kube: Kube, plan: Plan, box: Toolbox, endpoint: str | None, port_forw
     """Send the smoke request to --endpoint, through a port-forward, or to the Gateway's address."""
     if endpoint:
         return smoke(kube, plan, endpoint)
-    if port_forward:
-        with PortForward(box, plan.namespace, plan.names["gatewayService"], 80) as pf:
-            say(f"port-forward: {pf.url} -> service/{plan.names['gatewayService']}:80")
+    entry = plan.names["epp"] if plan.standalone else plan.names["gatewayService"]
+    if port_forward or plan.standalone:  # standalone: the EPP Service is a ClusterIP, reached by a port-forward
+        with PortForward(box, plan.namespace, entry, 80) as pf:
+            say(f"port-forward: {pf.url} -> service/{entry}:80")
             return smoke(kube, plan, pf.url)
     gw = kube.get(GATEWAYS, plan.names["gateway"], plan.namespace) or {}
     addresses = [a.get("value") for a in (gw.get("status") or {}).get("addresses") or [] if a.get("value")]
