@@ -60,7 +60,7 @@ def add_stack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("-e", "--environment", action="append", metavar="NAME",
                    help="Hardware profile, overlay, gateway or alias; repeatable (-e amd -e host-network). Default: nvidia-ib + istio.")
     g.add_argument("-n", "--namespace", help="Target namespace. Default: $NAMESPACE, else the guide's (llm-d-pd).")
-    g.add_argument("--postfix", help="Release postfix that tells stacks apart: infra-, gaie-, ms-<postfix>. Default: $RELEASE_NAME_POSTFIX, else pd.")
+    g.add_argument("--postfix", help="Release postfix that tells stacks apart: infra-, gaie-, ms-<postfix> (router-, ms-<postfix> from llm-d v0.8). Default: $RELEASE_NAME_POSTFIX, else pd.")
     g.add_argument("--guide", help="pd-disaggregation (default) or inference-scheduling (aggregated).")
     g.add_argument("--llmd-version", metavar="VERSION", help="llm-d release whose charts and images are pinned (see `llmdctl versions`).")
     g.add_argument("--model", help="Hugging Face model id (or hf://, pvc://, oci:// URI). Default: the hardware profile's.")
@@ -248,7 +248,8 @@ def _layers(group: str, example: str):
 
 
 _STATUS_WHAT = ("One row per postfix: its releases with chart version, revision and status, and when it was last\n"
-                "deployed. A stack is `deployed` when all three releases are; `incomplete`, `pending` or `failed`\n"
+                "deployed. A stack is `deployed` when all its releases are (infra, gaie, ms; or router and ms, plus\n"
+                "gateway in gateway mode, from llm-d v0.8); `incomplete`, `pending` or `failed`\n"
                 "otherwise. For pods, gateway and route health use `llmdctl verify`.")
 
 # name, handler (module:function under llmdctl.cli), summary, description, examples, options
@@ -256,9 +257,13 @@ COMMANDS = [
     ("render", "stack:render", "Compose and validate a stack, then write its helmfile bundle.",
      "The bundle holds helmfile.yaml (releases infra-, gaie-, ms-<postfix> with pinned charts), one values\n"
      "file per release, httproute.yaml and a README with the commands to apply, verify and clean up.\n"
+     "From llm-d v0.8 (--llmd-version v0.9.0): router-<postfix> from llm-d's router chart (standalone,\n"
+     "or gateway mode with -e istio|kgateway|agentgateway|gke) and ms-<postfix> from a model-server\n"
+     "chart llmdctl writes under charts/ms (gateway mode adds gateway-<postfix>, the stack's Gateway).\n"
      "Same inputs, byte-identical files.",
      ("llmdctl render -e amd -o amd-bundle", "RELEASE_NAME_POSTFIX=pd-2 llmdctl render --prefill 2xTP2 --decode 1xTP4",
-      "llmdctl render -e gke --print | less", "llmdctl render -f llmd.yaml --set ms.decode.replicas=2"), _render),
+      "llmdctl render -e gke --print | less", "llmdctl render -f llmd.yaml --set ms.decode.replicas=2",
+      "llmdctl render --llmd-version v0.9.0 -e amd"), _render),
     ("validate", "stack:validate", "Run inputs through composition, schemas and rules without writing anything.",
      "Exit 0 when the stack can be rendered (warnings allowed), 2 when it is refused.",
      ("llmdctl validate -e gh200-timeslice", "llmdctl validate -f llmd.yaml -o json | jq '.findings[]'"), _validate),

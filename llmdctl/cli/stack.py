@@ -17,7 +17,8 @@ def render(args: argparse.Namespace) -> int:
         return 0
     folder = args.output or default_output_dir(plan)
     err(write_bundle(files, folder, force=args.force).summary())
-    err(f"next: cd {folder} && helmfile apply && kubectl apply -n {plan.namespace} -f httproute.yaml")
+    route = f" && kubectl apply -n {plan.namespace} -f httproute.yaml" if plan.generation == "helmfile" else ""
+    err(f"next: cd {folder} && helmfile apply{route}")
     return 0
 
 

@@ -352,11 +352,17 @@ def bundle_files_in(folder: str | os.PathLike) -> list[str] | None:
     """The files llmdctl wrote into ``folder`` (from its marker), or None when it holds no llmdctl bundle."""
     marker = _read(os.path.join(folder, MARKER))
     if marker is not None:
-        return [line for line in marker.splitlines()[1:] if line and "/" not in line and line not in (".", "..")]
+        return [line for line in marker.splitlines()[1:] if _safe_relative(line)]
     helmfile = _read(os.path.join(folder, _LEGACY_FILES[0]))
     if helmfile is not None and helmfile.startswith(_LEGACY_HEAD):
         return [name for name in _LEGACY_FILES if os.path.isfile(os.path.join(folder, name))]
     return None
+
+
+def _safe_relative(name: str) -> bool:
+    """A marker line names a file inside the bundle (charts/ms/Chart.yaml), never one outside it."""
+    parts = name.split("/")
+    return bool(name) and not name.startswith("/") and "\\" not in name and all(p not in ("", ".", "..") for p in parts)
 
 
 def write_bundle(files: dict[str, str], out_dir: str | os.PathLike, *, force: bool = False) -> BundleWrite:
@@ -376,7 +382,7 @@ def write_bundle(files: dict[str, str], out_dir: str | os.PathLike, *, force: bo
     ours = bundle_files_in(out_dir)
     if ours is None:
         entries = sorted(os.listdir(out_dir))
-        clash = [name for name in files if name in entries]
+        clash = [name for name in files if os.path.lexists(os.path.join(out_dir, name))]
         if entries and not force:
             shown = ", ".join(entries[:8]) + (f" and {len(entries) - 8} more" if len(entries) > 8 else "")
             raise InputError(
@@ -402,6 +408,7 @@ def _write_new(files: dict[str, str], out_dir: str) -> BundleWrite:
     except OSError as exc:
         for name in (*files, MARKER):  # only what this call wrote
             _unlink(os.path.join(tmp, name))
+        _prune_dirs(tmp, files)
         os.rmdir(tmp)
         raise InputError(f"-o {out_dir}: cannot write the bundle: {exc.strerror}") from None
     return BundleWrite(out_dir, tuple(files), (), (), ())
@@ -416,7 +423,8 @@ def _write_in_place(files: dict[str, str], out_dir: str, ours: list[str]) -> Bun
         for name, text in {**files, MARKER: _marker(files)}.items():
             if before[name] == text:
                 continue
-            tmp = os.path.join(out_dir, f".{name}.llmdctl-{os.getpid()}")
+            head, base = os.path.split(name)
+            tmp = os.path.join(out_dir, head, f".{base}.llmdctl-{os.getpid()}")
             _write(tmp, text)
             staged.append((tmp, os.path.join(out_dir, name)))
         for tmp, final in staged:
@@ -428,6 +436,7 @@ def _write_in_place(files: dict[str, str], out_dir: str, ours: list[str]) -> Bun
     removed = tuple(name for name in ours if name not in files and name != MARKER and os.path.isfile(os.path.join(out_dir, name)))
     for name in removed:
         os.unlink(os.path.join(out_dir, name))
+    _prune_dirs(out_dir, removed)
     return BundleWrite(
         out_dir,
         added=tuple(n for n in files if before[n] is None),
@@ -446,6 +455,7 @@ def remove_bundle(folder: str | os.PathLike) -> list[str]:
     removed = [name for name in (*ours, MARKER) if os.path.isfile(os.path.join(folder, name))]
     for name in removed:
         os.unlink(os.path.join(folder, name))
+    _prune_dirs(os.fspath(folder), removed)
     try:
         os.rmdir(folder)
     except OSError:
@@ -465,7 +475,23 @@ def _read(path: str) -> str | None:
         return None
 
 
+def _prune_dirs(root: str, removed) -> None:
+    """Remove the sub-folders (charts/ms/templates, ...) that removing our files left empty."""
+    dirs = {os.path.dirname(name) for name in removed if "/" in name}
+    for d in sorted({p for d in dirs for p in _parents(d)}, key=lambda p: -p.count("/")):
+        try:
+            os.rmdir(os.path.join(root, d))
+        except OSError:
+            pass  # not empty: something else lives there
+
+
+def _parents(d: str) -> list[str]:
+    parts = d.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
 def _write(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
 
