@@ -1,0 +1,108 @@
+"""The router generation (llm-d v0.9.0, issue 13) against the real control plane: the router chart
+(the stand-in, or the real one with $LLMDCTL_E2E_CHARTS) and llmdctl's generated model-server
+chart, both installed by real helm and helmfile.
+
+Runs after the helmfile-era scenarios (file order), because it moves the session's InferencePool
+CRDs to GAIE v1.5.0, the version llm-d v0.9.0 pins.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .controlplane import crd_dir
+from .harness import CHARTS
+from .test_e2e_lifecycle import SMALL, USER_OWNED, assert_pods_match_plan, left_only_user_objects, names_in, plan_of, pods, versions_in
+
+pytestmark = pytest.mark.e2e
+
+V = ("--llmd-version", "v0.9.0")
+
+
+def router_plan(**kw):
+    return plan_of(llmd_version="v0.9.0", prefill="1xTP1", decode="1xTP1", charts=str(CHARTS), **kw)
+
+
+@pytest.fixture(scope="module")
+def gaie_v15(e2e):
+    e2e.cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd_dir() / "gateway-api-inference-extension" / "v1.5.0"), timeout=120)
+    e2e.cp.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    return e2e
+
+
+def test_standalone_stacks_side_by_side_then_clean_destroys(gaie_v15):
+    e2e = gaie_v15
+    cp, ns = e2e.cp, "llm-d-router"
+    cp.namespace(ns)
+
+    r = e2e.llmdctl("doctor", *V, "-n", ns, *SMALL, "-o", "json")
+    checks = {c["name"]: c["status"] for c in r.json()["checks"]}
+    assert r.code == 0, r
+    assert "CRD inferencepools.inference.networking.k8s.io" in checks and not any("gateway" in n.lower() for n in checks), checks
+
+    r = e2e.llmdctl("apply", "-y", *V, "-n", ns, *SMALL, "--wait", "--timeout", "3m", timeout=400)
+    assert r.code == 0, r
+    assert e2e.releases(ns) == {"router-pd": "deployed", "ms-pd": "deployed"}
+    plan = router_plan(namespace=ns)
+    assert_pods_match_plan(e2e, plan)
+    objects = names_in(e2e, ns)
+    assert {("InferencePool", "router-pd"), ("ConfigMap", "router-pd-envoy"), ("Service", "router-pd-epp"),
+            ("Deployment", "ms-pd-prefill"), ("Deployment", "ms-pd-decode"), ("ServiceAccount", "ms-pd")} <= objects, objects
+    assert ("ConfigMap", "envoy") not in objects  # upstream's fixed name would collide between stacks
+    pool = cp.get_json("inferencepool", "router-pd", "-n", ns)
+    assert pool["spec"]["selector"]["matchLabels"] == dict(plan.pool_selector)
+    assert pool["spec"]["targetPorts"] == [{"number": 8000}]
+    decode = cp.get_json("deployment", "ms-pd-decode", "-n", ns)["spec"]["template"]["spec"]
+    sidecar = decode["initContainers"][0]
+    assert (sidecar["name"], sidecar["restartPolicy"], sidecar["image"]) == ("routing-proxy", "Always", "ghcr.io/llm-d/llm-d-router-disagg-sidecar:v0.10.0")
+    assert "--model-server-port=8200" in sidecar["args"] or "--vllm-port=8200" in sidecar["args"]
+
+    r = e2e.llmdctl("verify", *V, "-n", ns, *SMALL, "-o", "json")
+    verdict = {c["name"]: c["status"] for c in r.json()["checks"]}
+    assert r.code == 0 and set(verdict.values()) == {"pass"}, verdict
+    assert {"decode sidecar routing-proxy", "Service router-pd-epp", "InferencePool router-pd"} <= set(verdict), verdict
+
+    # a second stack in the same namespace shares no object and no pod with the first
+    before = versions_in(e2e, ns)
+    r = e2e.llmdctl("apply", "-y", *V, "-n", ns, *SMALL, "--wait", "--timeout", "3m", env={"RELEASE_NAME_POSTFIX": "pd-2"}, timeout=400)
+    assert r.code == 0, r
+    plan2 = router_plan(namespace=ns, postfix="pd-2")
+    assert_pods_match_plan(e2e, plan2)
+    ours = {n for n in names_in(e2e, ns) - USER_OWNED if n in before}
+    theirs = names_in(e2e, ns) - set(before)
+    assert theirs and not ours & theirs
+    sel = ",".join(f"{k}={v}" for k, v in plan.pool_selector.items())
+    assert len(pods(e2e, ns, sel)) == 2, "pd's pool selector must not match pd-2's pods"
+    stacks = e2e.llmdctl("status", "-n", ns, "-o", "json").json()["stacks"]
+    assert [(s["postfix"], s["status"], s["generation"]) for s in stacks] == [("pd", "deployed", "router"), ("pd-2", "deployed", "router")]
+
+    r = e2e.llmdctl("destroy", "-y", "-n", ns, "--postfix", "pd-2")
+    assert r.code == 0, r
+    e2e.wait_for("pd-2's objects to go", lambda: not any("pd-2" in n for _, n in names_in(e2e, ns)), timeout=60)
+    after = versions_in(e2e, ns)
+    assert after == before, {k: (before.get(k), after.get(k)) for k in set(before) | set(after) if before.get(k) != after.get(k)}
+
+    r = e2e.llmdctl("destroy", "-y", "-n", ns)
+    assert r.code == 0, r
+    left_only_user_objects(e2e, ns)
+    assert e2e.releases(ns) == {}
+
+
+def test_gateway_mode_owns_its_gateway_and_the_chart_routes_to_the_pool(gaie_v15):
+    e2e = gaie_v15
+    ns = "llm-d-router-gw"
+    e2e.cp.namespace(ns)
+    r = e2e.llmdctl("apply", "-y", *V, "-e", "istio", "-n", ns, *SMALL, "--wait", "--timeout", "3m", timeout=400)
+    assert r.code == 0, r
+    assert e2e.releases(ns) == {"gateway-pd": "deployed", "router-pd": "deployed", "ms-pd": "deployed"}
+    route = e2e.cp.get_json("httproute", "router-pd", "-n", ns)
+    assert [p["name"] for p in route["spec"]["parentRefs"]] == ["gateway-pd"]
+    assert route["spec"]["rules"][0]["backendRefs"][0]["name"] == "router-pd"
+    r = e2e.llmdctl("verify", *V, "-e", "istio", "-n", ns, *SMALL, "-o", "json")
+    verdict = {c["name"]: c["status"] for c in r.json()["checks"]}
+    assert r.code == 0 and set(verdict.values()) == {"pass"}, verdict
+    assert {"Gateway gateway-pd", "HTTPRoute router-pd"} <= set(verdict)
+    assert ("DestinationRule", "router-pd-epp") in names_in(e2e, ns)
+    r = e2e.llmdctl("destroy", "-y", "-n", ns)
+    assert r.code == 0, r
+    left_only_user_objects(e2e, ns)
