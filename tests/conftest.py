@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 # the catalog cache of this test run stays out of the developer's ~/.cache
+HELMFILE_ERA = "v0.6.0"  # what the tests written for llm-d-infra + inferencepool + modelservice target
 os.environ.setdefault("LLMDCTL_CACHE_DIR", tempfile.mkdtemp(prefix="llmdctl-test-cache-"))
 
 from llmdctl.cli.main import main  # noqa: E402
@@ -33,8 +34,14 @@ def cli(capsys, monkeypatch):
     def run(*args: str, env: dict | None = None) -> Result:
         for var in ("NAMESPACE", "RELEASE_NAME_POSTFIX"):
             monkeypatch.delenv(var, raising=False)
+        # the helmfile-era suites target v0.6.0 unless they name a version; env={"LLMD_VERSION": ""}
+        # runs with the catalog's real default
+        monkeypatch.setenv("LLMD_VERSION", HELMFILE_ERA)
         for k, v in (env or {}).items():
-            monkeypatch.setenv(k, v)
+            if v == "" and k == "LLMD_VERSION":
+                monkeypatch.delenv(k)
+            else:
+                monkeypatch.setenv(k, v)
         capsys.readouterr()
         code = main(list(args))
         out, err = capsys.readouterr()
@@ -45,8 +52,9 @@ def cli(capsys, monkeypatch):
 
 
 def plan_for(**kwargs):
-    """Compose and evaluate a plan without the environment's NAMESPACE/postfix leaking in."""
-    return evaluate(compose(build_spec(env={}, **kwargs)))
+    """Compose and evaluate a plan without the environment's NAMESPACE/postfix leaking in; a test
+    that names no llm-d version gets the helmfile era's v0.6.0 (the router generation's tests name theirs)."""
+    return evaluate(compose(build_spec(env={}, **{"llmd_version": HELMFILE_ERA, **kwargs})))
 
 
 def parse(text: str):
@@ -202,5 +210,7 @@ def deploy(fake, *render_args: str, namespace: str = "llm-d-pd", ready: bool = T
     for flag, key in (("--postfix", "postfix"), ("--prefill", "prefill"), ("--decode", "decode")):
         if flag in args:
             kw[key] = args[args.index(flag) + 1]
-    plan = evaluate(compose(build_spec(env={}, environments=envs or None, namespace=namespace, **kw)))
+    if "--llmd-version" in args:
+        kw["llmd_version"] = args[args.index("--llmd-version") + 1]
+    plan = evaluate(compose(build_spec(env={}, environments=envs or None, namespace=namespace, **{"llmd_version": HELMFILE_ERA, **kw})))
     return StackObjects(fake, bundle_files(plan), namespace).install(ready=ready, hf_secret=hf_secret)

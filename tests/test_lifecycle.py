@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import plan_for, parse
+from conftest import HELMFILE_ERA, plan_for, parse
 from llmdctl.effects.lifecycle import chart_version, group_stacks, parse_helm_list
 from llmdctl.effects.tools import context_dir_name, version_tuple
 
@@ -388,7 +388,7 @@ def test_ctrl_c_is_passed_to_the_running_tool_and_reported(fake_cluster, tmp_pat
     fc = fake_cluster
     fc.namespace("llm-d-pd")
     fc.fail("helmfile", "name=gaie-pd", "apply", hang=True)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]), LLMD_VERSION=HELMFILE_ERA)
     proc = subprocess.Popen([sys.executable, "-m", "llmdctl", "apply", "-y"], cwd=fc.work, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
@@ -477,7 +477,7 @@ def test_tool_output_that_is_not_utf8_neither_kills_nor_hangs_apply(fake_cluster
     regression fails here instead of hanging the suite."""
     fc = fake_cluster
     fc.namespace("llm-d-pd")
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]), LLMD_VERSION=HELMFILE_ERA)
 
     def run():
         return subprocess.run([sys.executable, "-m", "llmdctl", "apply", "-y", "-n", "llm-d-pd"], cwd=fc.work, env=env,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import plan_for
+from conftest import HELMFILE_ERA, plan_for
 from llmdctl.compose.compose import compose
 from llmdctl.base.errors import ValidationError
 from llmdctl.compose.compose import evaluate
@@ -22,7 +22,7 @@ def findings_for(tmp_path=None, values: str | tuple | None = None, **kw):
         f = tmp_path / "override.yaml"
         f.write_text(text)
         kw.setdefault("values", []).append(f"{release}={f}")
-    plan = compose(build_spec(env={}, **kw))
+    plan = compose(build_spec(env={}, **{"llmd_version": HELMFILE_ERA, **kw}))
     try:
         evaluated = evaluate(plan)
         return list(evaluated.findings), evaluated

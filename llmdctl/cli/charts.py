@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..catalog.catalog import default_catalog
-from ..compose.names import RELEASE_KEYS
 from ..effects.charts import pull_charts
 from ..effects.tools import Toolbox
 from ..inputs.charts import check_repository, chart_name, find_chart, scan_charts
@@ -13,8 +13,9 @@ from .common import emit_rows, err
 
 
 def _pinned(args: argparse.Namespace):
-    release = default_catalog().release(args.llmd_version)
-    return release, {k: release.charts[k] for k in RELEASE_KEYS}
+    release = default_catalog().release(args.llmd_version or os.environ.get("LLMD_VERSION") or None)
+    # every pinned chart: the router generation pins both router charts (standalone and gateway mode)
+    return release, dict(release.charts)
 
 
 def pull(args: argparse.Namespace) -> int:

@@ -62,7 +62,7 @@ def add_stack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("-n", "--namespace", help="Target namespace. Default: $NAMESPACE, else the guide's (llm-d-pd).")
     g.add_argument("--postfix", help="Release postfix that tells stacks apart: infra-, gaie-, ms-<postfix> (router-, ms-<postfix> from llm-d v0.8). Default: $RELEASE_NAME_POSTFIX, else pd.")
     g.add_argument("--guide", help="pd-disaggregation (default) or inference-scheduling (aggregated).")
-    g.add_argument("--llmd-version", metavar="VERSION", help="llm-d release whose charts and images are pinned (see `llmdctl versions`).")
+    g.add_argument("--llmd-version", metavar="VERSION", help="llm-d release whose charts and images are pinned: v0.8.0 and newer deploy llm-d's router chart and a generated model-server chart, v0.6.0 and older the helmfile-era charts. Default: $LLMD_VERSION, else the release `llmdctl versions` marks default.")
     g.add_argument("--model", help="Hugging Face model id (or hf://, pvc://, oci:// URI). Default: the hardware profile's.")
     g.add_argument("--model-size", metavar="SIZE", help="Model volume size, e.g. 100Gi. Default: estimated from the model (guides/models.yaml).")
     g.add_argument("--prefill", metavar="NxTPm", help="Prefill layout REPLICASxTPn, e.g. 4xTP1; 0 for aggregated serving.")

@@ -795,8 +795,7 @@ def check_values_schemas(release: Release, merged: dict[str, dict], overrides=()
 
     A problem that a user's --values file brought in is located in that file (line and column).
     """
-    # the router generation's ms values feed llmdctl's own chart, which refuses what it cannot build
-    for key in [k for k in release.release_keys if k in merged and not (release.generation == "router" and k == "ms")]:
+    for key in [k for k in release.release_keys if k in merged]:
         files = [ov.doc for ov in reversed(overrides) if ov.release == key and ov.doc is not None]
 
         def locate(path: str, files=files) -> str | None:
@@ -815,8 +814,14 @@ def check_values_schemas(release: Release, merged: dict[str, dict], overrides=()
                     probe = probe.rsplit(".", 1)[0] if "." in probe else ""
             return None
 
-        version = release.charts[key]["version"]
-        check(merged[key], values_schema_name(key, version), source=f"{key}.values.yaml", root=key, locate=locate)
+        if release.generation == "router" and key == "ms":
+            # llmdctl's own chart reads the modelservice values shape (types and enums from its
+            # schema); the generator then refuses any key it would not turn into an object
+            schema = release.dialect["modelServerValuesSchema"]
+        else:
+            schema = values_schema_name(key, release.charts[key]["version"])
+        source = "ms values (of llmdctl's model-server chart)" if release.generation == "router" and key == "ms" else f"{key}.values.yaml"
+        check(merged[key], schema, source=source, root=key, locate=locate)
 
 
 def stack_target(namespace: str | None, postfix: str | None, env: dict | None = None, catalog: Catalog | None = None) -> tuple[str, str]:

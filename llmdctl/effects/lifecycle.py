@@ -63,7 +63,8 @@ def apply_steps(plan: Plan, folder: Path, *, sync: bool, create_namespace: bool,
         steps.append(Command("kubectl", ("create", "namespace", ns), f"namespace {ns}"))
     for rel in plan.releases:  # infra -> gaie -> ms, the helmfile's needs order
         verb = "sync" if sync or rel.name in resync else "apply"
-        steps.append(helmfile(verb, ns, folder, rel.name, f"{rel.name} ({rel.chart.rsplit('/', 1)[-1]} {rel.version})", "--skip-needs"))
+        chart = GENERATED_CHARTS[rel.key] if rel.generated else rel.chart.rsplit('/', 1)[-1]
+        steps.append(helmfile(verb, ns, folder, rel.name, f"{rel.name} ({chart} {rel.version})", "--skip-needs"))
     if plan.generation == "helmfile":  # the router chart renders its own HTTPRoute
         steps.append(Command("kubectl", ("apply", "--namespace", ns, "--filename", "httproute.yaml"), f"HTTPRoute {plan.names['route']}", cwd=str(folder)))
     return steps

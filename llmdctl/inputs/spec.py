@@ -1,7 +1,8 @@
 """Inputs: flags, an optional spec file and environment variables, folded into one ``Spec``.
 
 Precedence, highest first: command-line flags, the spec file, ``NAMESPACE`` /
-``RELEASE_NAME_POSTFIX`` (as in the upstream guides), the guide's and hardware profile's defaults.
+``RELEASE_NAME_POSTFIX`` (as in the upstream guides) and ``LLMD_VERSION``, the guide's and hardware
+profile's defaults.
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ def build_spec(
     }
     for flag, value in flags.items():
         refuse_tokens(value, flag)
-    for var in ("NAMESPACE", "RELEASE_NAME_POSTFIX"):
+    for var in ("NAMESPACE", "RELEASE_NAME_POSTFIX", "LLMD_VERSION"):
         refuse_tokens(env.get(var), f"${var}")
     file: dict = {}
     base: str | None = None
@@ -289,7 +290,7 @@ def build_spec(
         namespace=pick("namespace", namespace, "namespace", "NAMESPACE"),
         postfix=pick("postfix", postfix, "postfix", "RELEASE_NAME_POSTFIX"),
         guide=pick("guide", guide, "guide") or "pd-disaggregation",
-        llmd_version=pick("llmdVersion", llmd_version, "llmdVersion"),
+        llmd_version=pick("llmdVersion", llmd_version, "llmdVersion", "LLMD_VERSION"),
         model=pick("model", model, "model"),
         model_size=pick("modelSize", model_size, "modelSize"),
         prefill=parse_layout(prefill_text, input_name("prefill", "--prefill", origin, spec_file)) if prefill_text is not None else None,

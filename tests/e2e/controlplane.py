@@ -155,6 +155,8 @@ class ControlPlane:
             "HELM_CACHE_HOME": str(self.work / "helm" / "cache"), "HELM_CONFIG_HOME": str(self.work / "helm" / "config"),
             "HELM_DATA_HOME": str(self.work / "helm" / "data"), "LLMDCTL_STATE_DIR": str(self.work / "state"),
             "PYTHONPATH": str(REPO), "HOME": str(self.work / "home"),
+            # the helmfile-era scenarios target v0.6.0; the router-generation ones pass --llmd-version
+            "LLMD_VERSION": "v0.6.0",
         })
         env.update(extra)
         return env

@@ -30,7 +30,7 @@ USER_OWNED = {("Secret", "llm-d-hf-token"), ("ConfigMap", "kube-root-ca.crt"), (
 
 
 def plan_of(**kw):
-    return plan_stack(build_spec(env={}, **kw))
+    return plan_stack(build_spec(env={}, **{"llmd_version": "v0.6.0", **kw}))
 
 
 def pods(e2e, namespace: str, selector: str) -> list[dict]:
