@@ -38,3 +38,21 @@ def cases(versions: tuple[str, ...] = ("v0.6.0",)):
                         case_id = f"{version}-{hw}-{gw}-{layout}-{overlay}"
                         kwargs = {"environments": [hw, *extra, gw], "llmd_version": version, **flags}
                         yield case_id, kwargs, expected_refusal(hw, layout, overlay)
+
+
+# The router generation (llm-d >= v0.8): its own default gateway (standalone) and GKE profile (DRA).
+ROUTER_HARDWARE = ["nvidia-ib", "amd-roce", "gke-dra", "gke-no-rdma", "gh200-timeslice"]
+ROUTER_GATEWAYS = ["standalone", "istio", "kgateway", "agentgateway", "gke"]
+
+
+def router_cases(versions: tuple[str, ...] = ("v0.9.0",)):
+    for version in versions:
+        for hw in ROUTER_HARDWARE:
+            if version == "v0.8.0" and hw == "amd-roce":
+                continue  # no ROCm P/D image pinned for that release (asserted separately)
+            for gw in ROUTER_GATEWAYS:
+                for layout, flags in LAYOUTS.items():
+                    for overlay, extra in OVERLAYS.items():
+                        case_id = f"{version}-{hw}-{gw}-{layout}-{overlay}"
+                        kwargs = {"environments": [hw, *extra, gw], "llmd_version": version, **flags}
+                        yield case_id, kwargs, expected_refusal(hw, layout, overlay)

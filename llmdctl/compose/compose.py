@@ -576,7 +576,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
         model=model, roles=roles, releases=releases, route=route, names=names, pool_selector=selector,
         hardware_facts=hw, gateway_facts={**gw, "className": _gateway_class(merged["infra"], release, gw) if "infra" in merged else gw["className"]}, release_info=release,
         layers=_unique_layers(layers, spec),
-        provenance=provenance, hf_secret=spec.hf_secret, notes=tuple(notes + _router_notes(release, hw, mode)), spec=spec,
+        provenance=provenance, hf_secret=spec.hf_secret, notes=tuple(notes + _router_notes(release, hw, mode, spec)), spec=spec,
     )
     return plan.replace(manifests=generated_manifests(plan)) if release.generation == "router" else plan
 
@@ -595,8 +595,11 @@ def _check_generation(release: Release, layers: list[Layer]) -> None:
                              hint=f"use --llmd-version {newer}, or another profile (llmdctl profiles)")
 
 
-def _router_notes(release: Release, hw: dict, mode: str) -> list[str]:
-    if release.generation != "router" or mode != "disaggregated" or hw.get("peakPrefillThroughput") \
+def _router_notes(release: Release, hw: dict, mode: str, spec: Spec) -> list[str]:
+    """Say where the prefill throughput the scheduler assumes came from, unless the hardware
+    profile or the user (--scheduler-param) gave a measured one."""
+    given = any(param == "peakPrefillThroughput" for _, param, _ in spec.scheduler_params)
+    if release.generation != "router" or mode != "disaggregated" or hw.get("peakPrefillThroughput") or given \
             or release.dialect["eppPdConfig"] != "token-load":
         return []
     return [f"prefix-cache-affinity-filter peakPrefillThroughput {release.contract['peakPrefillThroughput']} was measured upstream "

@@ -1,0 +1,309 @@
+"""llm-d v0.8/v0.9 (issue 13): the router chart release plus the model-server chart llmdctl writes.
+
+Snapshots pin a bundle per hardware profile; the property tests assert, on every combination of
+hardware x gateway x layout x host-network, what must hold whatever a snapshot says: release names
+and charts, the pool selector and its pods, ports, GPU / RDMA / DRA counts, the sidecar, postfixed
+names. The generated chart is installed by real helm in tests/e2e/test_e2e_router.py.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import parse, plan_for
+from matrix import router_cases
+from llmdctl.base.errors import InputError, ValidationError
+from llmdctl.base.yamlio import load_text
+from llmdctl.compose.modelserver import chart_files
+from llmdctl.base.yamlio import dump
+from llmdctl.effects.bundle import bundle_files, remove_bundle, write_bundle
+
+ALL = list(router_cases(("v0.9.0", "v0.8.0")))
+ACCEPTED = [(cid, kw) for cid, kw, refusal in ALL if refusal is None]
+REFUSED = [(cid, kw, refusal) for cid, kw, refusal in ALL if refusal is not None]
+SNAPSHOTS = [c for c in ACCEPTED if c[0].startswith("v0.9.0") and c[0].endswith("-default-plain")
+             and ("-standalone-" in c[0] or c[0].startswith("v0.9.0-nvidia-ib-"))]
+
+
+def _bundle(**kw):
+    plan = plan_for(**kw)
+    files = bundle_files(plan)
+    docs = {name: parse(text) for name, text in files.items() if name.endswith(".yaml")}
+    return plan, files, docs
+
+
+def _objects(docs, chart: str) -> list[dict]:
+    return [d for name, d in docs.items() if name.startswith(f"charts/{chart}/templates/")]
+
+
+def _by_kind(objects, kind):
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+@pytest.mark.parametrize("cid,kw", SNAPSHOTS, ids=lambda v: v if isinstance(v, str) else "")
+def test_bundle_snapshot(cid, kw, snapshot):
+    _, files, _ = _bundle(**kw)
+    assert {k: v for k, v in files.items() if k != "README.md"} == snapshot
+
+
+def test_the_snapshots_cover_every_hardware_profile_and_gateway():
+    ids = [c[0] for c in SNAPSHOTS]
+    assert {i.split("-standalone-")[0] for i in ids if "-standalone-" in i} == {
+        f"v0.9.0-{hw}" for hw in ("nvidia-ib", "amd-roce", "gke-dra", "gke-no-rdma", "gh200-timeslice")}
+    assert len([i for i in ids if i.startswith("v0.9.0-nvidia-ib-")]) == 5  # every gateway
+
+
+@pytest.mark.parametrize("cid,kw,refusal", REFUSED, ids=lambda v: v if isinstance(v, str) and v.startswith("v0") else "")
+def test_refused_combinations_name_their_rule(cid, kw, refusal):
+    with pytest.raises(ValidationError) as exc:
+        plan_for(**kw)
+    assert refusal in {f.rule for f in exc.value.findings if f.severity == "error"}
+
+
+@pytest.mark.parametrize("cid,kw", ACCEPTED, ids=lambda v: v if isinstance(v, str) else "")
+def test_bundle_properties(cid, kw):
+    plan, files, docs = _bundle(**kw)
+    p, release = plan.postfix, plan.release_info
+    standalone = plan.gateway == "standalone"
+    helmfile = docs["helmfile.yaml"]
+
+    # releases: (gateway-), router-, ms-<postfix>; the router from its pinned chart, the others from the bundle
+    rels = {r["name"]: r for r in helmfile["releases"]}
+    assert list(rels) == ([] if standalone else [f"gateway-{p}"]) + [f"router-{p}", f"ms-{p}"]
+    pin = release.charts["router" if standalone else "routerGateway"]
+    router_rel = rels[f"router-{p}"]
+    assert (router_rel["chart"], router_rel["version"], router_rel["values"]) == (pin["chart"], pin["version"], ["router.values.yaml"])
+    assert router_rel["chart"].endswith("llm-d-router-standalone" if standalone else "llm-d-router-gateway")
+    ms_rel = rels[f"ms-{p}"]
+    assert ms_rel["chart"] == "./charts/ms" and ms_rel["skipDeps"] is True and "version" not in ms_rel and "values" not in ms_rel
+    assert ms_rel["needs"] == [f"router-{p}"]
+    assert "httproute.yaml" not in files and not any(n.startswith(("infra", "gaie")) for n in files)
+
+    # router values: the stack's selector and port, per-stack names for upstream's fixed ones
+    values = docs["router.values.yaml"]
+    router = values["router"]
+    selector = router["modelServers"]["matchLabels"]
+    assert selector == dict(plan.pool_selector) and selector["app.kubernetes.io/instance"] == f"llm-d-{p}"
+    assert router["modelServers"]["targetPorts"] == [{"number": 8000}]
+    assert router["epp"]["image"]["tag"] == release.images["scheduler"].rsplit(":", 1)[1] != "main"
+    assert router["monitoring"]["prometheus"]["auth"]["secretName"] == f"router-{p}-sa-metrics-reader-secret"
+    config_file = router["epp"]["pluginsConfigFile"]
+    config = load_text(router["epp"]["pluginsCustomConfig"][config_file], "EPP config").data
+    assert config["kind"] == "EndpointPickerConfig" and config["apiVersion"] == release.dialect["eppApiVersion"]
+    profiles = [s["name"] for s in config["schedulingProfiles"]]
+    assert profiles == (["prefill", "decode"] if plan.mode == "disaggregated" else ["default"])
+    if standalone:
+        proxy = router["proxy"]
+        assert proxy["configMap"]["name"] == proxy["volumes"][0]["configMap"]["name"] == f"router-{p}-envoy"
+        assert router["extraServicePorts"] == [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8081}]
+        assert "httpRoute" not in values and "provider" not in values
+    else:
+        assert values["httpRoute"]["create"] is True and values["httpRoute"]["inferenceGatewayName"] == f"gateway-{p}"
+        assert values["provider"]["name"] == plan.gateway_facts["routerProvider"]
+        gateways = _by_kind(_objects(docs, "gateway"), "Gateway")
+        assert list(gateways) == [f"gateway-{p}"] and gateways[f"gateway-{p}"]["spec"]["gatewayClassName"] == plan.gateway_facts["className"]
+
+    # the generated model-server chart
+    assert docs["charts/ms/Chart.yaml"]["name"] == "llmdctl-model-servers"
+    objects = _objects(docs, "ms")
+    assert all(o["metadata"]["name"].startswith(f"ms-{p}") for o in objects)
+    deployments = _by_kind(objects, "Deployment")
+    assert sorted(deployments) == sorted(rp.deployment for rp in plan.roles.values())
+    sa = [o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount"]
+    assert sa == [f"ms-{p}"]
+    dra = plan.hardware_facts.get("dra") and plan.mode == "disaggregated"
+    claims = _by_kind(objects, "ResourceClaimTemplate")
+    assert list(claims) == ([f"ms-{p}-rdma"] if dra else [])
+    for role, rp in plan.roles.items():
+        dep = deployments[rp.deployment]
+        template = dep["spec"]["template"]
+        labels = template["metadata"]["labels"]
+        assert dep["spec"]["replicas"] == rp.replicas
+        assert dep["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        assert selector.items() <= labels.items() and labels["llm-d.ai/role"] == role
+        pod = template["spec"]
+        assert pod["serviceAccountName"] == f"ms-{p}"
+        vllm = next(c for c in pod["containers"] if c["name"] == "vllm")
+        assert vllm["command"][:2] == ["vllm", "serve"] and vllm["image"] == rp.image
+        args = {a.split("=", 1)[0]: a.split("=", 1)[-1] for a in vllm["args"]}
+        assert len(args) == len(vllm["args"]), vllm["args"]  # no flag twice
+        assert args["--tensor-parallel-size"] == str(rp.tensor)
+        disagg_decode = role == "decode" and plan.mode == "disaggregated"
+        assert args["--port"] == ("8200" if disagg_decode else "8000") == str(rp.vllm_port)
+        assert next(x for x in vllm["ports"] if x["name"] == "vllm")["containerPort"] == rp.vllm_port
+        env = {e["name"]: e for e in vllm["env"]}
+        assert env["HF_TOKEN"] == {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": plan.hf_secret, "key": "HF_TOKEN"}}}
+        limits = vllm["resources"].get("limits") or {}
+        requests = vllm["resources"].get("requests") or {}
+        if dra:  # one claim per GPU, each a GPU and its NIC; no device-plugin GPU besides
+            assert [c["resourceClaimTemplateName"] for c in pod["resourceClaims"]] == [f"ms-{p}-rdma"] * rp.gpus_per_pod
+            assert vllm["resources"]["claims"] == [{"name": c["name"]} for c in pod["resourceClaims"]]
+            assert rp.accelerator_resource not in limits and rp.accelerator_resource not in requests
+        elif rp.accelerator_resource:
+            assert limits[rp.accelerator_resource] == requests[rp.accelerator_resource] == rp.gpus_per_pod
+        rdma = plan.hardware_facts.get("rdma")
+        if rdma and plan.mode == "disaggregated":
+            assert limits[rdma["resource"]] == requests[rdma["resource"]] == rdma.get("count", 1)
+        else:
+            assert not any(k.startswith("rdma/") for k in {**limits, **requests})
+        sidecars = [c for c in pod.get("initContainers") or [] if c["name"] == "routing-proxy"]
+        if plan.mode == "disaggregated":
+            assert env["VLLM_NIXL_SIDE_CHANNEL_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+            assert int(env["VLLM_NIXL_SIDE_CHANNEL_PORT"]["value"]) in [x["containerPort"] for x in vllm["ports"]]
+            assert any("NixlConnector" in a for a in vllm["args"])
+        else:
+            assert not any("kv-transfer-config" in a for a in vllm["args"])
+        if disagg_decode:
+            (sidecar,) = sidecars
+            assert sidecar["restartPolicy"] == "Always" and sidecar["image"] == release.images["routingSidecar"]
+            assert "--port=8000" in sidecar["args"] and any(a.endswith("=8200") for a in sidecar["args"])
+        else:
+            assert sidecars == []
+        if plan.hardware_facts.get("hostNetwork"):
+            assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+            term = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+            assert term["labelSelector"]["matchLabels"] == selector
+    if plan.mode == "aggregated":
+        assert f"ms-{p}-prefill" not in deployments
+
+    # helm parses every template: nothing in them may start a template action
+    for name, text in files.items():
+        if name.startswith("charts/") and "/templates/" in name:
+            assert "{{" not in text.replace('{{ "{{" }}', "").replace('{{ "}}" }}', ""), name
+
+
+def _cli_bundle(cli, tmp_path, *args, env=None):
+    out = tmp_path / "b"
+    r = cli("render", "-o", str(out), *args, env={"LLMD_VERSION": "", **(env or {})})
+    assert r.code == 0, r
+    docs = {}
+    for root, _, names in os.walk(out):
+        for n in names:
+            if n.endswith(".yaml"):
+                rel = os.path.relpath(os.path.join(root, n), out)
+                docs[rel] = parse(open(os.path.join(root, n)).read())
+    return docs
+
+
+def test_a_new_user_gets_v090_standalone_with_the_reference_layout(cli, tmp_path):
+    docs = _cli_bundle(cli, tmp_path)
+    rels = docs["helmfile.yaml"]["releases"]
+    assert [(r["name"], r["chart"], r.get("version")) for r in rels] == [
+        ("router-pd", "oci://ghcr.io/llm-d/charts/llm-d-router-standalone", "v0.10.0"), ("ms-pd", "./charts/ms", None)]
+    deps = _by_kind(_objects(docs, "ms"), "Deployment")
+    for name, replicas, tp in (("ms-pd-prefill", 4, 1), ("ms-pd-decode", 1, 4)):
+        spec = deps[name]["spec"]
+        vllm = spec["template"]["spec"]["containers"][0]
+        assert spec["replicas"] == replicas and f"--tensor-parallel-size={tp}" in vllm["args"]
+        assert vllm["resources"]["limits"]["rdma/ib"] == 1 and vllm["resources"]["limits"]["nvidia.com/gpu"] == tp
+
+
+def test_amd_gives_rocm_pods_with_eight_gpus_each(cli, tmp_path):
+    deps = _by_kind(_objects(_cli_bundle(cli, tmp_path, "-e", "amd"), "ms"), "Deployment")
+    assert sorted(deps) == ["ms-pd-decode", "ms-pd-prefill"]
+    for dep in deps.values():
+        vllm = dep["spec"]["template"]["spec"]["containers"][0]
+        assert dep["spec"]["replicas"] == 1 and vllm["image"] == "ghcr.io/llm-d/llm-d-rocm:v0.9.0"
+        assert vllm["resources"]["limits"]["amd.com/gpu"] == 8 and "--attention-backend=ROCM_ATTN" in vllm["args"]
+        assert "nvidia.com/gpu" not in vllm["resources"]["limits"]
+
+
+def test_gke_claims_gpus_with_their_nics_and_asks_for_no_rdma_ib(cli, tmp_path):
+    docs = _cli_bundle(cli, tmp_path, "-e", "gke")
+    text = dump(docs)
+    assert "rdma/ib" not in text
+    assert docs["helmfile.yaml"]["releases"][1]["chart"].endswith("llm-d-router-gateway")
+    assert docs["router.values.yaml"]["provider"]["name"] == "gke"
+    (rct,) = _by_kind(_objects(docs, "ms"), "ResourceClaimTemplate").values()
+    classes = [r["exactly"]["deviceClassName"] for r in rct["spec"]["spec"]["devices"]["requests"]]
+    assert classes == ["gpu.nvidia.com", "mrdma.google.com"]
+    assert rct["spec"]["spec"]["devices"]["constraints"][0]["matchAttribute"] == "resource.kubernetes.io/pcieRoot"
+    decode = _by_kind(_objects(docs, "ms"), "Deployment")["ms-pd-decode"]["spec"]["template"]["spec"]
+    assert len(decode["resourceClaims"]) == 4  # TP4: four GPUs, four NICs
+
+
+def test_istio_switches_to_the_gateway_chart_with_an_httproute(cli, tmp_path):
+    docs = _cli_bundle(cli, tmp_path, "-e", "istio")
+    rels = docs["helmfile.yaml"]["releases"]
+    assert [r["name"] for r in rels] == ["gateway-pd", "router-pd", "ms-pd"]
+    assert rels[1]["chart"] == "oci://ghcr.io/llm-d/charts/llm-d-router-gateway" and rels[1]["needs"] == ["gateway-pd"]
+    values = docs["router.values.yaml"]
+    assert values["httpRoute"] == {"create": True, "inferenceGatewayName": "gateway-pd", "requestTimeout": "0s"}
+    assert values["provider"]["name"] == "istio" and values["provider"]["istio"]["destinationRule"]["trafficPolicy"]["tls"]["mode"] == "SIMPLE"
+
+
+def _names(plan) -> set[tuple[str, str]]:
+    """Every object name the stack owns: the generated charts' and the router chart's (named after its release)."""
+    out = {(o["kind"], o["metadata"]["name"]) for objs in plan.manifests.values() for o in objs}
+    n = plan.names
+    out |= {("InferencePool", n["pool"]), ("Deployment", n["epp"]), ("Service", n["epp"]), ("ConfigMap", n["epp"]),
+            ("ConfigMap", n["envoyConfigMap"]), ("Secret", n["metricsSecret"]), ("HTTPRoute", n["route"])}
+    return out | {("HelmRelease", r.name) for r in plan.releases}
+
+
+@pytest.mark.parametrize("env", [["nvidia-ib"], ["gke-dra", "istio"], ["amd-roce", "host-network"]])
+def test_two_postfixes_share_no_object_name_and_no_pod(env):
+    a = plan_for(llmd_version="v0.9.0", environments=env)
+    b = plan_for(llmd_version="v0.9.0", environments=env, postfix="pd-2")
+    assert not _names(a) & _names(b)
+    a_pods = [o["spec"]["template"]["metadata"]["labels"] for o in a.manifests["ms"] if o["kind"] == "Deployment"]
+    assert not any(a.pool_selector.items() <= labels.items() for labels in
+                   (o["spec"]["template"]["metadata"]["labels"] for o in b.manifests["ms"] if o["kind"] == "Deployment"))
+    assert all(a.pool_selector.items() <= labels.items() for labels in a_pods)
+    if a.standalone:  # upstream's fixed `envoy` ConfigMap would be owned by both releases
+        names = {s.release("router").values["router"]["proxy"]["configMap"]["name"] for s in (a, b)}
+        assert names == {"router-pd-envoy", "router-pd-2-envoy"}
+
+
+def test_renders_are_byte_identical():
+    kw = dict(llmd_version="v0.9.0", environments=["gke-dra", "istio"])
+    assert bundle_files(plan_for(**kw)) == bundle_files(plan_for(**kw))
+
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(llmd_version="v0.6.0", environments=["gke-dra"]), "cannot attach DRA resource claims"),
+    (dict(llmd_version="v0.6.0", environments=["standalone"]), "standalone mode (no Gateway) is the router chart's"),
+    (dict(llmd_version="v0.9.0", sets=["gaie.inferenceExtension.replicas=2"]), "llm-d v0.9.0 has no gaie release; its releases are router, ms"),
+    (dict(llmd_version="v0.9.0", sets=["ms.decode.bogus=1"]), "ms.decode.bogus"),
+    (dict(llmd_version="v0.9.0", sets=["ms.multinode=true"]), "multi-node (LeaderWorkerSet) model servers are not generated"),
+    (dict(llmd_version="v0.9.0", model="oci://registry.example/models/qwen:1"), "loads hf:// and pvc:// models"),
+    (dict(llmd_version="v0.8.0", environments=["amd"]), "ships no 'rocm' vLLM image"),
+    (dict(llmd_version="v0.9.0", sets=["ms.decode.replicas=x"]), "expected integer"),
+])
+def test_what_a_generation_cannot_express_is_refused_with_the_reason(kw, message):
+    with pytest.raises((InputError, ValidationError)) as exc:
+        plan_for(**kw)
+    assert message in exc.value.message, exc.value.message
+
+
+def test_selective_pd_and_scheduler_params_on_the_router():
+    plan = plan_for(llmd_version="v0.9.0", pd_threshold=64,
+                    scheduler_params=["prefix-cache-affinity-filter.peakPrefillThroughput=20000"])
+    text = plan.epp_values["pluginsCustomConfig"]["pd-config.yaml"]
+    doc = load_text(text, "EPP config").data
+    types = {p["type"]: p.get("parameters") for p in doc["plugins"]}
+    assert types["prefix-based-pd-decider"] == {"nonCachedTokens": 64} and "always-disagg-pd-decider" not in types
+    assert types["disagg-profile-handler"] == {"deciderPluginName": "prefix-based-pd-decider"}
+    assert types["prefix-cache-affinity-filter"]["peakPrefillThroughput"] == 20000
+    assert not any("peakPrefillThroughput" in n for n in plan.notes)  # measured by the user: no calibration note
+    assert any("peakPrefillThroughput 33821" in n for n in plan_for(llmd_version="v0.9.0").notes)
+
+
+def test_a_template_action_in_a_value_is_written_so_helm_prints_it():
+    files = chart_files([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "{{ .Values.x }}"}}],
+                        chart="c", version="0.1.0", description="d", dump=dump)
+    assert '{{ "{{" }} .Values.x {{ "}}" }}' in files["templates/configmap-x.yaml"]
+
+
+def test_the_bundle_writer_keeps_foreign_files_in_chart_folders(tmp_path):
+    out = tmp_path / "bundle"
+    files = bundle_files(plan_for(llmd_version="v0.9.0"))
+    write_bundle(files, out)
+    (out / "charts" / "ms" / "mine.txt").write_text("not llmdctl's")
+    write_bundle(bundle_files(plan_for(llmd_version="v0.6.0")), out)  # the helmfile era has no charts/
+    assert (out / "charts" / "ms" / "mine.txt").read_text() == "not llmdctl's"
+    assert not (out / "charts" / "ms" / "templates").exists() and not (out / "charts" / "ms" / "Chart.yaml").exists()
+    remove_bundle(out)
+    assert sorted(p.name for p in out.rglob("*")) == ["charts", "mine.txt", "ms"]
