@@ -95,7 +95,9 @@ def padded_catalog(base: Path, factor: int) -> Path:
 
 
 def time_matrix(repeat: int) -> tuple[float, int]:
-    from matrix import cases
+    import itertools
+
+    from matrix import cases, router_cases
 
     from llmdctl.base.errors import ValidationError
     from llmdctl.compose.compose import plan_stack
@@ -106,7 +108,7 @@ def time_matrix(repeat: int) -> tuple[float, int]:
     for _ in range(repeat):
         start = time.perf_counter()
         rendered = 0
-        for _cid, kw, _refusal in cases(("v0.6.0", "v0.4.0")):
+        for _cid, kw, _refusal in itertools.chain(cases(("v0.6.0", "v0.4.0")), router_cases(("v0.9.0", "v0.8.0"))):
             try:
                 plan = plan_stack(build_spec(env={}, **kw))
             except ValidationError:
@@ -128,14 +130,15 @@ def time_verify(exe: list[str], repeat: int) -> tuple[float, float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         fake = FakeKube().start()
         try:
-            plan = plan_stack(build_spec(env={}, namespace="llm-d-pd"))
+            # the fake API server's stack objects imitate the helmfile-era charts
+            plan = plan_stack(build_spec(env={}, namespace="llm-d-pd", llmd_version="v0.6.0"))
             stack = StackObjects(fake, bundle_files(plan), "llm-d-pd").install()
             kubeconfig = Path(tmp) / "kubeconfig"
             kubeconfig.write_text(
                 f"apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster: {{server: \"{fake.url}\"}}\n"
                 "contexts:\n- name: fake\n  context: {cluster: fake, user: u}\nusers:\n- name: u\n  user: {token: t}\n"
             )
-            env = dict(os.environ, KUBECONFIG=str(kubeconfig), NAMESPACE="llm-d-pd")
+            env = dict(os.environ, KUBECONFIG=str(kubeconfig), NAMESPACE="llm-d-pd", LLMD_VERSION="v0.6.0")
             ready = [_once(exe + ["verify"], env) for _ in range(repeat)]
             calls = len(fake.api_calls()) // repeat
             noticed = []
