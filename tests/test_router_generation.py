@@ -51,7 +51,7 @@ def test_bundle_snapshot(cid, kw, snapshot):
 def test_the_snapshots_cover_every_hardware_profile_and_gateway():
     ids = [c[0] for c in SNAPSHOTS]
     assert {i.split("-standalone-")[0] for i in ids if "-standalone-" in i} == {
-        f"v0.9.0-{hw}" for hw in ("nvidia-ib", "amd-roce", "gke-dra", "gke-no-rdma", "gh200-timeslice")}
+        f"v0.9.0-{hw}" for hw in ("nvidia-ib", "amd-roce", "gke-dra", "gke-no-rdma", "gh200-timeslice", "aws-efa")}
     assert len([i for i in ids if i.startswith("v0.9.0-nvidia-ib-")]) == 5  # every gateway
 
 
@@ -145,9 +145,10 @@ def test_bundle_properties(cid, kw):
             assert limits[rp.accelerator_resource] == requests[rp.accelerator_resource] == rp.gpus_per_pod
         rdma = plan.hardware_facts.get("rdma")
         if rdma and plan.mode == "disaggregated":
-            assert limits[rdma["resource"]] == requests[rdma["resource"]] == rdma.get("count", 1)
+            want = (rdma.get("countByRole") or {}).get(role, rdma.get("count", 1))
+            assert limits[rdma["resource"]] == requests[rdma["resource"]] == want == rp.rdma["count"]
         else:
-            assert not any(k.startswith("rdma/") for k in {**limits, **requests})
+            assert not any(k.startswith("rdma/") or k.endswith("/efa") for k in {**limits, **requests})
         sidecars = [c for c in pod.get("initContainers") or [] if c["name"] == "routing-proxy"]
         if plan.mode == "disaggregated":
             assert env["VLLM_NIXL_SIDE_CHANNEL_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
@@ -270,6 +271,7 @@ def test_renders_are_byte_identical():
     (dict(llmd_version="v0.9.0", sets=["ms.multinode=true"]), "multi-node (LeaderWorkerSet) model servers are not generated"),
     (dict(llmd_version="v0.9.0", model="oci://registry.example/models/qwen:1"), "loads hf:// and pvc:// models"),
     (dict(llmd_version="v0.8.0", environments=["amd"]), "ships no 'rocm' vLLM image"),
+    (dict(llmd_version="v0.6.0", environments=["aws-efa"]), "ships no 'aws' vLLM image"),
     (dict(llmd_version="v0.9.0", sets=["ms.decode.replicas=x"]), "expected integer"),
 ])
 def test_what_a_generation_cannot_express_is_refused_with_the_reason(kw, message):
@@ -294,7 +296,7 @@ def test_selective_pd_and_scheduler_params_on_the_router():
 def test_a_template_action_in_a_value_is_written_so_helm_prints_it():
     files = chart_files([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "{{ .Values.x }}"}}],
                         chart="c", version="0.1.0", description="d", dump=dump)
-    assert '{{ "{{" }} .Values.x {{ "}}" }}' in files["templates/configmap-x.yaml"]
+    assert '{{ "{{" }} .Values.x }}' in files["templates/configmap-x.yaml"]
 
 
 def test_the_bundle_writer_keeps_foreign_files_in_chart_folders(tmp_path):
@@ -307,3 +309,19 @@ def test_the_bundle_writer_keeps_foreign_files_in_chart_folders(tmp_path):
     assert not (out / "charts" / "ms" / "templates").exists() and not (out / "charts" / "ms" / "Chart.yaml").exists()
     remove_bundle(out)
     assert sorted(p.name for p in out.rglob("*")) == ["charts", "mine.txt", "ms"]
+
+
+def test_aws_efa_gives_each_role_its_nics_and_libfabric():
+    plan = plan_for(llmd_version="v0.9.0", environments=["aws-efa"])
+    assert {r: p.rdma["count"] for r, p in plan.roles.items()} == {"prefill": 2, "decode": 8}
+    for dep in (o for o in plan.manifests["ms"] if o["kind"] == "Deployment"):
+        role = dep["metadata"]["labels"]["llm-d.ai/role"]
+        pod = dep["spec"]["template"]["spec"]
+        vllm = pod["containers"][0]
+        assert vllm["resources"]["limits"]["vpc.amazonaws.com/efa"] == plan.roles[role].rdma["count"]
+        assert "cpu" not in vllm["resources"]["limits"] and vllm["resources"]["requests"]["cpu"]
+        assert any('"backends":["LIBFABRIC"]' in a for a in vllm["args"])
+        assert pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+    # a count on the command line is every role's
+    plan = plan_for(llmd_version="v0.9.0", environments=["aws-efa"], rdma_resource="vpc.amazonaws.com/efa=4")
+    assert {r: p.rdma["count"] for r, p in plan.roles.items()} == {"prefill": 4, "decode": 4}

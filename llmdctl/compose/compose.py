@@ -249,7 +249,17 @@ def _stack_layer(
     roles = _pod_roles(hw, mode, selector)
     if roles:
         ms["roles"] = roles
-    return _Layer("stack", "names, model, labels and selectors", {"ms": expand_roles(ms), "gaie": gaie}), selector
+    return _Layer("stack", "names, model, labels and selectors", {"ms": _expand_role_blocks(ms), "gaie": gaie}), selector
+
+
+def _expand_role_blocks(ms: dict) -> dict:
+    """``roles`` and the per-role blocks _pod_roles put inside it: role blocks win over ``roles``."""
+    roles = dict(ms.get("roles") or {})
+    own = {r: roles.pop(r) for r in ROLES if r in roles}
+    out = expand_roles({**ms, "roles": roles}) if roles else {k: v for k, v in ms.items() if k != "roles"}
+    for role, block in own.items():
+        out[role] = merge_values(out.get(role) or {}, block)
+    return out
 
 
 def _pod_roles(hw: dict, mode: str, selector: dict) -> dict:
@@ -260,17 +270,19 @@ def _pod_roles(hw: dict, mode: str, selector: dict) -> dict:
     if rdma and mode == "disaggregated":
         count = rdma.get("count", 1)
         roles["containers"] = [{"name": "vllm", "resources": {"limits": {rdma["resource"]: count}, "requests": {rdma["resource"]: count}}}]
+        for role, n in (rdma.get("countByRole") or {}).items():  # e.g. EFA: 8 NICs for decode, 2 for prefill
+            roles.setdefault(role, {})["containers"] = [{"name": "vllm", "resources": {"limits": {rdma["resource"]: n}, "requests": {rdma["resource"]: n}}}]
+    affinity: dict[str, Any] = {}
+    if hw.get("sameZone"):
+        # the KV cache crosses between roles: keep the stack's pods in one zone (the AWS EFA overlay)
+        affinity["podAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": selector}, "topologyKey": "topology.kubernetes.io/zone"}]}
     if hw.get("hostNetwork"):
         # ports 8000/8200/5600 bind on the node
-        roles["extraConfig"] = {
-            "affinity": {
-                "podAntiAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": [
-                        {"labelSelector": {"matchLabels": selector}, "topologyKey": "kubernetes.io/hostname"}
-                    ]
-                }
-            }
-        }
+        affinity["podAntiAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": selector}, "topologyKey": "kubernetes.io/hostname"}]}
+    if affinity:
+        roles["extraConfig"] = {"affinity": affinity}
     return roles
 
 
@@ -307,7 +319,7 @@ def _router_stack_layer(*, names: dict, guide: Layer, release: Release, gw: dict
     roles = _pod_roles(hw, mode, selector)
     if roles:
         ms["roles"] = roles
-    return _Layer("stack", "names, model, labels and selectors", {"ms": expand_roles(ms), "router": router}), selector
+    return _Layer("stack", "names, model, labels and selectors", {"ms": _expand_role_blocks(ms), "router": router}), selector
 
 
 def _selective_pd(config: str, threshold: int) -> str:
@@ -494,6 +506,8 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
         rdma = _rdma_override(spec.rdma_resource)
         if rdma and hw.get("rdma"):
             rdma = {**hw["rdma"], **rdma, "clusterSpecific": False}
+            if "=" in spec.rdma_resource:  # a count given on the command line is every role's
+                rdma.pop("countByRole", None)
         hw["rdma"] = rdma
     hw = {k: v for k, v in hw.items() if v is not None}
     gw = gateway.gateway
@@ -742,10 +756,17 @@ def _role_plans(ms: dict, names: dict, hw: dict, mode: str, contract: dict) -> d
             role=role, replicas=int(block.get("replicas", 1)), tensor=tensor, gpus_per_pod=gpus,
             # the chart falls back to nvidia.com/gpu for a type it does not know
             accelerator_resource=contract["acceleratorResources"].get(role_accel, contract["acceleratorResources"]["nvidia"]),
-            rdma=hw.get("rdma") if mode == "disaggregated" else None,
+            rdma=_role_rdma(hw.get("rdma"), role) if mode == "disaggregated" else None,
             image=str(container.get("image", "")), vllm_port=vllm_port, deployment=names[role],
         )
     return plans
+
+
+def _role_rdma(rdma: dict | None, role: str) -> dict | None:
+    if not rdma:
+        return None
+    by_role = rdma.get("countByRole") or {}
+    return {**rdma, "count": by_role.get(role, rdma.get("count", 1))} if role in by_role else rdma
 
 
 def build_route(names: dict, gw: dict, release: Release, gateway_name: str) -> dict:

@@ -241,11 +241,11 @@ def chart_files(objects: list[dict], *, chart: str, version: str, description: s
     """A chart whose templates are the objects themselves (no values): one file per object.
 
     Helm parses every template as Go text/template, so a literal ``{{`` (from a --set value, say)
-    is written as a template action that prints it."""
+    is written as a template action that prints it; a lone ``}}`` is plain text to it."""
     files = {
         "Chart.yaml": dump({"apiVersion": "v2", "name": chart, "version": version, "description": description, "type": "application"}),
     }
     for obj in objects:
-        text = dump(obj).replace("{{", "\x00").replace("}}", '{{ "}}" }}').replace("\x00", '{{ "{{" }}')
+        text = dump(obj).replace("{{", '{{ "{{" }}')
         files[f"templates/{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"] = text
     return files

@@ -80,10 +80,16 @@ def _kv_path(plan: Plan) -> str:
         return "none (aggregated: each pod serves whole requests)"
     hw = plan.hardware_facts
     transport = hw.get("kvTransport", "rdma")
+    backend = hw.get("nixlBackend", "UCX")
     if hw.get("hostNetwork"):
         return "NIXL over UCX on the host network (host RDMA NICs, no RDMA resource requested)"
+    if transport == "rdma" and hw.get("dra"):
+        return f"NIXL over {backend} with RDMA (DRA: one claim per GPU, each with the RDMA NIC on its PCIe root)"
     if transport == "rdma" and hw.get("rdma"):
-        return f"NIXL over UCX with RDMA (`{hw['rdma']['resource']}` x{hw['rdma'].get('count', 1)} per pod)"
+        counts = sorted({r.rdma.get("count", 1) for r in plan.roles.values() if r.rdma})
+        per_role = (", ".join(f"{r.role} x{r.rdma.get('count', 1)}" for r in plan.roles.values() if r.rdma)
+                    if len(counts) > 1 else f"x{hw['rdma'].get('count', 1)} per pod")
+        return f"NIXL over {backend} with RDMA (`{hw['rdma']['resource']}` {per_role})"
     if transport == "cuda-ipc":
         return "NIXL over UCX with CUDA IPC on one GPU (tcp for control messages)"
     return "NIXL over UCX on TCP (no RDMA)"
@@ -122,10 +128,13 @@ def mermaid(plan: Plan) -> str:
 
 def _kv_short(plan: Plan) -> str:
     hw = plan.hardware_facts
+    backend = hw.get("nixlBackend", "UCX")
     if hw.get("hostNetwork"):
         return "NIXL/UCX, host RDMA NICs"
+    if hw.get("kvTransport") == "rdma" and hw.get("dra"):
+        return f"NIXL/{backend} over RDMA (DRA claims)"
     if hw.get("kvTransport") == "rdma" and hw.get("rdma"):
-        return f"NIXL/UCX over RDMA ({hw['rdma']['resource']})"
+        return f"NIXL/{backend} over RDMA ({hw['rdma']['resource']})"
     if hw.get("kvTransport") == "cuda-ipc":
         return "NIXL/UCX over CUDA IPC"
     return "NIXL/UCX over TCP"
