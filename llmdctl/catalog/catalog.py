@@ -57,6 +57,7 @@ class Release(NamedTuple):
     prerequisites: dict
     epp: dict  # plugins the pinned EPP registers that --scorer / --scheduler-param may name
     generation: str = "helmfile"  # helmfile: infra + gaie + modelservice; router: router chart + generated model servers
+    model_server_defaults: dict = {}  # values / disaggregatedValues / aggregatedValues the release's overlays set on vLLM pods
 
     @property
     def release_keys(self) -> tuple[str, ...]:
@@ -207,7 +208,8 @@ class Catalog:
             )
         r = releases[name]
         return Release(name, r["summary"], r["charts"], r["images"], r["dialect"], r["contract"], r.get("prerequisites", {}),
-                       r.get("epp") or {"scorers": [], "parameters": {}}, r.get("generation", "helmfile"))
+                       r.get("epp") or {"scorers": [], "parameters": {}}, r.get("generation", "helmfile"),
+                       r.get("modelServerDefaults") or {})
 
     @property
     def models(self) -> dict:

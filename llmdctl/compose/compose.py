@@ -534,6 +534,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
 
     layers: list[_Layer] = [_pins_layer(release, hw, mode)]
     layers += _catalog_layers(catalog, guide, mode, f"guide {guide.name}")
+    layers += _release_defaults_layer(release, mode)
     layers += _catalog_layers(catalog, hardware, mode, f"hardware profile {hardware.name}")
     for ov in overlays:
         layers += _catalog_layers(catalog, ov, mode, f"overlay {ov.name}")
@@ -593,6 +594,17 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
         provenance=provenance, hf_secret=spec.hf_secret, notes=tuple(notes + _router_notes(release, hw, mode, spec)), spec=spec,
     )
     return plan.replace(manifests=generated_manifests(plan)) if release.generation == "router" else plan
+
+
+def _release_defaults_layer(release: Release, mode: str) -> list[_Layer]:
+    """What the release's own P/D overlays set on every vLLM pod (env, probes, volumes), after the guide."""
+    d = release.model_server_defaults
+    blocks = [d.get("values"), d.get("disaggregatedValues" if mode == "disaggregated" else "aggregatedValues")]
+    values: dict = {}
+    for block in blocks:
+        if block:
+            values = merge_values(values, {"ms": expand_roles(block["ms"])} if "ms" in block else {})
+    return [_Layer(f"llm-d {release.name} overlays", "what the release's P/D overlays set on the vLLM pods", values)] if values else []
 
 
 def _check_generation(release: Release, layers: list[Layer]) -> None:
