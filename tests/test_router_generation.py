@@ -20,11 +20,26 @@ from llmdctl.compose.modelserver import chart_files
 from llmdctl.base.yamlio import dump
 from llmdctl.effects.bundle import bundle_files, remove_bundle, write_bundle
 
-ALL = list(router_cases(("v0.9.0", "v0.8.0")))
+ALL = list(router_cases(("v0.9.0", "v0.8.0", "v0.7.0")))
 ACCEPTED = [(cid, kw) for cid, kw, refusal in ALL if refusal is None]
 REFUSED = [(cid, kw, refusal) for cid, kw, refusal in ALL if refusal is not None]
 SNAPSHOTS = [c for c in ACCEPTED if c[0].startswith("v0.9.0") and c[0].endswith("-default-plain")
              and ("-standalone-" in c[0] or c[0].startswith("v0.9.0-nvidia-ib-"))]
+
+
+def _router_view(values: dict) -> tuple[dict, dict | None, dict | None]:
+    """(router block, httpRoute, provider) in the v0.8+ chart shape, also for v0.7's GAIE keys."""
+    if "router" in values:
+        return values["router"], values.get("httpRoute"), values.get("provider")
+    ext, pool = values["inferenceExtension"], values["inferencePool"]
+    router = {"epp": ext, "monitoring": ext.get("monitoring"), "extraServicePorts": ext.get("extraServicePorts"),
+              "modelServers": {"matchLabels": pool["modelServers"]["matchLabels"], "targetPorts": pool["targetPorts"]}}
+    if "sidecar" in ext:
+        router["proxy"] = ext["sidecar"]
+    route = values.get("experimentalHttpRoute")
+    if route is not None:
+        route = {("create" if k == "enabled" else k): v for k, v in route.items()}
+    return router, route, values.get("provider")
 
 
 def _bundle(**kw):
@@ -75,15 +90,15 @@ def test_bundle_properties(cid, kw):
     pin = release.charts["router" if standalone else "routerGateway"]
     router_rel = rels[f"router-{p}"]
     assert (router_rel["chart"], router_rel["version"], router_rel["values"]) == (pin["chart"], pin["version"], ["router.values.yaml"])
-    assert router_rel["chart"].endswith("llm-d-router-standalone" if standalone else "llm-d-router-gateway")
+    chart = router_rel["chart"].rsplit("/", 1)[1]
+    assert chart in (("llm-d-router-standalone", "standalone") if standalone else ("llm-d-router-gateway", "inferencepool"))
     ms_rel = rels[f"ms-{p}"]
     assert ms_rel["chart"] == "./charts/ms" and ms_rel["skipDeps"] is True and "version" not in ms_rel and "values" not in ms_rel
     assert ms_rel["needs"] == [f"router-{p}"]
     assert "httproute.yaml" not in files and not any(n.startswith(("infra", "gaie")) for n in files)
 
     # router values: the stack's selector and port, per-stack names for upstream's fixed ones
-    values = docs["router.values.yaml"]
-    router = values["router"]
+    router, http_route, provider = _router_view(docs["router.values.yaml"])
     selector = router["modelServers"]["matchLabels"]
     assert selector == dict(plan.pool_selector) and selector["app.kubernetes.io/instance"] == f"llm-d-{p}"
     assert router["modelServers"]["targetPorts"] == [{"number": 8000}]
@@ -98,10 +113,10 @@ def test_bundle_properties(cid, kw):
         proxy = router["proxy"]
         assert proxy["configMap"]["name"] == proxy["volumes"][0]["configMap"]["name"] == f"router-{p}-envoy"
         assert router["extraServicePorts"] == [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8081}]
-        assert "httpRoute" not in values and "provider" not in values
+        assert http_route is None and provider is None
     else:
-        assert values["httpRoute"]["create"] is True and values["httpRoute"]["inferenceGatewayName"] == f"gateway-{p}"
-        assert values["provider"]["name"] == plan.gateway_facts["routerProvider"]
+        assert http_route["create"] is True and http_route["inferenceGatewayName"] == f"gateway-{p}"
+        assert provider["name"] == plan.gateway_facts["routerProvider"]
         gateways = _by_kind(_objects(docs, "gateway"), "Gateway")
         assert list(gateways) == [f"gateway-{p}"] and gateways[f"gateway-{p}"]["spec"]["gatewayClassName"] == plan.gateway_facts["className"]
 
@@ -325,3 +340,20 @@ def test_aws_efa_gives_each_role_its_nics_and_libfabric():
     # a count on the command line is every role's
     plan = plan_for(llmd_version="v0.9.0", environments=["aws-efa"], rdma_resource="vpc.amazonaws.com/efa=4")
     assert {r: p.rdma["count"] for r, p in plan.roles.items()} == {"prefill": 4, "decode": 4}
+
+
+def test_v070_writes_the_gaie_charts_keys_and_flags_address_them():
+    plan = plan_for(llmd_version="v0.7.0", environments=["istio"], sets=["router.inferenceExtension.replicas=1"])
+    rel = plan.release("router")
+    assert (rel.chart, rel.version) == ("oci://registry.k8s.io/gateway-api-inference-extension/charts/inferencepool", "v1.5.0")
+    values = rel.values
+    assert set(values) == {"inferenceExtension", "inferencePool", "provider", "experimentalHttpRoute"}
+    assert values["experimentalHttpRoute"] == {"enabled": True, "inferenceGatewayName": "gateway-pd", "requestTimeout": "0s"}
+    assert values["inferenceExtension"]["image"] == {"registry": "ghcr.io/llm-d", "repository": "llm-d-inference-scheduler", "tag": "v0.8.0", "pullPolicy": "IfNotPresent"}
+    assert "apiVersion: inference.networking.x-k8s.io/v1alpha1" in values["inferenceExtension"]["pluginsCustomConfig"]["pd-config.yaml"]
+    assert plan.provenance["router"]["inferenceExtension.replicas"] == "--set router.inferenceExtension.replicas"
+    standalone = plan_for(llmd_version="v0.7.0").release("router").values["inferenceExtension"]["sidecar"]
+    assert standalone["configMap"]["name"] == standalone["volumes"][0]["configMap"]["name"] == "router-pd-envoy"
+    with pytest.raises(ValidationError) as exc:
+        plan_for(llmd_version="v0.7.0", sets=["router.router.epp.replicas=2"])  # the v0.8 keys are not v0.7's chart's
+    assert "unknown key 'router'; allowed: inferenceExtension, inferencePool" in exc.value.message

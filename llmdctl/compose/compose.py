@@ -36,7 +36,7 @@ from .. import __version__
 from ..plan.stack import ROLES, LayerInfo, Plan, ReleasePlan, RolePlan
 from .modelserver import chart_files, model_server_objects
 from .names import GENERATED_CHARTS, check_names, check_secret_name, stack_names
-from .router import expected_route, gateway_objects, router_pins, router_values
+from .router import expected_route, gaie_values, gateway_objects, router_pins, router_values
 from .rules import RULES, check_rule_catalog
 
 
@@ -568,6 +568,13 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
         merged["ms"]["prefill"] = {"create": False}
     if release.generation == "helmfile":
         merged["infra"] = _infra_dialect(merged["infra"], release, gw, provenance["infra"])
+    elif release.dialect.get("routerChart") == "gaie":
+        # before the user's overrides: --set/--values address the chart's own keys
+        try:
+            merged["router"], provenance["router"] = gaie_values(merged["router"], provenance["router"])
+        except KeyError as exc:
+            raise CatalogError(f"router.{exc.args[0]}: the GAIE charts of llm-d {release.name} have no key for it",
+                               hint="map it in llmdctl/compose/router.py _GAIE_PATHS, or drop it from the router layers for this release") from None
 
     for ov in spec.overrides:
         if ov.release not in merged:

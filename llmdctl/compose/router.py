@@ -74,3 +74,67 @@ def expected_route(names: dict, gw: dict) -> dict:
         "metadata": {"name": names["route"]},
         "spec": {"parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": names["gateway"]}], "rules": [rule]},
     }
+
+
+# llm-d v0.7 deployed the router from GAIE's own charts (standalone / inferencepool v1.5.0), whose
+# values sit under inferenceExtension / inferencePool / experimentalHttpRoute; v0.8 moved the same
+# settings under router.*. One table maps llmdctl's router layers onto the older keys.
+_GAIE_PATHS = (
+    ("router.epp.", "inferenceExtension."),
+    ("router.inferencePool.failureMode", "inferenceExtension.failureMode"),
+    ("router.monitoring.", "inferenceExtension.monitoring."),
+    ("router.extraServicePorts", "inferenceExtension.extraServicePorts"),
+    ("router.tracing.", "inferenceExtension.tracing."),
+    ("router.proxy.proxyType", None),  # GAIE's sidecar is always Envoy
+    ("router.proxy.", "inferenceExtension.sidecar."),
+    ("router.modelServers.matchLabels", "inferencePool.modelServers.matchLabels"),
+    ("router.modelServers.targetPorts", "inferencePool.targetPorts"),
+    ("router.modelServers.protocol", "inferencePool.modelServerProtocol"),
+    ("router.modelServers.type", "inferencePool.modelServerType"),
+    ("httpRoute.create", "experimentalHttpRoute.enabled"),
+    ("httpRoute.", "experimentalHttpRoute."),
+    ("provider.", "provider."),
+)
+
+
+def gaie_path(path: str) -> str | None:
+    """'router.epp.replicas' -> 'inferenceExtension.replicas'; None for a key GAIE has no place for."""
+    for old, new in _GAIE_PATHS:
+        whole = path.startswith(old) if old.endswith(".") else (path == old or path.startswith((old + ".", old + "[")))
+        if whole:
+            return None if new is None else new + path[len(old):]
+    raise KeyError(path)
+
+
+def gaie_values(values: dict, provenance: dict) -> tuple[dict, dict]:
+    """Router-chart values and their provenance in the GAIE v1.5.0 charts' shape."""
+    out: dict[str, Any] = {}
+
+    def walk(node: Any, path: str) -> None:
+        try:
+            target = gaie_path(path)
+        except KeyError:
+            if isinstance(node, dict) and node:
+                for k, v in node.items():
+                    walk(v, f"{path}.{k}" if path else k)
+                return
+            raise KeyError(path) from None
+        if target is None:
+            return
+        *parents, leaf = target.split(".")
+        at = out
+        for p in parents:
+            at = at.setdefault(p, {})
+        at[leaf] = node
+
+    for key, node in values.items():
+        walk(node, key)
+    moved = {}
+    for path, layer in provenance.items():
+        try:
+            target = gaie_path(path)
+        except KeyError:
+            target = path
+        if target is not None:
+            moved[target] = layer
+    return out, moved

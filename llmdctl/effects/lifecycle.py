@@ -31,7 +31,9 @@ from .tools import INSTALL_HINTS, MINIMUMS, Command, Interrupted, StepFailed, To
 # The charts each llmdctl release can be made from, as `helm list` spells them (<chart>-<version>):
 # helmfile generation (llm-d <= v0.6.0), then the router generation (>= v0.8) and its generated charts.
 RELEASE_CHARTS = {
-    "infra": ("llm-d-infra",), "gaie": ("inferencepool",), "router": ("llm-d-router-standalone", "llm-d-router-gateway"),
+    "infra": ("llm-d-infra",), "gaie": ("inferencepool",),
+    # llm-d >= v0.8: llm-d's router charts; v0.7: GAIE's standalone / inferencepool
+    "router": ("llm-d-router-standalone", "llm-d-router-gateway", "standalone", "inferencepool"),
     "gateway": (GENERATED_CHARTS["gateway"],), "ms": ("llm-d-modelservice", GENERATED_CHARTS["ms"]),
 }
 _RELEASE_NAME = re.compile(r"^(" + "|".join(ALL_RELEASE_KEYS) + r")-([a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
@@ -192,7 +194,7 @@ def _expected_keys(rels: dict) -> tuple[str, ...]:
     router = "router" in rels or "gateway" in rels or (rels.get("ms") or {}).get("chart") == GENERATED_CHARTS["ms"]
     if not router:
         return RELEASE_KEYS
-    gateway_mode = "gateway" in rels or (rels.get("router") or {}).get("chart") == "llm-d-router-gateway"
+    gateway_mode = "gateway" in rels or (rels.get("router") or {}).get("chart") in ("llm-d-router-gateway", "inferencepool")
     return ROUTER_RELEASE_KEYS if gateway_mode else ROUTER_RELEASE_KEYS[1:]
 
 

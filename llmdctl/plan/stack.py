@@ -105,18 +105,23 @@ class Plan(NamedTuple):
     def pool_values(self) -> dict:
         """The InferencePool as the chart that renders it is told (selector, target ports)."""
         if self.generation == "router":
-            return (self.release("router").values.get("router") or {}).get("modelServers") or {}
+            values = self.release("router").values
+            if "router" in values:
+                return (values.get("router") or {}).get("modelServers") or {}
+            return values.get("inferencePool") or {}  # llm-d v0.7: GAIE's own chart keys
         return self.release("gaie").values.get("inferencePool") or {}
 
     @property
     def epp_values(self) -> dict:
         """The EPP block (pluginsConfigFile, pluginsCustomConfig, monitoring) of either generation."""
-        if self.generation == "router":
-            return (self.release("router").values.get("router") or {}).get("epp") or {}
-        return self.release("gaie").values.get("inferenceExtension") or {}
+        values = self.release("router" if self.generation == "router" else "gaie").values
+        if "router" in values:
+            return (values.get("router") or {}).get("epp") or {}
+        return values.get("inferenceExtension") or {}
 
     @property
     def epp_monitoring(self) -> dict:
-        if self.generation == "router":
-            return ((self.release("router").values.get("router") or {}).get("monitoring") or {}).get("prometheus") or {}
+        values = self.release("router").values if self.generation == "router" else {}
+        if "router" in values:
+            return ((values.get("router") or {}).get("monitoring") or {}).get("prometheus") or {}
         return (self.epp_values.get("monitoring") or {}).get("prometheus") or {}
