@@ -277,8 +277,9 @@ def test_discovery(cli, group, name, text):
 
 def test_versions_and_rules(cli):
     versions = json.loads(cli("versions", "-o", "json").out)
-    assert [v["modelservice"] for v in versions] == [None, None, "v0.4.9", "v0.3.8"]
-    assert [(v["version"].split()[0], v["generation"], v["router"]) for v in versions[:2]] == [("v0.9.0", "router", "v0.10.0"), ("v0.8.0", "router", "v0.9.0")]
+    assert [v["modelservice"] for v in versions] == [None, None, None, "v0.4.9", "v0.3.8"]
+    assert [(v["version"], v["generation"], v["router"]) for v in versions[:3]] == [
+        ("v0.9.0 (default)", "router", "v0.10.0"), ("v0.8.0", "router", "v0.9.0"), ("v0.7.0", "router", "v1.5.0")]
     rules = json.loads(cli("rules", "-o", "json").out)
     ids = {r["id"] for r in rules}
     assert {"V-15", "V-10", "V-09", "V-21", "V-23"} <= ids
