@@ -357,3 +357,63 @@ def test_v070_writes_the_gaie_charts_keys_and_flags_address_them():
     with pytest.raises(ValidationError) as exc:
         plan_for(llmd_version="v0.7.0", sets=["router.router.epp.replicas=2"])  # the v0.8 keys are not v0.7's chart's
     assert "unknown key 'router'; allowed: inferenceExtension, inferencePool" in exc.value.message
+
+
+def test_the_v090_overlays_pod_settings_reach_the_pods():
+    plan = plan_for(llmd_version="v0.9.0")
+    env = {d["metadata"]["labels"]["llm-d.ai/role"]: {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+           for d in plan.manifests["ms"] if d["kind"] == "Deployment"}
+    assert env["prefill"]["VLLM_HTTP_TIMEOUT_KEEP_ALIVE"] == "120" and "VLLM_HTTP_TIMEOUT_KEEP_ALIVE" not in env["decode"]
+    assert env["prefill"]["USER"] == env["decode"]["USER"] == "llm-d"
+    args = plan.manifests["ms"][1]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--disable-access-log-for-endpoints=/health,/metrics,/v1/models" in args and "--disable-uvicorn-access-log" not in args
+    # the helmfile era keeps its own values (this layer is the release's)
+    old = plan_for(llmd_version="v0.6.0").ms_values["prefill"]["containers"][0]
+    assert "--disable-uvicorn-access-log" in old["args"] and "USER" not in {e["name"] for e in old["env"]}
+
+
+def _helm_row(name, chart, status="deployed", ns="llm-d-pd"):
+    return {"name": name, "chart": chart, "namespace": ns, "status": status, "revision": "1", "updated": "2026-12-02 06:00:00"}
+
+
+def test_status_groups_router_generation_stacks():
+    from llmdctl.effects.lifecycle import group_stacks
+
+    stacks = group_stacks([
+        _helm_row("router-pd", "llm-d-router-standalone-v0.10.0"), _helm_row("ms-pd", "llmdctl-model-servers-0.1.0"),
+        _helm_row("router-gw", "llm-d-router-gateway-v0.10.0"), _helm_row("ms-gw", "llmdctl-model-servers-0.1.0"),
+        _helm_row("router-old", "inferencepool-v1.5.0"), _helm_row("gateway-old", "llmdctl-gateway-0.1.0"), _helm_row("ms-old", "llmdctl-model-servers-0.1.0"),
+        _helm_row("ms-half", "llmdctl-model-servers-0.1.0"),
+        _helm_row("infra-v6", "llm-d-infra-v1.4.0"), _helm_row("gaie-v6", "inferencepool-v1.4.0"), _helm_row("ms-v6", "llm-d-modelservice-v0.4.9"),
+        _helm_row("router-x", "nginx-1.0.0"),  # not an llmdctl release
+    ])
+    by = {s["postfix"]: s for s in stacks}
+    assert (by["pd"]["status"], by["pd"]["generation"], by["pd"]["missing"]) == ("deployed", "router", [])
+    assert (by["gw"]["status"], by["gw"]["missing"]) == ("incomplete", ["gateway-gw"])  # gateway mode needs its Gateway release
+    assert (by["old"]["status"], [r["chart"] for r in by["old"]["releases"]]) == ("deployed", ["llmdctl-gateway", "inferencepool", "llmdctl-model-servers"])
+    assert by["half"]["missing"] == ["router-half"]
+    assert (by["v6"]["status"], by["v6"]["generation"]) == ("deployed", "helmfile")
+    assert "x" not in by
+
+
+def test_verify_reads_the_sidecar_and_the_standalone_service():
+    from llmdctl.effects.health import FAIL, PASS, Observed, evaluate_stack
+
+    plan = plan_for(llmd_version="v0.9.0", prefill="1xTP1", decode="1xTP1")
+    deployments = {o["metadata"]["name"]: o for o in plan.manifests["ms"] if o["kind"] == "Deployment"}
+    service = {"spec": {"ports": [{"port": 9002}, {"port": 80, "targetPort": 8081}]}}
+    checks = {c.name: c for c in evaluate_stack(plan, Observed([], deployments, [], None, None, None, {}, service))}
+    assert checks["decode sidecar routing-proxy"].status == PASS and checks["Service router-pd-epp"].status == PASS
+    assert not any(n.startswith(("Gateway", "HTTPRoute")) for n in checks)  # standalone: nothing to find there
+    broken = {**deployments, "ms-pd-decode": {**deployments["ms-pd-decode"], "spec": {**deployments["ms-pd-decode"]["spec"],
+              "template": {"spec": {"initContainers": [], "containers": []}}}}}
+    checks = {c.name: c for c in evaluate_stack(plan, Observed([], broken, [], None, None, None, {}, {"spec": {"ports": [{"port": 80, "targetPort": 8000}]}}))}
+    assert checks["decode sidecar routing-proxy"].status == FAIL and checks["Service router-pd-epp"].status == FAIL
+
+
+def test_doctor_asks_for_the_crds_the_router_stack_uses():
+    from llmdctl.effects.health import provider_crds
+
+    assert provider_crds(plan_for(llmd_version="v0.9.0")) == ["servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com"]
+    assert provider_crds(plan_for(llmd_version="v0.9.0", environments=["istio", "no-monitoring"])) == ["destinationrules.networking.istio.io"]
+    assert provider_crds(plan_for(llmd_version="v0.9.0", environments=["gke"])) == ["healthcheckpolicies.networking.gke.io", "gcpbackendpolicies.networking.gke.io"]
