@@ -417,3 +417,18 @@ def test_doctor_asks_for_the_crds_the_router_stack_uses():
     assert provider_crds(plan_for(llmd_version="v0.9.0")) == ["servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com"]
     assert provider_crds(plan_for(llmd_version="v0.9.0", environments=["istio", "no-monitoring"])) == ["destinationrules.networking.istio.io"]
     assert provider_crds(plan_for(llmd_version="v0.9.0", environments=["gke"])) == ["healthcheckpolicies.networking.gke.io", "gcpbackendpolicies.networking.gke.io"]
+
+
+def test_doctor_warns_when_the_inferencepool_crds_are_older_than_the_release_pins():
+    from llmdctl.effects.health import PASS, WARN, _bundle_version_check
+
+    name = "inferencepools.inference.networking.k8s.io"
+
+    def crd(bundle):
+        return {"metadata": {"annotations": {"inference.networking.k8s.io/bundle-version": bundle}}}
+
+    plan = plan_for(llmd_version="v0.9.0")
+    old = _bundle_version_check(name, crd("v1.4.0"), ["v1"], "v1", plan)
+    assert old.status == WARN and "bundle v1.4.0" in old.observed and "releases/download/v1.5.0/v1-manifests.yaml" in old.hint
+    assert _bundle_version_check(name, crd("v1.5.0"), ["v1"], "v1", plan).status == PASS
+    assert _bundle_version_check(name, crd("v1.4.0"), ["v1"], "v1", plan_for(llmd_version="v0.6.0")).status == PASS

@@ -748,7 +748,7 @@ def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
             elif version_needed and version_needed not in served:
                 out.append(Check(f"CRD {name}", FAIL, f"serves {', '.join(served)}", version_needed, hint=_crd_fix(name, plan)))
             else:
-                out.append(Check(f"CRD {name}", PASS, f"serves {', '.join(served)}", version_needed or "installed"))
+                out.append(_bundle_version_check(name, crd, served, version_needed, plan))
         return out
 
     def class_checks():
@@ -782,13 +782,28 @@ def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
     return checks
 
 
+def _bundle_version_check(name: str, crd: dict, served: list[str], version_needed: str | None, plan: Plan) -> Check:
+    """The InferencePool CRD serves v1 from GAIE v1.0 on; its bundle-version annotation says which
+    release's schema the API server validates with, which the pinned charts were written against."""
+    label, expected = f"CRD {name}", version_needed or "installed"
+    want = plan.release_info.prerequisites.get("inferenceExtensionCrds")
+    have = ((crd.get("metadata") or {}).get("annotations") or {}).get("inference.networking.k8s.io/bundle-version")
+    if name.startswith("inferencepools.inference.networking.k8s.io") and want and have:
+        older = version_tuple(have) is not None and version_tuple(want) is not None and version_tuple(have) < version_tuple(want)
+        if older:
+            return Check(label, WARN, f"serves {', '.join(served)}, bundle {have}", f"bundle >= {want} (llm-d {plan.llmd_version})", hint=_crd_fix(name, plan))
+        return Check(label, PASS, f"serves {', '.join(served)}, bundle {have}", f"{expected}, bundle >= {want}")
+    return Check(label, PASS, f"serves {', '.join(served)}", expected)
+
+
 def _crd_fix(name: str, plan: Plan) -> str:
     pre = plan.release_info.prerequisites
     if name.endswith("gateway.networking.k8s.io"):
         return f"install the Gateway API CRDs {pre.get('gatewayApiCrds', '')}: kubectl apply -f https://github.com/kubernetes-sigs/gateway-api/releases/download/{pre.get('gatewayApiCrds', 'v1.5.1')}/standard-install.yaml"
     if name.startswith("inferencepools."):
         v = pre.get("inferenceExtensionCrds", "v1.4.0")
-        return f"install the Inference Extension CRDs {v}: kubectl apply -f https://github.com/kubernetes-sigs/gateway-api-inference-extension/releases/download/{v}/manifests.yaml"
+        asset = pre.get("inferenceExtensionManifest", "manifests.yaml")
+        return f"install the Inference Extension CRDs {v}: kubectl apply -f https://github.com/kubernetes-sigs/gateway-api-inference-extension/releases/download/{v}/{asset}"
     if name in MONITORING_CRDS:
         return ("install the Prometheus operator CRDs (kube-prometheus-stack or prometheus-operator-crds), "
                 "or render without monitoring objects: -e no-monitoring")
