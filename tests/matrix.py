@@ -41,15 +41,15 @@ def cases(versions: tuple[str, ...] = ("v0.6.0",)):
 
 
 # The router generation (llm-d >= v0.8): its own default gateway (standalone) and GKE profile (DRA).
-ROUTER_HARDWARE = ["nvidia-ib", "amd-roce", "gke-dra", "gke-no-rdma", "gh200-timeslice", "aws-efa"]
+ROUTER_HARDWARE = ["nvidia-ib", "amd-roce", "gke-dra", "gke-no-rdma", "gh200-timeslice", "aws-efa", "intel-xpu"]
 ROUTER_GATEWAYS = ["standalone", "istio", "kgateway", "agentgateway", "gke"]
 
 
 def router_cases(versions: tuple[str, ...] = ("v0.9.0",)):
     for version in versions:
         for hw in ROUTER_HARDWARE:
-            if (version == "v0.8.0" and hw == "amd-roce") or (version in ("v0.8.0", "v0.7.0") and hw == "aws-efa"):
-                continue  # no ROCm / AWS P/D image pinned for that release (asserted separately)
+            if (version == "v0.8.0" and hw in ("amd-roce", "intel-xpu")) or (version in ("v0.8.0", "v0.7.0") and hw == "aws-efa"):
+                continue  # no ROCm / XPU / AWS P/D image pinned for that release (asserted separately)
             for gw in ROUTER_GATEWAYS:
                 for layout, flags in LAYOUTS.items():
                     for overlay, extra in OVERLAYS.items():

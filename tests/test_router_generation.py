@@ -66,7 +66,7 @@ def test_bundle_snapshot(cid, kw, snapshot):
 def test_the_snapshots_cover_every_hardware_profile_and_gateway():
     ids = [c[0] for c in SNAPSHOTS]
     assert {i.split("-standalone-")[0] for i in ids if "-standalone-" in i} == {
-        f"v0.9.0-{hw}" for hw in ("nvidia-ib", "amd-roce", "gke-dra", "gke-no-rdma", "gh200-timeslice", "aws-efa")}
+        f"v0.9.0-{hw}" for hw in ("nvidia-ib", "amd-roce", "gke-dra", "gke-no-rdma", "gh200-timeslice", "aws-efa", "intel-xpu")}
     assert len([i for i in ids if i.startswith("v0.9.0-nvidia-ib-")]) == 5  # every gateway
 
 
@@ -128,9 +128,9 @@ def test_bundle_properties(cid, kw):
     assert sorted(deployments) == sorted(rp.deployment for rp in plan.roles.values())
     sa = [o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount"]
     assert sa == [f"ms-{p}"]
-    dra = plan.hardware_facts.get("dra") and plan.mode == "disaggregated"
+    dra = plan.claims
     claims = _by_kind(objects, "ResourceClaimTemplate")
-    assert list(claims) == ([f"ms-{p}-rdma"] if dra else [])
+    assert list(claims) == ([f"ms-{p}-accel"] if dra else [])
     for role, rp in plan.roles.items():
         dep = deployments[rp.deployment]
         template = dep["spec"]["template"]
@@ -153,7 +153,7 @@ def test_bundle_properties(cid, kw):
         limits = vllm["resources"].get("limits") or {}
         requests = vllm["resources"].get("requests") or {}
         if dra:  # one claim per GPU, each a GPU and its NIC; no device-plugin GPU besides
-            assert [c["resourceClaimTemplateName"] for c in pod["resourceClaims"]] == [f"ms-{p}-rdma"] * rp.gpus_per_pod
+            assert [c["resourceClaimTemplateName"] for c in pod["resourceClaims"]] == [f"ms-{p}-accel"] * rp.gpus_per_pod
             assert vllm["resources"]["claims"] == [{"name": c["name"]} for c in pod["resourceClaims"]]
             assert rp.accelerator_resource not in limits and rp.accelerator_resource not in requests
         elif rp.accelerator_resource:
@@ -432,3 +432,21 @@ def test_doctor_warns_when_the_inferencepool_crds_are_older_than_the_release_pin
     assert old.status == WARN and "bundle v1.4.0" in old.observed and "releases/download/v1.5.0/v1-manifests.yaml" in old.hint
     assert _bundle_version_check(name, crd("v1.5.0"), ["v1"], "v1", plan).status == PASS
     assert _bundle_version_check(name, crd("v1.4.0"), ["v1"], "v1", plan_for(llmd_version="v0.6.0")).status == PASS
+
+
+def test_intel_xpu_claims_its_gpus_in_every_layout_and_doctor_does_not_count_them():
+    from llmdctl.effects.health import WARN, evaluate_capacity
+
+    for layout in (dict(), dict(prefill="0", decode="1xTP2")):
+        plan = plan_for(llmd_version="v0.9.0", environments=["intel-xpu"], **layout)
+        (rct,) = [o for o in plan.manifests["ms"] if o["kind"] == "ResourceClaimTemplate"]
+        assert [r["exactly"]["deviceClassName"] for r in rct["spec"]["spec"]["devices"]["requests"]] == ["gpu.intel.com"]
+        for dep in (o for o in plan.manifests["ms"] if o["kind"] == "Deployment"):
+            role = plan.roles[dep["metadata"]["labels"]["llm-d.ai/role"]]
+            pod = dep["spec"]["template"]["spec"]
+            assert len(pod["resourceClaims"]) == role.gpus_per_pod and pod["securityContext"] == {"fsGroup": 107}
+            assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
+        (check,) = evaluate_capacity(plan, nodes=[])
+        assert check.status == WARN and "gpu.intel.com" in check.observed
+    with pytest.raises(InputError, match="ships no 'xpu' vLLM image"):
+        plan_for(llmd_version="v0.8.0", environments=["intel-xpu"])

@@ -21,9 +21,21 @@ def list_layers(args: argparse.Namespace) -> int:
             for l in catalog.layers(*kinds)]
     if args.group != "guides":  # -e aliases are listed with what they stand for
         layer_names = {r["name"] for r in rows}
-        for alias, members in catalog.environments["aliases"].items():
+        env = catalog.environments
+        router = env.get("router", {"aliases": {}, "default": {}})
+        for alias, members in env["aliases"].items():
             if any(m in layer_names for m in members):
-                rows.append({"name": alias, "kind": "alias", "extends": None, "summary": "-e " + " + ".join(members)})
+                summary = "-e " + " + ".join(members)
+                newer = router["aliases"].get(alias)
+                if newer:  # the router generation (llm-d >= v0.8) reads some aliases its own way
+                    summary = f"-e {' + '.join(newer)} (llm-d >= v0.8); -e {' + '.join(members)} (<= v0.6.0)"
+                rows.append({"name": alias, "kind": "alias", "extends": None, "summary": summary})
+        defaults = [env["default"].get(k) for k in ("hardware", "gateway")]
+        newer = [router["default"].get(k) for k in ("hardware", "gateway")]
+        if all(newer) and newer != defaults:
+            for row in rows:
+                if row["name"] == "default" and row["kind"] == "alias":
+                    row["summary"] += f"; without -e: {' + '.join(newer)} from llm-d v0.8, {' + '.join(defaults)} before"
     emit_rows(rows, args.output, ("name", "kind", "summary"))
     return 0
 

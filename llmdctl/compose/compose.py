@@ -648,7 +648,7 @@ def generated_manifests(plan: Plan) -> dict[str, list[dict]]:
     hw = plan.hardware_facts
     out = {"ms": model_server_objects(ms, names=plan.names, labels=labels, mode=plan.mode,
                                       contract=plan.release_info.contract, dialect=plan.release_info.dialect,
-                                      hf_secret=plan.hf_secret, claims=hw.get("dra"))}
+                                      hf_secret=plan.hf_secret, claims=plan.claims)}
     if any(r.key == "gateway" for r in plan.releases):
         out["gateway"] = gateway_objects(names=plan.names, gw=plan.gateway_facts,
                                          labels={"app.kubernetes.io/instance": plan.names["stackLabel"]})

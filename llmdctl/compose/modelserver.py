@@ -50,7 +50,9 @@ def _refuse_unknown(block: Any, known: set, where: str) -> None:
 
 def model_server_objects(ms: dict, *, names: dict, labels: dict, mode: str, contract: dict, dialect: dict,
                          hf_secret: str, claims: dict | None = None) -> list[dict]:
-    """ServiceAccount, then per role a Deployment (and, with DRA, its ResourceClaimTemplate)."""
+    """ServiceAccount, then per role a Deployment (and, with DRA, its ResourceClaimTemplate).
+
+    ``claims`` is the hardware profile's DRA claim when the pods use one (``Plan.claims``)."""
     _refuse_unknown(ms, _TOP_KEYS, "ms")
     if ms.get("multinode"):
         raise InputError("ms.multinode: true: multi-node (LeaderWorkerSet) model servers are not generated for this llm-d version yet",
@@ -73,11 +75,10 @@ def model_server_objects(ms: dict, *, names: dict, labels: dict, mode: str, cont
         if role == "prefill" and (mode == "aggregated" or block.get("create") is False):
             continue
         sidecar = role == "decode" and proxy.get("enabled", mode == "disaggregated")
-        if claims and mode == "disaggregated":
+        if claims:
             objects.append(_claim_template(claims, names, labels))
         objects.append(_deployment(role, block, ms, names=names, labels=labels, service_port=service_port, proxy=proxy if sidecar else None,
-                                   contract=contract, dialect=dialect, hf_secret=hf_secret, artifacts=artifacts,
-                                   claims=claims if mode == "disaggregated" else None))
+                                   contract=contract, dialect=dialect, hf_secret=hf_secret, artifacts=artifacts, claims=claims))
         monitor = _pod_monitor(role, block, names=names, labels=labels)
         if monitor:
             objects.append(monitor)
@@ -113,7 +114,7 @@ def _dedupe(objects: list[dict]) -> list[dict]:
 
 
 def _claim_template(claims: dict, names: dict, labels: dict) -> dict:
-    """One claim = one GPU and one RDMA NIC on the same PCIe root (GKE DRA + DRANET)."""
+    """One claim per GPU: the GPU, and on GKE the RDMA NIC on its PCIe root (DRA + DRANET)."""
     requests = [{"name": r["name"], "exactly": {"deviceClassName": r["deviceClass"], "allocationMode": "ExactCount", "count": 1}}
                 for r in claims["devices"]]
     spec: dict[str, Any] = {"devices": {"requests": requests}}
@@ -157,7 +158,7 @@ def _deployment(role: str, block: dict, ms: dict, *, names: dict, labels: dict, 
     if volumes:
         pod["volumes"] = volumes
     if claims:
-        pod["resourceClaims"] = [{"name": f"rdma-{i}", "resourceClaimTemplateName": names["claimTemplate"]} for i in range(gpus)]
+        pod["resourceClaims"] = [{"name": f"accel-{i}", "resourceClaimTemplateName": names["claimTemplate"]} for i in range(gpus)]
     template_meta: dict[str, Any] = {"labels": pod_labels}
     if block.get("annotations"):
         template_meta["annotations"] = dict(block["annotations"])
@@ -191,7 +192,7 @@ def _container(c: dict, *, role: str, tensor: int, gpus: int, resource: str | No
             # each claim brings one GPU and its NIC: the device plugin's GPU count would double-book
             for kind in ("limits", "requests"):
                 (res.get(kind) or {}).pop(resource, None)
-            res["claims"] = [{"name": f"rdma-{i}"} for i in range(gpus)]
+            res["claims"] = [{"name": f"accel-{i}"} for i in range(gpus)]
         elif resource:
             for kind in ("limits", "requests"):
                 res.setdefault(kind, {})[resource] = gpus

@@ -73,7 +73,7 @@ def router_stack_names(postfix: str, gateway_provider: str | None = None) -> dic
         "prefill": f"{ms}-prefill",
         "decode": f"{ms}-decode",
         "metricsSecret": f"{router}-sa-metrics-reader-secret",
-        "claimTemplate": f"{ms}-rdma",
+        "claimTemplate": f"{ms}-accel",  # one claim per GPU (and, on GKE, its NIC)
     }
     names["gatewayService"] = f"{names['gateway']}-istio" if gateway_provider == "istio" else names["gateway"]
     return names

@@ -233,8 +233,8 @@ def _pods_check(plan: Plan, role, obs: Observed) -> Check:
         return _unreadable(label, obs.errors["pods"])
     pods = [p for p in obs.pods if _role(p) == role.role]
     expected_parts = [f"{role.replicas} pod{'s' if role.replicas != 1 else ''} with the pool's labels", f"image {role.image}"]
-    if plan.hardware_facts.get("dra") and plan.mode == "disaggregated":
-        expected_parts.append(f"{role.gpus_per_pod} DRA claims (GPU + RDMA NIC each)")
+    if plan.claims:
+        expected_parts.append(f"{role.gpus_per_pod} DRA claims ({' + '.join(d['deviceClass'] for d in plan.claims['devices'])} each)")
     elif role.accelerator_resource:
         expected_parts.append(f"{role.accelerator_resource}: {role.gpus_per_pod}")
     if role.rdma:
@@ -257,9 +257,9 @@ def _pods_check(plan: Plan, role, obs: Observed) -> Check:
         if role.image and c.get("image") != role.image:
             problems.append(f"{pname}: image {c.get('image')}")
         claims = [cl for cl in (pod.get("spec") or {}).get("resourceClaims") or []]
-        if plan.hardware_facts.get("dra") and plan.mode == "disaggregated":
+        if plan.claims:
             if len(claims) != role.gpus_per_pod:
-                problems.append(f"{pname}: {len(claims)} resource claims (one per GPU and its NIC)")
+                problems.append(f"{pname}: {len(claims)} resource claims (one per GPU)")
         elif role.accelerator_resource and str(limits.get(role.accelerator_resource)) != str(role.gpus_per_pod):
             problems.append(f"{pname}: {role.accelerator_resource} {limits.get(role.accelerator_resource, 'not requested')}")
         if role.rdma and str(limits.get(role.rdma["resource"])) != str(role.rdma.get("count", 1)):
@@ -612,6 +612,13 @@ def evaluate_capacity(plan: Plan, nodes: list[dict], running: list[dict] | None 
     pods excluded): beside a running stack a second one must not "fit" and then stay Pending."""
     checks = []
     pods = []
+    if plan.claims:
+        # DRA devices are published in ResourceSlices, not in node allocatable: nothing to count here
+        classes = " + ".join(d["deviceClass"] for d in plan.claims["devices"])
+        need = sum(r.gpus_per_pod * r.replicas for r in plan.roles.values())
+        return [Check("accelerators (DRA)", WARN, f"{need} claims of {classes} (not counted: DRA devices are in ResourceSlices)",
+                      "a DRA driver publishing those device classes",
+                      hint=f"kubectl get deviceclasses; kubectl get resourceslices  (the {plan.hardware} profile claims one {classes} per GPU)")]
     for role in plan.roles.values():
         pods += [(role.role, role.gpus_per_pod, role.rdma.get("count", 1) if role.rdma else 0)] * role.replicas
     accel = next((r.accelerator_resource for r in plan.roles.values() if r.accelerator_resource), None)
@@ -722,7 +729,7 @@ def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
     ok = v is not None and (v[0], v[1]) >= NATIVE_SIDECAR_MIN
     checks.append(Check("cluster version", PASS if ok else WARN, version.get("gitVersion", "unknown"), f">= {NATIVE_SIDECAR_MIN[0]}.{NATIVE_SIDECAR_MIN[1]}",
                         hint="" if ok else "V-31: the routing sidecar is a native sidecar; decode pods may stay in Init:0/1"))
-    if plan.hardware_facts.get("dra") and plan.mode == "disaggregated":
+    if plan.claims:
         dra = v is not None and (v[0], v[1]) >= DRA_V1_MIN
         checks.append(Check("DRA (resource.k8s.io/v1)", PASS if dra else FAIL, version.get("gitVersion", "unknown"), f">= {DRA_V1_MIN[0]}.{DRA_V1_MIN[1]}",
                             hint="" if dra else f"{plan.hardware} claims GPUs and NICs through resource.k8s.io/v1 ResourceClaimTemplates, GA in Kubernetes 1.34"))

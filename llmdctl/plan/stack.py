@@ -102,6 +102,13 @@ class Plan(NamedTuple):
         return self.gateway_facts.get("provider") == "standalone"
 
     @property
+    def claims(self) -> dict | None:
+        """The hardware profile's DRA claim (devices per GPU) when the pods use one: with prefill
+        pods (a GPU and its NIC), or always when the claim is the accelerator itself (Intel XPU)."""
+        dra = self.hardware_facts.get("dra")
+        return dra if dra and (self.mode == "disaggregated" or dra.get("inAllModes")) else None
+
+    @property
     def pool_values(self) -> dict:
         """The InferencePool as the chart that renders it is told (selector, target ports)."""
         if self.generation == "router":
