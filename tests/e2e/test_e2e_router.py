@@ -106,3 +106,49 @@ def test_gateway_mode_owns_its_gateway_and_the_chart_routes_to_the_pool(gaie_v15
     r = e2e.llmdctl("destroy", "-y", "-n", ns)
     assert r.code == 0, r
     left_only_user_objects(e2e, ns)
+
+
+def _dra_devices(e2e, nodes: list[str]) -> None:
+    """What GKE's GPU DRA driver and DRANET publish, for kwok nodes: per node 8 GPUs and 8 RDMA NICs,
+    GPU i and NIC i on PCIe root i. The scheduler allocates claims from these like from a real driver's."""
+    classes = [{"apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass", "metadata": {"name": d},
+                "spec": {"selectors": [{"cel": {"expression": f'device.driver == "{d}"'}}]}} for d in ("gpu.nvidia.com", "mrdma.google.com")]
+    slices = []
+    for node in nodes:
+        for driver, kind in (("gpu.nvidia.com", "gpu"), ("mrdma.google.com", "nic")):
+            slices.append({
+                "apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice", "metadata": {"name": f"{node}-{kind}"},
+                "spec": {"driver": driver, "nodeName": node, "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
+                         "devices": [{"name": f"{kind}-{i}", "attributes": {"resource.kubernetes.io/pcieRoot": {"string": f"pci-{i}"}}} for i in range(8)]},
+            })
+    e2e.cp.apply_objects(classes + slices)
+
+
+def test_gke_dra_claims_are_allocated_by_the_real_scheduler_a_gpu_with_its_nic(gaie_v15):
+    e2e = gaie_v15
+    ns = "llm-d-router-dra"
+    e2e.cp.namespace(ns)
+    _dra_devices(e2e, [f"gpu-node-{i}" for i in range(3)])
+    # standalone: the session has no GKE gateway controller; the hardware side is what is tested
+    r = e2e.llmdctl("apply", "-y", *V, "-e", "gke-dra", "-n", ns, *SMALL, "--wait", "--timeout", "3m", timeout=400)
+    assert r.code == 0, r
+    plan = router_plan(namespace=ns, environments=["gke-dra"])
+    by_role = {}
+    for pod in pods(e2e, ns, ",".join(f"{k}={v}" for k, v in plan.pool_selector.items())):
+        by_role.setdefault(pod["metadata"]["labels"]["llm-d.ai/role"], []).append(pod)
+        assert pod["status"]["phase"] == "Running" and pod["spec"]["nodeName"].startswith("gpu-node-")
+        vllm = pod["spec"]["containers"][0]
+        assert "nvidia.com/gpu" not in (vllm["resources"].get("limits") or {}) and "rdma/ib" not in (vllm["resources"].get("limits") or {})
+    assert sorted(by_role) == ["decode", "prefill"]
+    claims = e2e.cp.get_json("resourceclaims", "-n", ns)["items"]
+    assert len(claims) == 2  # one GPU per pod at TP1
+    for claim in claims:
+        results = claim["status"]["allocation"]["devices"]["results"]
+        assert sorted(r["driver"] for r in results) == ["gpu.nvidia.com", "mrdma.google.com"]
+        assert len({r["device"].split("-")[1] for r in results}) == 1  # the GPU and the NIC share a PCIe root
+    r = e2e.llmdctl("verify", *V, "-e", "gke-dra", "-n", ns, *SMALL, "-o", "json")
+    verdict = {c["name"]: c["status"] for c in r.json()["checks"]}
+    assert r.code == 0 and set(verdict.values()) == {"pass"}, verdict
+    assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
+    left_only_user_objects(e2e, ns)
+    e2e.wait_for("the claims to be released", lambda: not e2e.cp.get_json("resourceclaims", "-n", ns)["items"], timeout=60)
