@@ -338,7 +338,8 @@ def test_spec_file_errors_name_the_spec_file(cli, tmp_path):
 def test_aliases_are_listed_and_shown(cli):
     rows = {r["name"]: r for r in json.loads(cli("profiles", "-o", "json").out)}
     assert rows["amd"]["kind"] == "alias" and rows["amd"]["summary"] == "-e amd-roce"
-    assert rows["gke"]["summary"] == "-e gke-no-rdma + gke"
+    assert rows["gke"]["summary"] == "-e gke-dra + gke (llm-d >= v0.8); -e gke-no-rdma + gke (<= v0.6.0)"
+    assert rows["default"]["summary"].endswith("without -e: nvidia-ib + standalone from llm-d v0.8, nvidia-ib + istio before")
     r = cli("profiles", "show", "amd")
     assert r.code == 0 and r.out.startswith("# amd is an alias for -e amd-roce") and "kind: hardware" in r.out
     r = cli("profiles", "show", "AMD-roce")

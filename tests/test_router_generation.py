@@ -310,7 +310,7 @@ def test_selective_pd_and_scheduler_params_on_the_router():
 
 def test_a_template_action_in_a_value_is_written_so_helm_prints_it():
     files = chart_files([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "{{ .Values.x }}"}}],
-                        chart="c", version="0.1.0", description="d", dump=dump)
+                        chart="c", version="0.1.0", description="d")
     assert '{{ "{{" }} .Values.x }}' in files["templates/configmap-x.yaml"]
 
 

@@ -47,7 +47,9 @@ def show_layer(args: argparse.Namespace) -> int:
     aliases = {a: m for a, m in catalog.environments["aliases"].items() if any(x in names for x in m)}
     if args.name in aliases:  # an alias shows each layer it stands for
         members = [m for m in aliases[args.name] if m in names]
-        out(f"# {args.name} is an alias for -e {' -e '.join(aliases[args.name])}\n")
+        newer = (catalog.environments.get("router") or {}).get("aliases", {}).get(args.name)
+        out(f"# {args.name} is an alias for -e {' -e '.join(aliases[args.name])}"
+            + (f" (llm-d <= v0.6.0); from v0.8 for -e {' -e '.join(newer)}" if newer else "") + "\n")
         out("".join(f"# --- {m} ---\n{catalog.layer_text(m)}" for m in members))
         return 0
     if args.name not in names:

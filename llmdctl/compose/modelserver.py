@@ -18,6 +18,7 @@ import copy
 from typing import Any
 
 from ..base.errors import InputError
+from ..base.yamlio import dump
 from ..plan.stack import ROLES
 
 ROLE_LABEL = "llm-d.ai/role"
@@ -238,7 +239,7 @@ def _sidecar(proxy: dict, *, service_port: int, vllm_port: int, dialect: dict) -
     return out
 
 
-def chart_files(objects: list[dict], *, chart: str, version: str, description: str, dump) -> dict[str, str]:
+def chart_files(objects: list[dict], *, chart: str, version: str, description: str) -> dict[str, str]:
     """A chart whose templates are the objects themselves (no values): one file per object.
 
     Helm parses every template as Go text/template, so a literal ``{{`` (from a --set value, say)
