@@ -8,6 +8,8 @@ CRDs to GAIE v1.5.0, the version llm-d v0.9.0 pins.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .controlplane import crd_dir
@@ -152,3 +154,31 @@ def test_gke_dra_claims_are_allocated_by_the_real_scheduler_a_gpu_with_its_nic(g
     assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
     left_only_user_objects(e2e, ns)
     e2e.wait_for("the claims to be released", lambda: not e2e.cp.get_json("resourceclaims", "-n", ns)["items"], timeout=60)
+
+
+@pytest.mark.parametrize("version,gateway,router_chart", [
+    ("v0.8.0", "standalone", "llm-d-router-standalone-v0.9.0"),
+    ("v0.7.0", "standalone", "standalone-v1.5.0"),
+    ("v0.7.0", "istio", "inferencepool-v1.5.0"),
+])
+def test_older_router_releases_converge_and_destroy_clean(gaie_v15, version, gateway, router_chart):
+    """v0.8.0 (llm-d's router chart v0.9.0) and v0.7.0 (GAIE's own charts, values under inferenceExtension.*)."""
+    e2e = gaie_v15
+    ns = f"llm-d-{version.replace('.', '')}-{gateway}"
+    e2e.cp.namespace(ns)
+    args = ("--llmd-version", version, "-e", gateway, "-n", ns, *SMALL)
+    r = e2e.llmdctl("apply", "-y", *args, "--wait", "--timeout", "3m", timeout=400)
+    assert r.code == 0, r
+    listed = {x["name"]: x for x in json.loads(e2e.helm("list", "-n", ns, "-o", "json").stdout)}
+    assert listed["router-pd"]["chart"] == router_chart and listed["ms-pd"]["status"] == "deployed"
+    plan = plan_of(llmd_version=version, environments=[gateway], namespace=ns, prefill="1xTP1", decode="1xTP1", charts=str(CHARTS))
+    assert_pods_match_plan(e2e, plan)
+    pool = e2e.cp.get_json("inferencepool", "router-pd", "-n", ns)
+    assert pool["spec"]["selector"]["matchLabels"] == dict(plan.pool_selector)
+    r = e2e.llmdctl("verify", *args, "-o", "json")
+    verdict = {c["name"]: c["status"] for c in r.json()["checks"]}
+    assert r.code == 0 and set(verdict.values()) == {"pass"}, verdict
+    stacks = e2e.llmdctl("status", "-n", ns, "-o", "json").json()["stacks"]
+    assert [(s["status"], s["generation"]) for s in stacks] == [("deployed", "router")]
+    assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
+    left_only_user_objects(e2e, ns)
