@@ -288,6 +288,7 @@ def test_renders_are_byte_identical():
     (dict(llmd_version="v0.8.0", environments=["amd"]), "ships no 'rocm' vLLM image"),
     (dict(llmd_version="v0.6.0", environments=["aws-efa"]), "ships no 'aws' vLLM image"),
     (dict(llmd_version="v0.9.0", sets=["ms.decode.replicas=x"]), "expected integer"),
+    (dict(llmd_version="v0.9.0", prefill="0", decode="1xTP2", sets=["ms.routing.proxy.enabled=true"]), "the decode sidecar has no image"),
 ])
 def test_what_a_generation_cannot_express_is_refused_with_the_reason(kw, message):
     with pytest.raises((InputError, ValidationError)) as exc:
@@ -450,3 +451,10 @@ def test_intel_xpu_claims_its_gpus_in_every_layout_and_doctor_does_not_count_the
         assert check.status == WARN and "gpu.intel.com" in check.observed
     with pytest.raises(InputError, match="ships no 'xpu' vLLM image"):
         plan_for(llmd_version="v0.8.0", environments=["intel-xpu"])
+
+
+def test_the_model_secret_is_the_one_the_values_name():
+    plan = plan_for(llmd_version="v0.9.0", sets=["ms.modelArtifacts.authSecretName=team-hf"])
+    for dep in (o for o in plan.manifests["ms"] if o["kind"] == "Deployment"):
+        env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "team-hf", "key": "HF_TOKEN"}

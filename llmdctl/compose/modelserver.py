@@ -76,10 +76,14 @@ def model_server_objects(ms: dict, *, names: dict, labels: dict, mode: str, cont
         if role == "prefill" and (mode == "aggregated" or block.get("create") is False):
             continue
         sidecar = role == "decode" and proxy.get("enabled", mode == "disaggregated")
+        if sidecar and not proxy.get("image"):
+            raise InputError("ms.routing.proxy.enabled: the decode sidecar has no image (llmdctl pins it only for P/D layouts)",
+                             hint="give prefill pods (--prefill NxTPm), or set ms.routing.proxy.image=REGISTRY/IMAGE:TAG")
         if claims:
             objects.append(_claim_template(claims, names, labels))
         objects.append(_deployment(role, block, ms, names=names, labels=labels, service_port=service_port, proxy=proxy if sidecar else None,
-                                   contract=contract, dialect=dialect, hf_secret=hf_secret, artifacts=artifacts, claims=claims))
+                                   contract=contract, dialect=dialect, hf_secret=artifacts.get("authSecretName") or hf_secret,
+                                   artifacts=artifacts, claims=claims))
         monitor = _pod_monitor(role, block, names=names, labels=labels)
         if monitor:
             objects.append(monitor)
