@@ -649,3 +649,21 @@ def test_destroy_of_an_absent_postfix_names_the_stacks_that_are_there(cli, fake_
     assert "other postfixes: agg" in r.err and "llmdctl destroy -n llm-d-pd --postfix agg" in r.err
     assert parse(r.out)["otherStacks"] == ["agg"]
     assert set(fc.releases("llm-d-pd")) == {"infra-agg", "gaie-agg", "ms-agg"}  # nothing was touched
+
+
+def test_destroy_leaves_a_foreign_release_that_shares_a_stack_name(cli, fake_cluster):
+    """router-generation names (gateway-<postfix>, router-<postfix>) are common words: a release of
+    another chart under such a name is not the stack's and destroy must not uninstall it."""
+    fc = fake_cluster
+    fc.namespace("llm-d-pd")
+    assert apply(cli, fc, "-n", "llm-d-pd").code == 0
+
+    def add(state):
+        state["contexts"]["kind-gpu"]["namespaces"]["llm-d-pd"]["releases"]["gateway-pd"] = {
+            "name": "gateway-pd", "namespace": "llm-d-pd", "revision": "3", "updated": "2026-12-01 10:00:00",
+            "status": "deployed", "chart": "nginx-ingress-4.11.0", "app_version": "1.11", "digest": ""}
+    fc.update(add)
+    r = cli("destroy", "-y", "-n", "llm-d-pd", "-o", "json")
+    assert r.code == 0, r
+    assert list(fc.releases("llm-d-pd")) == ["gateway-pd"]
+    assert not any("gateway-pd" in " ".join(c["argv"]) for c in fc.calls("helm") if "uninstall" in c["argv"])

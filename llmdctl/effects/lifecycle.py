@@ -222,7 +222,9 @@ def observe(box: Toolbox, namespace: str, postfix: str) -> StackState:
     rows = parse_helm_list(box.query(helm_list_command(namespace)))
     state = StackState()
     for row in rows:
-        if row.get("name") in wanted and row.get("namespace", namespace) == namespace:
+        # a release of another chart that happens to be called gateway-<postfix> is not this stack's
+        if row.get("name") in wanted and row.get("namespace", namespace) == namespace \
+                and chart_version(str(row.get("chart", "")), wanted[row["name"]]) is not None:
             state.releases[row["name"]] = {"chart": row.get("chart"), "revision": row.get("revision"), "status": row.get("status")}
     state.releases = {n: state.releases[n] for n in names.values() if n in state.releases}  # needs order
     if box.query(route_query(namespace, postfix)).strip():
