@@ -458,3 +458,12 @@ def test_the_model_secret_is_the_one_the_values_name():
     for dep in (o for o in plan.manifests["ms"] if o["kind"] == "Deployment"):
         env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "team-hf", "key": "HF_TOKEN"}
+
+
+def test_a_new_model_keeps_the_deployments_selectors():
+    """Selectors are immutable: an upgrade that changed them would fail with `field is immutable`."""
+    def selectors(**kw):
+        return {o["metadata"]["name"]: o["spec"]["selector"] for o in plan_for(llmd_version="v0.9.0", **kw).manifests["ms"] if o["kind"] == "Deployment"}
+    assert selectors() == selectors(model="Qwen/Qwen3-32B") == {
+        f"ms-pd-{r}": {"matchLabels": {"llm-d.ai/guide": "pd-disaggregation", "app.kubernetes.io/instance": "llm-d-pd", "llm-d.ai/role": r}}
+        for r in ("prefill", "decode")}

@@ -22,6 +22,7 @@ from ..base.yamlio import dump
 from ..plan.stack import ROLES
 
 ROLE_LABEL = "llm-d.ai/role"
+STABLE_LABELS = ("llm-d.ai/guide", "app.kubernetes.io/instance", ROLE_LABEL)
 
 # ms.<key> this generator reads; anything else is refused
 _TOP_KEYS = {"modelArtifacts", "accelerator", "routing", "multinode", "decode", "prefill"}
@@ -172,7 +173,9 @@ def _deployment(role: str, block: dict, ms: dict, *, names: dict, labels: dict, 
         "metadata": {"name": names[role], "labels": pod_labels},
         "spec": {
             "replicas": int(block.get("replicas", 1)),
-            "selector": {"matchLabels": pod_labels},
+            # a Deployment's selector is immutable: only what never changes for this stack and role
+            # (a new --model or accelerator must not need a delete and re-create)
+            "selector": {"matchLabels": {k: v for k, v in pod_labels.items() if k in STABLE_LABELS}},
             "template": {"metadata": template_meta, "spec": pod},
         },
     }
