@@ -27,17 +27,21 @@ def expected_refusal(hardware: str, layout: str, overlay: str) -> str | None:
     return None
 
 
-def cases(versions: tuple[str, ...] = ("v0.6.0",)):
+def _combinations(versions, hardware, gateways, no_image: dict[str, tuple[str, ...]]):
     for version in versions:
-        for hw in HARDWARE:
-            if version == "v0.4.0" and hw == "amd-roce":
-                continue  # no ROCm image in that release (asserted separately)
-            for gw in GATEWAYS:
+        for hw in hardware:
+            if hw in no_image.get(version, ()):
+                continue  # the release pins no image for it (asserted separately)
+            for gw in gateways:
                 for layout, flags in LAYOUTS.items():
                     for overlay, extra in OVERLAYS.items():
                         case_id = f"{version}-{hw}-{gw}-{layout}-{overlay}"
                         kwargs = {"environments": [hw, *extra, gw], "llmd_version": version, **flags}
                         yield case_id, kwargs, expected_refusal(hw, layout, overlay)
+
+
+def cases(versions: tuple[str, ...] = ("v0.6.0",)):
+    return _combinations(versions, HARDWARE, GATEWAYS, {"v0.4.0": ("amd-roce",)})
 
 
 # The router generation (llm-d >= v0.8): its own default gateway (standalone) and GKE profile (DRA).
@@ -46,13 +50,6 @@ ROUTER_GATEWAYS = ["standalone", "istio", "kgateway", "agentgateway", "gke"]
 
 
 def router_cases(versions: tuple[str, ...] = ("v0.9.0",)):
-    for version in versions:
-        for hw in ROUTER_HARDWARE:
-            if (version == "v0.8.0" and hw in ("amd-roce", "intel-xpu")) or (version in ("v0.8.0", "v0.7.0") and hw == "aws-efa"):
-                continue  # no ROCm / XPU / AWS P/D image pinned for that release (asserted separately)
-            for gw in ROUTER_GATEWAYS:
-                for layout, flags in LAYOUTS.items():
-                    for overlay, extra in OVERLAYS.items():
-                        case_id = f"{version}-{hw}-{gw}-{layout}-{overlay}"
-                        kwargs = {"environments": [hw, *extra, gw], "llmd_version": version, **flags}
-                        yield case_id, kwargs, expected_refusal(hw, layout, overlay)
+    # no ROCm / XPU / AWS P/D image pinned for these releases
+    return _combinations(versions, ROUTER_HARDWARE, ROUTER_GATEWAYS,
+                         {"v0.8.0": ("amd-roce", "intel-xpu", "aws-efa"), "v0.7.0": ("aws-efa",)})

@@ -9,13 +9,14 @@ from __future__ import annotations
 import pytest
 
 from conftest import parse, plan_for
-from matrix import cases
+from matrix import cases, router_cases
 from llmdctl.effects.bundle import bundle_files
 from llmdctl.base.errors import ValidationError
 
 ALL = list(cases(("v0.6.0", "v0.4.0")))
 ACCEPTED = [(cid, kw) for cid, kw, refusal in ALL if refusal is None]
-REFUSED = [(cid, kw, refusal) for cid, kw, refusal in ALL if refusal is not None]
+# both generations: the rules run on the final plan whichever charts it is for
+REFUSED = [(cid, kw, refusal) for cid, kw, refusal in ALL + list(router_cases(("v0.9.0", "v0.8.0", "v0.7.0"))) if refusal is not None]
 
 
 def _files(kw):

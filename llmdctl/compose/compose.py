@@ -36,7 +36,7 @@ from .. import __version__
 from ..plan.stack import ROLES, LayerInfo, Plan, ReleasePlan, RolePlan
 from .modelserver import chart_files, model_server_objects
 from .names import GENERATED_CHARTS, check_names, check_secret_name, stack_names
-from .router import expected_route, gaie_values, gateway_objects, router_pins, router_values
+from .router import gaie_values, gateway_objects, router_pin, router_pins, router_values
 from .rules import RULES, check_rule_catalog
 
 
@@ -578,7 +578,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     check_values_schemas(release, merged, spec.overrides)  # before anything reads the values as typed data
     roles = _role_plans(merged["ms"], names, hw, mode, release.contract)
     if release.generation == "router":
-        route = expected_route(names, gw) if gw["provider"] != "standalone" else {}
+        route = {}  # the router chart renders the HTTPRoute itself (gateway mode)
         releases = _router_release_plans(release, names, merged, spec, standalone=gw["provider"] == "standalone")
     else:
         route = build_route(names, gw, release, gateway.name)
@@ -659,7 +659,7 @@ def chart_bundle_files(plan: Plan) -> dict[str, str]:
 
 
 def _router_release_plans(release: Release, names: dict, merged: dict, spec: Spec, *, standalone: bool) -> tuple[ReleasePlan, ...]:
-    pin = "router" if standalone else "routerGateway"
+    pin = router_pin(standalone)
     src = resolve_charts({pin: release.charts[pin]}, folder=spec.charts, repository=spec.chart_repository,
                          llmd_version=release.name, flag=input_name("charts", "--charts", spec.origin, spec.spec_file))[pin]
     out = []
@@ -850,10 +850,9 @@ def check_values_schemas(release: Release, merged: dict[str, dict], overrides=()
         if release.generation == "router" and key == "ms":
             # llmdctl's own chart reads the modelservice values shape (types and enums from its
             # schema); the generator then refuses any key it would not turn into an object
-            schema = release.dialect["modelServerValuesSchema"]
+            schema, source = release.dialect["modelServerValuesSchema"], "ms values (of llmdctl's model-server chart)"
         else:
-            schema = values_schema_name(key, release.charts[key]["version"])
-        source = "ms values (of llmdctl's model-server chart)" if release.generation == "router" and key == "ms" else f"{key}.values.yaml"
+            schema, source = values_schema_name(key, release.charts[key]["version"]), f"{key}.values.yaml"
         check(merged[key], schema, source=source, root=key, locate=locate)
 
 

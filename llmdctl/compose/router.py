@@ -60,20 +60,9 @@ def gateway_objects(*, names: dict, gw: dict, labels: dict) -> list[dict]:
     }]
 
 
-def expected_route(names: dict, gw: dict) -> dict:
-    """The HTTPRoute the gateway-mode router chart renders (templates/httproute.yaml), as verify
-    expects to find it; llmdctl does not write it."""
-    rule: dict[str, Any] = {
-        "backendRefs": [{"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": names["pool"]}],
-        "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-    }
-    if gw.get("routerProvider") != "gke":
-        rule["timeouts"] = {"request": "0s"}
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-        "metadata": {"name": names["route"]},
-        "spec": {"parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": names["gateway"]}], "rules": [rule]},
-    }
+def router_pin(standalone: bool) -> str:
+    """The catalog pin (versions.yaml charts key) of a stack's router release."""
+    return "router" if standalone else "routerGateway"
 
 
 # llm-d v0.7 deployed the router from GAIE's own charts (standalone / inferencepool v1.5.0), whose

@@ -23,6 +23,7 @@ from typing import Callable
 
 from ..base.errors import LlmdctlError
 from ..compose.names import ALL_RELEASE_KEYS, GENERATED_CHARTS, RELEASE_KEYS, ROUTER_RELEASE_KEYS, hf_secret_command, release_names, stack_names
+from ..compose.router import router_pin
 from ..inputs.charts import chart_name
 from ..plan.stack import Plan
 from .bundle import bundle_files_in, remove_bundle, write_bundle
@@ -388,19 +389,13 @@ def observed_drift(box: Toolbox, plan: Plan, ui: "UI") -> list[str]:
         return []
 
 
-def pin_of(plan: Plan, key: str) -> str:
-    """The catalog pin a release's chart comes from (the router release: standalone or gateway chart)."""
-    if key == "router":
-        return "router" if plan.standalone else "routerGateway"
-    return key
-
-
 def change_summary(plan: Plan, state: StackState, verb: str) -> list[str]:
     """One line per release and the route: install, upgrade (revision n -> n+1) or unchanged chart."""
     lines = []
     for rel in plan.releases:
         # not the path: with --charts (or a generated chart) the chart is a folder on disk
-        chart = GENERATED_CHARTS[rel.key] if rel.generated else chart_name(plan.release_info.charts[pin_of(plan, rel.key)]["chart"])
+        pin = router_pin(plan.standalone) if rel.key == "router" else rel.key
+        chart = GENERATED_CHARTS[rel.key] if rel.generated else chart_name(plan.release_info.charts[pin]["chart"])
         now = state.releases.get(rel.name)
         if not now:
             lines.append(f"install  {rel.name}: {chart} {rel.version}")
