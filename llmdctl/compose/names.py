@@ -68,7 +68,6 @@ def router_stack_names(postfix: str, gateway_provider: str | None = None) -> dic
         "envoyConfigMap": f"{router}-envoy",
         "route": router,  # the gateway chart's HTTPRoute is named after the release
         "stackLabel": f"llm-d-{postfix}",
-        "msFullname": ms,
         "serviceAccount": ms,
         "prefill": f"{ms}-prefill",
         "decode": f"{ms}-decode",
