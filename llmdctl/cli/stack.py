@@ -40,6 +40,6 @@ def validate(args: argparse.Namespace) -> int:
         }, "json")
         return 0
     report(plan)
-    roles = ", ".join(f"{r.role} {r.replicas}xTP{r.tensor}" for r in plan.roles.values())
+    roles = ", ".join(f"{r.role} {r.layout}" for r in plan.roles.values())
     out(f"ok: {plan.names['ms']} in {plan.namespace}: {plan.hardware} + {plan.gateway}, {roles}\n")
     return 0

@@ -87,7 +87,8 @@ def model_facts(model: str, size: str | None, sizing: dict) -> tuple[dict, list[
             size = sizing["volume"]["unknownSize"]
             notes.append(f"model volume {size}: {name} has no parameter count in its name and is not in the "
                          "catalog's known models; pass --model-size if the weights need more")
-    return {"id": model, "uri": uri, "name": name, "size": size, "label": label}, notes
+    moe = any(re.search(p, name, re.I) for p in sizing.get("mixtureOfExperts") or ())
+    return {"id": model, "uri": uri, "name": name, "size": size, "label": label, "moe": moe}, notes
 
 
 def estimate_volume(name: str, sizing: dict) -> str | None:
@@ -401,11 +402,21 @@ def _check_epp_config(text: str, name: str) -> None:
         raise CatalogError(f"the EPP template for {name} must render a mapping with kind: EndpointPickerConfig")
 
 
-def _layout_layer(prefill: RoleLayout, decode: RoleLayout, mode: str, hw: dict) -> tuple[_Layer, list[str]]:
+def _layout_layer(prefill: RoleLayout, decode: RoleLayout, mode: str, hw: dict, release: Release) -> tuple[_Layer, list[str]]:
     notes: list[str] = []
-    ms: dict[str, Any] = {"decode": {"replicas": decode.replicas, "parallelism": {"tensor": decode.tensor}}}
-    if mode == "disaggregated":
-        ms["prefill"] = {"create": True, "replicas": prefill.replicas, "parallelism": {"tensor": prefill.tensor}}
+    layouts = {"decode": decode, **({"prefill": prefill} if mode == "disaggregated" else {})}
+    ms: dict[str, Any] = {}
+    for role, lay in layouts.items():
+        ms[role] = {**({"create": True} if role == "prefill" else {}), "replicas": lay.replicas, "parallelism": _parallelism(role, lay, hw, release)}
+        flags = (["--enable-expert-parallel"] if lay.expert else []) + _dp_balancer_flags(ms[role]["parallelism"], hw)
+        if flags:
+            ms[role]["containers"] = [{"name": "vllm", "args": flags}]
+    ports = _rank_ports(ms, hw, release)
+    router: dict[str, Any] = {}
+    if ports:
+        # every DP rank answers on its own port: the pool must list them all, or only rank 0 serves
+        router = {"router": {"modelServers": {"targetPorts": [{"number": p} for p in ports]}}}
+        notes.append(f"multi-port data parallelism: the InferencePool targets ports {ports[0]}-{ports[-1]} (one per local DP rank)")
     ts = hw.get("timeSlicing")
     if ts:
         pods = decode.replicas + (prefill.replicas if mode == "disaggregated" else 0)
@@ -418,7 +429,51 @@ def _layout_layer(prefill: RoleLayout, decode: RoleLayout, mode: str, hw: dict) 
         for role in ms:
             ms[role]["containers"] = [{"name": "vllm", "args": [f"--gpu-memory-utilization={cap:.2f}"]}]
         notes.append(f"time-slicing: --gpu-memory-utilization={cap:.2f} on each of {pods} pods (sum {cap * pods:.2f} <= 1.0)")
-    return _Layer("layout", f"--prefill {prefill} --decode {decode}", {"ms": ms}), notes
+    what = f"--prefill {prefill} --decode {decode}"
+    return _Layer("layout", what, {"ms": ms, **({"router": router} if router and release.generation == "router" else {})}), notes
+
+
+def _parallelism(role: str, lay: RoleLayout, hw: dict, release: Release) -> dict:
+    """modelservice's parallelism block for a role: ranks per pod (dataLocal) and pods per instance
+    (workers) follow from the profile's GPUs per node; a shape nodes cannot hold is refused here."""
+    par: dict[str, Any] = {"tensor": lay.tensor}
+    if lay.data == 1:
+        return par
+    flag = f"--{role} {lay}"
+    per_node = int(hw.get("gpusPerNode") or 8)
+    if lay.tensor > per_node:
+        raise InputError(f"{flag}: TP{lay.tensor} is more than the {per_node} GPUs of one node; tensor parallelism does not span nodes",
+                         hint=f"use TP{per_node} or less, with more DP ranks")
+    local = min(lay.data, per_node // lay.tensor)
+    if lay.data % local:
+        fit = [n * local for n in (lay.data // local, lay.data // local + 1) if n]
+        raise InputError(f"{flag}: DP{lay.data} x TP{lay.tensor} does not fill whole nodes of {per_node} GPUs "
+                         f"({local} ranks per node, so the last node would be part-used and the DP group uneven)",
+                         hint="use DP" + " or DP".join(str(n) for n in fit) + f" (a multiple of {local})")
+    workers = lay.data // local
+    if workers > 1 and release.generation != "router":
+        raise InputError(f"{flag}: an instance over {workers} nodes needs a LeaderWorkerSet, which llmdctl generates for llm-d v0.7.0 and later",
+                         hint=f"use --llmd-version v0.9.0, or DP{local} (one node) on llm-d {release.name}")
+    par.update(data=lay.data, dataLocal=local, workers=workers)
+    return par
+
+
+def _dp_balancer_flags(par: dict, hw: dict) -> list[str]:
+    """How the ranks of an instance over several nodes take requests: hybrid (one API server per
+    node spreads over its local ranks; vLLM's GB200 guide) or multi-port (one port per rank behind a
+    per-node supervisor; llm-d's wide-EP guide), as the hardware profile says."""
+    if par.get("workers", 1) <= 1:
+        return []
+    mode = (hw.get("dataParallel") or {}).get("loadBalancing", "hybrid")
+    return ["--data-parallel-hybrid-lb"] if mode == "hybrid" else ["--data-parallel-multi-port-external-lb"]
+
+
+def _rank_ports(ms: dict, hw: dict, release: Release) -> list[int]:
+    if (hw.get("dataParallel") or {}).get("loadBalancing", "hybrid") != "multi-port":
+        return []
+    local = max((block["parallelism"].get("dataLocal", 1) for block in ms.values() if block["parallelism"].get("workers", 1) > 1), default=0)
+    port = release.contract["servicePort"]
+    return [port + i for i in range(local)] if local else []
 
 
 # --- dialects ------------------------------------------------------------------------------
@@ -536,7 +591,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
         scorers=spec.scorers, scheduler_params=spec.scheduler_params,
     )
     layers.append(stack)
-    layout, layout_notes = _layout_layer(prefill, decode, mode, hw)
+    layout, layout_notes = _layout_layer(prefill, decode, mode, hw, release)
     layers.append(layout)
     notes += layout_notes
 
@@ -638,7 +693,8 @@ def generated_manifests(plan: Plan) -> dict[str, list[dict]]:
     labels = (ms.get("modelArtifacts") or {}).get("labels") or {}
     out = {"ms": model_server_objects(ms, names=plan.names, labels=labels, mode=plan.mode,
                                       contract=plan.release_info.contract, dialect=plan.release_info.dialect,
-                                      hf_secret=plan.hf_secret, claims=plan.claims)}
+                                      hf_secret=plan.hf_secret, claims=plan.claims,
+                                      compute_domain=plan.hardware_facts.get("computeDomain"))}
     if any(r.key == "gateway" for r in plan.releases):
         out["gateway"] = gateway_objects(names=plan.names, gw=plan.gateway_facts,
                                          labels={"app.kubernetes.io/instance": plan.names["stackLabel"]})
@@ -756,17 +812,22 @@ def _role_plans(ms: dict, names: dict, hw: dict, mode: str, contract: dict) -> d
         if role == "prefill" and (mode == "aggregated" or block.get("create") is False):
             continue
         par = block.get("parallelism") or {}
-        tensor = int(par.get("tensor", 1))
-        gpus = tensor * int(par.get("dataLocal", 1))
+        tensor, local = int(par.get("tensor", 1)), int(par.get("dataLocal", 1))
+        workers = int(par.get("workers", 1))
         container = next((c for c in block.get("containers") or [] if isinstance(c, dict) and c.get("name") == "vllm"), {})
+        args = [str(a) for a in container.get("args") or []]
         role_accel = (block.get("accelerator") or {}).get("type", accel)
         vllm_port = proxy.get("targetPort", contract["proxyTargetPort"]) if role == "decode" and proxy.get("enabled", mode == "disaggregated") else service_port
+        multi_port = workers > 1 and "--data-parallel-multi-port-external-lb" in args
         plans[role] = RolePlan(
-            role=role, replicas=int(block.get("replicas", 1)), tensor=tensor, gpus_per_pod=gpus,
+            role=role, replicas=int(block.get("replicas", 1)), tensor=tensor, gpus_per_pod=tensor * local,
             # the chart falls back to nvidia.com/gpu for a type it does not know
             accelerator_resource=contract["acceleratorResources"].get(role_accel, contract["acceleratorResources"]["nvidia"]),
             rdma=_role_rdma(hw.get("rdma"), role) if mode == "disaggregated" else None,
             image=str(container.get("image", "")), vllm_port=vllm_port, deployment=names[role],
+            data=int(par.get("data", local * workers)), data_local=local, workers=workers,
+            expert="--enable-expert-parallel" in args,
+            rank_ports=tuple(service_port + i for i in range(local)) if multi_port else (),
         )
     return plans
 

@@ -15,7 +15,8 @@ path, so nothing a profile or ``--set`` asks for is silently dropped.
 from __future__ import annotations
 
 import copy
-from typing import Any
+import shlex
+from typing import Any, NamedTuple
 
 from ..base.errors import InputError
 from ..base.yamlio import dump
@@ -35,6 +36,8 @@ _POD_KEYS = {"affinity", "hostNetwork", "hostIPC", "hostPID", "dnsPolicy", "runt
              "priorityClassName", "schedulerName", "securityContext", "terminationGracePeriodSeconds", "imagePullSecrets", "topologySpreadConstraints"}
 _PROXY_KEYS = {"enabled", "image", "targetPort", "connector", "secure", "zapLogLevel", "resources"}
 MODEL_MOUNT = "/model-cache"
+MULTI_PORT_FLAG = "--data-parallel-multi-port-external-lb"
+DP_RPC_PORT = 5555  # the leader's data-parallel coordination port (llm-d's wide-EP guide)
 
 
 def _refuse_unknown(block: Any, known: set, where: str) -> None:
@@ -51,14 +54,15 @@ def _refuse_unknown(block: Any, known: set, where: str) -> None:
 
 
 def model_server_objects(ms: dict, *, names: dict, labels: dict, mode: str, contract: dict, dialect: dict,
-                         hf_secret: str, claims: dict | None = None) -> list[dict]:
-    """ServiceAccount, then per role a Deployment (and, with DRA, its ResourceClaimTemplate).
+                         hf_secret: str, claims: dict | None = None, compute_domain: dict | None = None) -> list[dict]:
+    """ServiceAccount, then per role a Deployment, or a LeaderWorkerSet when one instance spans
+    nodes (and, with DRA, its ResourceClaimTemplate; on GB200 the ComputeDomain of the NVLink fabric).
 
     ``claims`` is the hardware profile's DRA claim when the pods use one (``Plan.claims``)."""
     _refuse_unknown(ms, _TOP_KEYS, "ms")
     if ms.get("multinode"):
-        raise InputError("ms.multinode: true: multi-node (LeaderWorkerSet) model servers are not generated for this llm-d version yet",
-                         hint="use --llmd-version v0.6.0 for modelservice's multinode, or a single-node layout")
+        raise InputError("ms.multinode: true: llmdctl makes an instance span nodes from the layout, not from this flag",
+                         hint="give the role a data-parallel shape, e.g. --decode 1xDP8EP: it becomes a LeaderWorkerSet when the ranks need more than one node")
     routing = ms.get("routing") or {}
     _refuse_unknown(routing, {"servicePort", "proxy"}, "ms.routing")
     proxy = routing.get("proxy") or {}
@@ -82,9 +86,11 @@ def model_server_objects(ms: dict, *, names: dict, labels: dict, mode: str, cont
                              hint="give prefill pods (--prefill NxTPm), or set ms.routing.proxy.image=REGISTRY/IMAGE:TAG")
         if claims:
             objects.append(_claim_template(claims, names, labels))
-        objects.append(_deployment(role, block, ms, names=names, labels=labels, service_port=service_port, proxy=proxy if sidecar else None,
+        if compute_domain:
+            objects.append(_compute_domain(compute_domain, ms, names, labels, mode))
+        objects.append(_workload(role, block, ms, names=names, labels=labels, service_port=service_port, proxy=proxy if sidecar else None,
                                    contract=contract, dialect=dialect, hf_secret=artifacts.get("authSecretName") or hf_secret,
-                                   artifacts=artifacts, claims=claims))
+                                   artifacts=artifacts, claims=claims, compute_domain=compute_domain))
         monitor = _pod_monitor(role, block, names=names, labels=labels)
         if monitor:
             objects.append(monitor)
@@ -119,6 +125,18 @@ def _dedupe(objects: list[dict]) -> list[dict]:
     return out
 
 
+def _compute_domain(cd: dict, ms: dict, names: dict, labels: dict, mode: str) -> dict:
+    """GB200's multi-node NVLink (MNNVL): the NVIDIA DRA driver makes the claim template every pod
+    names, so the KV cache and the DP/EP collectives go over NVLink between nodes."""
+    roles = [r for r in ROLES if not (r == "prefill" and (mode == "aggregated" or (ms.get(r) or {}).get("create") is False))]
+    nodes = sum(int((ms.get(r) or {}).get("replicas", 1)) * int(((ms.get(r) or {}).get("parallelism") or {}).get("workers", 1)) for r in roles)
+    return {
+        "apiVersion": cd["apiVersion"], "kind": "ComputeDomain",
+        "metadata": {"name": names["computeDomain"], "labels": dict(labels)},
+        "spec": {"numNodes": nodes, "channel": {"allocationMode": "Single", "resourceClaimTemplate": {"name": names["computeDomain"]}}},
+    }
+
+
 def _claim_template(claims: dict, names: dict, labels: dict) -> dict:
     """One claim per GPU: the GPU, and on GKE the RDMA NIC on its PCIe root (DRA + DRANET)."""
     requests = [{"name": r["name"], "exactly": {"deviceClassName": r["deviceClass"], "allocationMode": "ExactCount", "count": 1}}
@@ -133,12 +151,12 @@ def _claim_template(claims: dict, names: dict, labels: dict) -> dict:
     }
 
 
-def _deployment(role: str, block: dict, ms: dict, *, names: dict, labels: dict, service_port: int, proxy: dict | None,
-                contract: dict, dialect: dict, hf_secret: str, artifacts: dict, claims: dict | None) -> dict:
+def _workload(role: str, block: dict, ms: dict, *, names: dict, labels: dict, service_port: int, proxy: dict | None,
+              contract: dict, dialect: dict, hf_secret: str, artifacts: dict, claims: dict | None, compute_domain: dict | None) -> dict:
     par = block.get("parallelism") or {}
-    _refuse_unknown(par, {"tensor", "dataLocal"}, f"ms.{role}.parallelism")
-    tensor = int(par.get("tensor", 1))
-    gpus = tensor * int(par.get("dataLocal", 1))
+    _refuse_unknown(par, {"tensor", "data", "dataLocal", "workers"}, f"ms.{role}.parallelism")
+    dp = _DataParallel.of(par, block)
+    gpus = dp.tensor * dp.local
     accel = (block.get("accelerator") or ms.get("accelerator") or {}).get("type", "nvidia")
     resource = contract["acceleratorResources"].get(accel, contract["acceleratorResources"]["nvidia"])
     vllm_port = int(proxy.get("targetPort", contract["proxyTargetPort"])) if proxy is not None else service_port
@@ -147,13 +165,13 @@ def _deployment(role: str, block: dict, ms: dict, *, names: dict, labels: dict, 
     containers = []
     for c in block.get("containers") or []:
         _refuse_unknown(c, _CONTAINER_KEYS, f"ms.{role}.containers[{c.get('name', '?') if isinstance(c, dict) else '?'}]")
-        containers.append(_container(c, role=role, tensor=tensor, gpus=gpus, resource=resource, vllm_port=vllm_port,
-                                     hf_secret=hf_secret, artifacts=artifacts, claims=claims))
+        containers.append(_container(c, role=role, dp=dp, gpus=gpus, resource=resource, vllm_port=vllm_port,
+                                     hf_secret=hf_secret, artifacts=artifacts, claims=claims, compute_domain=compute_domain))
     if any(c.get("mountModelVolume") for c in block.get("containers") or []):
         volumes.append(_model_volume(artifacts))
     init = [copy.deepcopy(c) for c in block.get("initContainers") or []]
     if proxy is not None:
-        init.insert(0, _sidecar(proxy, service_port=service_port, vllm_port=vllm_port, dialect=dialect))
+        init.insert(0, _sidecar(proxy, service_port=service_port, vllm_port=vllm_port, dialect=dialect, dp=dp))
     extra = block.get("extraConfig") or {}
     _refuse_unknown(extra, _POD_KEYS, f"ms.{role}.extraConfig")
     pod: dict[str, Any] = {"serviceAccountName": names["serviceAccount"]}
@@ -163,16 +181,36 @@ def _deployment(role: str, block: dict, ms: dict, *, names: dict, labels: dict, 
     pod["containers"] = containers
     if volumes:
         pod["volumes"] = volumes
-    if claims:
-        pod["resourceClaims"] = [{"name": f"accel-{i}", "resourceClaimTemplateName": names["claimTemplate"]} for i in range(gpus)]
+    pod_claims = [{"name": f"accel-{i}", "resourceClaimTemplateName": names["claimTemplate"]} for i in range(gpus)] if claims else []
+    if compute_domain:
+        pod_claims.append({"name": "compute-domain-channel", "resourceClaimTemplateName": names["computeDomain"]})
+    if pod_claims:
+        pod["resourceClaims"] = pod_claims
     template_meta: dict[str, Any] = {"labels": pod_labels}
     if block.get("annotations"):
         template_meta["annotations"] = dict(block["annotations"])
+    replicas = int(block.get("replicas", 1))
+    if dp.workers > 1:
+        return {
+            "apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+            "metadata": {"name": names[role], "labels": pod_labels},
+            "spec": {
+                "replicas": replicas,
+                # the leader's address is every worker's --data-parallel-address: start it first
+                "startupPolicy": "LeaderCreated",
+                "leaderWorkerTemplate": {
+                    "size": dp.workers,
+                    # one DP group dies together: a lone restarted rank cannot rejoin its peers
+                    "restartPolicy": "RecreateGroupOnPodRestart",
+                    "workerTemplate": {"metadata": template_meta, "spec": pod},
+                },
+            },
+        }
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": names[role], "labels": pod_labels},
         "spec": {
-            "replicas": int(block.get("replicas", 1)),
+            "replicas": replicas,
             # a Deployment's selector is immutable: only what never changes for this stack and role
             # (a new --model or accelerator must not need a delete and re-create)
             "selector": {"matchLabels": {k: v for k, v in pod_labels.items() if k in STABLE_LABELS}},
@@ -181,20 +219,57 @@ def _deployment(role: str, block: dict, ms: dict, *, names: dict, labels: dict, 
     }
 
 
-def _container(c: dict, *, role: str, tensor: int, gpus: int, resource: str | None, vllm_port: int, hf_secret: str,
-               artifacts: dict, claims: dict | None) -> dict:
+class _DataParallel(NamedTuple):
+    """The ranks of one pod and of its instance, and how requests reach them."""
+
+    tensor: int
+    data: int  # ranks of the instance
+    local: int  # ranks of this pod
+    workers: int  # pods of the instance
+    multi_port: bool  # one API port per rank (behind a supervisor) rather than one per pod
+
+    @classmethod
+    def of(cls, par: dict, block: dict) -> "_DataParallel":
+        vllm = next((c for c in block.get("containers") or [] if isinstance(c, dict) and c.get("name") == "vllm"), {})
+        local, workers = int(par.get("dataLocal", 1)), int(par.get("workers", 1))
+        return cls(int(par.get("tensor", 1)), int(par.get("data", local * workers)), local, workers,
+                   workers > 1 and MULTI_PORT_FLAG in [str(a) for a in vllm.get("args") or []])
+
+    @property
+    def supervisor_offset(self) -> int:
+        return self.local  # the port after the last rank's
+
+
+def _container(c: dict, *, role: str, dp: _DataParallel, gpus: int, resource: str | None, vllm_port: int, hf_secret: str,
+               artifacts: dict, claims: dict | None, compute_domain: dict | None) -> dict:
     out = {k: copy.deepcopy(v) for k, v in c.items() if k not in ("modelCommand", "mountModelVolume")}
     if c.get("modelCommand") == "vllmServe":
-        out["command"] = ["vllm", "serve", _served_model(artifacts)]
-        out["args"] = [f"--port={vllm_port}", f"--tensor-parallel-size={tensor}",
-                       f"--served-model-name={artifacts.get('name', '')}", *[str(a) for a in c.get("args") or []]]
+        args = [f"--port={vllm_port}", f"--tensor-parallel-size={dp.tensor}",
+                f"--served-model-name={artifacts.get('name', '')}", *[str(a) for a in c.get("args") or []]]
+        if dp.data > 1:
+            args += [f"--data-parallel-size={dp.data}", f"--data-parallel-size-local={dp.local}"]
+        if dp.workers > 1:
+            # ranks start at the pod's place in its group; the leader's address reaches them all
+            args += ["--data-parallel-address=${LWS_LEADER_ADDRESS}", f"--data-parallel-rpc-port={DP_RPC_PORT}",
+                     "--data-parallel-start-rank=$(( ${LWS_WORKER_INDEX:-0} * DP_SIZE_LOCAL ))"]
+            if dp.multi_port:
+                args.append(f"--data-parallel-supervisor-port={vllm_port + dp.supervisor_offset}")
+            out["command"] = ["/bin/bash", "-c"]
+            out["args"] = [_launch_script(_served_model(artifacts), args)]
+        else:
+            out["command"] = ["vllm", "serve", _served_model(artifacts)]
+            out["args"] = args
     elif c.get("modelCommand") not in (None, "custom"):
         raise InputError(f"ms.{role}.containers[{c.get('name')}].modelCommand {c.get('modelCommand')!r}: the generated chart knows vllmServe and custom")
     if c.get("name") == "vllm":
-        env = [e for e in out.get("env") or [] if not (isinstance(e, dict) and e.get("name") in ("HF_TOKEN", "HF_HOME"))]
+        env = [e for e in out.get("env") or [] if not (isinstance(e, dict) and e.get("name") in ("HF_TOKEN", "HF_HOME", "DP_SIZE_LOCAL", "TP_SIZE"))]
         env = [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": hf_secret, "key": "HF_TOKEN"}}},
                {"name": "HF_HOME", "value": MODEL_MOUNT}, *env]
+        if dp.data > 1:
+            env[2:2] = [{"name": "DP_SIZE_LOCAL", "value": str(dp.local)}, {"name": "TP_SIZE", "value": str(dp.tensor)}]
         out["env"] = env
+        if dp.multi_port:
+            _supervised(out, vllm_port + dp.supervisor_offset)
         res = out.setdefault("resources", {})
         if claims:
             # each claim brings one GPU and its NIC: the device plugin's GPU count would double-book
@@ -204,10 +279,33 @@ def _container(c: dict, *, role: str, tensor: int, gpus: int, resource: str | No
         elif resource:
             for kind in ("limits", "requests"):
                 res.setdefault(kind, {})[resource] = gpus
+        if compute_domain:
+            res["claims"] = [*(res.get("claims") or []), {"name": "compute-domain-channel"}]
         if c.get("mountModelVolume"):
             out.setdefault("volumeMounts", []).append({"name": "model-storage", "mountPath": MODEL_MOUNT,
                                                        **({"readOnly": True} if str(artifacts.get("uri", "")).startswith("pvc://") else {})})
     return out
+
+
+def _launch_script(model: str, args: list[str]) -> str:
+    """vllm serve under bash, so the LWS variables become flags; everything else is quoted as is."""
+    def word(a: str) -> str:
+        flag, sep, value = a.partition("=")
+        if "${LWS_" in value or "$((" in value:
+            return f'{flag}="{value}"' if "$((" not in value else f"{flag}={value}"
+        return shlex.quote(a)
+    lines = ["# one pod of a data-parallel group: its ranks start at its index in the group times its local ranks",
+             "exec vllm serve " + shlex.quote(model) + " \\", *[f"  {word(a)} \\" for a in args]]
+    lines[-1] = lines[-1][:-2]
+    return "\n".join(lines)
+
+
+def _supervised(container: dict, port: int) -> None:
+    """Multi-port DP: every rank has its own port, so health is the supervisor's aggregate."""
+    container["ports"] = [*(container.get("ports") or []), {"name": "supervisor", "containerPort": port, "protocol": "TCP"}]
+    for probe, path in (("startupProbe", "/health"), ("livenessProbe", "/health"), ("readinessProbe", "/readyz")):
+        if probe in container:
+            container[probe] = {**container[probe], "httpGet": {"path": path, "port": "supervisor"}}
 
 
 def _served_model(artifacts: dict) -> str:
@@ -228,15 +326,20 @@ def _model_volume(artifacts: dict) -> dict:
     return {"name": "model-storage", "emptyDir": {"sizeLimit": str(artifacts.get("size", "100Gi"))}}
 
 
-def _sidecar(proxy: dict, *, service_port: int, vllm_port: int, dialect: dict) -> dict:
-    """decode's routing sidecar: calls the prefill pod the EPP chose, then forwards to local vLLM."""
+def _sidecar(proxy: dict, *, service_port: int, vllm_port: int, dialect: dict, dp: _DataParallel) -> dict:
+    """decode's routing sidecar: calls the prefill pod the EPP chose, then forwards to local vLLM
+    (with multi-port DP, port service+i to vLLM rank i's port vllm+i)."""
     args = [f"--port={service_port}", f"{dialect.get('sidecarModelPortFlag', '--vllm-port')}={vllm_port}",
             f"--kv-connector={proxy.get('connector', 'nixlv2')}", f"--zap-log-level={proxy.get('zapLogLevel', 1)}",
             f"--secure-proxy={'true' if proxy.get('secure', False) else 'false'}"]
+    ports = [{"name": "sidecar", "containerPort": service_port, "protocol": "TCP"}]
+    if dp.multi_port:
+        args.append(f"--data-parallel-size={dp.local}")
+        ports += [{"name": f"sidecar-{i}", "containerPort": service_port + i, "protocol": "TCP"} for i in range(1, dp.local)]
     out: dict[str, Any] = {
         "name": "routing-proxy", "image": proxy["image"], "imagePullPolicy": "IfNotPresent",
         "args": args,
-        "ports": [{"name": "sidecar", "containerPort": service_port, "protocol": "TCP"}],
+        "ports": ports,
         # a native sidecar (Kubernetes >= 1.29): starts before vLLM and runs beside it
         "restartPolicy": "Always",
         "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},

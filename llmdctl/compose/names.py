@@ -73,6 +73,7 @@ def router_stack_names(postfix: str, gateway_provider: str | None = None) -> dic
         "decode": f"{ms}-decode",
         "metricsSecret": f"{router}-sa-metrics-reader-secret",
         "claimTemplate": f"{ms}-accel",  # one claim per GPU (and, on GKE, its NIC)
+        "computeDomain": f"{ms}-compute-domain",  # GB200 NVLink fabric, and the claim template it makes
     }
     names["gatewayService"] = f"{names['gateway']}-istio" if gateway_provider == "istio" else names["gateway"]
     return names
@@ -99,7 +100,8 @@ def check_names(namespace: str, postfix: str, gateway_provider: str | None = Non
         # two stacks could share an EPP
         limits += [(router["router"], 40, "router release name (the router chart truncates longer ones)"),
                    (router["prefill"], K8S_NAME_MAX, "prefill Deployment name"),
-                   (router["claimTemplate"], K8S_NAME_MAX, "ResourceClaimTemplate name")]
+                   (router["claimTemplate"], K8S_NAME_MAX, "ResourceClaimTemplate name"),
+                   (router["computeDomain"], K8S_NAME_MAX, "ComputeDomain name")]
         limits += [
             (names["gateway"], K8S_NAME_MAX, "Gateway name"),
             (names["gatewayService"], K8S_NAME_MAX, "gateway Service name"),

@@ -350,8 +350,59 @@ def gpus_per_node(plan: Plan):
     if per_node:
         for role, rp in plan.roles.items():
             if rp.gpus_per_pod > per_node:
-                yield (f"{role} asks for {rp.gpus_per_pod} GPUs per pod but {plan.hardware} nodes have {per_node}; lower TP "
-                       "(a pod cannot span nodes; llmdctl does not compose multinode LeaderWorkerSets yet)")
+                yield (f"{role} asks for {rp.gpus_per_pod} GPUs per pod but {plan.hardware} nodes have {per_node}; lower TP, "
+                       f"or spread the ranks over nodes with a data-parallel shape (a pod cannot span nodes; e.g. --{role} {rp.replicas}xDP{rp.gpus_per_pod}EP for an MoE model)")
+
+
+@rule("V-40", "error")
+def dp_ranks_fill_pods(plan: Plan):
+    # the final values, so a --set of dataLocal or workers is held to the same shape as the layout
+    per_node = int(plan.hardware_facts.get("gpusPerNode") or 8)
+    for role, rp in plan.roles.items():
+        if rp.data_local * rp.workers != rp.data:
+            yield (f"{role}: DP{rp.data} but {rp.workers} pod(s) x {rp.data_local} local ranks = {rp.data_local * rp.workers} ranks; "
+                   f"DP x TP must equal the GPUs of the instance (give the shape with --{role}, e.g. {rp.replicas}xDP{rp.data})")
+        elif rp.workers > 1 and rp.gpus_per_pod != per_node:
+            yield (f"{role}: each of the {rp.workers} pods of an instance uses {rp.gpus_per_pod} of the {per_node} GPUs of its node; "
+                   f"ranks over several nodes must fill them (DP{rp.data} x TP{rp.tensor} over {per_node}-GPU nodes: use a multiple of {per_node // rp.tensor} ranks)")
+
+
+@rule("V-41", "error")
+def expert_parallel_needs_moe(plan: Plan):
+    for role, rp in plan.roles.items():
+        if rp.expert and not plan.model.get("moe"):
+            yield (f"{role}: expert parallelism (EP) on {plan.model['name']}, which llmdctl does not know as a mixture-of-experts model; "
+                   f"a dense model has no experts to spread, so vLLM refuses to start (drop EP: --{role} {rp.layout[:-2]})")
+
+
+@rule("V-42", "error")
+def wide_needs_fabric(plan: Plan):
+    if plan.hardware_facts.get("kvTransport") == "rdma" or plan.hardware_facts.get("computeDomain"):
+        return
+    for role, rp in plan.roles.items():
+        if rp.workers > 1:
+            yield (f"{role}: one instance spans {rp.workers} nodes on {plan.hardware}, which has no RDMA: every decode step's "
+                   f"expert all-to-all and the DP collectives would cross nodes over TCP; use an RDMA profile or a single-node shape")
+
+
+@rule("V-43", "error")
+def pool_targets_every_rank(plan: Plan):
+    if plan.generation != "router":
+        return
+    targets = [int(t.get("number", 0)) for t in plan.pool_values.get("targetPorts") or [] if isinstance(t, dict)]
+    wide = {role: rp for role, rp in plan.roles.items() if rp.rank_ports}
+    for role, rp in wide.items():
+        missing = [p for p in rp.rank_ports if p not in targets]
+        if missing:
+            yield (f"{role}: DP ranks answer on ports {rp.rank_ports[0]}-{rp.rank_ports[-1]}, but the InferencePool targets "
+                   f"{', '.join(map(str, targets)) or 'none'}: ranks on {', '.join(map(str, missing))} would get no requests")
+    served = {p for rp in wide.values() for p in rp.rank_ports}
+    for role, rp in plan.roles.items():
+        own = set(rp.rank_ports) or ({targets[0]} if targets else set())
+        dead = sorted(p for p in served if p not in own)
+        if dead:
+            yield (f"{role}: the InferencePool targets ports {', '.join(map(str, dead))} on every pod, but {role} pods do not serve them "
+                   "(multi-port DP needs the same ranks per pod in both roles; or use hybrid load balancing)")
 
 
 @rule("V-36", "error")

@@ -26,9 +26,8 @@ def command_args(plan: Plan) -> list[str]:
         args += ["--guide", plan.guide]
     args += ["--llmd-version", plan.llmd_version, "--model", plan.model["id"]]
     prefill = plan.roles.get("prefill")
-    args += ["--prefill", f"{prefill.replicas}xTP{prefill.tensor}" if prefill else "0"]
-    decode = plan.roles["decode"]
-    args += ["--decode", f"{decode.replicas}xTP{decode.tensor}"]
+    args += ["--prefill", prefill.layout if prefill else "0"]
+    args += ["--decode", plan.roles["decode"].layout]
     spec = plan.spec
     if spec is not None:
         if spec.model_size:
@@ -110,13 +109,28 @@ def mermaid(plan: Plan) -> str:
     if plan.mode == "disaggregated":
         prefill = plan.roles["prefill"]
         lines += [
-            f"  pool --> D[\"decode x{decode.replicas}<br/>TP{decode.tensor}, {decode.gpus_per_pod} {accel} per pod<br/>sidecar :8000 → vLLM :{decode.vllm_port}\"]",
-            f"  D -->|1. prefill request| P[\"prefill x{prefill.replicas}<br/>TP{prefill.tensor}, {prefill.gpus_per_pod} {prefill.accelerator_resource or 'CPU'} per pod<br/>vLLM :{prefill.vllm_port}\"]",
+            f"  pool --> D[\"decode x{decode.replicas}<br/>{_shape(decode)}, {decode.gpus_per_pod} {accel} per pod<br/>sidecar :8000 → vLLM :{decode.vllm_port}\"]",
+            f"  D -->|1. prefill request| P[\"prefill x{prefill.replicas}<br/>{_shape(prefill)}, {prefill.gpus_per_pod} {prefill.accelerator_resource or 'CPU'} per pod<br/>vLLM :{prefill.vllm_port}\"]",
             f"  P ==>|\"2. KV cache: {_kv_short(plan)}\"| D",
         ]
     else:
-        lines.append(f"  pool --> D[\"vLLM x{decode.replicas}<br/>TP{decode.tensor}, {decode.gpus_per_pod} {accel} per pod<br/>:{decode.vllm_port}\"]")
+        lines.append(f"  pool --> D[\"vLLM x{decode.replicas}<br/>{_shape(decode)}, {decode.gpus_per_pod} {accel} per pod<br/>:{decode.vllm_port}\"]")
     return "\n".join(lines)
+
+
+def _workload_text(role) -> str:
+    if role.workers > 1:
+        return (f"LeaderWorkerSet `{role.deployment}`, {role.replicas} group(s) of {role.workers} pods (leader + {role.workers - 1} worker(s); "
+                f"{role.data_local} DP ranks per pod, the leader's address is the DP address)")
+    return f"Deployment `{role.deployment}`, {role.replicas} replica(s)"
+
+
+def _shape(role) -> str:
+    """TP4, or DP8 EP over 2 pods: the parallelism of one instance as the README draws it."""
+    if role.data == 1 and not role.expert:
+        return f"TP{role.tensor}"
+    shape = (f"DP{role.data} " if role.data > 1 else "") + (f"TP{role.tensor} " if role.tensor > 1 else "") + ("EP " if role.expert else "")
+    return shape + (f"over {role.workers} pods" if role.workers > 1 else "in one pod")
 
 
 def _kv_short(plan: Plan) -> str:
@@ -281,13 +295,13 @@ def readme_text(plan: Plan, args: list[str], command: str) -> str:
         hardware="".join([f"`{plan.hardware}`"] + [f" + `{o}`" for o in plan.overlays]),
         gateway=plan.gateway, gateway_provider=plan.gateway_facts["provider"], gateway_class=plan.gateway_facts["className"],
         model_name=plan.model["name"], model_uri=plan.model["uri"], model_size=plan.model["size"],
-        layout=", ".join(f"{r.role} {r.replicas} x TP{r.tensor} ({r.gpus_per_pod} {r.accelerator_resource or 'CPU'} per pod)" for r in roles),
+        layout=", ".join(f"{r.role} {r.replicas} x {_shape(r).replace('over', 'each over')} ({r.gpus_per_pod} {r.accelerator_resource or 'CPU'} per pod)" for r in roles),
         planned_by=f"; chosen by `{plan.spec.planned_by}`" if plan.spec is not None and plan.spec.planned_by else "",
         kv_path=_kv_path(plan), hf_secret=plan.hf_secret, mermaid=mermaid(plan),
         release_names=", ".join(f"`{rel.name}`" for rel in plan.releases),
         entry_rows=entry_rows, epp_name=n["epp"], entry_service=entry_service, request_intro=request_intro,
         plain_commands=plain_commands, crd_prerequisites=crd_prerequisites,
-        role_rows="".join(f"| {r.role} | Deployment `{r.deployment}`, {r.replicas} replica(s), image `{r.image}` |\n" for r in roles),
+        role_rows="".join(f"| {r.role} | {_workload_text(r)}, image `{r.image}` |\n" for r in roles),
         pool_selector=", ".join(f"`{k}={v}`" for k, v in selector.items()),
         layer_list=_layer_list(plan),
         notes_section=_section("Adjustments llmdctl made", list(plan.notes)),

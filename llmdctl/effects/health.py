@@ -21,7 +21,7 @@ from ..compose.router import ENVOY_LISTENER as ENVOY_TARGET
 from ..plan.stack import Plan
 from .tools import version_tuple
 from .kube import (
-    CRDS, DEPLOYMENTS, EVENTS, GATEWAYCLASSES, GATEWAYS, HTTPROUTES, NAMESPACES, NODES, PODS, SECRETS, SERVICES,
+    CRDS, DEPLOYMENTS, EVENTS, GATEWAYCLASSES, GATEWAYS, HTTPROUTES, LEADERWORKERSETS, NAMESPACES, NODES, PODS, SECRETS, SERVICES,
     Kube, KubeError, inference_pools,
 )
 
@@ -30,6 +30,10 @@ ROLE_LABEL = "llm-d.ai/role"
 NATIVE_SIDECAR_MIN = (1, 33)
 DRA_V1_MIN = (1, 34)  # resource.k8s.io/v1 (ResourceClaimTemplates of the DRA profiles)
 SIDECAR = "routing-proxy"
+LWS_GROUP = "leaderworkerset.sigs.k8s.io/group-index"  # set by the LWS controller on every pod of a group
+# kinds of the generated charts that need a CRD (and a controller) beyond the core API
+GENERATED_KIND_CRDS = {"LeaderWorkerSet": "leaderworkersets.leaderworkerset.x-k8s.io",
+                       "ComputeDomain": "computedomains.resource.nvidia.com"}
 
 
 @dataclass
@@ -88,6 +92,7 @@ class Observed:
     route: dict | None
     errors: dict[str, str] = field(default_factory=dict)  # what could not be read, and why
     service: dict | None = None  # standalone mode: the router's EPP Service (Envoy on port 80)
+    groups: dict = field(default_factory=dict)  # LeaderWorkerSets by name (roles whose instances span nodes)
 
 
 def observe_stack(kube: Kube, plan: Plan) -> Observed:
@@ -109,12 +114,15 @@ def observe_stack(kube: Kube, plan: Plan) -> Observed:
     deployments = read("deployments", lambda: {d["metadata"]["name"]: d for d in kube.list(DEPLOYMENTS, ns)}, {})
     pods = read("pods", lambda: kube.list(PODS, ns, labels=selector_text(plan.pool_selector)), [])
     pool = read("pool", lambda: kube.get(inference_pools(pool_api_version(plan)), n["pool"], ns), None)
+    groups = {}
+    if any(r.workers > 1 for r in plan.roles.values()):
+        groups = read("leaderworkersets", lambda: {g["metadata"]["name"]: g for g in kube.list(LEADERWORKERSETS, ns)}, {})
     if plan.standalone:  # no Gateway and no route: clients come in through the EPP Service
         service = read("service", lambda: kube.get(SERVICES, n["epp"], ns), None)
-        return Observed(releases, deployments, pods, pool, None, None, errors, service)
+        return Observed(releases, deployments, pods, pool, None, None, errors, service, groups)
     gateway = read("gateway", lambda: kube.get(GATEWAYS, n["gateway"], ns), None)
     route = read("route", lambda: kube.get(HTTPROUTES, n["route"], ns), None)
-    return Observed(releases, deployments, pods, pool, gateway, route, errors)
+    return Observed(releases, deployments, pods, pool, gateway, route, errors, groups=groups)
 
 
 # --- verify: evaluate (pure) -------------------------------------------------------------------
@@ -123,8 +131,13 @@ def observe_stack(kube: Kube, plan: Plan) -> Observed:
 def evaluate_stack(plan: Plan, obs: Observed) -> list[Check]:
     checks = _release_checks(plan, obs)
     for role in plan.roles.values():
-        checks.append(_deployment_check(role.deployment, role.replicas, obs, what=f"{role.role} Deployment"))
-        checks.append(_pods_check(plan, role, obs))
+        if role.workers > 1:
+            checks.append(_group_set_check(role, obs))
+            checks.append(_pods_check(plan, role, obs))
+            checks.append(_ranks_check(role, obs))
+        else:
+            checks.append(_deployment_check(role.deployment, role.replicas, obs, what=f"{role.role} Deployment"))
+            checks.append(_pods_check(plan, role, obs))
     checks.append(_deployment_check(plan.names["epp"], 1, obs, what="scheduler (EPP) Deployment", at_least=True))
     if plan.generation == "router" and plan.mode == "disaggregated":
         checks.append(_sidecar_check(plan, obs))
@@ -222,6 +235,58 @@ def _deployment_check(name: str, replicas: int, obs: Observed, *, what: str, at_
     return Check(label, PENDING, f"{ready}/{spec} ready", expected)
 
 
+def _group_set_check(role, obs: Observed) -> Check:
+    """A role whose instances span nodes: its LeaderWorkerSet, one group per instance."""
+    label = f"{role.role} LeaderWorkerSet {role.deployment}"
+    if "leaderworkersets" in obs.errors:
+        return _unreadable(label, obs.errors["leaderworkersets"])
+    expected = f"{role.replicas} group{'s' if role.replicas != 1 else ''} of {role.workers} pods ready"
+    lws = obs.groups.get(role.deployment)
+    if lws is None:
+        return Check(label, FAIL, "missing", expected, hint="the release did not create it: is the LeaderWorkerSet controller installed? (llmdctl doctor checks its CRD)")
+    spec = lws.get("spec") or {}
+    replicas, size = int(spec.get("replicas", 1)), int((spec.get("leaderWorkerTemplate") or {}).get("size", 1))
+    if (replicas, size) != (role.replicas, role.workers):
+        return Check(label, FAIL, f"spec.replicas {replicas}, size {size}", f"{role.replicas} groups of {role.workers} (planned)",
+                     hint="someone scaled it or the values differ: llmdctl apply restores the plan")
+    ready = int((lws.get("status") or {}).get("readyReplicas") or 0)
+    return Check(label, PASS if ready >= replicas else PENDING, f"{ready}/{replicas} groups ready", expected)
+
+
+def _ranks_check(role, obs: Observed) -> Check:
+    """Every group holds all the ranks of one DP instance: its pods times their local ranks."""
+    label = f"{role.role} DP ranks"
+    expected = f"DP{role.data}{' EP' if role.expert else ''} in each group: {role.workers} pods x {role.data_local} ranks"
+    if "pods" in obs.errors:
+        return _unreadable(label, obs.errors["pods"])
+    by_group: dict[str, list[dict]] = {}
+    for pod in obs.pods:
+        if _role(pod) == role.role:
+            group = ((pod.get("metadata") or {}).get("labels") or {}).get(LWS_GROUP)
+            by_group.setdefault(f"group {group}" if group is not None else "no group label", []).append(pod)
+    if not by_group:
+        return Check(label, PENDING, "no pods yet", expected)
+    counts, problems = [], []
+    for group, pods in sorted(by_group.items()):
+        ranks = sum(_local_ranks(p) for p in pods)
+        counts.append(f"{group}: {len(pods)} pods, {ranks} ranks")
+        if ranks > role.data or (len(pods) == role.workers and ranks != role.data):
+            problems.append(f"{group} has {ranks} ranks")
+    observed = "; ".join(counts)
+    if problems:
+        return Check(label, FAIL, observed, expected, hint="a pod's DP_SIZE_LOCAL differs from the plan: llmdctl diff shows how, llmdctl apply converges")
+    complete = sum(len(p) == role.workers for p in by_group.values())
+    return Check(label, PASS if complete >= role.replicas else PENDING, observed, expected)
+
+
+def _local_ranks(pod: dict) -> int:
+    env = {e.get("name"): e.get("value") for e in _container(pod).get("env") or [] if isinstance(e, dict)}
+    try:
+        return int(env.get("DP_SIZE_LOCAL") or 1)
+    except ValueError:
+        return 0
+
+
 def _container(pod_or_template: dict, name: str = "vllm") -> dict:
     containers = (pod_or_template.get("spec") or {}).get("containers") or []
     return next((c for c in containers if c.get("name") == name), containers[0] if containers else {})
@@ -232,7 +297,7 @@ def _pods_check(plan: Plan, role, obs: Observed) -> Check:
     if "pods" in obs.errors:
         return _unreadable(label, obs.errors["pods"])
     pods = [p for p in obs.pods if _role(p) == role.role]
-    expected_parts = [f"{role.replicas} pod{'s' if role.replicas != 1 else ''} with the pool's labels", f"image {role.image}"]
+    expected_parts = [f"{role.pods} pod{'s' if role.pods != 1 else ''} with the pool's labels", f"image {role.image}"]
     if plan.claims:
         expected_parts.append(f"{role.gpus_per_pod} DRA claims ({' + '.join(d['deviceClass'] for d in plan.claims['devices'])} each)")
     elif role.accelerator_resource:
@@ -269,7 +334,7 @@ def _pods_check(plan: Plan, role, obs: Observed) -> Check:
                      hint="the running pods differ from the plan: llmdctl diff shows how, llmdctl apply converges")
     ready = sum(pod_ready(p) for p in pods)
     observed = f"{ready}/{len(pods)} ready, resources and image as planned"
-    return Check(label, PASS if ready >= role.replicas else PENDING, observed, expected)
+    return Check(label, PASS if ready >= role.pods else PENDING, observed, expected)
 
 
 def _pool_check(plan: Plan, obs: Observed) -> Check:
@@ -483,8 +548,8 @@ def progress_line(plan: Plan, checks: list[Check], obs: Observed) -> str:
     parts = []
     for role in plan.roles.values():
         pods = [p for p in obs.pods if _role(p) == role.role]
-        parts.append(f"{role.role} {sum(pod_ready(p) for p in pods)}/{role.replicas} ready")
-    waiting = [c.name for c in checks if c.status != PASS and not c.name.endswith(" pods") and "Deployment" not in c.name]
+        parts.append(f"{role.role} {sum(pod_ready(p) for p in pods)}/{role.pods} ready")
+    waiting = [c.name for c in checks if c.status != PASS and not c.name.endswith((" pods", " ranks")) and "Deployment" not in c.name and "LeaderWorkerSet" not in c.name]
     return ", ".join(parts) + (f"; waiting for: {', '.join(waiting)}" if waiting else "")
 
 
@@ -615,12 +680,12 @@ def evaluate_capacity(plan: Plan, nodes: list[dict], running: list[dict] | None 
     if plan.claims:
         # DRA devices are published in ResourceSlices, not in node allocatable: nothing to count here
         classes = " + ".join(d["deviceClass"] for d in plan.claims["devices"])
-        need = sum(r.gpus_per_pod * r.replicas for r in plan.roles.values())
+        need = sum(r.gpus_per_pod * r.pods for r in plan.roles.values())
         return [Check("accelerators (DRA)", WARN, f"{need} claims of {classes} (not counted: DRA devices are in ResourceSlices)",
                       "a DRA driver publishing those device classes",
                       hint=f"kubectl get deviceclasses; kubectl get resourceslices  (the {plan.hardware} profile claims one {classes} per GPU)")]
     for role in plan.roles.values():
-        pods += [(role.role, role.gpus_per_pod, role.rdma.get("count", 1) if role.rdma else 0)] * role.replicas
+        pods += [(role.role, role.gpus_per_pod, role.rdma.get("count", 1) if role.rdma else 0)] * role.pods
     accel = next((r.accelerator_resource for r in plan.roles.values() if r.accelerator_resource), None)
     if not accel:
         return [Check("accelerators", PASS, "no accelerator requested")]
@@ -633,7 +698,7 @@ def evaluate_capacity(plan: Plan, nodes: list[dict], running: list[dict] | None 
     total = sum(_qty((n.get("status") or {}).get("allocatable", {}).get(accel)) for n in usable)
     busy = sum(u.get(accel, 0) for u in used.values())
     need = sum(p[1] for p in pods)
-    layout = " + ".join(f"{r.replicas} {r.role} x {r.gpus_per_pod}" for r in plan.roles.values())
+    layout = " + ".join(f"{r.pods} {r.role} x {r.gpus_per_pod}" for r in plan.roles.values())
     unplaced = []
     for role, gpus, nics in sorted(pods, key=lambda p: -p[1]):  # first fit, biggest pods first
         node = next((k for k, v in free.items() if v[0] >= gpus and (not rdma or v[1] >= nics)), None)
@@ -714,6 +779,8 @@ def _router_crds(plan: Plan) -> list[str]:
         crds.append(MONITORING_CRDS[1])
     if not plan.standalone and provider == "gke":
         crds += ["healthcheckpolicies.networking.gke.io", "gcpbackendpolicies.networking.gke.io"]
+    kinds = {o.get("kind") for objs in plan.manifests.values() for o in objs}
+    crds += [crd for kind, crd in GENERATED_KIND_CRDS.items() if kind in kinds]
     return crds
 
 
@@ -814,6 +881,12 @@ def _crd_fix(name: str, plan: Plan) -> str:
     if name in MONITORING_CRDS:
         return ("install the Prometheus operator CRDs (kube-prometheus-stack or prometheus-operator-crds), "
                 "or render without monitoring objects: -e no-monitoring")
+    if name == GENERATED_KIND_CRDS["LeaderWorkerSet"]:
+        return ("instances over several nodes are LeaderWorkerSets: install the LeaderWorkerSet controller "
+                "(https://lws.sigs.k8s.io/docs/installation/), or give the roles single-node layouts")
+    if name == GENERATED_KIND_CRDS["ComputeDomain"]:
+        return ("the pods join a ComputeDomain (multi-node NVLink): install NVIDIA's DRA driver for GPUs with ComputeDomains "
+                "enabled (https://github.com/NVIDIA/k8s-dra-driver-gpu)")
     if name.endswith("networking.gke.io"):
         return "these come with GKE's Gateway controller: enable the Gateway API on the cluster (gcloud container clusters update --gateway-api=standard)"
     return f"install the {plan.gateway_facts['provider']} control plane (its CRDs include {name})"

@@ -17,18 +17,30 @@ from ..base.schema import check
 from ..base.yamlio import Document, load_file, load_text
 from .charts import check_repository
 
-_LAYOUT = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*[Tt][Pp]\s*(\d+))?\s*$")
+_LAYOUT = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*(\S.*?))?\s*$")
+_SHAPE = re.compile(r"(TP|DP)(\d+)|(EP)", re.IGNORECASE)
 RELEASE_KEYS = ("infra", "gaie", "router", "ms")  # the releases --set and --values may address (router: llm-d >= v0.8)
 
 
 class RoleLayout(NamedTuple):
-    """Replicas and tensor parallelism of one role; ``4xTP1`` is four pods with one GPU each."""
+    """Replicas and the parallelism of each: ``4xTP1`` is four pods with one GPU each; ``2xDP8EP`` is
+    two instances, each eight data-parallel ranks with expert parallelism (spread over as many
+    nodes as the hardware profile's GPUs per node need)."""
 
     replicas: int
     tensor: int = 1
+    data: int = 1
+    expert: bool = False
 
     def __str__(self) -> str:
-        return f"{self.replicas}xTP{self.tensor}"
+        if self.data == 1 and not self.expert:
+            return f"{self.replicas}xTP{self.tensor}"
+        return f"{self.replicas}x" + (f"DP{self.data}" if self.data > 1 else "") + (f"TP{self.tensor}" if self.tensor > 1 or self.data == 1 else "") + ("EP" if self.expert else "")
+
+    @property
+    def gpus(self) -> int:
+        """GPUs of one instance (all its ranks, on every node it spans)."""
+        return self.tensor * self.data
 
 
 def input_name(key: str, flag: str, origin: Mapping[str, str], spec_file: str | None) -> str:
@@ -37,20 +49,34 @@ def input_name(key: str, flag: str, origin: Mapping[str, str], spec_file: str | 
 
 
 def parse_layout(text: Any, flag: str) -> RoleLayout:
-    """Parse ``4xTP1``, ``1xTP8``, ``2`` (TP1) or ``0`` (role absent)."""
+    """Parse ``4xTP1``, ``1xTP8``, ``2`` (TP1), ``0`` (role absent) or a data/expert-parallel shape
+    such as ``1xDP8EP`` or ``2xDP4TP2EP`` (TP, DP and EP in any order, each at most once)."""
+    usage = (f"{flag} '{text}': expected REPLICASxTPN such as 4xTP1 or 1xTP8, a data/expert-parallel shape such as 1xDP8EP "
+             f"(or 0 for no {flag.split()[-1].strip('-')} pods)")
     m = _LAYOUT.match(str(text))
     if not m:
-        raise InputError(
-            f"{flag} '{text}': expected REPLICASxTPN such as 4xTP1 or 1xTP8 (or 0 for no {flag.split()[-1].strip('-')} pods)"
-        )
-    replicas, tensor = int(m.group(1)), int(m.group(2) or 1)
-    if tensor < 1:
-        raise InputError(f"{flag} '{text}': tensor parallelism must be at least 1")
+        raise InputError(usage)
+    replicas, shape = int(m.group(1)), (m.group(2) or "").replace(" ", "")
+    parts: dict[str, int] = {}
+    pos = 0
+    for part in _SHAPE.finditer(shape):
+        key = (part.group(1) or part.group(3)).upper()
+        if part.start() != pos or key in parts:
+            raise InputError(usage)
+        parts[key] = int(part.group(2)) if part.group(2) else 1
+        pos = part.end()
+    if pos != len(shape) or (shape and not parts):
+        raise InputError(usage)
+    tensor, data = parts.get("TP", 1), parts.get("DP", 1)
+    if tensor < 1 or data < 1:
+        raise InputError(f"{flag} '{text}': tensor and data parallelism must be at least 1")
     if tensor & (tensor - 1):
         raise InputError(f"{flag} '{text}': tensor parallelism must be a power of two (1, 2, 4, 8, ...); vLLM splits attention heads evenly")
     if replicas > 512:
         raise InputError(f"{flag} '{text}': {replicas} replicas is more than llmdctl accepts (512)")
-    return RoleLayout(replicas, tensor)
+    if data > 256:
+        raise InputError(f"{flag} '{text}': DP{data} is more than llmdctl accepts (256 ranks per instance)")
+    return RoleLayout(replicas, tensor, data, "EP" in parts)
 
 
 class Override(NamedTuple):

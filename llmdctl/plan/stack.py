@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from ..base.errors import Finding
 from ..catalog.catalog import Release
-from ..inputs.spec import Spec
+from ..inputs.spec import RoleLayout, Spec
 from .frozen import immutable_record
 
 ROLES = ("prefill", "decode")
@@ -31,6 +31,24 @@ class RolePlan(NamedTuple):
     image: str
     vllm_port: int
     deployment: str
+    data: int = 1  # DP ranks of one instance
+    data_local: int = 1  # DP ranks per pod
+    workers: int = 1  # pods per instance (a LeaderWorkerSet group when > 1)
+    expert: bool = False  # --enable-expert-parallel
+    rank_ports: tuple[int, ...] = ()  # multi-port DP: the port of each local rank, as the pool targets them
+
+    @property
+    def layout(self) -> str:
+        """The role as --prefill/--decode spell it: 4xTP1, 2xDP8EP."""
+        return str(RoleLayout(self.replicas, self.tensor, self.data, self.expert))
+
+    @property
+    def workload(self) -> str:
+        return "LeaderWorkerSet" if self.workers > 1 else "Deployment"
+
+    @property
+    def pods(self) -> int:
+        return self.replicas * self.workers
 
 
 @immutable_record
