@@ -275,7 +275,7 @@ def test_renders_are_byte_identical():
     (dict(llmd_version="v0.6.0", environments=["standalone"]), "standalone mode (no Gateway) is the router chart's"),
     (dict(llmd_version="v0.9.0", sets=["gaie.inferenceExtension.replicas=2"]), "llm-d v0.9.0 has no gaie release; its releases are router, ms"),
     (dict(llmd_version="v0.9.0", sets=["ms.decode.bogus=1"]), "ms.decode.bogus"),
-    (dict(llmd_version="v0.9.0", sets=["ms.multinode=true"]), "multi-node (LeaderWorkerSet) model servers are not generated"),
+    (dict(llmd_version="v0.9.0", sets=["ms.multinode=true"]), "llmdctl makes an instance span nodes from the layout"),
     (dict(llmd_version="v0.9.0", model="oci://registry.example/models/qwen:1"), "loads hf:// and pvc:// models"),
     (dict(llmd_version="v0.8.0", environments=["amd"]), "ships no 'rocm' vLLM image"),
     (dict(llmd_version="v0.6.0", environments=["aws-efa"]), "ships no 'aws' vLLM image"),

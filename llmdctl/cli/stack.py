@@ -34,7 +34,11 @@ def validate(args: argparse.Namespace) -> int:
         emit({
             "valid": True,
             "stack": {"namespace": plan.namespace, "postfix": plan.postfix, "guide": plan.guide, "llmdVersion": plan.llmd_version,
-                      "hardware": plan.hardware, "overlays": list(plan.overlays), "gateway": plan.gateway, "mode": plan.mode},
+                      "hardware": plan.hardware, "overlays": list(plan.overlays), "gateway": plan.gateway, "mode": plan.mode,
+                      "roles": {r.role: {"layout": r.layout, "workload": r.workload, "replicas": r.replicas, "podsPerReplica": r.workers,
+                                         "gpusPerPod": r.gpus_per_pod, "tensorParallel": r.tensor, "dataParallel": r.data,
+                                         "dataParallelPerPod": r.data_local, "expertParallel": r.expert}
+                                for r in plan.roles.values()}},
             "notes": list(plan.notes),
             "findings": [f.as_dict() for f in plan.findings],
         }, "json")
