@@ -75,6 +75,15 @@ CASES = {
              {"prefill": "0", "guide": "inference-scheduling"}),
     "V-38": ({"sets": ["ms.decode.containers[0].resources.limits.rdma/ib=0", "ms.decode.containers[0].resources.requests.rdma/ib=0"]},
              {"rdma_resource": "rdma/ib=2"}),
+    # wide layouts (llm-d >= v0.7): the GB200 example, and DeepSeek-R1 over 8-GPU nodes
+    "V-40": ({"llmd_version": "v0.9.0", "environments": ["gb200"], "sets": ["ms.decode.parallelism.workers=3"]},
+             {"llmd_version": "v0.9.0", "environments": ["gb200"]}),
+    "V-41": ({"llmd_version": "v0.9.0", "environments": ["gb200"], "model": "Qwen/Qwen3-32B"},
+             {"llmd_version": "v0.9.0", "environments": ["gb200"], "model": "Qwen/Qwen3-235B-A22B"}),
+    "V-42": ({"llmd_version": "v0.9.0", "environments": ["gke-no-rdma"], "prefill": "0", "decode": "1xDP16EP", "model": "deepseek-ai/DeepSeek-R1"},
+             {"llmd_version": "v0.9.0", "environments": ["gke-no-rdma"], "prefill": "0", "decode": "1xDP8EP", "model": "deepseek-ai/DeepSeek-R1"}),
+    "V-43": ({"llmd_version": "v0.9.0", "prefill": "1xTP8", "decode": "1xDP16EP", "model": "deepseek-ai/DeepSeek-R1"},
+             {"llmd_version": "v0.9.0", "prefill": "1xDP16EP", "decode": "1xDP16EP", "model": "deepseek-ai/DeepSeek-R1"}),
 }
 
 

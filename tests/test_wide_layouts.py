@@ -156,6 +156,7 @@ def test_every_wide_shape_fills_its_pods_and_the_pool_reaches_every_rank(hw, sha
             supervisor = next(p for p in vllm["ports"] if p["name"] == "supervisor")["containerPort"]
             assert flags["--data-parallel-supervisor-port"] == str(supervisor) == str(rp.vllm_port + rp.data_local)
             assert vllm["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "supervisor"}
+            assert [p["containerPort"] for p in vllm["ports"] if p["name"].startswith("rank-")] == [rp.vllm_port + i for i in range(1, rp.data_local)]
             if role == "decode":
                 sidecar = pod["initContainers"][0]
                 assert "--data-parallel-size=%d" % rp.data_local in sidecar["args"]

@@ -235,10 +235,6 @@ class _DataParallel(NamedTuple):
         return cls(int(par.get("tensor", 1)), int(par.get("data", local * workers)), local, workers,
                    workers > 1 and MULTI_PORT_FLAG in [str(a) for a in vllm.get("args") or []])
 
-    @property
-    def supervisor_offset(self) -> int:
-        return self.local  # the port after the last rank's
-
 
 def _container(c: dict, *, role: str, dp: _DataParallel, gpus: int, resource: str | None, vllm_port: int, hf_secret: str,
                artifacts: dict, claims: dict | None, compute_domain: dict | None) -> dict:
@@ -253,7 +249,7 @@ def _container(c: dict, *, role: str, dp: _DataParallel, gpus: int, resource: st
             args += ["--data-parallel-address=${LWS_LEADER_ADDRESS}", f"--data-parallel-rpc-port={DP_RPC_PORT}",
                      "--data-parallel-start-rank=$(( ${LWS_WORKER_INDEX:-0} * DP_SIZE_LOCAL ))"]
             if dp.multi_port:
-                args.append(f"--data-parallel-supervisor-port={vllm_port + dp.supervisor_offset}")
+                args.append(f"--data-parallel-supervisor-port={vllm_port + dp.local}")
             out["command"] = ["/bin/bash", "-c"]
             out["args"] = [_launch_script(_served_model(artifacts), args)]
         else:
@@ -269,7 +265,7 @@ def _container(c: dict, *, role: str, dp: _DataParallel, gpus: int, resource: st
             env[2:2] = [{"name": "DP_SIZE_LOCAL", "value": str(dp.local)}, {"name": "TP_SIZE", "value": str(dp.tensor)}]
         out["env"] = env
         if dp.multi_port:
-            _supervised(out, vllm_port + dp.supervisor_offset)
+            _supervised(out, vllm_port, dp.local)
         res = out.setdefault("resources", {})
         if claims:
             # each claim brings one GPU and its NIC: the device plugin's GPU count would double-book
@@ -300,9 +296,11 @@ def _launch_script(model: str, args: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _supervised(container: dict, port: int) -> None:
-    """Multi-port DP: every rank has its own port, so health is the supervisor's aggregate."""
-    container["ports"] = [*(container.get("ports") or []), {"name": "supervisor", "containerPort": port, "protocol": "TCP"}]
+def _supervised(container: dict, vllm_port: int, ranks: int) -> None:
+    """Multi-port DP: every rank has its own port (declared, as the pool targets them), so health
+    is the supervisor's aggregate, on the port after the last rank's."""
+    ports = [{"name": f"rank-{i}", "containerPort": vllm_port + i, "protocol": "TCP"} for i in range(1, ranks)]
+    container["ports"] = [*(container.get("ports") or []), *ports, {"name": "supervisor", "containerPort": vllm_port + ranks, "protocol": "TCP"}]
     for probe, path in (("startupProbe", "/health"), ("livenessProbe", "/health"), ("readinessProbe", "/readyz")):
         if probe in container:
             container[probe] = {**container[probe], "httpGet": {"path": path, "port": "supervisor"}}

@@ -182,3 +182,21 @@ def test_older_router_releases_converge_and_destroy_clean(gaie_v15, version, gat
     assert [(s["status"], s["generation"]) for s in stacks] == [("deployed", "router")]
     assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
     left_only_user_objects(e2e, ns)
+
+
+def test_doctor_names_the_leaderworkerset_and_computedomain_crds_a_wide_gb200_stack_needs(gaie_v15):
+    """Issue 10: instances over nodes are LeaderWorkerSets; on a cluster without the LWS controller
+    (this one: no LWS CRD is installed) doctor fails on it before anything is applied."""
+    e2e = gaie_v15
+    ns = "llm-d-wide"
+    e2e.cp.namespace(ns)
+    r = e2e.llmdctl("doctor", *V, "-e", "gb200", "-n", ns, "-o", "json")
+    checks = {c["name"]: c for c in r.json()["checks"]}
+    assert r.code != 0, r
+    lws, cd = checks["CRD leaderworkersets.leaderworkerset.x-k8s.io"], checks["CRD computedomains.resource.nvidia.com"]
+    assert (lws["status"], lws["observed"]) == ("fail", "not installed") and "LeaderWorkerSet controller" in lws["hint"]
+    assert cd["status"] == "fail" and "ComputeDomain" in cd["hint"]
+    assert checks["CRD inferencepools.inference.networking.k8s.io"]["status"] == "pass"
+    # single-node layouts (nvidia-ib, TP1) render Deployments: doctor does not ask for LWS
+    r = e2e.llmdctl("doctor", *V, "-n", ns, *SMALL, "-o", "json")
+    assert not any("leaderworkersets" in c["name"] for c in r.json()["checks"]), r
