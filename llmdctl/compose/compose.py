@@ -427,7 +427,8 @@ def _layout_layer(prefill: RoleLayout, decode: RoleLayout, mode: str, hw: dict, 
                 hint="use fewer replicas, e.g. --prefill 1xTP1 --decode 1xTP1",
             )
         for role in ms:
-            ms[role]["containers"] = [{"name": "vllm", "args": [f"--gpu-memory-utilization={cap:.2f}"]}]
+            vllm = (ms[role].get("containers") or [{"name": "vllm", "args": []}])[0]
+            ms[role]["containers"] = [{**vllm, "args": [*vllm["args"], f"--gpu-memory-utilization={cap:.2f}"]}]
         notes.append(f"time-slicing: --gpu-memory-utilization={cap:.2f} on each of {pods} pods (sum {cap * pods:.2f} <= 1.0)")
     what = f"--prefill {prefill} --decode {decode}"
     return _Layer("layout", what, {"ms": ms, **({"router": router} if router and release.generation == "router" else {})}), notes
