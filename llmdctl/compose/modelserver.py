@@ -258,7 +258,8 @@ def _container(c: dict, *, role: str, dp: _DataParallel, gpus: int, resource: st
     elif c.get("modelCommand") not in (None, "custom"):
         raise InputError(f"ms.{role}.containers[{c.get('name')}].modelCommand {c.get('modelCommand')!r}: the generated chart knows vllmServe and custom")
     if c.get("name") == "vllm":
-        env = [e for e in out.get("env") or [] if not (isinstance(e, dict) and e.get("name") in ("HF_TOKEN", "HF_HOME", "DP_SIZE_LOCAL", "TP_SIZE"))]
+        owned = ("HF_TOKEN", "HF_HOME") + (("DP_SIZE_LOCAL", "TP_SIZE") if dp.data > 1 else ())  # the generator's, whatever a layer said
+        env = [e for e in out.get("env") or [] if not (isinstance(e, dict) and e.get("name") in owned)]
         env = [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": hf_secret, "key": "HF_TOKEN"}}},
                {"name": "HF_HOME", "value": MODEL_MOUNT}, *env]
         if dp.data > 1:
@@ -286,7 +287,7 @@ def _container(c: dict, *, role: str, dp: _DataParallel, gpus: int, resource: st
 def _launch_script(model: str, args: list[str]) -> str:
     """vllm serve under bash, so the LWS variables become flags; everything else is quoted as is."""
     def word(a: str) -> str:
-        flag, sep, value = a.partition("=")
+        flag, _, value = a.partition("=")
         if "${LWS_" in value or "$((" in value:
             return f'{flag}="{value}"' if "$((" not in value else f"{flag}={value}"
         return shlex.quote(a)
