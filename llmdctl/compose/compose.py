@@ -430,8 +430,7 @@ def _layout_layer(prefill: RoleLayout, decode: RoleLayout, mode: str, hw: dict, 
             vllm = (ms[role].get("containers") or [{"name": "vllm", "args": []}])[0]
             ms[role]["containers"] = [{**vllm, "args": [*vllm["args"], f"--gpu-memory-utilization={cap:.2f}"]}]
         notes.append(f"time-slicing: --gpu-memory-utilization={cap:.2f} on each of {pods} pods (sum {cap * pods:.2f} <= 1.0)")
-    what = f"--prefill {prefill} --decode {decode}"
-    return _Layer("layout", what, {"ms": ms, **({"router": router} if router and release.generation == "router" else {})}), notes
+    return _Layer("layout", f"--prefill {prefill} --decode {decode}", {"ms": ms, **({"router": router} if router and release.generation == "router" else {})}), notes
 
 
 def _parallelism(role: str, lay: RoleLayout, hw: dict, release: Release) -> dict:
@@ -465,12 +464,15 @@ def _dp_balancer_flags(par: dict, hw: dict) -> list[str]:
     per-node supervisor; llm-d's wide-EP guide), as the hardware profile says."""
     if par.get("workers", 1) <= 1:
         return []
-    mode = (hw.get("dataParallel") or {}).get("loadBalancing", "hybrid")
-    return ["--data-parallel-hybrid-lb"] if mode == "hybrid" else ["--data-parallel-multi-port-external-lb"]
+    return ["--data-parallel-hybrid-lb"] if _dp_load_balancing(hw) == "hybrid" else ["--data-parallel-multi-port-external-lb"]
+
+
+def _dp_load_balancing(hw: dict) -> str:
+    return (hw.get("dataParallel") or {}).get("loadBalancing", "hybrid")
 
 
 def _rank_ports(ms: dict, hw: dict, release: Release) -> list[int]:
-    if (hw.get("dataParallel") or {}).get("loadBalancing", "hybrid") != "multi-port":
+    if _dp_load_balancing(hw) != "multi-port":
         return []
     local = max((block["parallelism"].get("dataLocal", 1) for block in ms.values() if block["parallelism"].get("workers", 1) > 1), default=0)
     port = release.contract["servicePort"]
