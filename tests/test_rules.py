@@ -84,6 +84,10 @@ CASES = {
              {"llmd_version": "v0.9.0", "environments": ["gke-no-rdma"], "prefill": "0", "decode": "1xDP8EP", "model": "deepseek-ai/DeepSeek-R1"}),
     "V-43": ({"llmd_version": "v0.9.0", "prefill": "1xTP8", "decode": "1xDP16EP", "model": "deepseek-ai/DeepSeek-R1"},
              {"llmd_version": "v0.9.0", "prefill": "1xDP16EP", "decode": "1xDP16EP", "model": "deepseek-ai/DeepSeek-R1"}),
+    # the EPP dials 5556; a pod that binds 5557 publishes into the void
+    "V-44": ({"llmd_version": "v0.9.0", "prefix_cache": "precise",
+              "values_text": ("ms", "decode:\n  containers:\n  - name: vllm\n    env:\n    - {name: KV_EVENTS_ENDPOINT, value: 'tcp://*:5557'}\n")},
+             {"llmd_version": "v0.9.0", "prefix_cache": "precise"}),
 }
 
 

@@ -69,6 +69,9 @@ def add_stack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--decode", metavar="NxTPm", help="Decode layout REPLICASxTPn, e.g. 1xTP4.")
     g.add_argument("--pd-threshold", type=int, metavar="TOKENS",
                    help="Selective P/D: only prompts with more than this many uncached tokens go through prefill (0 = always).")
+    g.add_argument("--prefix-cache", choices=("approx", "precise"),
+                   help="How the EPP knows what each vLLM pod has cached: approx (default) infers it from its own routing; "
+                        "precise reads vLLM's KV events (ZMQ, one socket per pod) and tokenizes through the decode pods (llm-d v0.9.0).")
     g.add_argument("--hf-secret", metavar="NAME", help="Name of the Secret holding HF_TOKEN (never the token itself). Default: llm-d-hf-token.")
     g.add_argument("--rdma-resource", metavar="NAME[=N]", help="RDMA resource name[=count] your cluster advertises (rdma/ib, rdma/roce_gdr=2, ...), or none.")
     g.add_argument("--set", dest="set_", action="append", metavar="R.PATH=V",

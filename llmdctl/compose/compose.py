@@ -34,6 +34,7 @@ from ..inputs.charts import resolve_charts
 from ..inputs.spec import RoleLayout, Spec, input_name, parse_layout
 from .. import __version__
 from ..plan.stack import ROLES, LayerInfo, Plan, ReleasePlan, RolePlan
+from . import kvevents
 from .modelserver import chart_files, model_server_objects
 from .names import GENERATED_CHARTS, check_names, check_secret_name, stack_names
 from .router import gaie_values, gateway_objects, router_pin, router_pins, router_values
@@ -182,12 +183,12 @@ def _pins_layer(release: Release, hw: dict, mode: str) -> _Layer:
 def _stack_layer(
     *, names: dict, namespace: str, guide: Layer, release: Release, gw: dict, hw: dict, model: dict,
     mode: str, hf_secret: str, pd_threshold: int | None, gateway_name: str,
-    scorers: tuple = (), scheduler_params: tuple = (),
+    scorers: tuple = (), scheduler_params: tuple = (), kv: dict | None = None,
 ) -> tuple[_Layer, dict]:
     dialect = release.dialect
     if release.generation == "router":
         return _router_stack_layer(names=names, guide=guide, release=release, gw=gw, hw=hw, model=model, mode=mode,
-                                   hf_secret=hf_secret, pd_threshold=pd_threshold, scorers=scorers, scheduler_params=scheduler_params)
+                                   hf_secret=hf_secret, pd_threshold=pd_threshold, scorers=scorers, scheduler_params=scheduler_params, kv=kv)
     serving = dialect["servingLabel"]
     if dialect["freeFormPodLabels"]:
         labels = {
@@ -282,7 +283,8 @@ def _pod_values(hw: dict, mode: str, selector: dict) -> dict:
 
 
 def _router_stack_layer(*, names: dict, guide: Layer, release: Release, gw: dict, hw: dict, model: dict, mode: str,
-                        hf_secret: str, pd_threshold: int | None, scorers: tuple, scheduler_params: tuple) -> tuple[_Layer, dict]:
+                        hf_secret: str, pd_threshold: int | None, scorers: tuple, scheduler_params: tuple,
+                        kv: dict | None = None) -> tuple[_Layer, dict]:
     """The router generation's stack layer: the v0.9 guide's labels plus the stack's own, which the
     pool selects (upstream selects llm-d.ai/guide alone, so two stacks would share pods)."""
     labels = {
@@ -305,6 +307,8 @@ def _router_stack_layer(*, names: dict, guide: Layer, release: Release, gw: dict
         config = render_template("epp-router-scheduling.yaml.tmpl", api_version=api)
         config_file = "scheduling-config.yaml"
     _check_epp_config(config, config_file)
+    if kv:
+        config = kvevents.epp_config(config, kv, model=model["name"], render_service=names["render"])
     if scorers or scheduler_params:
         config = scheduler_config(config, release, scorers, scheduler_params)
     router = router_values(names=names, release=release, selector=selector, config_file=config_file, config=config,
@@ -580,6 +584,9 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     if not model_id:
         raise InputError("no model: pass --model ORG/NAME (a Hugging Face id)")
     model, notes = model_facts(model_id, spec.model_size, catalog.models)
+    kv = None
+    if spec.prefix_cache == "precise":
+        kv = kvevents.kv_events_facts(release, mode=mode, layouts={"decode": decode, **({"prefill": prefill} if mode == "disaggregated" else {})})
 
     layers: list[_Layer] = [_pins_layer(release, hw, mode)]
     layers += _catalog_layers(catalog, guide, mode, f"guide {guide.name}")
@@ -591,12 +598,18 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     stack, selector = _stack_layer(
         names=names, namespace=namespace, guide=guide, release=release, gw=gw, hw=hw, model=model, mode=mode,
         hf_secret=spec.hf_secret, pd_threshold=spec.pd_threshold, gateway_name=gateway.name,
-        scorers=spec.scorers, scheduler_params=spec.scheduler_params,
+        scorers=spec.scorers, scheduler_params=spec.scheduler_params, kv=kv,
     )
     layers.append(stack)
     layout, layout_notes = _layout_layer(prefill, decode, mode, hw, release)
     layers.append(layout)
     notes += layout_notes
+    if kv:
+        # after the profiles and the layout: the block size and ports must be the ones the EPP expects
+        # (a --set that changes them afterwards is caught by V-30 and V-44)
+        layers.append(_Layer("precise prefix-cache routing", "KV events from every vLLM pod to the EPP (--prefix-cache precise)",
+                             merge_values(kvevents.vllm_values(kv, model=model["name"], pool_port=release.contract["servicePort"]),
+                                          kvevents.router_values(kv, hf_secret=spec.hf_secret))))
 
     keys = release.release_keys
     provenance: dict[str, dict[str, str]] = {k: {} for k in keys if k != "gateway"}
@@ -698,6 +711,8 @@ def generated_manifests(plan: Plan) -> dict[str, list[dict]]:
                                       contract=plan.release_info.contract, dialect=plan.release_info.dialect,
                                       hf_secret=plan.hf_secret, claims=plan.claims,
                                       compute_domain=plan.hardware_facts.get("computeDomain"))}
+    if plan.kv_events:
+        out["ms"].append(kvevents.render_service(names=plan.names, labels=labels, selector=plan.pool_selector))
     if any(r.key == "gateway" for r in plan.releases):
         out["gateway"] = gateway_objects(names=plan.names, gw=plan.gateway_facts,
                                          labels={"app.kubernetes.io/instance": plan.names["stackLabel"]})

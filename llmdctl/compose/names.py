@@ -74,6 +74,7 @@ def router_stack_names(postfix: str, gateway_provider: str | None = None) -> dic
         "metricsSecret": f"{router}-sa-metrics-reader-secret",
         "claimTemplate": f"{ms}-accel",  # one claim per GPU (and, on GKE, its NIC)
         "computeDomain": f"{ms}-compute-domain",  # GB200 NVLink fabric, and the claim template it makes
+        "render": f"{ms}-render",  # --prefix-cache precise: the token producer's Service in front of the decode pods
     }
     names["gatewayService"] = f"{names['gateway']}-istio" if gateway_provider == "istio" else names["gateway"]
     return names
@@ -101,7 +102,8 @@ def check_names(namespace: str, postfix: str, gateway_provider: str | None = Non
         limits += [(router["router"], 40, "router release name (the router chart truncates longer ones)"),
                    (router["prefill"], K8S_NAME_MAX, "prefill Deployment name"),
                    (router["claimTemplate"], K8S_NAME_MAX, "ResourceClaimTemplate name"),
-                   (router["computeDomain"], K8S_NAME_MAX, "ComputeDomain name")]
+                   (router["computeDomain"], K8S_NAME_MAX, "ComputeDomain name"),
+                   (router["render"], K8S_NAME_MAX, "render Service name")]
         limits += [
             (names["gateway"], K8S_NAME_MAX, "Gateway name"),
             (names["gatewayService"], K8S_NAME_MAX, "gateway Service name"),

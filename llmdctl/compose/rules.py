@@ -9,6 +9,7 @@ that checks see the fixed plan, and refuses when any check says error.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Callable, Iterator, NamedTuple
 
@@ -16,6 +17,7 @@ from ..base.errors import CatalogError, Finding, InputError
 from ..base.merge import PATCH_KEY, arg_flag
 from ..base.yamlio import load_text
 from ..plan.stack import ROLES, Plan
+from .kvevents import producer_of
 
 CHART_INJECTED_ARGS = ("--port", "--tensor-parallel-size")
 _RDMA = re.compile(r"^(rdma/|.*sriov-rdma|amd\.com/vnic)")
@@ -523,24 +525,88 @@ def rdma_ipc_lock(plan: Plan):
             yield f"{role}: the vLLM container lacks IPC_LOCK"
 
 
-@rule("V-30", "error")
-def block_size(plan: Plan):
+def _epp_config(plan: Plan):
+    """The stack's EPP config document when it routes on KV events (a precise producer or the
+    monolithic precise scorer), with that plugin; (None, None) otherwise."""
     ext = plan.epp_values
     text = (ext.get("pluginsCustomConfig") or {}).get(ext.get("pluginsConfigFile"))
-    if not text or "precise-prefix-cache-scorer" not in str(text):
-        return
+    if not text or "precise-prefix-cache-" not in str(text):
+        return None, None
     try:
         config = load_text(str(text), "EPP config").data or {}
-    except Exception:
-        yield f"the EPP config {ext.get('pluginsConfigFile')} is not valid YAML"
+    except InputError:
+        return None, None  # an EPP config that is not YAML is the schema check's to report
+    return config, producer_of(config)
+
+
+@rule("V-30", "error")
+def block_size(plan: Plan):
+    _, plugin = _epp_config(plan)
+    if plugin is None:
         return
-    for plugin in (config.get("plugins") or []) if isinstance(config, dict) else []:
-        if isinstance(plugin, dict) and plugin.get("type") == "precise-prefix-cache-scorer":
-            epp_block = (((plugin.get("parameters") or {}).get("tokenProcessorConfig") or {}).get("blockSize"))
-            for role, block in _roles(plan):
-                vllm_block = _args(_vllm(block)).get("--block-size") or "16"
-                if epp_block is not None and str(epp_block) != str(vllm_block):
-                    yield f"{role} vLLM --block-size={vllm_block} but precise-prefix-cache-scorer blockSize={epp_block}"
+    tokens = (plugin.get("parameters") or {}).get("tokenProcessorConfig") or {}
+    epp_block = tokens.get("blockSizeTokens", tokens.get("blockSize"))  # the producer's key, the old scorer's
+    if epp_block is None:
+        return
+    for role, block in _roles(plan):
+        vllm_block = _args(_vllm(block)).get("--block-size") or "16"
+        if str(epp_block) != str(vllm_block):
+            yield f"{role} vLLM --block-size={vllm_block} but {plugin['type']} hashes blocks of {epp_block} tokens"
+
+
+def _env_value(container: dict, text: str) -> str:
+    """``$(NAME)`` references resolved against the container's literal env, as the kubelet does."""
+    def value(m: re.Match) -> str:
+        entry = _env(container, m.group(1))
+        return str(entry["value"]) if entry and "value" in entry else m.group(0)
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", value, text)
+
+
+@rule("V-44", "error")
+def kv_events_wiring(plan: Plan):
+    config, plugin = _epp_config(plan)
+    if plugin is None or plugin.get("type") != "precise-prefix-cache-producer":
+        return
+    params = plugin.get("parameters") or {}
+    events = params.get("kvEventsConfig") or {}
+    if "podDiscoveryConfig" in params:
+        yield "precise-prefix-cache-producer: podDiscoveryConfig sits beside kvEventsConfig, where the EPP ignores it; it belongs inside kvEventsConfig"
+    if not events.get("discoverPods"):
+        yield "precise-prefix-cache-producer: kvEventsConfig.discoverPods is not true, so the EPP dials no pod (and the vLLM pods bind, not connect)"
+        return
+    port = str((events.get("podDiscoveryConfig") or {}).get("socketPort", ""))
+    topic_filter = str(events.get("topicFilter", ""))
+    producer = plugin.get("name") or plugin["type"]
+    consumers = set((plan.kv_events or {}).get("consumers") or ("prefix-cache-scorer", "prefix-cache-affinity-filter", "inflight-load-producer"))
+    for other in config.get("plugins") or []:
+        if isinstance(other, dict) and other.get("type") in consumers and (other.get("parameters") or {}).get("prefixMatchInfoProducerName") != producer:
+            yield f"{other['type']} does not name prefixMatchInfoProducerName: {producer}, so it reads another producer's matches and scores 0"
+    targets = [str(p.get("number")) for p in plan.pool_values.get("targetPorts") or [] if isinstance(p, dict)]
+    for role, block in _roles(plan):
+        c = _vllm(block)
+        raw = _args(c).get("--kv-events-config")
+        if not raw:
+            yield f"{role}: vLLM has no --kv-events-config, so its pods publish no KV events"
+            continue
+        try:
+            kv = json.loads(raw)
+        except ValueError:
+            yield f"{role}: --kv-events-config is not JSON: {raw[:80]}"
+            continue
+        endpoint = _env_value(c, str(kv.get("endpoint", "")))
+        if not kv.get("enable_kv_cache_events") or kv.get("publisher") != "zmq":
+            yield f"{role}: --kv-events-config must set enable_kv_cache_events: true and publisher: zmq"
+        if not re.fullmatch(rf"tcp://\*:{re.escape(port)}", endpoint):
+            yield f"{role}: vLLM publishes on {endpoint or 'no endpoint'}, but the EPP dials each pod on port {port} (bind tcp://*:{port})"
+        topic = _env_value(c, str(kv.get("topic", "")))
+        m = re.fullmatch(r"(.*?)\$\(POD_IP\):([^@]*)@(.*)", topic)
+        if not m or not topic.startswith(topic_filter):
+            yield f"{role}: KV-event topic {topic!r} is not {topic_filter}$(POD_IP):<port>@<model>; the EPP keys pods by ip:port"
+            continue
+        if targets and m.group(2) not in targets:
+            yield f"{role}: the KV-event topic names port {m.group(2)}, but the pool targets {', '.join(targets)}: events land on a pod the EPP never scores"
+        if m.group(3) != plan.model["name"]:
+            yield f"{role}: the KV-event topic names model {m.group(3)!r}, the pods serve {plan.model['name']!r}"
 
 
 @rule("V-32", "warning")

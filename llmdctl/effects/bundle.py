@@ -34,6 +34,8 @@ def command_args(plan: Plan) -> list[str]:
             args += ["--model-size", spec.model_size]
         if spec.pd_threshold is not None:
             args += ["--pd-threshold", str(spec.pd_threshold)]
+        if spec.prefix_cache != "approx":
+            args += ["--prefix-cache", spec.prefix_cache]
         if spec.rdma_resource is not None:
             args += ["--rdma-resource", spec.rdma_resource]
         if spec.hf_secret != "llm-d-hf-token":

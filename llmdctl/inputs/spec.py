@@ -102,6 +102,7 @@ class Spec(NamedTuple):
     prefill: RoleLayout | None = None
     decode: RoleLayout | None = None
     pd_threshold: int | None = None
+    prefix_cache: str = "approx"  # approx (the EPP guesses from its own routing) | precise (vLLM KV events), --prefix-cache
     hf_secret: str = "llm-d-hf-token"
     rdma_resource: str | None = None
     overrides: tuple[Override, ...] = ()
@@ -114,6 +115,9 @@ class Spec(NamedTuple):
     planned_by: str | None = None  # the `llmdctl plan` command that chose this layout (spec files it writes)
     spec_file: str | None = None  # as the user typed it
     origin: Mapping[str, str] = MappingProxyType({})  # input name -> where it came from (flag, spec, env, default)
+
+
+PREFIX_CACHE_MODES = ("approx", "precise")
 
 
 def parse_set(text: str, origin: str = "--set") -> Override:
@@ -230,6 +234,7 @@ def build_spec(
     prefill: str | None = None,
     decode: str | None = None,
     pd_threshold: int | None = None,
+    prefix_cache: str | None = None,
     hf_secret: str | None = None,
     rdma_resource: str | None = None,
     sets: list[str] | None = None,
@@ -245,7 +250,7 @@ def build_spec(
     flags = {
         "-e": environments, "--namespace": namespace, "--postfix": postfix, "--guide": guide,
         "--llmd-version": llmd_version, "--model": model, "--model-size": model_size, "--prefill": prefill,
-        "--decode": decode, "--hf-secret": hf_secret, "--rdma-resource": rdma_resource, "--set": sets, "--values": values,
+        "--decode": decode, "--prefix-cache": prefix_cache, "--hf-secret": hf_secret, "--rdma-resource": rdma_resource, "--set": sets, "--values": values,
         "--charts": charts, "--chart-repo": chart_repo, "--scorer": scorers, "--scheduler-param": scheduler_params,
     }
     for flag, value in flags.items():
@@ -296,6 +301,11 @@ def build_spec(
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0):
         raise InputError(f"--pd-threshold {threshold!r}: expected a whole number of tokens >= 0")
 
+    cache = pick("prefixCache", prefix_cache, "prefixCache") or "approx"
+    if cache not in PREFIX_CACHE_MODES:
+        raise InputError(f"{input_name('prefixCache', '--prefix-cache', origin, spec_file)} {cache!r}: expected one of " + ", ".join(PREFIX_CACHE_MODES),
+                         hint="approx: the EPP infers cache contents from its own routing; precise: it reads vLLM's KV events")
+
     charts_dir = pick("charts", charts, "charts")
     if charts_dir is not None and origin["charts"] != "flag":
         charts_dir = os.path.join(base or "", str(charts_dir))  # a spec file's paths are relative to it
@@ -322,6 +332,7 @@ def build_spec(
         prefill=parse_layout(prefill_text, input_name("prefill", "--prefill", origin, spec_file)) if prefill_text is not None else None,
         decode=parse_layout(decode_text, input_name("decode", "--decode", origin, spec_file)) if decode_text is not None else None,
         pd_threshold=threshold,
+        prefix_cache=cache,
         hf_secret=pick("hfSecret", hf_secret, "hfSecret") or "llm-d-hf-token",
         rdma_resource=pick("rdmaResource", rdma_resource, "rdmaResource"),
         overrides=tuple(overrides),

@@ -145,6 +145,11 @@ class Plan(NamedTuple):
         return values.get("inferenceExtension") or {}
 
     @property
+    def kv_events(self) -> dict | None:
+        """The release's KV-event wiring when the stack routes on them (--prefix-cache precise)."""
+        return self.release_info.epp.get("kvEvents") if self.spec is not None and self.spec.prefix_cache == "precise" else None
+
+    @property
     def epp_monitoring(self) -> dict:
         values = self.release("router").values if self.generation == "router" else {}
         if "router" in values:
