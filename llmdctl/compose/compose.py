@@ -586,7 +586,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     model, notes = model_facts(model_id, spec.model_size, catalog.models)
     kv = None
     if spec.prefix_cache == "precise":
-        kv = kvevents.kv_events_facts(release, mode=mode, layouts={"decode": decode, **({"prefill": prefill} if mode == "disaggregated" else {})})
+        kv = kvevents.kv_events_facts(release, layouts={**({"prefill": prefill} if mode == "disaggregated" else {}), "decode": decode})
 
     layers: list[_Layer] = [_pins_layer(release, hw, mode)]
     layers += _catalog_layers(catalog, guide, mode, f"guide {guide.name}")

@@ -28,15 +28,14 @@ from ..catalog.catalog import Release
 RENDER_PORT = 8000  # the render Service's port (the token producer's URL)
 
 
-def kv_events_facts(release: Release, *, mode: str, layouts: dict) -> dict:
+def kv_events_facts(release: Release, *, layouts: dict) -> dict:
     """The release's KV-event wiring, or a refusal saying what to use instead."""
     kv = release.epp.get("kvEvents")
     if not kv:
-        newer = "v0.9.0"
         raise InputError(f"--prefix-cache precise: llmdctl does not wire KV events for llm-d {release.name} "
                          + ("(its EPP has no per-pod KV-event metrics to verify them by)" if release.generation == "router"
-                            else "(its centralized mode needs the EPP Service name inside every vLLM pod's config)"),
-                         hint=f"use --llmd-version {newer}, or --prefix-cache approx")
+                            else "(the helmfile-era guides publish to the EPP in centralized mode on port 5557, which llmdctl does not wire)"),
+                         hint="use --llmd-version v0.9.0, or --prefix-cache approx")
     wide = [f"--{role} {lay}" for role, lay in layouts.items() if lay.data > 1]
     if wide:
         raise InputError(f"--prefix-cache precise with {', '.join(wide)}: llmdctl wires one KV-event socket per pod, "

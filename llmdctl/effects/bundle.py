@@ -241,6 +241,14 @@ def _chart_origin(plan: Plan) -> str:
     return ""
 
 
+def _prefix_cache_row(plan: Plan) -> str:
+    kv = plan.kv_events
+    if not kv:
+        return ""
+    return (f"| prefix cache | precise: every vLLM pod publishes KV events on port {kv['eventsPort']}, the EPP dials each one; "
+            f"prompts are tokenized through Service `{plan.names['render']}` (decode pods) |\n")
+
+
 def readme_text(plan: Plan, args: list[str], command: str) -> str:
     roles = [plan.roles[r] for r in ("decode", "prefill") if r in plan.roles]
     prereq = plan.release_info.prerequisites
@@ -301,7 +309,7 @@ def readme_text(plan: Plan, args: list[str], command: str) -> str:
         planned_by=f"; chosen by `{plan.spec.planned_by}`" if plan.spec is not None and plan.spec.planned_by else "",
         kv_path=_kv_path(plan), hf_secret=plan.hf_secret, mermaid=mermaid(plan),
         release_names=", ".join(f"`{rel.name}`" for rel in plan.releases),
-        entry_rows=entry_rows, epp_name=n["epp"], entry_service=entry_service, request_intro=request_intro,
+        entry_rows=entry_rows, epp_name=n["epp"], prefix_cache_row=_prefix_cache_row(plan), entry_service=entry_service, request_intro=request_intro,
         plain_commands=plain_commands, crd_prerequisites=crd_prerequisites,
         role_rows="".join(f"| {r.role} | {_workload_text(r)}, image `{r.image}` |\n" for r in roles),
         pool_selector=", ".join(f"`{k}={v}`" for k, v in selector.items()),

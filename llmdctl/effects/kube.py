@@ -64,7 +64,8 @@ def inference_pools(api_version: str) -> Resource:
 
 
 class Kube:
-    """A small read-only client: get, list (by selector), watch, pod logs, pod proxy, version."""
+    """A small client that changes nothing: get, list (by selector), watch, pod logs, pod proxy,
+    version, and short-lived ServiceAccount tokens (a TokenRequest stores no object)."""
 
     def __init__(self, context: str | None = None, kubeconfig: str | None = None, timeout: float = 10.0):
         try:
@@ -96,7 +97,8 @@ class Kube:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _request(self, path: str, query: dict | None = None, *, raw: bool = False, stream: bool = False, timeout: float | None = None):
+    def _request(self, path: str, query: dict | None = None, *, raw: bool = False, stream: bool = False, timeout: float | None = None,
+                 body: dict | None = None):
         with self._lock:
             self.calls += 1
         url = self.host.rstrip("/") + path
@@ -105,6 +107,9 @@ class Kube:
             url += "?" + urlencode(params)
         # the user agent names llmdctl in API server audit logs and metrics, as kubectl and helm name themselves
         headers = {"Accept": "application/json" if not raw else "*/*", "User-Agent": f"llmdctl/{__version__}"}
+        method = "POST" if body is not None else "GET"
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         auth = self.api.configuration.auth_settings()
         for setting in auth.values():
             if setting.get("in") == "header" and setting.get("value"):
@@ -113,15 +118,16 @@ class Kube:
         pool = self.api.rest_client.pool_manager
         try:
             resp = pool.request(
-                "GET", url, headers=headers, preload_content=not stream, retries=False,
+                method, url, headers=headers, preload_content=not stream, retries=False,
+                body=json.dumps(body).encode() if body is not None else None,
                 timeout=urllib3.Timeout(connect=timeout or self.timeout, read=None if stream else (timeout or self.timeout)),
             )
         except urllib3.exceptions.HTTPError as exc:  # connection refused, TLS, timeouts
-            raise KubeError(f"GET {path}: {type(exc).__name__}: {_short(exc)}", 0,
+            raise KubeError(f"{method} {path}: {type(exc).__name__}: {_short(exc)}", 0,
                             hint=f"is the API server at {self.host} reachable with this context?") from None
         if not 200 <= resp.status <= 299:
             body = resp.data if not stream else resp.read()
-            raise KubeError(_message(resp.status, body, path), resp.status)
+            raise KubeError(_message(resp.status, body, path, method), resp.status)
         if stream:
             return resp
         data = resp.data.decode("utf-8", "replace")
@@ -153,6 +159,16 @@ class Kube:
         """GET through the API server's pod proxy (metrics without a port-forward)."""
         return self._request(PODS.path(namespace, f"{pod}:{port}") + "/proxy/" + path.lstrip("/"), raw=True)
 
+    def service_account_token(self, namespace: str, service_account: str, seconds: int = 600) -> str:
+        """A short-lived token for a ServiceAccount (TokenRequest: nothing is stored in the cluster),
+        to authenticate where the account may read, such as an EPP's /metrics."""
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": seconds}}
+        doc = self._request(Resource("", "v1", "serviceaccounts").path(namespace, service_account) + "/token", body=body)
+        token = (doc.get("status") or {}).get("token")
+        if not token:
+            raise KubeError(f"TokenRequest for serviceaccount/{service_account} returned no token")
+        return token
+
     def watch(self, res: Resource, namespace: str | None, *, labels: str | None = None, fields: str | None = None,
               timeout_seconds: int = 60, stop: threading.Event | None = None):
         """Yield (type, object) events until the server closes the watch or ``stop`` is set."""
@@ -178,11 +194,11 @@ def _short(exc: Exception) -> str:
     return text if len(text) < 200 else text[:200] + "..."
 
 
-def _message(status: int, body, path: str) -> str:
+def _message(status: int, body, path: str, method: str = "GET") -> str:
     try:
         doc = json.loads(body) if body else {}
         reason = doc.get("message") or doc.get("reason") or ""
     except (ValueError, TypeError, AttributeError):
         reason = ""
-    text = f"GET {path}: HTTP {status}"
+    text = f"{method} {path}: HTTP {status}"
     return text + (f": {reason}" if reason else "")

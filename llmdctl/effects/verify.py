@@ -4,6 +4,8 @@ smoke request through the gateway. The CLI only formats the report this returns.
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -63,19 +65,57 @@ def verify_stack(plan: Plan, box: Toolbox, *, wait: bool, timeout: float, smoke_
 
 def _smoke(kube: Kube, plan: Plan, box: Toolbox, endpoint: str | None, port_forward: bool, say) -> list[Check]:
     """Send the smoke request to --endpoint, through a port-forward, or to the Gateway's address."""
-    if endpoint:
-        return smoke(kube, plan, endpoint)
-    entry = plan.names["epp"] if plan.standalone else plan.names["gatewayService"]
-    if port_forward or plan.standalone:  # standalone: the EPP Service is a ClusterIP, reached by a port-forward
-        with PortForward(box, plan.namespace, entry, 80) as pf:
-            say(f"port-forward: {pf.url} -> service/{entry}:80")
-            return smoke(kube, plan, pf.url)
-    gw = kube.get(GATEWAYS, plan.names["gateway"], plan.namespace) or {}
-    addresses = [a.get("value") for a in (gw.get("status") or {}).get("addresses") or [] if a.get("value")]
-    if not addresses:
-        raise LlmdctlError(f"Gateway {plan.names['gateway']} has no address to send the smoke request to",
-                           hint="pass --endpoint URL or --port-forward")
-    return smoke(kube, plan, f"http://{addresses[0]}")
+    with EppMetrics(kube, plan, box, say) as epp:
+        reader = epp if plan.kv_events else None
+        if endpoint:
+            return smoke(kube, plan, endpoint, epp_metrics=reader)
+        entry = plan.names["epp"] if plan.standalone else plan.names["gatewayService"]
+        if port_forward or plan.standalone:  # standalone: the EPP Service is a ClusterIP, reached by a port-forward
+            with PortForward(box, plan.namespace, entry, 80) as pf:
+                say(f"port-forward: {pf.url} -> service/{entry}:80")
+                return smoke(kube, plan, pf.url, epp_metrics=reader)
+        gw = kube.get(GATEWAYS, plan.names["gateway"], plan.namespace) or {}
+        addresses = [a.get("value") for a in (gw.get("status") or {}).get("addresses") or [] if a.get("value")]
+        if not addresses:
+            raise LlmdctlError(f"Gateway {plan.names['gateway']} has no address to send the smoke request to",
+                               hint="pass --endpoint URL or --port-forward")
+        return smoke(kube, plan, f"http://{addresses[0]}", epp_metrics=reader)
+
+
+class EppMetrics:
+    """The EPP's /metrics, read as Prometheus reads them: through a port-forward to its Service's
+    metrics port, with a short-lived token of the EPP's ServiceAccount (the API server's pod proxy
+    would drop the token, and the EPP refuses unauthenticated scrapes). Opened on first read; the
+    token lives in memory only."""
+
+    def __init__(self, kube: Kube, plan: Plan, box: Toolbox, say):
+        self.kube, self.plan, self.box, self.say = kube, plan, box, say
+        self.forward: PortForward | None = None
+        self.token = ""
+
+    def __enter__(self) -> "EppMetrics":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.forward is not None:
+            self.forward.__exit__()
+
+    def __call__(self) -> str:
+        plan, port = self.plan, (self.plan.kv_events or {}).get("metricsPort", 9090)
+        where = f"service/{plan.names['epp']}:{port}/metrics"
+        if self.forward is None:
+            self.token = self.kube.service_account_token(plan.namespace, plan.names["epp"])
+            self.forward = PortForward(self.box, plan.namespace, plan.names["epp"], port).__enter__()
+            self.say(f"port-forward: {self.forward.url} -> {where.removesuffix('/metrics')} (EPP metrics)")
+        req = urllib.request.Request(self.forward.url + "/metrics", headers={"Authorization": f"Bearer {self.token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - a local port-forward
+                return resp.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:
+            refused = " (the EPP refused the ServiceAccount's token)" if exc.code in (401, 403) else ""
+            raise LlmdctlError(f"GET {where}: HTTP {exc.code}{refused}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise LlmdctlError(f"GET {where}: {getattr(exc, 'reason', exc)}") from None
 
 
 def doctor_stack(plan: Plan, box: Toolbox) -> list[Check]:

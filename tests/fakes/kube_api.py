@@ -87,6 +87,7 @@ class FakeKube:
         self.deny: dict[str, int] = {}  # path prefix -> HTTP status
         self.hang: dict[str, float] = {}  # path prefix -> seconds before answering
         self.requests: list[tuple[str, str]] = []  # (path, query)
+        self.tokens: list[tuple[str, str, str, dict]] = []  # TokenRequests: (ns, serviceaccount, token, body)
         self.changes: list[tuple[str, str, dict]] = []  # (collection, type, object), for watches
         self.cond = threading.Condition()
         self.server = _QuietServer(("127.0.0.1", 0), self._handler())
@@ -192,6 +193,24 @@ class FakeKube:
                     return self._status(404, f'"{name}" not found')
                 return self._send(200, obj)
 
+            def do_POST(self):  # noqa: N802 - only TokenRequest: nothing else llmdctl creates through the API
+                url = urlparse(self.path)
+                path = url.path
+                fake.requests.append((path, url.query))
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                for prefix, code in fake.deny.items():
+                    if path.startswith(prefix):
+                        return self._status(code, f'serviceaccounts "{path.split("/")[-2]}" is forbidden: User "tester" cannot create resource "serviceaccounts/token"')
+                m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/serviceaccounts/([^/]+)/token", path)
+                if not m:
+                    return self._status(405, f"POST {path} is not served here")
+                if fake.get(f"/api/v1/namespaces/{m.group(1)}/serviceaccounts", m.group(2)) is None:
+                    return self._status(404, f'serviceaccounts "{m.group(2)}" not found')
+                token = f"sa-{m.group(2)}-{len(fake.tokens)}-{time.monotonic_ns()}"
+                fake.tokens.append((m.group(1), m.group(2), token, body))
+                return self._send(201, {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1", "spec": body.get("spec") or {},
+                                        "status": {"token": token, "expirationTimestamp": "2026-12-02T00:10:00Z"}})
+
             def _watch(self, path, labels, fields, timeout):
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -287,6 +306,57 @@ class FakeOpenAI:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeMetricsEndpoint:
+    """An EPP's /metrics behind its authentication filter: 401 without a bearer token, 403 for a
+    token ``accept`` does not take (the real one asks the API server: TokenReview, then
+    SubjectAccessReview for GET /metrics). ``text`` is what it serves; ``pages`` are served in
+    turn, one per scrape (the last one stays), to play counters rising."""
+
+    def __init__(self, accept):
+        self.accept, self.text, self.pages, self.auth = accept, "", [], []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                header = self.headers.get("Authorization") or ""
+                fake.auth.append(header)
+                token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
+                if not token:
+                    status, body = 401, "Unauthorized"
+                elif not fake.accept(token):
+                    status, body = 403, "Forbidden"
+                elif self.path != "/metrics":
+                    status, body = 404, "not found"
+                else:
+                    if len(fake.pages) > 1:
+                        fake.text = fake.pages.pop(0)
+                    elif fake.pages:
+                        fake.text = fake.pages[0]
+                    status, body = 200, fake.text
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
 
     def stop(self) -> None:
         self.server.shutdown()
