@@ -18,7 +18,6 @@ derived here from one catalog block (``epp.kvEvents`` of the release):
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 from ..base.errors import InputError
@@ -46,6 +45,8 @@ def kv_events_facts(release: Release, *, layouts: dict) -> dict:
 
 def vllm_values(kv: dict, *, model: str, pool_port: int) -> dict:
     """ms values for every vLLM pod: publish KV events where the EPP dials, keyed as the EPP keys pods."""
+    import json  # here: render without --prefix-cache precise never needs it (start-up)
+
     config = {
         "enable_kv_cache_events": True, "publisher": "zmq",
         "endpoint": "$(KV_EVENTS_ENDPOINT)", "replay_endpoint": "$(KV_EVENTS_REPLAY_ENDPOINT)",

@@ -9,7 +9,6 @@ that checks see the fixed plan, and refuses when any check says error.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Callable, Iterator, NamedTuple
 
@@ -582,6 +581,8 @@ def kv_events_wiring(plan: Plan):
         if isinstance(other, dict) and other.get("type") in consumers and (other.get("parameters") or {}).get("prefixMatchInfoProducerName") != producer:
             yield f"{other['type']} does not name prefixMatchInfoProducerName: {producer}, so it reads another producer's matches and scores 0"
     targets = [str(p.get("number")) for p in plan.pool_values.get("targetPorts") or [] if isinstance(p, dict)]
+    import json  # only for stacks that route on KV events (render's start-up stays lean)
+
     for role, block in _roles(plan):
         c = _vllm(block)
         raw = _args(c).get("--kv-events-config")
