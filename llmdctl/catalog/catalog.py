@@ -58,6 +58,7 @@ class Release(NamedTuple):
     epp: dict  # plugins the pinned EPP registers that --scorer / --scheduler-param may name
     generation: str = "helmfile"  # helmfile: infra + gaie + modelservice; router: router chart + generated model servers
     model_server_defaults: dict = {}  # values / disaggregatedValues / aggregatedValues the release's overlays set on vLLM pods
+    autoscaling: dict = {}  # --autoscale: the metrics each role's HPA reads (router generation)
 
     @property
     def release_keys(self) -> tuple[str, ...]:
@@ -209,7 +210,7 @@ class Catalog:
         r = releases[name]
         return Release(name, r["summary"], r["charts"], r["images"], r["dialect"], r["contract"], r.get("prerequisites", {}),
                        r.get("epp") or {"scorers": [], "parameters": {}}, r.get("generation", "helmfile"),
-                       r.get("modelServerDefaults") or {})
+                       r.get("modelServerDefaults") or {}, r.get("autoscaling") or {})
 
     @property
     def models(self) -> dict:

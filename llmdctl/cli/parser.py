@@ -72,6 +72,10 @@ def add_stack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prefix-cache", choices=("approx", "precise"),
                    help="How the EPP knows what each vLLM pod has cached: approx (default) infers it from its own routing; "
                         "precise reads vLLM's KV events (ZMQ, one socket per pod) and tokenizes through the decode pods (llm-d v0.9.0).")
+    g.add_argument("--autoscale", action="append", metavar="ROLE=MIN-MAX",
+                   help="An HPA per role between MIN and MAX replicas (llm-d v0.8.0+): decode=1-4, prefill=2-8. Aggregated stacks scale on the "
+                        "EPP's pool queue and KV-cache averages, P/D roles on their own vLLM queue (and decode KV-cache use); "
+                        "`llmdctl doctor` checks that a metrics adapter serves them.")
     g.add_argument("--hf-secret", metavar="NAME", help="Name of the Secret holding HF_TOKEN (never the token itself). Default: llm-d-hf-token.")
     g.add_argument("--rdma-resource", metavar="NAME[=N]", help="RDMA resource name[=count] your cluster advertises (rdma/ib, rdma/roce_gdr=2, ...), or none.")
     g.add_argument("--set", dest="set_", action="append", metavar="R.PATH=V",

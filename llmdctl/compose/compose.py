@@ -34,7 +34,7 @@ from ..inputs.charts import resolve_charts
 from ..inputs.spec import RoleLayout, Spec, input_name, parse_layout
 from .. import __version__
 from ..plan.stack import ROLES, LayerInfo, Plan, ReleasePlan, RolePlan
-from . import kvevents
+from . import autoscaling, kvevents
 from .modelserver import chart_files, model_server_objects
 from .names import GENERATED_CHARTS, check_names, check_secret_name, stack_names
 from .router import gaie_values, gateway_objects, router_pin, router_pins, router_values
@@ -648,6 +648,8 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
 
     check_values_schemas(release, merged, spec.overrides)  # before anything reads the values as typed data
     roles = _role_plans(merged["ms"], names, hw, mode, release.contract)
+    for role, bounds in autoscaling.check_autoscale(spec.autoscale, release, roles=roles).items():
+        roles[role] = roles[role]._replace(autoscale=bounds)
     if release.generation == "router":
         route = {}  # the router chart renders the HTTPRoute itself (gateway mode)
         releases = _router_release_plans(release, names, merged, spec, standalone=gw["provider"] == "standalone")
@@ -710,7 +712,9 @@ def generated_manifests(plan: Plan) -> dict[str, list[dict]]:
     out = {"ms": model_server_objects(ms, names=plan.names, labels=labels, mode=plan.mode,
                                       contract=plan.release_info.contract, dialect=plan.release_info.dialect,
                                       hf_secret=plan.hf_secret, claims=plan.claims,
-                                      compute_domain=plan.hardware_facts.get("computeDomain"))}
+                                      compute_domain=plan.hardware_facts.get("computeDomain"),
+                                      autoscaled={r.role for r in plan.roles.values() if r.autoscale})}
+    out["ms"] += autoscaling.hpa_objects(plan, labels)
     if plan.kv_events:
         out["ms"].append(kvevents.render_service(names=plan.names, labels=labels, selector=plan.pool_selector))
     if any(r.key == "gateway" for r in plan.releases):

@@ -54,7 +54,8 @@ def _refuse_unknown(block: Any, known: set, where: str) -> None:
 
 
 def model_server_objects(ms: dict, *, names: dict, labels: dict, mode: str, contract: dict, dialect: dict,
-                         hf_secret: str, claims: dict | None = None, compute_domain: dict | None = None) -> list[dict]:
+                         hf_secret: str, claims: dict | None = None, compute_domain: dict | None = None,
+                         autoscaled: set | frozenset = frozenset()) -> list[dict]:
     """ServiceAccount, then per role a Deployment, or a LeaderWorkerSet when one instance spans
     nodes (and, with DRA, its ResourceClaimTemplate; on GB200 the ComputeDomain of the NVLink fabric).
 
@@ -90,7 +91,7 @@ def model_server_objects(ms: dict, *, names: dict, labels: dict, mode: str, cont
             objects.append(_compute_domain(compute_domain, ms, names, labels, mode))
         objects.append(_workload(role, block, ms, names=names, labels=labels, service_port=service_port, proxy=proxy if sidecar else None,
                                    contract=contract, dialect=dialect, hf_secret=artifacts.get("authSecretName") or hf_secret,
-                                   artifacts=artifacts, claims=claims, compute_domain=compute_domain))
+                                   artifacts=artifacts, claims=claims, compute_domain=compute_domain, autoscaled=role in autoscaled))
         monitor = _pod_monitor(role, block, names=names, labels=labels)
         if monitor:
             objects.append(monitor)
@@ -152,7 +153,8 @@ def _claim_template(claims: dict, names: dict, labels: dict) -> dict:
 
 
 def _workload(role: str, block: dict, ms: dict, *, names: dict, labels: dict, service_port: int, proxy: dict | None,
-              contract: dict, dialect: dict, hf_secret: str, artifacts: dict, claims: dict | None, compute_domain: dict | None) -> dict:
+              contract: dict, dialect: dict, hf_secret: str, artifacts: dict, claims: dict | None, compute_domain: dict | None,
+              autoscaled: bool = False) -> dict:
     par = block.get("parallelism") or {}
     _refuse_unknown(par, {"tensor", "data", "dataLocal", "workers"}, f"ms.{role}.parallelism")
     dp = _DataParallel.of(par, block)
@@ -189,13 +191,14 @@ def _workload(role: str, block: dict, ms: dict, *, names: dict, labels: dict, se
     template_meta: dict[str, Any] = {"labels": pod_labels}
     if block.get("annotations"):
         template_meta["annotations"] = dict(block["annotations"])
-    replicas = int(block.get("replicas", 1))
+    # an HPA owns the count: a replicas field here would undo its decisions on every helm upgrade
+    replicas = {} if autoscaled else {"replicas": int(block.get("replicas", 1))}
     if dp.workers > 1:
         return {
             "apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
             "metadata": {"name": names[role], "labels": pod_labels},
             "spec": {
-                "replicas": replicas,
+                **replicas,
                 # the leader's address is every worker's --data-parallel-address: start it first
                 "startupPolicy": "LeaderCreated",
                 "leaderWorkerTemplate": {
@@ -210,7 +213,7 @@ def _workload(role: str, block: dict, ms: dict, *, names: dict, labels: dict, se
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": names[role], "labels": pod_labels},
         "spec": {
-            "replicas": replicas,
+            **replicas,
             # a Deployment's selector is immutable: only what never changes for this stack and role
             # (a new --model or accelerator must not need a delete and re-create)
             "selector": {"matchLabels": {k: v for k, v in pod_labels.items() if k in STABLE_LABELS}},

@@ -36,6 +36,8 @@ def command_args(plan: Plan) -> list[str]:
             args += ["--pd-threshold", str(spec.pd_threshold)]
         if spec.prefix_cache != "approx":
             args += ["--prefix-cache", spec.prefix_cache]
+        for role, low, high in spec.autoscale:
+            args += ["--autoscale", f"{role}={low}-{high}"]
         if spec.rdma_resource is not None:
             args += ["--rdma-resource", spec.rdma_resource]
         if spec.hf_secret != "llm-d-hf-token":
@@ -191,6 +193,25 @@ def _layer_list(plan: Plan) -> str:
     return "".join(out)
 
 
+def _autoscaling_section(plan: Plan) -> str:
+    """The HPAs, the metrics they read, and Prometheus Adapter rules that serve those names."""
+    from ..compose.autoscaling import adapter_rules, metrics_for
+
+    rows = []
+    for role in plan.roles.values():
+        if role.autoscale is None:
+            continue
+        api, metrics = metrics_for(plan, role.role)
+        per = "the pool's" if api.startswith("external.") else "per pod"
+        what = ", ".join(f"`{m['name']}` {per} <= {m['target']}" for m in metrics)
+        rows.append(f"| {role.role} | `{role.deployment}` ({role.workload}) | {role.autoscale[0]}-{role.autoscale[1]} | {what} (`{api}`) |\n")
+    if not rows:
+        return ""
+    return ("## Autoscaling\n\n| role | HPA target | replicas | scales out when |\n|---|---|---|---|\n" + "".join(rows)
+            + "\nThe workloads leave their replica count to the HPAs. `llmdctl doctor` checks that a metrics adapter serves these names; "
+              "Prometheus Adapter rules that do (merge them into its values):\n\n```yaml\n" + dump(adapter_rules(plan)) + "```\n\n")
+
+
 def _section(title: str, items: list[str]) -> str:
     return f"## {title}\n\n" + "".join(f"- {item}\n" for item in items) + "\n" if items else ""
 
@@ -316,6 +337,7 @@ def readme_text(plan: Plan, args: list[str], command: str) -> str:
         layer_list=_layer_list(plan),
         notes_section=_section("Adjustments llmdctl made", list(plan.notes)),
         findings_section=_section("Findings", [f"**{f.severity} {f.rule}**: {f.message}" for f in plan.findings]),
+        autoscaling_section=_autoscaling_section(plan),
         min_kubernetes=prereq.get("minKubernetes", "1.33"),
         doctor_command=_cmd("doctor", args), apply_command=_cmd("apply", args), verify_command=_cmd("verify", args),
     )

@@ -23,7 +23,7 @@ from ..compose.router import ENVOY_LISTENER as ENVOY_TARGET
 from ..plan.stack import Plan
 from .tools import version_tuple
 from .kube import (
-    CRDS, DEPLOYMENTS, EVENTS, GATEWAYCLASSES, GATEWAYS, HTTPROUTES, LEADERWORKERSETS, NAMESPACES, NODES, PODS, SECRETS, SERVICES,
+    APISERVICES, CRDS, DEPLOYMENTS, EVENTS, GATEWAYCLASSES, GATEWAYS, HPAS, HTTPROUTES, LEADERWORKERSETS, NAMESPACES, NODES, PODS, SECRETS, SERVICES,
     Kube, KubeError, inference_pools,
 )
 
@@ -95,6 +95,7 @@ class Observed:
     errors: dict[str, str] = field(default_factory=dict)  # what could not be read, and why
     service: dict | None = None  # standalone mode: the router's EPP Service (Envoy on port 80)
     groups: dict = field(default_factory=dict)  # LeaderWorkerSets by name (roles whose instances span nodes)
+    hpas: dict = field(default_factory=dict)  # HorizontalPodAutoscalers by name (roles with --autoscale)
 
 
 def observe_stack(kube: Kube, plan: Plan) -> Observed:
@@ -119,12 +120,15 @@ def observe_stack(kube: Kube, plan: Plan) -> Observed:
     groups = {}
     if any(r.workers > 1 for r in plan.roles.values()):
         groups = read("leaderworkersets", lambda: {g["metadata"]["name"]: g for g in kube.list(LEADERWORKERSETS, ns)}, {})
+    hpas = {}
+    if any(r.autoscale for r in plan.roles.values()):
+        hpas = read("hpas", lambda: {h["metadata"]["name"]: h for h in kube.list(HPAS, ns)}, {})
     if plan.standalone:  # no Gateway and no route: clients come in through the EPP Service
         service = read("service", lambda: kube.get(SERVICES, n["epp"], ns), None)
-        return Observed(releases, deployments, pods, pool, None, None, errors, service, groups)
+        return Observed(releases, deployments, pods, pool, None, None, errors, service, groups, hpas)
     gateway = read("gateway", lambda: kube.get(GATEWAYS, n["gateway"], ns), None)
     route = read("route", lambda: kube.get(HTTPROUTES, n["route"], ns), None)
-    return Observed(releases, deployments, pods, pool, gateway, route, errors, groups=groups)
+    return Observed(releases, deployments, pods, pool, gateway, route, errors, groups=groups, hpas=hpas)
 
 
 # --- verify: evaluate (pure) -------------------------------------------------------------------
@@ -138,8 +142,10 @@ def evaluate_stack(plan: Plan, obs: Observed) -> list[Check]:
             checks.append(_pods_check(plan, role, obs))
             checks.append(_ranks_check(role, obs))
         else:
-            checks.append(_deployment_check(role.deployment, role.replicas, obs, what=f"{role.role} Deployment"))
+            checks.append(_deployment_check(role.deployment, role.replicas, obs, what=f"{role.role} Deployment", scaled=role.autoscale))
             checks.append(_pods_check(plan, role, obs))
+        if role.autoscale:
+            checks.append(_hpa_check(role, obs))
     checks.append(_deployment_check(plan.names["epp"], 1, obs, what="scheduler (EPP) Deployment", at_least=True))
     if plan.generation == "router" and plan.mode == "disaggregated":
         checks.append(_sidecar_check(plan, obs))
@@ -220,21 +226,53 @@ def _release_checks(plan: Plan, obs: Observed) -> list[Check]:
     return checks
 
 
-def _deployment_check(name: str, replicas: int, obs: Observed, *, what: str, at_least: bool = False) -> Check:
+def _deployment_check(name: str, replicas: int, obs: Observed, *, what: str, at_least: bool = False,
+                      scaled: tuple[int, int] | None = None) -> Check:
     label = f"{what} {name}"
     if "deployments" in obs.errors:
         return _unreadable(label, obs.errors["deployments"])
     dep = obs.deployments.get(name)
-    expected = f"{replicas}{'+' if at_least else ''} ready"
+    expected = f"{replicas}{'+' if at_least else ''} ready" if not scaled else f"{scaled[0]}-{scaled[1]} replicas (HPA), all ready"
     if dep is None:
         return Check(label, FAIL, "missing", expected, hint="the release did not create it: check `llmdctl status` and the values")
     spec = int((dep.get("spec") or {}).get("replicas", 1))
     ready = int((dep.get("status") or {}).get("readyReplicas") or 0)
+    if scaled:
+        if not scaled[0] <= spec <= scaled[1]:
+            return Check(label, FAIL, f"spec.replicas {spec}", expected,
+                         hint=f"outside the HPA's range: kubectl describe hpa {name} -n <namespace> says who set it")
+        return Check(label, PASS if ready >= spec else PENDING, f"{ready}/{spec} ready", expected)
     if not at_least and spec != replicas:
         return Check(label, FAIL, f"spec.replicas {spec}", f"{replicas} (planned)", hint="someone scaled it or the values differ: llmdctl apply restores the plan (it syncs a release whose live Deployments drifted)")
     if ready >= (replicas if not at_least else 1) and ready >= spec:
         return Check(label, PASS, f"{ready}/{spec} ready", expected)
     return Check(label, PENDING, f"{ready}/{spec} ready", expected)
+
+
+def _hpa_check(role, obs: Observed) -> Check:
+    """The role's HPA exists and can read its metrics (ScalingActive): without them it never scales."""
+    label = f"{role.role} HPA {role.deployment}"
+    if "hpas" in obs.errors:
+        return _unreadable(label, obs.errors["hpas"])
+    low, high = role.autoscale
+    expected = f"{low}-{high} replicas, metrics readable (ScalingActive)"
+    hpa = obs.hpas.get(role.deployment)
+    if hpa is None:
+        return Check(label, FAIL, "missing", expected, hint="the model-server release did not create it: llmdctl apply (same inputs)")
+    spec = hpa.get("spec") or {}
+    if (spec.get("minReplicas"), spec.get("maxReplicas")) != (low, high):
+        return Check(label, FAIL, f"{spec.get('minReplicas')}-{spec.get('maxReplicas')} replicas", expected,
+                     hint="it differs from the plan: llmdctl apply restores it")
+    active = _cond(hpa, "ScalingActive")
+    status = hpa.get("status") or {}
+    seen = f"{status.get('currentReplicas', '?')} -> {status.get('desiredReplicas', '?')} replicas"
+    if active is None:
+        return Check(label, PENDING, f"{seen}, no ScalingActive condition yet", expected)
+    if active.get("status") != "True":
+        return Check(label, FAIL, f"ScalingActive {active.get('status')}: {active.get('reason', '')} {active.get('message', '')}".strip()[:300], expected,
+                     hint="the HPA cannot read its metrics: `llmdctl doctor` checks the metrics adapter and the names it serves "
+                          "(the bundle README's Autoscaling section has the Prometheus Adapter rules)")
+    return Check(label, PASS, seen, expected)
 
 
 def _group_set_check(role, obs: Observed) -> Check:
@@ -248,8 +286,10 @@ def _group_set_check(role, obs: Observed) -> Check:
         return Check(label, FAIL, "missing", expected, hint="the release did not create it: is the LeaderWorkerSet controller installed? (llmdctl doctor checks its CRD)")
     spec = lws.get("spec") or {}
     replicas, size = int(spec.get("replicas", 1)), int((spec.get("leaderWorkerTemplate") or {}).get("size", 1))
-    if (replicas, size) != (role.replicas, role.workers):
-        return Check(label, FAIL, f"spec.replicas {replicas}, size {size}", f"{role.replicas} groups of {role.workers} (planned)",
+    low, high = role.replica_range
+    if not low <= replicas <= high or size != role.workers:
+        planned = f"{low}-{high} (HPA)" if role.autoscale else str(role.replicas)
+        return Check(label, FAIL, f"spec.replicas {replicas}, size {size}", f"{planned} groups of {role.workers} (planned)",
                      hint="someone scaled it or the values differ: llmdctl apply restores the plan")
     ready = int((lws.get("status") or {}).get("readyReplicas") or 0)
     return Check(label, PASS if ready >= replicas else PENDING, f"{ready}/{replicas} groups ready", expected)
@@ -299,7 +339,8 @@ def _pods_check(plan: Plan, role, obs: Observed) -> Check:
     if "pods" in obs.errors:
         return _unreadable(label, obs.errors["pods"])
     pods = [p for p in obs.pods if _role(p) == role.role]
-    expected_parts = [f"{role.pods} pod{'s' if role.pods != 1 else ''} with the pool's labels", f"image {role.image}"]
+    want = role.replica_range[0] * role.workers  # an HPA may have scaled the role down to its minimum
+    expected_parts = [f"{want}{'+' if role.autoscale else ''} pod{'s' if want != 1 else ''} with the pool's labels", f"image {role.image}"]
     if plan.claims:
         expected_parts.append(f"{role.gpus_per_pod} DRA claims ({' + '.join(d['deviceClass'] for d in plan.claims['devices'])} each)")
     elif role.accelerator_resource:
@@ -336,7 +377,7 @@ def _pods_check(plan: Plan, role, obs: Observed) -> Check:
                      hint="the running pods differ from the plan: llmdctl diff shows how, llmdctl apply converges")
     ready = sum(pod_ready(p) for p in pods)
     observed = f"{ready}/{len(pods)} ready, resources and image as planned"
-    return Check(label, PASS if ready >= role.pods else PENDING, observed, expected)
+    return Check(label, PASS if ready >= want and (not role.autoscale or ready == len(pods)) else PENDING, observed, expected)
 
 
 def _pool_check(plan: Plan, obs: Observed) -> Check:
@@ -855,7 +896,54 @@ def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
     # one list across namespaces: what other pods already hold on each node
     guarded("nodes", lambda: evaluate_capacity(plan, kube.list(NODES), kube.list(PODS, fields="status.phase!=Succeeded,status.phase!=Failed")))
     guarded("namespace", namespace_checks)
+    if any(r.autoscale for r in plan.roles.values()):
+        guarded("metrics APIs", lambda: metrics_api_checks(kube, plan))
     return checks
+
+
+def metrics_api_checks(kube: Kube, plan: Plan) -> list[Check]:
+    """Each metrics API the stack's HPAs read: registered, available, served by an adapter that
+    answers hand-written HPAs, and listing every metric name they ask for."""
+    from ..compose.autoscaling import served_metrics
+
+    out = []
+    for api, names in served_metrics(plan).items():
+        group, version = api.split("/")
+        label = f"APIService {version}.{group}"
+        expected = "Available, serving " + ", ".join(names)
+        svc = kube.get(APISERVICES, f"{version}.{group}")
+        if svc is None:
+            out.append(Check(label, FAIL, "not registered", expected,
+                             hint="install a metrics adapter that serves it from Prometheus (the Prometheus Adapter with the rules in the bundle README's "
+                                  "Autoscaling section); without it the HPAs never scale"))
+            continue
+        backend = ((svc.get("spec") or {}).get("service") or {})
+        owner = f"{backend.get('namespace', '?')}/{backend.get('name', '?')}"
+        available = _cond(svc, "Available")
+        if available is None or available.get("status") != "True":
+            why = f"{available.get('reason', '')}: {available.get('message', '')}" if available else "no Available condition"
+            out.append(Check(label, FAIL, f"served by {owner}, not available ({why.strip()[:200]})", expected,
+                             hint=f"the adapter behind it is down or unreachable: kubectl get pods -n {backend.get('namespace', '<its namespace>')}"))
+            continue
+        if group.startswith("external.") and "keda" in str(backend.get("name", "")):
+            out.append(Check(label, FAIL, f"served by {owner} (KEDA)", expected,
+                             hint="KEDA answers external metrics only for its own ScaledObjects, so these HPAs would read nothing; "
+                                  "KEDA and the Prometheus Adapter cannot both serve this API (drop --autoscale and write a ScaledObject, "
+                                  "or serve the API with the Prometheus Adapter)"))
+            continue
+        try:
+            listed = {str(r.get("name", "")).rsplit("/", 1)[-1] for r in kube.discovery(api).get("resources") or []}
+        except KubeError as exc:
+            out.append(Check(label, FAIL, f"served by {owner}, discovery failed: {exc.message}", expected))
+            continue
+        missing = [n for n in names if n not in listed]
+        if missing:
+            out.append(Check(label, FAIL, f"served by {owner}, without {', '.join(missing)}", expected,
+                             hint="add the Prometheus Adapter rules from the bundle README's Autoscaling section (and check that Prometheus scrapes "
+                                  + ("the EPP" if group.startswith("external.") else "the vLLM pods") + ")"))
+        else:
+            out.append(Check(label, PASS, f"served by {owner}, with {', '.join(names)}", expected))
+    return out
 
 
 def _bundle_version_check(name: str, crd: dict, served: list[str], version_needed: str | None, plan: Plan) -> Check:

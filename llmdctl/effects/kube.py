@@ -56,6 +56,8 @@ GATEWAYS = Resource("gateway.networking.k8s.io", "v1", "gateways")
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
 GATEWAYCLASSES = Resource("gateway.networking.k8s.io", "v1", "gatewayclasses", namespaced=False)
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
+HPAS = Resource("autoscaling", "v2", "horizontalpodautoscalers")
+APISERVICES = Resource("apiregistration.k8s.io", "v1", "apiservices", namespaced=False)
 
 
 def inference_pools(api_version: str) -> Resource:
@@ -150,6 +152,10 @@ class Kube:
 
     def version(self) -> dict:
         return self._request("/version")
+
+    def discovery(self, group_version: str) -> dict:
+        """The API server's discovery document of one group/version (what a metrics adapter serves)."""
+        return self._request(f"/apis/{group_version}")
 
     def pod_log(self, namespace: str, pod: str, container: str, *, tail: int = 20, previous: bool = False) -> str:
         query = {"container": container, "tailLines": str(tail), "previous": "true" if previous else None}

@@ -371,8 +371,10 @@ def live_drift(plan: Plan, listing: str) -> list[str]:
         if dep is None:
             continue  # not installed yet, or deleted: helm-diff sees a missing object itself
         spec = dep.get("spec") or {}
-        if spec.get("replicas") != rp.replicas:
-            drift.append(f"{rp.deployment} has {spec.get('replicas')} replicas, the plan {rp.replicas}")
+        low, high = rp.replica_range
+        if not (isinstance(spec.get("replicas"), int) and low <= spec["replicas"] <= high):
+            planned = f"{low}-{high} (HPA)" if rp.autoscale else str(rp.replicas)
+            drift.append(f"{rp.deployment} has {spec.get('replicas')} replicas, the plan {planned}")
         images = [c.get("image") for c in ((spec.get("template") or {}).get("spec") or {}).get("containers") or []]
         if rp.image not in images:
             drift.append(f"{rp.deployment} runs {', '.join(map(str, images)) or 'no container'}, the plan {rp.image}")

@@ -103,6 +103,7 @@ class Spec(NamedTuple):
     decode: RoleLayout | None = None
     pd_threshold: int | None = None
     prefix_cache: str = "approx"  # approx (the EPP guesses from its own routing) | precise (vLLM KV events), --prefix-cache
+    autoscale: tuple[tuple[str, int, int], ...] = ()  # (role, min, max) per --autoscale
     hf_secret: str = "llm-d-hf-token"
     rdma_resource: str | None = None
     overrides: tuple[Override, ...] = ()
@@ -118,6 +119,18 @@ class Spec(NamedTuple):
 
 
 PREFIX_CACHE_MODES = ("approx", "precise")
+
+
+def parse_autoscale(text: str, origin: str = "--autoscale") -> tuple[str, int, int]:
+    """``decode=1-4`` -> ('decode', 1, 4): the role's HPA keeps it between 1 and 4 replicas."""
+    m = re.fullmatch(r"\s*(prefill|decode)\s*=\s*(\d+)\s*-\s*(\d+)\s*", str(text))
+    if not m:
+        raise InputError(f"{origin} {text!r}: expected ROLE=MIN-MAX with ROLE prefill or decode, e.g. decode=1-4")
+    role, low, high = m.group(1), int(m.group(2)), int(m.group(3))
+    if low < 1 or high < low:
+        raise InputError(f"{origin} {text!r}: need 1 <= MIN <= MAX (an HPA cannot scale to zero)",
+                         hint="e.g. decode=1-4")
+    return role, low, high
 
 
 def parse_set(text: str, origin: str = "--set") -> Override:
@@ -235,6 +248,7 @@ def build_spec(
     decode: str | None = None,
     pd_threshold: int | None = None,
     prefix_cache: str | None = None,
+    autoscale: list[str] | None = None,
     hf_secret: str | None = None,
     rdma_resource: str | None = None,
     sets: list[str] | None = None,
@@ -250,7 +264,7 @@ def build_spec(
     flags = {
         "-e": environments, "--namespace": namespace, "--postfix": postfix, "--guide": guide,
         "--llmd-version": llmd_version, "--model": model, "--model-size": model_size, "--prefill": prefill,
-        "--decode": decode, "--prefix-cache": prefix_cache, "--hf-secret": hf_secret, "--rdma-resource": rdma_resource, "--set": sets, "--values": values,
+        "--decode": decode, "--prefix-cache": prefix_cache, "--autoscale": autoscale, "--hf-secret": hf_secret, "--rdma-resource": rdma_resource, "--set": sets, "--values": values,
         "--charts": charts, "--chart-repo": chart_repo, "--scorer": scorers, "--scheduler-param": scheduler_params,
     }
     for flag, value in flags.items():
@@ -306,6 +320,10 @@ def build_spec(
         raise InputError(f"{input_name('prefixCache', '--prefix-cache', origin, spec_file)} {cache!r}: expected one of " + ", ".join(PREFIX_CACHE_MODES),
                          hint="approx: the EPP infers cache contents from its own routing; precise: it reads vLLM's KV events")
 
+    scaling = [parse_autoscale(f"{k}={v}", "spec file autoscale") for k, v in (file.get("autoscale") or {}).items()]
+    scaling += [parse_autoscale(t) for t in autoscale or []]
+    by_role = {role: (role, low, high) for role, low, high in scaling}  # a flag overrides the spec file's role
+
     charts_dir = pick("charts", charts, "charts")
     if charts_dir is not None and origin["charts"] != "flag":
         charts_dir = os.path.join(base or "", str(charts_dir))  # a spec file's paths are relative to it
@@ -333,6 +351,7 @@ def build_spec(
         decode=parse_layout(decode_text, input_name("decode", "--decode", origin, spec_file)) if decode_text is not None else None,
         pd_threshold=threshold,
         prefix_cache=cache,
+        autoscale=tuple(by_role[r] for r in ("prefill", "decode") if r in by_role),
         hf_secret=pick("hfSecret", hf_secret, "hfSecret") or "llm-d-hf-token",
         rdma_resource=pick("rdmaResource", rdma_resource, "rdmaResource"),
         overrides=tuple(overrides),

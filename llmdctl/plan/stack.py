@@ -36,6 +36,7 @@ class RolePlan(NamedTuple):
     workers: int = 1  # pods per instance (a LeaderWorkerSet group when > 1)
     expert: bool = False  # --enable-expert-parallel
     rank_ports: tuple[int, ...] = ()  # multi-port DP: the port of each local rank, as the pool targets them
+    autoscale: tuple[int, int] | None = None  # (min, max) replicas when an HPA sizes the role (--autoscale)
 
     @property
     def layout(self) -> str:
@@ -49,6 +50,11 @@ class RolePlan(NamedTuple):
     @property
     def pods(self) -> int:
         return self.replicas * self.workers
+
+    @property
+    def replica_range(self) -> tuple[int, int]:
+        """The replica counts a healthy role may have: the planned one, or the HPA's range."""
+        return self.autoscale or (self.replicas, self.replicas)
 
 
 @immutable_record
