@@ -200,3 +200,45 @@ def test_doctor_names_the_leaderworkerset_and_computedomain_crds_a_wide_gb200_st
     # single-node layouts (nvidia-ib, TP1) render Deployments: doctor does not ask for LWS
     r = e2e.llmdctl("doctor", *V, "-n", ns, *SMALL, "-o", "json")
     assert not any("leaderworkersets" in c["name"] for c in r.json()["checks"]), r
+
+
+def test_precise_routing_and_an_hpa_on_the_real_api_server_and_hpa_controller(gaie_v15):
+    """Issue 10: the render Service, the KV-event ports and the HPA are objects the real API server
+    accepts; with no metrics adapter (none here) doctor says so before apply, and after apply the
+    real HPA controller cannot read the metrics, which verify reports with its reason."""
+    e2e = gaie_v15
+    cp, ns = e2e.cp, "llm-d-precise"
+    cp.namespace(ns)
+    extra = ("--prefix-cache", "precise", "--autoscale", "decode=1-2")
+    r = e2e.llmdctl("doctor", *V, "-n", ns, *SMALL, *extra, "-o", "json")
+    checks = {c["name"]: c for c in r.json()["checks"]}
+    adapter = checks["APIService v1beta1.custom.metrics.k8s.io"]
+    assert r.code != 0 and (adapter["status"], adapter["observed"]) == ("fail", "not registered"), r
+
+    r = e2e.llmdctl("apply", "-y", *V, "-n", ns, *SMALL, *extra, timeout=400)
+    assert r.code == 0, r
+    plan = router_plan(namespace=ns, prefix_cache="precise", autoscale=["decode=1-2"])
+    render = cp.get_json("service", "ms-pd-render", "-n", ns)
+    assert render["spec"]["selector"] == {**plan.pool_selector, "llm-d.ai/role": "decode"}
+    hpa = cp.get_json("hpa", "ms-pd-decode", "-n", ns)
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 2)
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "ms-pd-decode"}
+    decode = cp.get_json("deployment", "ms-pd-decode", "-n", ns)
+    assert decode["spec"]["replicas"] == 1  # the API server's default: the chart leaves the count to the HPA
+    ports = {p["name"]: p["containerPort"] for c in decode["spec"]["template"]["spec"]["containers"] if c["name"] == "vllm" for p in c["ports"]}
+    assert (ports["kv-events"], ports["kv-replay"]) == (5556, 5559)
+    epp = json.loads(e2e.helm("get", "values", "router-pd", "-n", ns, "-o", "json").stdout)["router"]["epp"]
+    assert "precise-prefix-cache-producer" in epp["pluginsCustomConfig"]["pd-config.yaml"] and epp["replicas"] == 1
+
+    def hpa_verdict():
+        doc = e2e.llmdctl("verify", *V, "-n", ns, *SMALL, *extra, "-o", "json").json()
+        check = {c["name"]: c for c in doc["checks"]}["decode HPA ms-pd-decode"]
+        return check if check["status"] == "fail" else None
+
+    check = e2e.wait_for("the HPA controller to report its metrics", hpa_verdict, timeout=90, interval=3)
+    assert "ScalingActive False" in check["observed"] and "FailedGet" in check["observed"], check
+    assert "llmdctl doctor" in check["hint"]
+
+    r = e2e.llmdctl("destroy", "-y", "-n", ns)
+    assert r.code == 0, r
+    left_only_user_objects(e2e, ns)
