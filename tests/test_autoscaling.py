@@ -215,3 +215,10 @@ def test_doctor_checks_the_metrics_adapter_and_the_names_it_serves(kube_api):
     _discovery(kube_api, "external.metrics.k8s.io/v1beta1", ["llm_d_epp_average_queue_size", "llm_d_epp_average_kv_cache_utilization"])
     assert [c.status for c in metrics_api_checks(kube, agg)] == [PASS]
     assert metrics_api_checks(kube, plan_for(llmd_version=V9)) == []
+
+
+def test_validate_json_says_which_roles_scale_and_how_the_prefix_cache_is_known(cli):
+    r = cli("validate", "--llmd-version", V9, "--autoscale", "decode=1-4", "--prefix-cache", "precise", "-o", "json")
+    stack = json.loads(r.out)["stack"]
+    assert r.code == 0 and stack["prefixCache"] == "precise"
+    assert stack["roles"]["decode"]["autoscale"] == {"min": 1, "max": 4} and stack["roles"]["prefill"]["autoscale"] is None

@@ -258,5 +258,5 @@ def test_validate_says_dp_and_ep_per_role(cli):
     r = cli("validate", "-e", "gb200", "-o", "json", env={"LLMD_VERSION": ""})
     roles = json.loads(r.out)["stack"]["roles"]
     assert roles["decode"] == {"layout": "1xDP8EP", "workload": "LeaderWorkerSet", "replicas": 1, "podsPerReplica": 2, "gpusPerPod": 4,
-                               "tensorParallel": 1, "dataParallel": 8, "dataParallelPerPod": 4, "expertParallel": True}
+                               "tensorParallel": 1, "dataParallel": 8, "dataParallelPerPod": 4, "expertParallel": True, "autoscale": None}
     assert roles["prefill"]["replicas"] == 2

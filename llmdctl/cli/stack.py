@@ -37,8 +37,10 @@ def validate(args: argparse.Namespace) -> int:
                       "hardware": plan.hardware, "overlays": list(plan.overlays), "gateway": plan.gateway, "mode": plan.mode,
                       "roles": {r.role: {"layout": r.layout, "workload": r.workload, "replicas": r.replicas, "podsPerReplica": r.workers,
                                          "gpusPerPod": r.gpus_per_pod, "tensorParallel": r.tensor, "dataParallel": r.data,
-                                         "dataParallelPerPod": r.data_local, "expertParallel": r.expert}
-                                for r in plan.roles.values()}},
+                                         "dataParallelPerPod": r.data_local, "expertParallel": r.expert,
+                                         "autoscale": {"min": r.autoscale[0], "max": r.autoscale[1]} if r.autoscale else None}
+                                for r in plan.roles.values()},
+                      "prefixCache": "precise" if plan.kv_events else "approx"},
             "notes": list(plan.notes),
             "findings": [f.as_dict() for f in plan.findings],
         }, "json")
