@@ -13,6 +13,7 @@ from .. import __version__
 from ..base.errors import InputError
 from ..base.templates import render_template
 from ..base.yamlio import dump
+from ..compose.autoscaling import adapter_rules, metrics_for
 from ..compose.compose import chart_bundle_files
 from ..plan.stack import Plan
 
@@ -195,8 +196,6 @@ def _layer_list(plan: Plan) -> str:
 
 def _autoscaling_section(plan: Plan) -> str:
     """The HPAs, the metrics they read, and Prometheus Adapter rules that serve those names."""
-    from ..compose.autoscaling import adapter_rules, metrics_for
-
     rows = []
     for role in plan.roles.values():
         if role.autoscale is None:

@@ -18,6 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from ..base.errors import LlmdctlError
+from ..compose.autoscaling import served_metrics
 from ..compose.names import hf_secret_command
 from ..compose.router import ENVOY_LISTENER as ENVOY_TARGET
 from ..plan.stack import Plan
@@ -904,8 +905,6 @@ def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
 def metrics_api_checks(kube: Kube, plan: Plan) -> list[Check]:
     """Each metrics API the stack's HPAs read: registered, available, served by an adapter that
     answers hand-written HPAs, and listing every metric name they ask for."""
-    from ..compose.autoscaling import served_metrics
-
     out = []
     for api, names in served_metrics(plan).items():
         group, version = api.split("/")
