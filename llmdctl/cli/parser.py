@@ -286,14 +286,17 @@ COMMANDS = [
      "Checks the three Helm releases, the prefill/decode Deployments (planned replicas ready; pods with the\n"
      "planned image, GPU and RDMA resources and the pool's labels), the scheduler (EPP), the InferencePool\n"
      "selecting ready pods of each role, the Gateway (Programmed, with an address) and the HTTPRoute\n"
-     "(Accepted, ResolvedRefs). Unhealthy pods come with events, log lines and a fix. Exit 0 only when\n"
-     "every check passes.",
+     "(Accepted, ResolvedRefs), and with --autoscale each HPA (range, ScalingActive). Unhealthy pods come\n"
+     "with events, log lines and a fix. --smoke sends one completion and proves a prefill pod served it;\n"
+     "with --prefix-cache precise it also checks that the EPP received that pod's KV events (its /metrics,\n"
+     "through a port-forward). Exit 0 only when every check passes.",
      ("llmdctl verify -e amd", "llmdctl verify --wait --timeout 30m", "llmdctl verify --smoke --port-forward",
       "llmdctl verify -o json | jq '.checks[] | select(.status != \"pass\")'"), _verify),
     ("doctor", "cluster:doctor", "Check a cluster before apply: tools, API server, CRDs, GatewayClass, GPU/RDMA capacity, HF Secret.",
      "Reads only. Capacity is checked for the layout you ask for (same inputs as render): every prefill and\n"
      "decode pod must fit on one node's free accelerators and RDMA (allocatable minus what other pods\n"
-     "request). CRDs are those the rendered charts use (Prometheus operator kinds unless -e no-monitoring). Exit 1 when\n"
+     "request). CRDs are those the rendered charts use (Prometheus operator kinds unless -e no-monitoring); with\n"
+     "--autoscale, the metrics APIService and the metric names the HPAs read. Exit 1 when\n"
      "anything fails; warnings alone exit 0.",
      ("llmdctl doctor -e amd", "llmdctl doctor -e gh200 --kube-context edge -o json"), _doctor),
     ("diff", "cluster:diff", "Show what `apply` would change: `helmfile diff` of the releases and `kubectl diff` of the route.",
