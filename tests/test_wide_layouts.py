@@ -260,3 +260,25 @@ def test_validate_says_dp_and_ep_per_role(cli):
     assert roles["decode"] == {"layout": "1xDP8EP", "workload": "LeaderWorkerSet", "replicas": 1, "podsPerReplica": 2, "gpusPerPod": 4,
                                "tensorParallel": 1, "dataParallel": 8, "dataParallelPerPod": 4, "expertParallel": True, "autoscale": None}
     assert roles["prefill"]["replicas"] == 2
+
+
+def test_apply_sees_a_scaled_or_reimaged_leaderworkerset_as_drift():
+    """helm-diff compares with the last release: a `kubectl scale lws` or an edited worker image
+    is only seen by reading the live LeaderWorkerSets, which apply asks for only when the plan has them."""
+    from llmdctl.effects.lifecycle import deployments_query, live_drift
+
+    plan = plan_for(llmd_version=V9, environments=["gb200"])
+    argv = deployments_query(plan).args
+    assert "leaderworkerset.leaderworkerset.x-k8s.io/ms-pd-decode" in argv and "leaderworkerset.leaderworkerset.x-k8s.io/ms-pd-prefill" in argv
+    assert "leaderworkerset" not in " ".join(deployments_query(plan_for(llmd_version=V9)).args)
+    lws = _objects(plan, "LeaderWorkerSet")
+    live = {"kind": "List", "items": [dict(o) for o in lws.values()]}
+    assert live_drift(plan, json.dumps(live)) == []
+    scaled = json.loads(json.dumps(live))
+    scaled["items"][0]["spec"]["replicas"] = 5
+    name = scaled["items"][0]["metadata"]["name"]
+    tpl = scaled["items"][1]["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]
+    next(c for c in tpl["containers"] if c["name"] == "vllm")["image"] = "vllm/other:1"
+    drift = live_drift(plan, json.dumps(scaled))
+    assert f"{name} has 5 replicas, the plan {plan.roles[name.rsplit('-', 1)[1]].replicas}" in drift
+    assert any("runs vllm/other:1" in d for d in drift), drift

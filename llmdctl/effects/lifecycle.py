@@ -348,10 +348,19 @@ def refuse_stuck_releases(state: StackState, namespace: str, recover: str | None
     )
 
 
+WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
+
+
 def deployments_query(plan: Plan) -> Command:
-    names = [plan.roles[r].deployment for r in sorted(plan.roles)]
-    return Command("kubectl", ("get", "deployment", *names, "--namespace", plan.namespace, "--ignore-not-found", "--output", "json"),
-                   "live Deployments")
+    """The roles' workloads: Deployments, and LeaderWorkerSets for instances over nodes (asked for
+    only then: a cluster without the LWS CRD would fail the whole query)."""
+    roles = [plan.roles[r] for r in sorted(plan.roles)]
+    if all(r.workers == 1 for r in roles):
+        return Command("kubectl", ("get", "deployment", *[r.deployment for r in roles], "--namespace", plan.namespace,
+                                   "--ignore-not-found", "--output", "json"), "live Deployments")
+    kinds = [f"{'deployment' if r.workers == 1 else 'leaderworkerset.leaderworkerset.x-k8s.io'}/{r.deployment}" for r in roles]
+    return Command("kubectl", ("get", *kinds, "--namespace", plan.namespace, "--ignore-not-found", "--output", "json"),
+                   "live Deployments and LeaderWorkerSets")
 
 
 def live_drift(plan: Plan, listing: str) -> list[str]:
@@ -362,7 +371,7 @@ def live_drift(plan: Plan, listing: str) -> list[str]:
         doc = json.loads(listing) if listing.strip() else {}
     except json.JSONDecodeError:
         return []
-    items = doc.get("items", [doc] if doc.get("kind") == "Deployment" else []) if isinstance(doc, dict) else []
+    items = doc.get("items", [doc] if doc.get("kind") in WORKLOAD_KINDS else []) if isinstance(doc, dict) else []
     live = {(d.get("metadata") or {}).get("name"): d for d in items if isinstance(d, dict)}
     drift = []
     for role in sorted(plan.roles):
@@ -375,7 +384,9 @@ def live_drift(plan: Plan, listing: str) -> list[str]:
         if not (isinstance(spec.get("replicas"), int) and low <= spec["replicas"] <= high):
             planned = f"{low}-{high} (HPA)" if rp.autoscale else str(rp.replicas)
             drift.append(f"{rp.deployment} has {spec.get('replicas')} replicas, the plan {planned}")
-        images = [c.get("image") for c in ((spec.get("template") or {}).get("spec") or {}).get("containers") or []]
+        # a LeaderWorkerSet's pods come from its worker template (the leader's is the same here)
+        template = spec.get("template") or ((spec.get("leaderWorkerTemplate") or {}).get("workerTemplate")) or {}
+        images = [c.get("image") for c in (template.get("spec") or {}).get("containers") or []]
         if rp.image not in images:
             drift.append(f"{rp.deployment} runs {', '.join(map(str, images)) or 'no container'}, the plan {rp.image}")
     return drift
