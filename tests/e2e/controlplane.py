@@ -183,7 +183,7 @@ class ControlPlane:
                          "labels": {"kubernetes.io/hostname": n, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "type": "kwok", **(labels or {})}},
             "spec": {}, "status": {"capacity": capacity, "allocatable": capacity, "phase": "Running"},
         } for n in names])
-        self.kubectl("wait", "--for=condition=Ready", *[f"node/{n}" for n in names], "--timeout=60s")
+        self.wait_condition("node", names, "Ready")
         return names
 
     def namespace(self, name: str, hf_secret: str | None = "llm-d-hf-token") -> None:
@@ -263,7 +263,33 @@ class ControlPlane:
             raise E2EError(f"CRDs not found: {', '.join(missing)} (set LLMDCTL_E2E_CRDS to the folder of unmodified upstream CRDs)")
         for p in wanted:
             self.kubectl("apply", "--server-side", "-f", str(p), timeout=120)
-        self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        self.wait_established()
+
+    def wait_established(self, *crds: str, timeout: float = 60) -> None:
+        """Wait until every named CRD (all of them when none is named) is Established."""
+        self.wait_condition("crd", crds, "Established", timeout)
+
+    def wait_condition(self, resource: str, names: tuple[str, ...] | list[str], condition: str, timeout: float = 60) -> None:
+        """Wait until every named object (all of ``resource`` when none is named) has ``condition``=True.
+
+        Polls instead of ``kubectl wait --for=condition=...``: that errors out
+        (".status.conditions accessor error: <nil>") when it reads an object the apiserver has
+        stored but nobody has given a condition yet, which is the moment right after an apply."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.kubectl("get", resource, *names, "-o", "json", check=False)
+            pending = list(names) if r.returncode else []
+            if not r.returncode:
+                doc = json.loads(r.stdout)
+                for item in doc["items"] if "items" in doc else [doc]:
+                    conds = (item.get("status") or {}).get("conditions") or []
+                    if not any(c.get("type") == condition and c.get("status") == "True" for c in conds):
+                        pending.append(item["metadata"]["name"])
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise E2EError(f"{resource} not {condition} after {timeout:.0f} s: {', '.join(sorted(pending))}")
+            time.sleep(0.2)
 
 
 class SlowAdmission:

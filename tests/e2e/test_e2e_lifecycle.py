@@ -415,7 +415,7 @@ def test_doctor_names_a_missing_monitoring_crd_and_the_way_around_it(e2e):
             doc["metadata"].pop(k, None)
         doc.pop("status", None)
         cp.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(doc))
-        cp.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+        cp.wait_established(crd)
 
 
 def test_a_planned_spec_applies_unchanged(e2e, tmp_path):

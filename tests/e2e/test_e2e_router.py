@@ -28,7 +28,7 @@ def router_plan(**kw):
 @pytest.fixture(scope="module")
 def gaie_v15(e2e):
     e2e.cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd_dir() / "gateway-api-inference-extension" / "v1.5.0"), timeout=120)
-    e2e.cp.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    e2e.cp.wait_established()
     return e2e
 
 
