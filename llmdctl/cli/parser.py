@@ -76,6 +76,12 @@ def add_stack_options(p: argparse.ArgumentParser) -> None:
                    help="An HPA per role between MIN and MAX replicas (llm-d v0.8.0+): decode=1-4, prefill=2-8. Aggregated stacks scale on the "
                         "EPP's pool queue and KV-cache averages, P/D roles on their own vLLM queue (and decode KV-cache use); "
                         "`llmdctl doctor` checks that a metrics adapter serves them.")
+    g.add_argument("--attach-gateway", metavar="[NS/]GATEWAY",
+                   help="Route through an existing Gateway (another stack's gateway-<postfix>, or a shared one) instead of deploying one; "
+                        "the route then matches the request's model name, so several models share the Gateway (llm-d v0.8.0+, gateway mode; "
+                        "needs body-based routing on that Gateway, which `llmdctl doctor` checks).")
+    g.add_argument("--route-by-model", action="store_true", default=None,
+                   help="Match this stack's route on the request's model name (X-Gateway-Model-Name), so other stacks can --attach-gateway to its Gateway.")
     g.add_argument("--hf-secret", metavar="NAME", help="Name of the Secret holding HF_TOKEN (never the token itself). Default: llm-d-hf-token.")
     g.add_argument("--rdma-resource", metavar="NAME[=N]", help="RDMA resource name[=count] your cluster advertises (rdma/ib, rdma/roce_gdr=2, ...), or none.")
     g.add_argument("--set", dest="set_", action="append", metavar="R.PATH=V",

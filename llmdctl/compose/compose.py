@@ -34,7 +34,7 @@ from ..inputs.charts import resolve_charts
 from ..inputs.spec import RoleLayout, Spec, input_name, parse_layout
 from .. import __version__
 from ..plan.stack import ROLES, LayerInfo, Plan, ReleasePlan, RolePlan
-from . import autoscaling, kvevents
+from . import autoscaling, kvevents, shared_gateway
 from .modelserver import chart_files, model_server_objects
 from .names import GENERATED_CHARTS, check_names, check_secret_name, stack_names
 from .router import gaie_values, gateway_objects, router_pin, router_pins, router_values
@@ -570,6 +570,9 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     postfix = spec.postfix or guide.defaults.get("postfix", "pd")
     check_names(namespace, postfix, gw["provider"])
     names = stack_names(namespace, postfix, gw["provider"], release.generation)
+    model_route = shared_gateway.model_route(release, gw, spec, gateway.name)
+    if spec.attach_gateway:
+        names = shared_gateway.attached_names(names, spec.attach_gateway, namespace, gw["provider"])
 
     prefill, decode = _layouts(spec, guide, hardware)
     if decode.replicas < 1:
@@ -601,6 +604,10 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
         scorers=spec.scorers, scheduler_params=spec.scheduler_params, kv=kv,
     )
     layers.append(stack)
+    if model_route:
+        layers.append(_Layer("model routing", "one Gateway, many models: the route matches the request's model name"
+                             + (f" (--attach-gateway {spec.attach_gateway[0] + '/' if spec.attach_gateway[0] else ''}{spec.attach_gateway[1]})" if spec.attach_gateway else " (--route-by-model)"),
+                             shared_gateway.router_values(model_route, model=model["name"], names=names, namespace=namespace)))
     layout, layout_notes = _layout_layer(prefill, decode, mode, hw, release)
     layers.append(layout)
     notes += layout_notes
@@ -652,7 +659,8 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
         roles[role] = roles[role]._replace(autoscale=bounds)
     if release.generation == "router":
         route = {}  # the router chart renders the HTTPRoute itself (gateway mode)
-        releases = _router_release_plans(release, names, merged, spec, standalone=gw["provider"] == "standalone")
+        releases = _router_release_plans(release, names, merged, spec, standalone=gw["provider"] == "standalone",
+                                         own_gateway=not spec.attach_gateway)
     else:
         route = build_route(names, gw, release, gateway.name)
         releases = _release_plans(release, names, merged, spec)
@@ -736,16 +744,18 @@ def chart_bundle_files(plan: Plan) -> dict[str, str]:
     return files
 
 
-def _router_release_plans(release: Release, names: dict, merged: dict, spec: Spec, *, standalone: bool) -> tuple[ReleasePlan, ...]:
+def _router_release_plans(release: Release, names: dict, merged: dict, spec: Spec, *, standalone: bool,
+                          own_gateway: bool = True) -> tuple[ReleasePlan, ...]:
     pin = router_pin(standalone)
     src = resolve_charts({pin: release.charts[pin]}, folder=spec.charts, repository=spec.chart_repository,
                          llmd_version=release.name, flag=input_name("charts", "--charts", spec.origin, spec.spec_file))[pin]
     out = []
-    if not standalone:
+    gateway_release = not standalone and own_gateway  # an attached stack routes through a Gateway it does not own
+    if gateway_release:
         out.append(ReleasePlan(key="gateway", name=names["gateway"], chart="./charts/gateway", version=__version__, repository=None,
                                needs=(), values={}, values_file="", local=True, generated=True))
     out.append(ReleasePlan(key="router", name=names["router"], chart=src.chart, version=src.version, repository=src.repository,
-                           needs=(names["gateway"],) if not standalone else (), values=merged["router"],
+                           needs=(names["gateway"],) if gateway_release else (), values=merged["router"],
                            values_file="router.values.yaml", local=src.local))
     out.append(ReleasePlan(key="ms", name=names["ms"], chart="./charts/ms", version=__version__, repository=None,
                            needs=(names["router"],), values=merged["ms"], values_file="", local=True, generated=True))

@@ -39,6 +39,10 @@ def command_args(plan: Plan) -> list[str]:
             args += ["--prefix-cache", spec.prefix_cache]
         for role, low, high in spec.autoscale:
             args += ["--autoscale", f"{role}={low}-{high}"]
+        if spec.attach_gateway:
+            args += ["--attach-gateway", "/".join(p for p in spec.attach_gateway if p)]
+        elif spec.route_by_model:
+            args += ["--route-by-model"]
         if spec.rdma_resource is not None:
             args += ["--rdma-resource", spec.rdma_resource]
         if spec.hf_secret != "llm-d-hf-token":
@@ -106,8 +110,10 @@ def mermaid(plan: Plan) -> str:
         entry = ["  client([client]) --> svc[\"Service " + n["epp"] + " :80<br/>Envoy in the EPP pod\"]",
                  "  svc -->|InferencePool " + n["pool"] + "| pool[[\"InferencePool " + n["pool"] + "\"]]"]
     else:
-        entry = ["  client([client]) --> gw[\"Gateway " + n["gateway"] + "<br/>" + plan.gateway_facts["provider"] + "\"]",
-                 "  gw -->|HTTPRoute " + n["route"] + "| pool[[\"InferencePool " + n["pool"] + "\"]]"]
+        shared = f"<br/>shared, in {plan.gateway_namespace}" if plan.attached else ""
+        match = f", model {plan.model_match[1]}" if plan.model_match else ""
+        entry = ["  client([client]) --> gw[\"Gateway " + n["gateway"] + "<br/>" + plan.gateway_facts["provider"] + shared + "\"]",
+                 "  gw -->|HTTPRoute " + n["route"] + match + "| pool[[\"InferencePool " + n["pool"] + "\"]]"]
     lines = ["flowchart LR", *entry, "  pool -.->|ext-proc :9002| epp[\"scheduler " + n["epp"] + "<br/>" + scheduler + "\"]"]
     decode = plan.roles["decode"]
     accel = decode.accelerator_resource or "CPU"
@@ -269,6 +275,19 @@ def _prefix_cache_row(plan: Plan) -> str:
             f"prompts are tokenized through Service `{plan.names['render']}` (decode pods) |\n")
 
 
+def _bbr_prerequisite(plan: Plan) -> str:
+    """Routing by model name needs body-based routing once on the Gateway (it writes the header the route matches)."""
+    if not plan.model_match:
+        return ""
+    facts = plan.release_info.dialect["modelRoute"]
+    provider = plan.gateway_facts.get("routerProvider", "none")
+    provider_flag = f" --set provider.name={provider}" if provider in ("istio", "gke") else ""
+    return (f"- Body-based routing on Gateway `{plan.names['gateway']}`, once per Gateway: it copies the request's `model` into "
+            f"`{facts['header']}`, which this stack's route matches (`llmdctl doctor` looks for it):\n"
+            f"  `helm install body-based-router {facts['bbrChart']} --version {facts['bbrVersion']} -n {plan.gateway_namespace}"
+            f"{provider_flag} --set inferenceGateway.name={plan.names['gateway']}`\n")
+
+
 def readme_text(plan: Plan, args: list[str], command: str) -> str:
     roles = [plan.roles[r] for r in ("decode", "prefill") if r in plan.roles]
     prereq = plan.release_info.prerequisites
@@ -286,8 +305,10 @@ def readme_text(plan: Plan, args: list[str], command: str) -> str:
         entry_service = n["epp"]
     else:
         rendered_by = " (rendered by the router chart)" if router else ""
-        entry_rows = f"| Gateway | `{n['gateway']}` |\n| HTTPRoute | `{n['route']}`{rendered_by} → InferencePool `{n['pool']}` |\n"
-        crd_prerequisites = gateway_crds + f"- The `{plan.gateway}` gateway control plane{control_plane}.\n"
+        owner = f" in namespace `{plan.gateway_namespace}`, attached: this stack neither creates nor deletes it" if plan.attached else ""
+        match = f", matching `{plan.model_match[0]}: {plan.model_match[1]}`" if plan.model_match else ""
+        entry_rows = f"| Gateway | `{n['gateway']}`{owner} |\n| HTTPRoute | `{n['route']}`{rendered_by}{match} → InferencePool `{n['pool']}` |\n"
+        crd_prerequisites = gateway_crds + f"- The `{plan.gateway}` gateway control plane{control_plane}.\n" + _bbr_prerequisite(plan)
         request_intro = "Send a request through the gateway (port-forward; the listener is port 80):"
         entry_service = n["gatewayService"]
     if router:
@@ -298,7 +319,8 @@ def readme_text(plan: Plan, args: list[str], command: str) -> str:
             "helmfile apply\n\n"
             f"helm list -n {plan.namespace} --filter '^({keys})-{plan.postfix}$'\n"
             f"kubectl get deployments -n {plan.namespace} {n['epp']}{deployments}\n"
-            + (f"kubectl get gateway,httproute -n {plan.namespace} {n['gateway']} {n['route']}\n" if not plan.standalone else "")
+            + (f"kubectl get gateway -n {plan.gateway_namespace} {n['gateway']}\nkubectl get httproute -n {plan.namespace} {n['route']}\n"
+               if not plan.standalone else "")
             + f"kubectl get inferencepool -n {plan.namespace} {n['pool']}\n"
             f"kubectl get pods -n {plan.namespace} -l {','.join(f'{k}={v}' for k, v in selector.items())}\n\n"
             "helmfile destroy\n"
@@ -330,6 +352,7 @@ def readme_text(plan: Plan, args: list[str], command: str) -> str:
         kv_path=_kv_path(plan), hf_secret=plan.hf_secret, mermaid=mermaid(plan),
         release_names=", ".join(f"`{rel.name}`" for rel in plan.releases),
         entry_rows=entry_rows, epp_name=n["epp"], prefix_cache_row=_prefix_cache_row(plan), entry_service=entry_service, request_intro=request_intro,
+        entry_namespace=plan.namespace if plan.standalone else plan.gateway_namespace,
         plain_commands=plain_commands, crd_prerequisites=crd_prerequisites,
         role_rows="".join(f"| {r.role} | {_workload_text(r)}, image `{r.image}` |\n" for r in roles),
         pool_selector=", ".join(f"`{k}={v}`" for k, v in selector.items()),

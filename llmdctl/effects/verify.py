@@ -71,10 +71,10 @@ def _smoke(kube: Kube, plan: Plan, box: Toolbox, endpoint: str | None, port_forw
             return smoke(kube, plan, endpoint, epp_metrics=reader)
         entry = plan.names["epp"] if plan.standalone else plan.names["gatewayService"]
         if port_forward or plan.standalone:  # standalone: the EPP Service is a ClusterIP, reached by a port-forward
-            with PortForward(box, plan.namespace, entry, 80) as pf:
+            with PortForward(box, plan.namespace if plan.standalone else plan.gateway_namespace, entry, 80) as pf:
                 say(f"port-forward: {pf.url} -> service/{entry}:80")
                 return smoke(kube, plan, pf.url, epp_metrics=reader)
-        gw = kube.get(GATEWAYS, plan.names["gateway"], plan.namespace) or {}
+        gw = kube.get(GATEWAYS, plan.names["gateway"], plan.gateway_namespace) or {}
         addresses = [a.get("value") for a in (gw.get("status") or {}).get("addresses") or [] if a.get("value")]
         if not addresses:
             raise LlmdctlError(f"Gateway {plan.names['gateway']} has no address to send the smoke request to",

@@ -104,6 +104,8 @@ class Spec(NamedTuple):
     pd_threshold: int | None = None
     prefix_cache: str = "approx"  # approx (the EPP guesses from its own routing) | precise (vLLM KV events), --prefix-cache
     autoscale: tuple[tuple[str, int, int], ...] = ()  # (role, min, max) per --autoscale
+    attach_gateway: tuple[str, str] | None = None  # (namespace or "", name): route through another stack's or a shared Gateway
+    route_by_model: bool = False  # the route matches the request's model name (implied by attach_gateway)
     hf_secret: str = "llm-d-hf-token"
     rdma_resource: str | None = None
     overrides: tuple[Override, ...] = ()
@@ -131,6 +133,19 @@ def parse_autoscale(text: str, origin: str = "--autoscale") -> tuple[str, int, i
         raise InputError(f"{origin} {text!r}: need 1 <= MIN <= MAX (an HPA cannot scale to zero)",
                          hint="e.g. decode=1-4")
     return role, low, high
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def parse_gateway_ref(text: str, origin: str = "--attach-gateway") -> tuple[str, str]:
+    """``gateway-pd`` -> ('', 'gateway-pd'); ``infra/shared-gw`` -> ('infra', 'shared-gw')."""
+    ns, _, name = text.strip().rpartition("/")
+    if not (_DNS_SUBDOMAIN.fullmatch(name) and len(name) <= 253) or (ns and not (_DNS_LABEL.fullmatch(ns) and len(ns) <= 63)):
+        raise InputError(f"{origin} {text!r}: expected [NAMESPACE/]NAME of a Gateway (lower-case DNS names), e.g. gateway-pd or gateways/shared",
+                         hint="kubectl get gateways -A lists them; another llmdctl stack's Gateway is gateway-<its postfix>")
+    return ns, name
 
 
 def parse_set(text: str, origin: str = "--set") -> Override:
@@ -249,6 +264,8 @@ def build_spec(
     pd_threshold: int | None = None,
     prefix_cache: str | None = None,
     autoscale: list[str] | None = None,
+    attach_gateway: str | None = None,
+    route_by_model: bool | None = None,
     hf_secret: str | None = None,
     rdma_resource: str | None = None,
     sets: list[str] | None = None,
@@ -264,7 +281,7 @@ def build_spec(
     flags = {
         "-e": environments, "--namespace": namespace, "--postfix": postfix, "--guide": guide,
         "--llmd-version": llmd_version, "--model": model, "--model-size": model_size, "--prefill": prefill,
-        "--decode": decode, "--prefix-cache": prefix_cache, "--autoscale": autoscale, "--hf-secret": hf_secret, "--rdma-resource": rdma_resource, "--set": sets, "--values": values,
+        "--decode": decode, "--prefix-cache": prefix_cache, "--autoscale": autoscale, "--attach-gateway": attach_gateway, "--hf-secret": hf_secret, "--rdma-resource": rdma_resource, "--set": sets, "--values": values,
         "--charts": charts, "--chart-repo": chart_repo, "--scorer": scorers, "--scheduler-param": scheduler_params,
     }
     for flag, value in flags.items():
@@ -324,6 +341,10 @@ def build_spec(
     scaling += [parse_autoscale(t) for t in autoscale or []]
     by_role = {role: (role, low, high) for role, low, high in scaling}  # a flag overrides the spec file's role
 
+    attach_text = pick("attachGateway", attach_gateway, "attachGateway")
+    attach = parse_gateway_ref(str(attach_text), input_name("attachGateway", "--attach-gateway", origin, spec_file)) if attach_text is not None else None
+    by_model = pick("routeByModel", route_by_model or None, "routeByModel")
+
     charts_dir = pick("charts", charts, "charts")
     if charts_dir is not None and origin["charts"] != "flag":
         charts_dir = os.path.join(base or "", str(charts_dir))  # a spec file's paths are relative to it
@@ -352,6 +373,7 @@ def build_spec(
         pd_threshold=threshold,
         prefix_cache=cache,
         autoscale=tuple(by_role[r] for r in ("prefill", "decode") if r in by_role),
+        attach_gateway=attach, route_by_model=bool(by_model) or attach is not None,
         hf_secret=pick("hfSecret", hf_secret, "hfSecret") or "llm-d-hf-token",
         rdma_resource=pick("rdmaResource", rdma_resource, "rdmaResource"),
         overrides=tuple(overrides),

@@ -126,6 +126,26 @@ class Plan(NamedTuple):
         return self.gateway_facts.get("provider") == "standalone"
 
     @property
+    def gateway_namespace(self) -> str:
+        """Where the stack's Gateway lives: its own namespace, or the attached Gateway's."""
+        return self.names.get("gatewayNamespace", self.namespace)
+
+    @property
+    def attached(self) -> bool:
+        """The stack routes through a Gateway it neither creates nor deletes (--attach-gateway)."""
+        return self.spec is not None and self.spec.attach_gateway is not None
+
+    @property
+    def model_match(self) -> tuple[str, str] | None:
+        """(header, model) the stack's route matches when it routes by model name, as rendered."""
+        facts = self.release_info.dialect.get("modelRoute")
+        if not facts or self.generation != "router" or self.standalone:
+            return None
+        matches = (self.release("router").values.get("httpRoute") or {}).get("headerMatches") or {}
+        value = matches.get(facts["header"])
+        return (facts["header"], str(value)) if value is not None else None
+
+    @property
     def claims(self) -> dict | None:
         """The hardware profile's DRA claim (devices per GPU) when the pods use one: with prefill
         pods (a GPU and its NIC), or always when the claim is the accelerator itself (Intel XPU)."""
