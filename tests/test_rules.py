@@ -88,6 +88,9 @@ CASES = {
     "V-44": ({"llmd_version": "v0.9.0", "prefix_cache": "precise",
               "values_text": ("ms", "decode:\n  containers:\n  - name: vllm\n    env:\n    - {name: KV_EVENTS_ENDPOINT, value: 'tcp://*:5557'}\n")},
              {"llmd_version": "v0.9.0", "prefix_cache": "precise"}),
+    "V-45": ({"llmd_version": "v0.9.0", "environments": ["istio"], "attach_gateway": "gateway-pd", "postfix": "pd-2",
+              "sets": ["router.httpRoute.headerMatches=null"]},
+             {"llmd_version": "v0.9.0", "environments": ["istio"], "attach_gateway": "gateway-pd", "postfix": "pd-2"}),
 }
 
 

@@ -11,10 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from ..base.errors import InputError
+from ..catalog.catalog import default_catalog
 from ..compose.compose import stack_target
 from ..effects.bundle import bundle_files, command_args
 from ..effects.health import FAIL
-from ..effects.lifecycle import UI, apply_dry_run, apply_stack, destroy_dry_run, destroy_stack, diff_stack, kept_bundle, list_stacks, stack_rows
+from ..effects.lifecycle import UI, apply_dry_run, apply_stack, destroy_dry_run, destroy_stack, diff_stack, kept_bundle, list_stacks, stack_gateways, stack_rows
 from ..effects.tools import Toolbox, cluster_flags, open_toolbox
 from ..effects.verify import VerifyReport, doctor_stack, verify_stack
 from ..inputs.spec import parse_duration
@@ -128,7 +129,7 @@ def destroy(args: argparse.Namespace) -> int:
     if args.dry_run:
         out(destroy_dry_run(box, ns, pf, folder))
         return 0
-    removed = destroy_stack(box, ns, pf, folder, ui=_ui(), yes=args.yes,
+    removed = destroy_stack(box, ns, pf, folder, ui=_ui(), yes=args.yes, force=args.force,
                             resume=_destroy_command(ns, pf, box))
     # a stack under another postfix (an aggregated guide's default, a spec's) is named, not silently missed
     others = [] if removed else [s["postfix"] for s in list_stacks(box, ns) if s["postfix"] != pf]
@@ -148,12 +149,18 @@ def status(args: argparse.Namespace) -> int:
     ns = None if args.all_namespaces else stack_target(args.namespace, "pd")[0]
     box = _toolbox(args)
     stacks = list_stacks(box, ns, args.postfix)
+    served = stack_gateways(box, ns, stacks, default_catalog().release(None).dialect["modelRoute"]["header"]) if stacks else []
     if args.output in ("json", "yaml"):
-        emit({"context": box.context, "namespace": ns, "stacks": stacks}, args.output)
+        emit({"context": box.context, "namespace": ns, "stacks": stacks, "gateways": served}, args.output)
     elif not stacks:
         err(f"no llmdctl stacks in {box.context}/" + ("all namespaces" if ns is None else ns))
     else:
         emit_rows(stack_rows(stacks), "text", ("namespace", "postfix", "status", "releases", "updated"))
+        if served:
+            out("\n")
+            emit_rows([{"gateway": g["gateway"], "model": r["model"] if r["model"] != "*" else "* (any other)", "route": r["route"],
+                        "pool": r["pool"], "postfix": r["postfix"] or "-"} for g in served for r in g["routes"]],
+                      "text", ("gateway", "model", "route", "pool", "postfix"))
     return 0
 
 

@@ -172,6 +172,8 @@ def _destroy(p):
     add_cluster_options(p)
     _bundle_dir(p)
     p.add_argument("--dry-run", action="store_true", help="Print the commands destroy would run (assuming everything exists), run nothing.")
+    p.add_argument("--force", action="store_true",
+                   help="Remove the stack's Gateway even while other stacks' routes attach to it (--attach-gateway); their models stop being served.")
     _yes(p)
     add_output(p, "text", "json")
 

@@ -643,3 +643,21 @@ def mig_without_a_mig_profile(plan: Plan):
             yield (f"{role} requests {', '.join(mig)} and, from its tensor parallelism, {plan.roles[role].gpus_per_pod} "
                    f"{plan.roles[role].accelerator_resource}: the pod would need a whole GPU and a slice of one; "
                    f"{plan.hardware} is not a MIG profile")
+
+
+@rule("V-45", "error")
+def model_route_matches_served_model(plan: Plan):
+    if plan.spec is None or not plan.spec.route_by_model or plan.generation != "router" or plan.standalone:
+        return
+    header = plan.release_info.dialect["modelRoute"]["header"]
+    served = str((plan.ms_values.get("modelArtifacts") or {}).get("name") or "")
+    route = plan.release("router").values.get("httpRoute") or {}
+    if plan.model_match is None:
+        yield (f"the route matches no {header} header, so on a shared Gateway it takes every model's requests"
+               " (a --set or --values removed router.httpRoute.headerMatches)")
+    elif plan.model_match[1] != served:
+        yield (f"the route matches {header}: {plan.model_match[1]}, but vLLM serves {served!r} (ms.modelArtifacts.name): "
+               "requests that name the served model never reach this pool")
+    if plan.attached and route.get("inferenceGatewayName") != plan.names["gateway"]:
+        yield (f"router.httpRoute.inferenceGatewayName is {route.get('inferenceGatewayName')!r}, not the attached Gateway "
+               f"{plan.names['gateway']}: the route would hang off a Gateway nobody deploys")

@@ -319,8 +319,9 @@ def readme_text(plan: Plan, args: list[str], command: str) -> str:
             "helmfile apply\n\n"
             f"helm list -n {plan.namespace} --filter '^({keys})-{plan.postfix}$'\n"
             f"kubectl get deployments -n {plan.namespace} {n['epp']}{deployments}\n"
-            + (f"kubectl get gateway -n {plan.gateway_namespace} {n['gateway']}\nkubectl get httproute -n {plan.namespace} {n['route']}\n"
-               if not plan.standalone else "")
+            + ("" if plan.standalone else
+               f"kubectl get gateway,httproute -n {plan.namespace} {n['gateway']} {n['route']}\n" if plan.gateway_namespace == plan.namespace else
+               f"kubectl get gateway -n {plan.gateway_namespace} {n['gateway']}\nkubectl get httproute -n {plan.namespace} {n['route']}\n")
             + f"kubectl get inferencepool -n {plan.namespace} {n['pool']}\n"
             f"kubectl get pods -n {plan.namespace} -l {','.join(f'{k}={v}' for k, v in selector.items())}\n\n"
             "helmfile destroy\n"

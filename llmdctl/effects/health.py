@@ -21,6 +21,7 @@ from ..base.errors import LlmdctlError
 from ..compose.autoscaling import served_metrics
 from ..compose.names import hf_secret_command
 from ..compose.router import ENVOY_LISTENER as ENVOY_TARGET
+from ..compose.shared_gateway import route_models, route_parents
 from ..plan.stack import Plan
 from .tools import version_tuple
 from .kube import (
@@ -127,7 +128,7 @@ def observe_stack(kube: Kube, plan: Plan) -> Observed:
     if plan.standalone:  # no Gateway and no route: clients come in through the EPP Service
         service = read("service", lambda: kube.get(SERVICES, n["epp"], ns), None)
         return Observed(releases, deployments, pods, pool, None, None, errors, service, groups, hpas)
-    gateway = read("gateway", lambda: kube.get(GATEWAYS, n["gateway"], ns), None)
+    gateway = read("gateway", lambda: kube.get(GATEWAYS, n["gateway"], plan.gateway_namespace), None)
     route = read("route", lambda: kube.get(HTTPROUTES, n["route"], ns), None)
     return Observed(releases, deployments, pods, pool, gateway, route, errors, groups=groups, hpas=hpas)
 
@@ -437,8 +438,15 @@ def _route_check(plan: Plan, obs: Observed) -> Check:
     expected = f"Accepted and ResolvedRefs by {plan.names['gateway']}"
     if obs.route is None:
         return Check(label, FAIL, "missing", expected, hint=f"kubectl apply -n {plan.namespace} -f httproute.yaml from the bundle, or llmdctl apply")
+    if plan.model_match:
+        header, model = plan.model_match
+        models = route_models(obs.route, header)
+        if models is None or model not in models:
+            return Check(label, FAIL, f"matches {header}: {', '.join(models)}" if models else f"matches no {header} header", f"{header}: {model}",
+                         hint="on a shared Gateway the route must match this stack's model: re-apply (llmdctl apply)")
     parents = (obs.route.get("status") or {}).get("parents") or []
-    ours = [p for p in parents if (p.get("parentRef") or {}).get("name") == plan.names["gateway"]]
+    ours = [p for p in parents if (p.get("parentRef") or {}).get("name") == plan.names["gateway"]
+            and ((p.get("parentRef") or {}).get("namespace") or plan.namespace) == plan.gateway_namespace]
     if not ours:
         others = sorted({(p.get("parentRef") or {}).get("name", "?") for p in parents})
         refs = [r.get("name") for r in (obs.route.get("spec") or {}).get("parentRefs") or []]
@@ -612,7 +620,7 @@ class Watcher:
             (SECRETS, ns, f"owner=helm,name in ({releases})", None),
         ]
         if not plan.standalone:
-            self.targets += [(GATEWAYS, ns, None, f"metadata.name={n['gateway']}"), (HTTPROUTES, ns, None, f"metadata.name={n['route']}")]
+            self.targets += [(GATEWAYS, plan.gateway_namespace, None, f"metadata.name={n['gateway']}"), (HTTPROUTES, ns, None, f"metadata.name={n['route']}")]
         self.threads = [threading.Thread(target=self._run, args=t, daemon=True) for t in self.targets]
 
     def __enter__(self):
@@ -899,7 +907,88 @@ def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
     guarded("namespace", namespace_checks)
     if any(r.autoscale for r in plan.roles.values()):
         guarded("metrics APIs", lambda: metrics_api_checks(kube, plan))
+    if plan.model_match:
+        guarded("shared Gateway", lambda: shared_gateway_checks(kube, plan))
     return checks
+
+
+def shared_gateway_checks(kube: Kube, plan: Plan) -> list[Check]:
+    """A stack that routes by model name on a shared Gateway: the attached Gateway exists, is of the
+    class the stack was rendered for and admits its route; no other route on it claims the model;
+    body-based routing runs beside it (without it the model header is never set and nothing matches)."""
+    n, gw_ns = plan.names, plan.gateway_namespace
+    header, model = plan.model_match
+    facts = plan.release_info.dialect["modelRoute"]
+    out: list[Check] = []
+    if plan.attached:
+        label = f"Gateway {gw_ns}/{n['gateway']}"
+        gw = kube.get(GATEWAYS, n["gateway"], gw_ns)
+        if gw is None:
+            return [Check(label, FAIL, "missing", "exists (this stack attaches to it)",
+                          hint="apply the stack that owns it first (its Gateway is gateway-<postfix>), or name an existing one: kubectl get gateways -A")]
+        cls = (gw.get("spec") or {}).get("gatewayClassName")
+        want = plan.gateway_facts.get("className")
+        admits = [lst.get("name", "?") for lst in (gw.get("spec") or {}).get("listeners") or [] if _admits(lst, gw_ns, plan.namespace)]
+        if cls != want:
+            out.append(Check(label, FAIL, f"class {cls}", f"class {want}",
+                             hint=f"this stack is rendered for -e {plan.gateway}; render it for the Gateway's implementation instead"))
+        elif not admits:
+            out.append(Check(label, FAIL, f"no listener admits routes from namespace {plan.namespace}", f"class {want}, a listener admitting {plan.namespace}",
+                             hint="the Gateway's listeners allow routes from their own namespace only (allowedRoutes.namespaces.from: Same): "
+                                  "set from: All (or a Selector matching this namespace) on the Gateway, or deploy this stack in its namespace"))
+        else:
+            out.append(Check(label, PASS, f"class {cls}, listener {', '.join(admits)} admits {plan.namespace}", f"class {want}, a listener admitting {plan.namespace}"))
+    try:
+        routes = kube.list(HTTPROUTES)
+    except KubeError as exc:
+        if exc.status != 403:
+            raise
+        routes = kube.list(HTTPROUTES, plan.namespace)  # may not list cluster-wide: at least this namespace's
+    others, catch_all, taken = [], [], []
+    for r in routes:
+        meta = r.get("metadata") or {}
+        ref = f"{meta.get('namespace')}/{meta.get('name')}"
+        if (meta.get("namespace"), meta.get("name")) == (plan.namespace, n["route"]) or (gw_ns, n["gateway"]) not in route_parents(r):
+            continue
+        models = route_models(r, header)
+        if models is None:
+            catch_all.append(ref)
+        elif model in models:
+            taken.append(ref)
+        else:
+            others.append(f"{', '.join(models)} ({ref})")
+    label = f"model {model} on Gateway {n['gateway']}"
+    if taken:
+        out.append(Check(label, FAIL, f"already routed by HTTPRoute {', '.join(taken)}", "no other route matches it",
+                         hint="two pools for one model name split its requests at random: destroy the other stack, or serve this one under another --model name"))
+    else:
+        seen = others + [f"any other model ({c})" for c in catch_all]
+        out.append(Check(label, PASS, "free" + (f"; the Gateway also serves {'; '.join(seen)}" if seen else ""), "no other route matches it"))
+    label = f"body-based routing on Gateway {n['gateway']}"
+    image = facts["bbrImage"]
+    found = [d["metadata"]["name"] for d in kube.list(DEPLOYMENTS, gw_ns)
+             if any(str(c.get("image", "")).split("@")[0].rsplit(":", 1)[0] == image
+                    for c in ((d.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or [])]
+    provider = plan.gateway_facts.get("routerProvider", "none")
+    install = (f"helm install body-based-router {facts['bbrChart']} --version {facts['bbrVersion']} -n {gw_ns}"
+               + (f" --set provider.name={provider}" if provider in ("istio", "gke") else "") + f" --set inferenceGateway.name={n['gateway']}")
+    if found:
+        out.append(Check(label, PASS, f"Deployment {', '.join(sorted(found))}", f"a Deployment of {image} in {gw_ns}"))
+    else:
+        out.append(Check(label, FAIL, f"no Deployment of {image} in {gw_ns}", f"a Deployment of {image} in {gw_ns}",
+                         hint=f"without it no request carries {header} and no model route matches: {install}"))
+    return out
+
+
+def _admits(listener: dict, gateway_ns: str, route_ns: str) -> bool:
+    """Whether a Gateway listener accepts HTTPRoutes from ``route_ns`` (a Selector is taken as yes:
+    only the controller evaluates it, and verify reports the route's Accepted condition)."""
+    allowed = (listener.get("allowedRoutes") or {}).get("namespaces") or {}
+    frm = allowed.get("from", "Same")
+    kinds = (listener.get("allowedRoutes") or {}).get("kinds")
+    if kinds and not any(k.get("kind") == "HTTPRoute" for k in kinds):
+        return False
+    return frm in ("All", "Selector") or (frm == "Same" and gateway_ns == route_ns)
 
 
 def metrics_api_checks(kube: Kube, plan: Plan) -> list[Check]:

@@ -24,6 +24,7 @@ from typing import Callable
 from ..base.errors import LlmdctlError
 from ..compose.names import ALL_RELEASE_KEYS, GENERATED_CHARTS, RELEASE_KEYS, ROUTER_RELEASE_KEYS, hf_secret_command, release_names, stack_names
 from ..compose.router import router_pin
+from ..compose.shared_gateway import route_models, route_parents
 from ..inputs.charts import chart_name
 from ..plan.stack import Plan
 from .bundle import bundle_files_in, remove_bundle, write_bundle
@@ -37,6 +38,7 @@ RELEASE_CHARTS = {
     "router": ("llm-d-router-standalone", "llm-d-router-gateway", "standalone", "inferencepool"),
     "gateway": (GENERATED_CHARTS["gateway"],), "ms": ("llm-d-modelservice", GENERATED_CHARTS["ms"]),
 }
+_ROUTE_NAME = re.compile(r"(?:router|llm-d)-([a-z0-9]([-a-z0-9]*[a-z0-9])?)")  # a stack's HTTPRoute: router-<postfix> (llm-d-<postfix> before v0.8)
 _RELEASE_NAME = re.compile(r"^(" + "|".join(ALL_RELEASE_KEYS) + r")-([a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
 
 
@@ -115,6 +117,61 @@ def helm_list_command(namespace: str | None) -> Command:
 def route_query(namespace: str, postfix: str) -> Command:
     route = stack_names(namespace, postfix)["route"]
     return Command("kubectl", ("get", "httproute", route, "--namespace", namespace, "--ignore-not-found", "--output", "name"), f"HTTPRoute {route}")
+
+
+def list_routes(box: Toolbox, namespace: str | None) -> list[dict]:
+    """HTTPRoutes across the cluster (a shared Gateway takes routes from any namespace), or only
+    ``namespace``'s when the user may not list them all; none when the cluster has no Gateway API."""
+    for scope in ((("--all-namespaces",),) if namespace is None else (("--all-namespaces",), ("--namespace", namespace))):
+        try:
+            text = box.query(Command("kubectl", ("get", "httproutes", *scope, "--output", "json"), "list HTTPRoutes"))
+        except StepFailed as exc:
+            if any("doesn't have a resource type" in line for line in exc.stderr_tail):
+                return []  # no Gateway API CRDs: no routes (standalone stacks only)
+            continue
+        return list(json.loads(text or "{}").get("items") or [])
+    return []
+
+
+def gateway_models(routes: list[dict], header: str = "X-Gateway-Model-Name") -> list[dict]:
+    """Which models each Gateway serves, and through which route: one entry per Gateway, its routes
+    sorted, a route matching no model header listed as serving any model ("*")."""
+    by_gateway: dict[tuple[str, str], list[dict]] = {}
+    for r in routes:
+        meta = r.get("metadata") or {}
+        backends = [b for rule in (r.get("spec") or {}).get("rules") or [] for b in rule.get("backendRefs") or []]
+        if not any(b.get("kind") == "InferencePool" for b in backends):
+            continue  # not an inference route
+        m = _ROUTE_NAME.fullmatch(str(meta.get("name", "")))
+        for parent in route_parents(r):
+            for model in route_models(r, header) or ["*"]:
+                by_gateway.setdefault(parent, []).append({
+                    "model": model, "route": f"{meta.get('namespace')}/{meta.get('name')}",
+                    "pool": next((b.get("name") for b in backends if b.get("kind") == "InferencePool"), None),
+                    "postfix": m.group(1) if m else None,
+                })
+    return [{"gateway": f"{ns}/{name}", "routes": sorted(rows, key=lambda e: (e["model"] == "*", e["model"], e["route"]))}
+            for (ns, name), rows in sorted(by_gateway.items())]
+
+
+def stack_gateways(box: Toolbox, namespace: str | None, stacks: list[dict], header: str) -> list[dict]:
+    """The Gateways the listed stacks' routes hang off, with every model each one serves (other
+    stacks' and anyone's inference routes included: that is what a request meets)."""
+    try:
+        served = gateway_models(list_routes(box, namespace), header)
+    except ToolMissing:
+        return []  # status reads Helm's records; without kubectl there is just no gateway table
+    ours = {(s["namespace"], s["postfix"]) for s in stacks}
+    return [g for g in served if any(r["postfix"] and (r["route"].split("/", 1)[0], r["postfix"]) in ours for r in g["routes"])]
+
+
+def attached_routes(routes: list[dict], namespace: str, postfix: str) -> list[str]:
+    """Routes of other stacks (or anyone's) hanging off this stack's own Gateway."""
+    names = stack_names(namespace, postfix, generation="router")
+    own = (namespace, names["route"])
+    return sorted(f"{(r.get('metadata') or {}).get('namespace')}/{(r.get('metadata') or {}).get('name')}" for r in routes
+                  if (namespace, names["gateway"]) in route_parents(r)
+                  and ((r.get("metadata") or {}).get("namespace"), (r.get("metadata") or {}).get("name")) != own)
 
 
 # --- reading helm's release records ----------------------------------------------------------
@@ -496,8 +553,10 @@ def destroy_stack(
     ui: UI,
     yes: bool,
     resume: str,
+    force: bool = False,
 ) -> list[str]:
-    """Remove one stack; returns what was removed (empty when there was nothing to remove)."""
+    """Remove one stack; returns what was removed (empty when there was nothing to remove). A
+    stack whose Gateway other stacks route through is kept unless ``force``."""
 
     use_folder = folder if bundle_files_in(folder) is not None else None
     require_tools(box, ("helm", "kubectl") + (("helmfile",) if use_folder else ()))
@@ -505,6 +564,15 @@ def destroy_stack(
     if state.empty:
         _forget(folder)
         return []
+    if release_names(postfix)["gateway"] in state.releases and not force:
+        users = attached_routes(list_routes(box, namespace), namespace, postfix)
+        if users:
+            others = sorted({m.group(1) for u in users if (m := _ROUTE_NAME.fullmatch(u.split("/", 1)[1]))})
+            raise LlmdctlError(
+                f"not destroyed: Gateway {release_names(postfix)['gateway']} also carries HTTPRoute {', '.join(users)}; "
+                "removing it would stop serving those models",
+                hint=(f"destroy the stacks attached to it first (llmdctl destroy -n {namespace} --postfix {others[0]}), " if others else "detach those routes first, ")
+                     + "or pass --force to remove the Gateway anyway")
     ui.say(f"target: context {box.context}, namespace {namespace}, postfix {postfix}; will remove:")
     for item in state.describe():
         ui.say(f"  {item}")
