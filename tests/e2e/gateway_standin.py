@@ -49,12 +49,14 @@ def reconcile(api: client.CustomObjectsApi, controllers: set[str]) -> None:
         conds = [_cond("Accepted", "True", "Accepted", gc["metadata"].get("generation", 1))]
         if not _same((gc.get("status") or {}).get("conditions"), conds):
             api.patch_cluster_custom_object_status(*GW, "gatewayclasses", gc["metadata"]["name"], {"status": {"conditions": conds}})
-    served = set()
+    served: dict[tuple[str, str], set[str]] = {}
     for gw in api.list_cluster_custom_object(*GW, "gateways")["items"]:
         meta = gw["metadata"]
         if not classes.get(gw["spec"].get("gatewayClassName")):
             continue
-        served.add((meta["namespace"], meta["name"]))
+        # namespaces whose routes a listener admits: "Same" (the default) means the Gateway's own
+        served[(meta["namespace"], meta["name"])] = {((lst.get("allowedRoutes") or {}).get("namespaces") or {}).get("from", "Same")
+                                                     for lst in gw["spec"].get("listeners") or []}
         gen = meta.get("generation", 1)
         conds = [_cond("Accepted", "True", "Accepted", gen), _cond("Programmed", "True", "Programmed", gen)]
         status = gw.get("status") or {}
@@ -72,8 +74,10 @@ def reconcile(api: client.CustomObjectsApi, controllers: set[str]) -> None:
                        if b.get("kind") == "InferencePool" and not _pool_exists(api, ns, b["name"])]
             gen = meta.get("generation", 1)
             resolved = _cond("ResolvedRefs", "False", "BackendNotFound", gen) if missing else _cond("ResolvedRefs", "True", "ResolvedRefs", gen)
+            admitted = "All" in served[(ref.get("namespace", ns), ref["name"])] or ref.get("namespace", ns) == ns
+            accepted = _cond("Accepted", "True", "Accepted", gen) if admitted else _cond("Accepted", "False", "NotAllowedByListeners", gen)
             parents.append({"parentRef": {"group": GW[0], "kind": "Gateway", "name": ref["name"], "namespace": ref.get("namespace", ns)},
-                            "controllerName": sorted(controllers)[0], "conditions": [_cond("Accepted", "True", "Accepted", gen), resolved]})
+                            "controllerName": sorted(controllers)[0], "conditions": [accepted, resolved]})
         old = (route.get("status") or {}).get("parents") or []
         if parents and [(p["parentRef"]["name"], [(c["type"], c["status"]) for c in p["conditions"]]) for p in parents] != \
                 [(p.get("parentRef", {}).get("name"), [(c["type"], c["status"]) for c in p.get("conditions", [])]) for p in old]:

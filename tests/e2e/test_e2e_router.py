@@ -242,3 +242,71 @@ def test_precise_routing_and_an_hpa_on_the_real_api_server_and_hpa_controller(ga
     r = e2e.llmdctl("destroy", "-y", "-n", ns)
     assert r.code == 0, r
     left_only_user_objects(e2e, ns)
+
+
+BBR = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "body-based-router"},
+       "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "body-based-router"}},
+                "template": {"metadata": {"labels": {"app": "body-based-router"}},
+                             "spec": {"containers": [{"name": "bbr", "image": "registry.k8s.io/gateway-api-inference-extension/bbr:v1.5.0"}]}}}}
+
+
+def test_two_models_share_one_gateway_routed_by_model_name(gaie_v15):
+    """Issue 10 item 2: a second stack attaches to the first one's Gateway and routes by model name;
+    doctor guards the sharing (body-based routing, the model taken, the listener's namespaces),
+    status lists the models per Gateway, and the owner cannot be destroyed from under the other."""
+    e2e = gaie_v15
+    cp, ns, other_ns = e2e.cp, "llm-d-shared", "llm-d-shared-2"
+    cp.namespace(ns)
+    cp.namespace(other_ns)
+    small = ("--model", "Qwen/Qwen2.5-0.5B-Instruct", "--model-size", "5Gi")
+    second = (*V, "-e", "istio", "-n", ns, "--postfix", "pd-2", "--attach-gateway", "gateway-pd", *SMALL, *small)
+    r = e2e.llmdctl("apply", "-y", *V, "-e", "istio", "--route-by-model", "-n", ns, *SMALL, "--wait", "--timeout", "3m", timeout=400)
+    assert r.code == 0, r
+
+    # before body-based routing runs on the Gateway, doctor says the model header would never be set
+    r = e2e.llmdctl("doctor", *second, "-o", "json")
+    checks = {c["name"]: c for c in r.json()["checks"]}
+    bbr = checks["body-based routing on Gateway gateway-pd"]
+    assert r.code == 1 and bbr["status"] == "fail" and "helm install body-based-router" in bbr["hint"], bbr
+    assert checks[f"Gateway {ns}/gateway-pd"]["status"] == "pass", checks
+    cp.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(BBR))
+    r = e2e.llmdctl("doctor", *second, "-o", "json")
+    checks = {c["name"]: c for c in r.json()["checks"]}
+    assert r.code == 0, [c for c in checks.values() if c["status"] != "pass"]
+    owner_model = plan_of(llmd_version="v0.9.0").model["name"]
+    assert owner_model in checks["model Qwen/Qwen2.5-0.5B-Instruct on Gateway gateway-pd"]["observed"], checks
+
+    r = e2e.llmdctl("apply", "-y", *second, "--wait", "--timeout", "3m", timeout=400)
+    assert r.code == 0, r
+    assert {k: v for k, v in e2e.releases(ns).items() if k.endswith("pd-2")} == {"router-pd-2": "deployed", "ms-pd-2": "deployed"}
+    route = cp.get_json("httproute", "router-pd-2", "-n", ns)
+    assert [p["name"] for p in route["spec"]["parentRefs"]] == ["gateway-pd"]
+    assert route["spec"]["rules"][0]["matches"][0]["headers"] == [{"type": "Exact", "name": "X-Gateway-Model-Name", "value": "Qwen/Qwen2.5-0.5B-Instruct"}]
+    r = e2e.llmdctl("verify", *second, "-o", "json")
+    verdict = {c["name"]: c["status"] for c in r.json()["checks"]}
+    assert r.code == 0 and set(verdict.values()) == {"pass"}, verdict
+    assert {"Gateway gateway-pd", "HTTPRoute router-pd-2"} <= set(verdict)
+
+    r = e2e.llmdctl("status", "-n", ns, "-o", "json")
+    served = {g["gateway"]: {e["model"]: e["route"] for e in g["routes"]} for g in r.json()["gateways"]}
+    assert served == {f"{ns}/gateway-pd": {owner_model: f"{ns}/router-pd", "Qwen/Qwen2.5-0.5B-Instruct": f"{ns}/router-pd-2"}}, served
+    r = e2e.llmdctl("status", "-n", ns)
+    assert "gateway-pd" in r.out and "Qwen/Qwen2.5-0.5B-Instruct" in r.out, r.out
+
+    # a third stack for a model already served there, and one from a namespace the listener does not admit
+    r = e2e.llmdctl("doctor", *V, "-e", "istio", "-n", ns, "--postfix", "pd-3", "--attach-gateway", "gateway-pd", *SMALL, *small, "-o", "json")
+    taken = next(c for c in r.json()["checks"] if c["name"].startswith("model "))
+    assert r.code == 1 and taken["status"] == "fail" and f"{ns}/router-pd-2" in taken["observed"], taken
+    r = e2e.llmdctl("doctor", *V, "-e", "istio", "-n", other_ns, "--attach-gateway", f"{ns}/gateway-pd", *SMALL, *small, "-o", "json")
+    gw = next(c for c in r.json()["checks"] if c["name"] == f"Gateway {ns}/gateway-pd")
+    assert r.code == 1 and gw["status"] == "fail" and "no listener admits" in gw["observed"], gw
+
+    # the owner's Gateway stays while another stack routes through it
+    r = e2e.llmdctl("destroy", "-y", "-n", ns)
+    assert r.code != 0 and "router-pd-2" in r.err and "--postfix pd-2" in r.err, r
+    assert e2e.releases(ns).get("gateway-pd") == "deployed"
+    for postfix in ("pd-2", "pd"):
+        r = e2e.llmdctl("destroy", "-y", "-n", ns, "--postfix", postfix)
+        assert r.code == 0, r
+    cp.kubectl("delete", "deployment", "-n", ns, "body-based-router")
+    left_only_user_objects(e2e, ns)
