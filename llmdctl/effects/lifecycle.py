@@ -119,9 +119,10 @@ def route_query(namespace: str, postfix: str) -> Command:
     return Command("kubectl", ("get", "httproute", route, "--namespace", namespace, "--ignore-not-found", "--output", "name"), f"HTTPRoute {route}")
 
 
-def list_routes(box: Toolbox, namespace: str | None) -> list[dict]:
+def list_routes(box: Toolbox, namespace: str | None) -> list[dict] | None:
     """HTTPRoutes across the cluster (a shared Gateway takes routes from any namespace), or only
-    ``namespace``'s when the user may not list them all; none when the cluster has no Gateway API."""
+    ``namespace``'s when the user may not list them all; none when the cluster has no Gateway API,
+    None when they cannot be read."""
     for scope in ((("--all-namespaces",),) if namespace is None else (("--all-namespaces",), ("--namespace", namespace))):
         try:
             text = box.query(Command("kubectl", ("get", "httproutes", *scope, "--output", "json"), "list HTTPRoutes"))
@@ -130,7 +131,7 @@ def list_routes(box: Toolbox, namespace: str | None) -> list[dict]:
                 return []  # no Gateway API CRDs: no routes (standalone stacks only)
             continue
         return list(json.loads(text or "{}").get("items") or [])
-    return []
+    return None
 
 
 def gateway_models(routes: list[dict], header: str = "X-Gateway-Model-Name") -> list[dict]:
@@ -158,7 +159,7 @@ def stack_gateways(box: Toolbox, namespace: str | None, stacks: list[dict], head
     """The Gateways the listed stacks' routes hang off, with every model each one serves (other
     stacks' and anyone's inference routes included: that is what a request meets)."""
     try:
-        served = gateway_models(list_routes(box, namespace), header)
+        served = gateway_models(list_routes(box, namespace) or [], header)
     except ToolMissing:
         return []  # status reads Helm's records; without kubectl there is just no gateway table
     ours = {(s["namespace"], s["postfix"]) for s in stacks}
@@ -565,7 +566,10 @@ def destroy_stack(
         _forget(folder)
         return []
     if release_names(postfix)["gateway"] in state.releases and not force:
-        users = attached_routes(list_routes(box, namespace), namespace, postfix)
+        routes = list_routes(box, namespace)
+        users = attached_routes(routes or [], namespace, postfix)
+        if routes is None:
+            ui.say(f"warning: cannot list HTTPRoutes, so whether other stacks route through Gateway {release_names(postfix)['gateway']} is not checked")
         if users:
             others = sorted({m.group(1) for u in users if (m := _ROUTE_NAME.fullmatch(u.split("/", 1)[1]))})
             raise LlmdctlError(
