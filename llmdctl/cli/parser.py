@@ -265,7 +265,9 @@ def _layers(group: str, example: str):
 _STATUS_WHAT = ("One row per postfix: its releases with chart version, revision and status, and when it was last\n"
                 "deployed. A stack is `deployed` when all its releases are (infra, gaie, ms; or router and ms, plus\n"
                 "gateway in gateway mode, from llm-d v0.8); `incomplete`, `pending` or `failed`\n"
-                "otherwise. For pods, gateway and route health use `llmdctl verify`.")
+                "otherwise. Below it, one row per model each of those stacks' Gateways serves (from the\n"
+                "HTTPRoutes' X-Gateway-Model-Name matches; `*` is a route that takes any other model), with the\n"
+                "route, pool and postfix (`gateways` in -o json). For pods, gateway and route health use `llmdctl verify`.")
 
 # name, handler (module:function under llmdctl.cli), summary, description, examples, options
 COMMANDS = [
