@@ -11,7 +11,7 @@ from llmdctl.compose.shared_gateway import route_models, route_parents
 from llmdctl.effects.bundle import bundle_files, command_args
 from llmdctl.effects.health import evaluate_stack, observe_stack, shared_gateway_checks
 from llmdctl.effects.kube import Kube
-from llmdctl.effects.lifecycle import attached_routes, gateway_models
+from llmdctl.effects.lifecycle import attached_routes, attached_stacks, gateway_models, group_stacks
 from llmdctl.inputs.spec import build_spec
 
 from test_verify import _cluster_basics
@@ -219,3 +219,16 @@ def test_verify_fails_a_route_that_lost_its_model_match(kube_api):
     bad = checks["HTTPRoute router-pd-2"]
     assert bad.status == "fail" and bad.observed == f"matches no {HEADER} header", bad
     assert checks["Gateway gateway-pd"].status == "pass"  # read where the attached Gateway lives
+
+
+def test_an_attached_stack_is_complete_without_a_gateway_release():
+    rows = [{"name": n, "namespace": NS, "chart": c, "revision": "1", "status": "deployed", "updated": "2026-12-03"}
+            for n, c in (("gateway-pd", "llmdctl-gateway-0.1.0"), ("router-pd", "llm-d-router-gateway-v0.10.0"), ("ms-pd", "llmdctl-model-servers-0.1.0"),
+                         ("router-pd-2", "llm-d-router-gateway-v0.10.0"), ("ms-pd-2", "llmdctl-model-servers-0.1.0"),
+                         ("router-pd-3", "llm-d-router-gateway-v0.10.0"), ("ms-pd-3", "llmdctl-model-servers-0.1.0"))]
+    routes = [route("router-pd", NS, [{"name": "gateway-pd"}]), route("router-pd-2", NS, [{"name": "gateway-pd"}], [SMALL_MODEL])]
+    assert attached_stacks(routes) == {(NS, "pd-2")}
+    by_postfix = {s["postfix"]: s for s in group_stacks(rows, attached_stacks(routes))}
+    assert (by_postfix["pd"]["status"], by_postfix["pd-2"]["status"]) == ("deployed", "deployed")
+    # pd-3 has no route at all: its own Gateway release is what is missing
+    assert by_postfix["pd-3"]["status"] == "incomplete" and by_postfix["pd-3"]["missing"] == ["gateway-pd-3"]

@@ -15,8 +15,8 @@ from ..catalog.catalog import default_catalog
 from ..compose.compose import stack_target
 from ..effects.bundle import bundle_files, command_args
 from ..effects.health import FAIL
-from ..effects.lifecycle import UI, apply_dry_run, apply_stack, destroy_dry_run, destroy_stack, diff_stack, kept_bundle, list_stacks, stack_gateways, stack_rows
-from ..effects.tools import Toolbox, cluster_flags, open_toolbox
+from ..effects.lifecycle import UI, apply_dry_run, apply_stack, destroy_dry_run, destroy_stack, diff_stack, kept_bundle, list_routes, list_stacks, stack_gateways, stack_rows
+from ..effects.tools import Toolbox, ToolMissing, cluster_flags, open_toolbox
 from ..effects.verify import VerifyReport, doctor_stack, verify_stack
 from ..inputs.spec import parse_duration
 from ..plan.stack import Plan
@@ -148,8 +148,12 @@ def destroy(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     ns = None if args.all_namespaces else stack_target(args.namespace, "pd")[0]
     box = _toolbox(args)
-    stacks = list_stacks(box, ns, args.postfix)
-    served = stack_gateways(box, ns, stacks, default_catalog().release(None).dialect["modelRoute"]["header"]) if stacks else []
+    try:
+        routes = list_routes(box, ns) or []
+    except ToolMissing:
+        routes = []  # status reads Helm's records; without kubectl there is just no gateway table
+    stacks = list_stacks(box, ns, args.postfix, routes)
+    served = stack_gateways(routes, stacks, default_catalog().release(None).dialect["modelRoute"]["header"]) if stacks else []
     if args.output in ("json", "yaml"):
         emit({"context": box.context, "namespace": ns, "stacks": stacks, "gateways": served}, args.output)
     elif not stacks:

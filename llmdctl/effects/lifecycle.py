@@ -155,15 +155,24 @@ def gateway_models(routes: list[dict], header: str = "X-Gateway-Model-Name") -> 
             for (ns, name), rows in sorted(by_gateway.items())]
 
 
-def stack_gateways(box: Toolbox, namespace: str | None, stacks: list[dict], header: str) -> list[dict]:
+def stack_gateways(routes: list[dict], stacks: list[dict], header: str) -> list[dict]:
     """The Gateways the listed stacks' routes hang off, with every model each one serves (other
     stacks' and anyone's inference routes included: that is what a request meets)."""
-    try:
-        served = gateway_models(list_routes(box, namespace) or [], header)
-    except ToolMissing:
-        return []  # status reads Helm's records; without kubectl there is just no gateway table
     ours = {(s["namespace"], s["postfix"]) for s in stacks}
-    return [g for g in served if any(r["postfix"] and (r["route"].split("/", 1)[0], r["postfix"]) in ours for r in g["routes"])]
+    return [g for g in gateway_models(routes, header)
+            if any(r["postfix"] and (r["route"].split("/", 1)[0], r["postfix"]) in ours for r in g["routes"])]
+
+
+def attached_stacks(routes: list[dict]) -> set[tuple[str, str]]:
+    """(namespace, postfix) of the router-generation stacks whose route hangs off a Gateway that is
+    not their own gateway-<postfix> (--attach-gateway): they have no gateway release to miss."""
+    out = set()
+    for r in routes:
+        meta = r.get("metadata") or {}
+        m = re.fullmatch(r"router-(.+)", str(meta.get("name", "")))
+        if m and route_parents(r) and (meta.get("namespace"), f"gateway-{m.group(1)}") not in route_parents(r):
+            out.add((meta.get("namespace"), m.group(1)))
+    return out
 
 
 def attached_routes(routes: list[dict], namespace: str, postfix: str) -> list[str]:
@@ -203,7 +212,7 @@ def parse_helm_list(text: str) -> list[dict]:
     return [r for r in rows if isinstance(r, dict) and all(isinstance(r.get(k, ""), (str, int)) for k in fields)]
 
 
-def group_stacks(rows: list[dict]) -> list[dict]:
+def group_stacks(rows: list[dict], attached: set[tuple[str, str]] = frozenset()) -> list[dict]:
     """Helm release records -> llmdctl stacks (namespace + postfix), sorted.
 
     A release counts only when its name is <infra|gaie|ms>-<postfix> and its chart is the matching
@@ -229,7 +238,7 @@ def group_stacks(rows: list[dict]) -> list[dict]:
     for (_, _), stack in sorted(stacks.items()):
         rels = stack["releases"]
         statuses = {r["status"] for r in rels.values()}
-        wanted = _expected_keys(rels)
+        wanted = _expected_keys(rels, attached=(stack["namespace"], stack["postfix"]) in attached)
         if set(wanted) <= set(rels) and statuses == {"deployed"}:
             overall = "deployed"
         elif "failed" in statuses:
@@ -246,7 +255,7 @@ def group_stacks(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _expected_keys(rels: dict) -> tuple[str, ...]:
+def _expected_keys(rels: dict, attached: bool = False) -> tuple[str, ...]:
     """The releases a complete stack has, told from the ones present: a router release, or a
     model-server release from llmdctl's own chart, makes it a router-generation stack (whose
     gateway release exists only in gateway mode)."""
@@ -254,7 +263,7 @@ def _expected_keys(rels: dict) -> tuple[str, ...]:
     if not router:
         return RELEASE_KEYS
     gateway_mode = "gateway" in rels or (rels.get("router") or {}).get("chart") in ("llm-d-router-gateway", "inferencepool")
-    return ROUTER_RELEASE_KEYS if gateway_mode else ROUTER_RELEASE_KEYS[1:]
+    return ROUTER_RELEASE_KEYS if gateway_mode and not attached else ROUTER_RELEASE_KEYS[1:]
 
 
 @dataclass
@@ -675,10 +684,12 @@ def destroy_dry_run(box: Toolbox, namespace: str, postfix: str, folder: Path) ->
     return "\n".join(lines) + "\n"
 
 
-def list_stacks(box: Toolbox, namespace: str | None, postfix: str | None = None) -> list[dict]:
-    """The llmdctl stacks in one namespace (or all, with None), from Helm's release records."""
+def list_stacks(box: Toolbox, namespace: str | None, postfix: str | None = None,
+                routes: list[dict] | None = None) -> list[dict]:
+    """The llmdctl stacks in one namespace (or all, with None), from Helm's release records (and
+    the HTTPRoutes, which tell a stack attached to another's Gateway from one missing its own)."""
     require_tools(box, ("helm",))
-    stacks = group_stacks(parse_helm_list(box.query(helm_list_command(namespace))))
+    stacks = group_stacks(parse_helm_list(box.query(helm_list_command(namespace))), attached_stacks(routes or []))
     return [s for s in stacks if not postfix or s["postfix"] == postfix]
 
 

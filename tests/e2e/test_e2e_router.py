@@ -288,6 +288,7 @@ def test_two_models_share_one_gateway_routed_by_model_name(gaie_v15):
     assert {"Gateway gateway-pd", "HTTPRoute router-pd-2"} <= set(verdict)
 
     r = e2e.llmdctl("status", "-n", ns, "-o", "json")
+    assert {s["postfix"]: s["status"] for s in r.json()["stacks"]} == {"pd": "deployed", "pd-2": "deployed"}, r.out
     served = {g["gateway"]: {e["model"]: e["route"] for e in g["routes"]} for g in r.json()["gateways"]}
     assert served == {f"{ns}/gateway-pd": {owner_model: f"{ns}/router-pd", "Qwen/Qwen2.5-0.5B-Instruct": f"{ns}/router-pd-2"}}, served
     r = e2e.llmdctl("status", "-n", ns)
