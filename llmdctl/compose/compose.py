@@ -31,7 +31,7 @@ from ..base.yamlio import dump, load_text
 from ..base.templates import render_template
 from ..catalog.catalog import Catalog, Layer, Release, default_catalog
 from ..inputs.charts import resolve_charts
-from ..inputs.spec import RoleLayout, Spec, input_name, parse_layout
+from ..inputs.spec import RoleLayout, Spec, gateway_ref_text, input_name, parse_layout
 from .. import __version__
 from ..plan.stack import ROLES, LayerInfo, Plan, ReleasePlan, RolePlan
 from . import autoscaling, kvevents, shared_gateway
@@ -570,7 +570,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     postfix = spec.postfix or guide.defaults.get("postfix", "pd")
     check_names(namespace, postfix, gw["provider"])
     names = stack_names(namespace, postfix, gw["provider"], release.generation)
-    model_route = shared_gateway.model_route(release, gw, spec, gateway.name)
+    model_route = shared_gateway.model_route(release, gw, spec)
     if spec.attach_gateway:
         names = shared_gateway.attached_names(names, spec.attach_gateway, namespace, gw["provider"])
 
@@ -606,7 +606,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     layers.append(stack)
     if model_route:
         layers.append(_Layer("model routing", "one Gateway, many models: the route matches the request's model name"
-                             + (f" (--attach-gateway {spec.attach_gateway[0] + '/' if spec.attach_gateway[0] else ''}{spec.attach_gateway[1]})" if spec.attach_gateway else " (--route-by-model)"),
+                             + (f" (--attach-gateway {gateway_ref_text(spec.attach_gateway)})" if spec.attach_gateway else " (--route-by-model)"),
                              shared_gateway.router_values(model_route, model=model["name"], names=names, namespace=namespace)))
     layout, layout_notes = _layout_layer(prefill, decode, mode, hw, release)
     layers.append(layout)

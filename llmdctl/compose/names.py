@@ -6,12 +6,9 @@ name by their postfix, and a name Kubernetes or Helm would reject is refused bef
 
 from __future__ import annotations
 
-import re
-
 from ..base.errors import Finding, InputError, ValidationError
+from ..inputs.spec import DNS1123_LABEL, DNS1123_SUBDOMAIN
 
-DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")  # fullmatch: no trailing newline slips through
-DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 HELM_RELEASE_MAX = 53
 K8S_NAME_MAX = 63
 # modelservice names its objects <release>-llm-d-modelservice, truncated to this many characters

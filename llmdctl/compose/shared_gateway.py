@@ -12,9 +12,10 @@ from __future__ import annotations
 from ..base.errors import InputError
 from ..catalog.catalog import Release
 from ..inputs.spec import Spec
+from ..plan.stack import Plan
 
 
-def model_route(release: Release, gw: dict, spec: Spec, gateway_name: str) -> dict | None:
+def model_route(release: Release, gw: dict, spec: Spec) -> dict | None:
     """The release's model-route facts when the stack routes by model name; refuses shapes that cannot."""
     if not spec.route_by_model:
         return None
@@ -44,6 +45,14 @@ def router_values(facts: dict, *, model: str, names: dict, namespace: str) -> di
     if names.get("gatewayNamespace", namespace) != namespace:
         route["inferenceGatewayNamespace"] = names["gatewayNamespace"]
     return {"router": {"httpRoute": route}}
+
+
+def bbr_install_command(plan: Plan) -> str:
+    """The helm install of body-based routing beside the stack's Gateway (once per Gateway)."""
+    facts = plan.release_info.dialect["modelRoute"]
+    provider = plan.gateway_facts.get("routerProvider", "none")
+    return (f"helm install body-based-router {facts['bbrChart']} --version {facts['bbrVersion']} -n {plan.gateway_namespace}"
+            + (f" --set provider.name={provider}" if provider in ("istio", "gke") else "") + f" --set inferenceGateway.name={plan.names['gateway']}")
 
 
 def route_models(route: dict, header: str) -> list[str] | None:

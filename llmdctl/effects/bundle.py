@@ -15,6 +15,8 @@ from ..base.templates import render_template
 from ..base.yamlio import dump
 from ..compose.autoscaling import adapter_rules, metrics_for
 from ..compose.compose import chart_bundle_files
+from ..compose.shared_gateway import bbr_install_command
+from ..inputs.spec import gateway_ref_text
 from ..plan.stack import Plan
 
 def command_args(plan: Plan) -> list[str]:
@@ -40,7 +42,7 @@ def command_args(plan: Plan) -> list[str]:
         for role, low, high in spec.autoscale:
             args += ["--autoscale", f"{role}={low}-{high}"]
         if spec.attach_gateway:
-            args += ["--attach-gateway", "/".join(p for p in spec.attach_gateway if p)]
+            args += ["--attach-gateway", gateway_ref_text(spec.attach_gateway)]
         elif spec.route_by_model:
             args += ["--route-by-model"]
         if spec.rdma_resource is not None:
@@ -279,13 +281,9 @@ def _bbr_prerequisite(plan: Plan) -> str:
     """Routing by model name needs body-based routing once on the Gateway (it writes the header the route matches)."""
     if not plan.model_match:
         return ""
-    facts = plan.release_info.dialect["modelRoute"]
-    provider = plan.gateway_facts.get("routerProvider", "none")
-    provider_flag = f" --set provider.name={provider}" if provider in ("istio", "gke") else ""
     return (f"- Body-based routing on Gateway `{plan.names['gateway']}`, once per Gateway: it copies the request's `model` into "
-            f"`{facts['header']}`, which this stack's route matches (`llmdctl doctor` looks for it):\n"
-            f"  `helm install body-based-router {facts['bbrChart']} --version {facts['bbrVersion']} -n {plan.gateway_namespace}"
-            f"{provider_flag} --set inferenceGateway.name={plan.names['gateway']}`\n")
+            f"`{plan.model_match[0]}`, which this stack's route matches (`llmdctl doctor` looks for it):\n"
+            f"  `{bbr_install_command(plan)}`\n")
 
 
 def readme_text(plan: Plan, args: list[str], command: str) -> str:

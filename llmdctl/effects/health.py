@@ -21,7 +21,7 @@ from ..base.errors import LlmdctlError
 from ..compose.autoscaling import served_metrics
 from ..compose.names import hf_secret_command
 from ..compose.router import ENVOY_LISTENER as ENVOY_TARGET
-from ..compose.shared_gateway import route_models, route_parents
+from ..compose.shared_gateway import bbr_install_command, route_models, route_parents
 from ..plan.stack import Plan
 from .tools import version_tuple
 from .kube import (
@@ -969,14 +969,11 @@ def shared_gateway_checks(kube: Kube, plan: Plan) -> list[Check]:
     found = [d["metadata"]["name"] for d in kube.list(DEPLOYMENTS, gw_ns)
              if any(str(c.get("image", "")).split("@")[0].rsplit(":", 1)[0] == image
                     for c in ((d.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or [])]
-    provider = plan.gateway_facts.get("routerProvider", "none")
-    install = (f"helm install body-based-router {facts['bbrChart']} --version {facts['bbrVersion']} -n {gw_ns}"
-               + (f" --set provider.name={provider}" if provider in ("istio", "gke") else "") + f" --set inferenceGateway.name={n['gateway']}")
     if found:
         out.append(Check(label, PASS, f"Deployment {', '.join(sorted(found))}", f"a Deployment of {image} in {gw_ns}"))
     else:
         out.append(Check(label, FAIL, f"no Deployment of {image} in {gw_ns}", f"a Deployment of {image} in {gw_ns}",
-                         hint=f"without it no request carries {header} and no model route matches: {install}"))
+                         hint=f"without it no request carries {header} and no model route matches: {bbr_install_command(plan)}"))
     return out
 
 

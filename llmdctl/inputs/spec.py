@@ -135,17 +135,23 @@ def parse_autoscale(text: str, origin: str = "--autoscale") -> tuple[str, int, i
     return role, low, high
 
 
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# Kubernetes object names (fullmatch: no trailing newline slips through); compose.names checks the stack's with them
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def parse_gateway_ref(text: str, origin: str = "--attach-gateway") -> tuple[str, str]:
     """``gateway-pd`` -> ('', 'gateway-pd'); ``infra/shared-gw`` -> ('infra', 'shared-gw')."""
     ns, _, name = text.strip().rpartition("/")
-    if not (_DNS_SUBDOMAIN.fullmatch(name) and len(name) <= 253) or (ns and not (_DNS_LABEL.fullmatch(ns) and len(ns) <= 63)):
+    if not (DNS1123_SUBDOMAIN.fullmatch(name) and len(name) <= 253) or (ns and not (DNS1123_LABEL.fullmatch(ns) and len(ns) <= 63)):
         raise InputError(f"{origin} {text!r}: expected [NAMESPACE/]NAME of a Gateway (lower-case DNS names), e.g. gateway-pd or gateways/shared",
                          hint="kubectl get gateways -A lists them; another llmdctl stack's Gateway is gateway-<its postfix>")
     return ns, name
+
+
+def gateway_ref_text(ref: tuple[str, str]) -> str:
+    """('infra', 'shared-gw') -> 'infra/shared-gw', ('', 'gateway-pd') -> 'gateway-pd': as --attach-gateway takes it."""
+    return "/".join(p for p in ref if p)
 
 
 def parse_set(text: str, origin: str = "--set") -> Override:
