@@ -373,10 +373,13 @@ def test_status_text_ignores_releases_that_are_not_llmdctl_stacks(cli, fake_clus
     r = cli("status")
     assert r.code == 0, r
     lines = r.out.splitlines()
-    assert lines[0].split() == ["NAMESPACE", "POSTFIX", "STATUS", "RELEASES", "UPDATED"]
+    assert lines[0].split() == ["NAMESPACE", "POSTFIX", "STATUS", "LAYOUT", "RELEASES", "UPDATED"]
     assert len(lines) == 3 and "ms-sql" not in r.out
     half = [l for l in lines if " half " in l][0]
     assert "failed" in half and "infra-half missing" in half and "ms-half missing" in half
+    assert half.split()[3] == "-"  # no model servers: nothing to read a layout from
+    # the modelservice chart's Deployments, read back: the default layout of the helmfile era
+    assert "prefill 4xTP1, decode 1xTP4" in [l for l in lines if " pd " in l][0]
     r = cli("list", "--postfix", "pd", "-o", "json")
     assert [s["postfix"] for s in json.loads(r.out)["stacks"]] == ["pd"]
 

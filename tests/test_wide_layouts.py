@@ -282,3 +282,118 @@ def test_apply_sees_a_scaled_or_reimaged_leaderworkerset_as_drift():
     drift = live_drift(plan, json.dumps(scaled))
     assert f"{name} has 5 replicas, the plan {plan.roles[name.rsplit('-', 1)[1]].replicas}" in drift
     assert any("runs vllm/other:1" in d for d in drift), drift
+
+
+# --- status reads the layouts back from the live workloads ----------------------------------
+
+STATUS_SHAPES = [
+    dict(environments=["gb200"]),  # the GB200 guide: LWS groups of 2 pods, hybrid load balancing
+    dict(environments=["nvidia-ib"], prefill="1xDP16EP", decode="2xDP16EP", model="deepseek-ai/DeepSeek-R1"),  # multi-port over 2 nodes
+    dict(environments=["nvidia-ib"], prefill="2xDP8EP", decode="1xDP4TP2EP", model="deepseek-ai/DeepSeek-R1"),  # one node each: Deployments
+    dict(environments=["nvidia-ib"], prefill="3xTP1", decode="1xTP4"),
+    dict(environments=["nvidia-ib"], prefill="0", decode="2xTP2"),  # aggregated
+]
+
+
+def _as_installed(plan, namespace="llm-d-pd"):
+    """The plan's model-server workloads as the API server returns them: with helm's ownership annotations."""
+    out = []
+    for o in plan.manifests["ms"]:
+        if o["kind"] in ("Deployment", "LeaderWorkerSet"):
+            o = json.loads(json.dumps(o))
+            o["metadata"].update(namespace=namespace, annotations={"meta.helm.sh/release-name": f"ms-{plan.postfix}",
+                                                                   "meta.helm.sh/release-namespace": namespace})
+            out.append(o)
+    return out
+
+
+@pytest.mark.parametrize("kw", STATUS_SHAPES)
+def test_status_reads_back_the_layout_each_role_was_rendered_with(kw):
+    """What status shows is read from the objects alone (replicas, LWS size, vLLM flags, in args or in
+    the launch script of an instance over nodes), and gives back what --prefill/--decode said."""
+    from llmdctl.effects.lifecycle import attach_layouts, layout_text
+
+    plan = plan_for(llmd_version=V9, **kw)
+    stacks = [{"namespace": "llm-d-pd", "postfix": plan.postfix}]
+    attach_layouts(stacks, _as_installed(plan))
+    roles = stacks[0]["roles"]
+    assert [r["role"] for r in roles] == [r for r in ("prefill", "decode") if r in plan.roles]
+    for r in roles:
+        rp = plan.roles[r["role"]]
+        assert (r["layout"], r["podsPerInstance"], r["kind"], r["name"]) == (rp.layout, rp.workers, rp.workload, rp.deployment)
+        assert (r["tensor"], r["data"], r["expert"]) == (rp.tensor, rp.data, rp.expert)
+    want = ", ".join(f"{r} {plan.roles[r].layout}" + (f" ({plan.roles[r].workers} pods each)" if plan.roles[r].workers > 1 else "")
+                     for r in ("prefill", "decode") if r in plan.roles)
+    assert layout_text(roles) == want
+
+
+def test_status_shows_the_gb200_example_and_keeps_stacks_and_releases_apart():
+    from llmdctl.effects.lifecycle import attach_layouts, layout_text
+
+    plan = plan_for(llmd_version=V9, environments=["gb200"])
+    mine = _as_installed(plan)
+    # the same postfix in another namespace, a Deployment of another release, one without a role
+    other_ns = _as_installed(plan_for(llmd_version=V9, prefill="1xTP1", decode="1xTP1"), namespace="team-b")
+    stranger = json.loads(json.dumps(mine[0]))
+    stranger["metadata"]["annotations"]["meta.helm.sh/release-name"] = "mssql-pd"
+    roleless = json.loads(json.dumps(mine[0]))
+    roleless["spec"]["leaderWorkerTemplate"]["workerTemplate"]["metadata"]["labels"].pop("llm-d.ai/role")
+    roleless["metadata"]["name"] = "ms-pd-extra"
+    stacks = [{"namespace": "llm-d-pd", "postfix": "pd"}, {"namespace": "team-b", "postfix": "pd"}, {"namespace": "llm-d-pd", "postfix": "gone"}]
+    attach_layouts(stacks, mine + other_ns + [stranger, roleless])
+    assert layout_text(stacks[0]["roles"]) == "prefill 2xDP8EP (2 pods each), decode 1xDP8EP (2 pods each)"
+    assert layout_text(stacks[1]["roles"]) == "prefill 1xTP1, decode 1xTP1"
+    assert stacks[2]["roles"] == [] and layout_text(stacks[2]["roles"]) == "-"
+    attach_layouts(stacks, None)  # the workloads could not be read: unknown, not empty
+    assert stacks[0]["roles"] is None and layout_text(None) == "?"
+
+
+@pytest.mark.parametrize("command,args,want", [
+    # upstream's wide-EP script: DP computed by the shell, short flags, space-separated values
+    (["/bin/sh", "-c"], ["vllm serve m -tp 2 --data-parallel-size $((LWS_GROUP_SIZE * DP_SIZE_LOCAL)) --data-parallel-size-local 4 --enable-expert-parallel"],
+     ("1xDP8TP2EP", 2, 8, True)),
+    (["vllm", "serve", "m"], ["--tensor-parallel-size", "4", "--port", "8000"], ("1xTP4", 4, 1, False)),
+    (["vllm", "serve", "m"], ["--data-parallel-size=4", "--data-parallel-size-local=4", "--enable-expert-parallel"], ("1xDP4EP", 1, 4, True)),
+    (["vllm", "serve", "m"], ["--tensor-parallel-size=$(TP)"], ("1x?", "?", 1, False)),  # not knowable from the object
+    (["vllm", "serve", "m"], ["--enable-expert-parallel-not-a-flag"], ("1xTP1", 1, 1, False)),
+])
+def test_role_shape_reads_the_ways_vllm_flags_are_written(command, args, want):
+    from llmdctl.effects.lifecycle import role_shape
+
+    size = 2 if "LWS_GROUP_SIZE" in " ".join(args) else 1
+    pod = {"metadata": {"labels": {"llm-d.ai/role": "decode"}},
+           "spec": {"containers": [{"name": "routing-proxy", "args": ["--port=8000"]}, {"name": "vllm", "command": command, "args": args}]}}
+    obj = ({"kind": "LeaderWorkerSet", "metadata": {"name": "x"}, "spec": {"replicas": 1, "leaderWorkerTemplate": {"size": size, "workerTemplate": pod}}}
+           if size > 1 else {"kind": "Deployment", "metadata": {"name": "x"}, "spec": {"template": pod}})
+    got = role_shape(obj)
+    assert (got["layout"], got["tensor"], got["data"], got["expert"]) == want
+    assert got["podsPerInstance"] == size and got["replicas"] == 1
+
+
+def test_status_shows_dp_and_ep_of_applied_stacks_in_text_and_json(cli, fake_cluster):
+    """Through the CLI: two stacks applied (the GB200 example, and a helmfile-era one whose
+    modelservice Deployments carry only chart labels), then status reads their workloads back."""
+    fc = fake_cluster
+    fc.namespace("llm-d-pd")
+    assert cli("apply", "-e", "gb200", "-y", env={"LLMD_VERSION": V9}).code == 0
+    assert cli("apply", "--postfix", "old", "-y").code == 0
+    r = cli("status")
+    assert r.code == 0, r
+    rows = {line.split()[1]: line for line in r.out.splitlines()[1:]}
+    assert "prefill 2xDP8EP (2 pods each), decode 1xDP8EP (2 pods each)" in rows["pd"]
+    assert "prefill 4xTP1, decode 1xTP4" in rows["old"]
+    workload_calls = [c for c in fc.commands("kubectl") if "get deployments" in c]
+    assert len(workload_calls) == 1 and "--namespace llm-d-pd" in workload_calls[0]  # one query for every stack
+    decode = {s["postfix"]: s for s in json.loads(cli("status", "-o", "json").out)["stacks"]}["pd"]["roles"][1]
+    assert decode == {"role": "decode", "kind": "LeaderWorkerSet", "name": "ms-pd-decode", "replicas": 1, "readyReplicas": 0,
+                      "podsPerInstance": 2, "tensor": 1, "data": 8, "expert": True, "layout": "1xDP8EP"}
+    # a cluster without the LeaderWorkerSet CRD: asked again for Deployments alone, not a failure
+    fc.update(lambda s: s.update(noLeaderWorkerSetCRD=True))
+    r = cli("status", "-o", "json")
+    by = {s["postfix"]: s for s in json.loads(r.out)["stacks"]}
+    assert by["pd"]["roles"] == [] and [x["layout"] for x in by["old"]["roles"]] == ["4xTP1", "1xTP4"] and "note:" not in r.err
+    # a context that may not list Deployments: status still lists the stacks, and says why there is no layout
+    fc.fail("kubectl", "get deployments", stderr='Error from server (Forbidden): deployments.apps is forbidden: User "dev" cannot list resource')
+    r = cli("status")
+    assert r.code == 0 and "deployed" in r.out and "note: the layouts are not shown" in r.err and "Forbidden" in r.err
+    assert json.loads(cli("status", "-o", "json").out)["stacks"][0]["roles"] is None

@@ -15,7 +15,10 @@ from ..catalog.catalog import default_catalog
 from ..compose.compose import stack_target
 from ..effects.bundle import bundle_files, command_args
 from ..effects.health import FAIL
-from ..effects.lifecycle import UI, apply_dry_run, apply_stack, destroy_dry_run, destroy_stack, diff_stack, kept_bundle, list_routes, list_stacks, stack_gateways, stack_rows
+from ..effects.lifecycle import (
+    UI, apply_dry_run, apply_stack, attach_layouts, destroy_dry_run, destroy_stack, diff_stack, kept_bundle, list_routes, list_stacks, list_workloads,
+    stack_gateways, stack_rows,
+)
 from ..effects.tools import Toolbox, ToolMissing, cluster_flags, open_toolbox
 from ..effects.verify import VerifyReport, doctor_stack, verify_stack
 from ..inputs.spec import parse_duration
@@ -151,15 +154,20 @@ def status(args: argparse.Namespace) -> int:
     try:
         routes = list_routes(box, ns) or []
     except ToolMissing:
-        routes = []  # status reads Helm's records; without kubectl there is just no gateway table
+        routes = None  # status reads Helm's records; without kubectl there is no gateway table and no layouts
     stacks = list_stacks(box, ns, args.postfix, routes)
+    workloads, unread = (list_workloads(box, ns) if stacks and routes is not None else ([], "kubectl is not installed"))
+    attach_layouts(stacks, None if unread else workloads)
+    routes = routes or []
     served = stack_gateways(routes, stacks, default_catalog().release(None).dialect["modelRoute"]["header"]) if stacks else []
     if args.output in ("json", "yaml"):
         emit({"context": box.context, "namespace": ns, "stacks": stacks, "gateways": served}, args.output)
     elif not stacks:
         err(f"no llmdctl stacks in {box.context}/" + ("all namespaces" if ns is None else ns))
     else:
-        emit_rows(stack_rows(stacks), "text", ("namespace", "postfix", "status", "releases", "updated"))
+        emit_rows(stack_rows(stacks), "text", ("namespace", "postfix", "status", "layout", "releases", "updated"))
+        if unread:
+            err(f"note: the layouts are not shown: the model-server workloads could not be read ({unread})")
         if served:
             out("\n")
             emit_rows([{"gateway": g["gateway"], "model": r["model"] if r["model"] != "*" else "* (any other)", "route": r["route"],

@@ -265,9 +265,12 @@ def _layers(group: str, example: str):
 _STATUS_WHAT = ("One row per postfix: its releases with chart version, revision and status, and when it was last\n"
                 "deployed. A stack is `deployed` when all its releases are (infra, gaie, ms; or router and ms, plus\n"
                 "gateway in gateway mode, from llm-d v0.8); `incomplete`, `pending` or `failed`\n"
-                "otherwise. Below it, one row per model each of those stacks' Gateways serves (from the\n"
-                "HTTPRoutes' X-Gateway-Model-Name matches; `*` is a route that takes any other model), with the\n"
-                "route, pool and postfix (`gateways` in -o json). For pods, gateway and route health use `llmdctl verify`.")
+                "otherwise. LAYOUT is what the model servers run, read from their Deployments and\n"
+                "LeaderWorkerSets (replicas, group size, vLLM's TP/DP/EP flags) and spelled as --prefill and\n"
+                "--decode take it: `prefill 2xDP8EP (2 pods each)` (`roles` in -o json). Below it, one row per\n"
+                "model each of those stacks' Gateways serves (from the HTTPRoutes' X-Gateway-Model-Name\n"
+                "matches; `*` is a route that takes any other model), with the route, pool and postfix\n"
+                "(`gateways` in -o json). For pods, gateway and route health use `llmdctl verify`.")
 
 # name, handler (module:function under llmdctl.cli), summary, description, examples, options
 COMMANDS = [

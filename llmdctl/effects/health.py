@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..base.errors import LlmdctlError
 from ..compose.autoscaling import served_metrics
+from ..compose.modelserver import ROLE_LABEL
 from ..compose.names import hf_secret_command
 from ..compose.router import ENVOY_LISTENER as ENVOY_TARGET
 from ..compose.shared_gateway import bbr_install_command, route_models, route_parents
@@ -30,7 +31,6 @@ from .kube import (
 )
 
 PASS, FAIL, PENDING, WARN = "pass", "fail", "pending", "warn"
-ROLE_LABEL = "llm-d.ai/role"
 NATIVE_SIDECAR_MIN = (1, 33)
 DRA_V1_MIN = (1, 34)  # resource.k8s.io/v1 (ResourceClaimTemplates of the DRA profiles)
 SIDECAR = "routing-proxy"

@@ -23,9 +23,11 @@ from typing import Callable
 
 from ..base.errors import LlmdctlError
 from ..compose.names import ALL_RELEASE_KEYS, GENERATED_CHARTS, RELEASE_KEYS, ROUTER_RELEASE_KEYS, hf_secret_command, release_names, stack_names
+from ..compose.modelserver import ROLE_LABEL
 from ..compose.router import router_pin
 from ..compose.shared_gateway import route_models, route_parents
 from ..inputs.charts import chart_name
+from ..inputs.spec import RoleLayout
 from ..plan.stack import Plan
 from .bundle import bundle_files_in, remove_bundle, write_bundle
 from .tools import INSTALL_HINTS, MINIMUMS, Command, Interrupted, StepFailed, Toolbox, ToolMissing, context_dir_name, fmt_version, helm_diff_version, require_tools
@@ -182,6 +184,105 @@ def attached_routes(routes: list[dict], namespace: str, postfix: str) -> list[st
     return sorted(f"{(r.get('metadata') or {}).get('namespace')}/{(r.get('metadata') or {}).get('name')}" for r in routes
                   if (namespace, names["gateway"]) in route_parents(r)
                   and ((r.get("metadata") or {}).get("namespace"), (r.get("metadata") or {}).get("name")) != own)
+
+
+# --- what the stacks run: their model-server workloads, read back into layouts ----------------
+
+HELM_RELEASE = "meta.helm.sh/release-name"  # helm writes it (and -namespace) on every object it installs
+_ROLE_ORDER = ("prefill", "decode", "both")
+_FLAG = {  # vLLM's long flags and their short aliases, as the charts and guides write them
+    "tensor": r"(?:--tensor-parallel-size|-tp)", "data": r"(?:--data-parallel-size|-dp)",
+    "dataLocal": r"(?:--data-parallel-size-local|-dpl)",
+}
+_EXPERT = re.compile(r"(?<!\S)(?:--enable-expert-parallel|-ep)(?=[\s'\"]|$)")
+
+
+def workloads_query(namespace: str | None, lws: bool = True) -> Command:
+    """Every Deployment (and LeaderWorkerSet) in scope: the model-server ones are told apart
+    afterwards, by the helm release that owns them and their pods' role label, because the
+    modelservice chart labels the objects themselves with chart labels only."""
+    scope = ("--all-namespaces",) if namespace is None else ("--namespace", namespace)
+    kinds = "deployments,leaderworkersets.leaderworkerset.x-k8s.io" if lws else "deployments"
+    return Command("kubectl", ("get", kinds, *scope, "--output", "json"), "list model-server workloads")
+
+
+def list_workloads(box: Toolbox, namespace: str | None) -> tuple[list[dict], str | None]:
+    """(workloads, None), or ([], why) when they cannot be read. A cluster without the LWS CRD
+    fails a query that names it, so that one is asked again for Deployments alone."""
+    for lws in (True, False):
+        try:
+            text = box.query(workloads_query(namespace, lws))
+        except StepFailed as exc:
+            if lws and any("doesn't have a resource type" in line for line in exc.stderr_tail):
+                continue
+            return [], (exc.stderr_tail[-1] if exc.stderr_tail else str(exc))
+        try:
+            return [i for i in json.loads(text or "{}").get("items") or [] if isinstance(i, dict)], None
+        except (ValueError, AttributeError):
+            return [], "kubectl get -o json returned something that is not a JSON list"
+    return [], None  # not reached: the second query has no LWS to miss
+
+
+def _vllm_flag(text: str, key: str) -> int | None | str:
+    """The flag's value: an int, None when absent, "?" when not a number (a shell expression)."""
+    m = re.search(r"(?<!\S)" + _FLAG[key] + r"(?:=|\s+)['\"]?([^\s'\"]+)", text)
+    if not m:
+        return None
+    return int(m.group(1)) if m.group(1).isdigit() else "?"
+
+
+def role_shape(obj: dict) -> dict | None:
+    """A model-server Deployment or LeaderWorkerSet -> its role and layout, from what the pods run:
+    replicas (instances), pods per instance (the LWS group size), and vLLM's TP/DP/EP flags (in the
+    container args, or in the launch script of an instance over nodes). None when it is not one."""
+    spec = obj.get("spec") or {}
+    lwt = spec.get("leaderWorkerTemplate") or {}
+    template = spec.get("template") or lwt.get("workerTemplate") or lwt.get("leaderTemplate") or {}
+    role = ((template.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL)
+    if not role:
+        return None
+    containers = [c for c in (template.get("spec") or {}).get("containers") or [] if isinstance(c, dict)]
+    words = [" ".join(str(w) for w in (c.get("command") or []) + (c.get("args") or [])) for c in containers]
+    text = " ".join(w for w in words if "vllm" in w.lower()) or " ".join(words)
+    pods = int(lwt.get("size") or 1)
+    tensor, data, local = (_vllm_flag(text, k) for k in ("tensor", "data", "dataLocal"))
+    if data == "?" and isinstance(local, int):
+        data = local * pods  # upstream's wide-EP script computes it: $((LWS_GROUP_SIZE * DP_SIZE_LOCAL))
+    tensor, data = (1 if tensor is None else tensor), (1 if data is None else data)
+    expert = bool(_EXPERT.search(text))
+    replicas = spec.get("replicas")
+    replicas = replicas if isinstance(replicas, int) else 1  # unset: the API server defaults it to 1
+    known = isinstance(tensor, int) and isinstance(data, int)
+    return {
+        "role": role, "kind": obj.get("kind"), "name": (obj.get("metadata") or {}).get("name"),
+        "replicas": replicas, "readyReplicas": int((obj.get("status") or {}).get("readyReplicas") or 0),
+        "podsPerInstance": pods, "tensor": tensor, "data": data, "expert": expert,
+        "layout": str(RoleLayout(replicas, tensor, data, expert)) if known else f"{replicas}x?",
+    }
+
+
+def attach_layouts(stacks: list[dict], workloads: list[dict] | None) -> None:
+    """Give each stack its ``roles``: the shape of every model-server workload its ms-<postfix>
+    release installed (None when the workloads could not be read)."""
+    owned: dict[tuple[str, str], list[dict]] = {}
+    for obj in workloads or []:
+        meta = obj.get("metadata") or {}
+        release = str((meta.get("annotations") or {}).get(HELM_RELEASE, ""))
+        shape = role_shape(obj) if release.startswith("ms-") else None
+        if shape:
+            owned.setdefault((str(meta.get("namespace", "")), release[len("ms-"):]), []).append(shape)
+    for s in stacks:
+        roles = owned.get((s["namespace"], s["postfix"]), [])
+        order = {r: i for i, r in enumerate(_ROLE_ORDER)}
+        s["roles"] = None if workloads is None else sorted(roles, key=lambda r: (order.get(r["role"], len(order)), r["role"], r["name"] or ""))
+
+
+def layout_text(roles: list[dict] | None) -> str:
+    """``prefill 2xDP8EP (2 pods each), decode 1xDP8EP (2 pods each)``: what status shows."""
+    if roles is None:
+        return "?"
+    return ", ".join(f"{r['role']} {r['layout']}" + (f" ({r['podsPerInstance']} pods each)" if r["podsPerInstance"] > 1 else "")
+                     for r in roles) or "-"
 
 
 # --- reading helm's release records ----------------------------------------------------------
@@ -702,5 +803,6 @@ def stack_rows(stacks: list[dict]) -> list[dict]:
             "releases": ", ".join(f"{r['name']} {r['version']} r{r['revision']} {r['status']}" for r in s["releases"])
                         + "".join(f", {m} missing" for m in s["missing"]),
             "updated": max((str(r.get("updated") or "") for r in s["releases"]), default="")[:19],
+            "layout": layout_text(s.get("roles")),
         })
     return rows

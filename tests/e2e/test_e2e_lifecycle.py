@@ -157,6 +157,13 @@ def test_reference_stack_beside_a_second_postfix_and_clean_destroys(e2e):
     assert len(pods(e2e, ns, sel)) == 5, "pd's pool selector must not match pd-2's pods"
     status = e2e.llmdctl("status", "-o", "json").json()
     assert sorted(s["postfix"] for s in status["stacks"]) == ["pd", "pd-2"]
+    # the layouts, read back from the modelservice chart's Deployments by real kubectl (this cluster
+    # has no LeaderWorkerSet CRD: status asks again for Deployments alone)
+    layouts = {s["postfix"]: {r["role"]: (r["layout"], r["kind"], r["readyReplicas"]) for r in s["roles"]} for s in status["stacks"]}
+    assert layouts == {"pd": {"prefill": ("4xTP1", "Deployment", 4), "decode": ("1xTP4", "Deployment", 1)},
+                       "pd-2": {"prefill": ("1xTP1", "Deployment", 1), "decode": ("1xTP2", "Deployment", 1)}}, layouts
+    r = e2e.llmdctl("status")
+    assert "prefill 1xTP1, decode 1xTP2" in next(line for line in r.out.splitlines() if " pd-2 " in line), r.out
 
     # issue 12 finding 8: beside two running stacks (12 of 24 GPUs requested) two 8-GPU pods cannot
     # fit, though the nodes' allocatable (3 x 8) would say they do

@@ -73,6 +73,37 @@ def read_yaml(path: Path):
     return YAML(typ="safe").load(path.read_text())
 
 
+def read_yaml_all(path: Path) -> list:
+    from ruamel.yaml import YAML
+
+    return list(YAML(typ="safe").load_all(path.read_text()))
+
+
+HELM_RELEASE = "meta.helm.sh/release-name"
+
+
+def store_workload(nstate: dict, release: str, ns: str, obj: dict) -> None:
+    """Keep a Deployment or LeaderWorkerSet as the API server would: with helm's ownership annotations."""
+    obj = json.loads(json.dumps(obj))
+    obj.setdefault("metadata", {}).setdefault("annotations", {}).update({HELM_RELEASE: release, "meta.helm.sh/release-namespace": ns})
+    obj["metadata"]["namespace"] = ns
+    nstate.setdefault("workloads", {})[f"{obj['kind']}/{obj['metadata']['name']}"] = obj
+
+
+def modelservice_deployment(release: str, role: str, spec: dict) -> dict:
+    """The Deployment llm-d-modelservice renders for a role: chart labels on the object, the role on
+    its pods, and vLLM's args with --tensor-parallel-size only above 1 (as the chart injects it)."""
+    tensor = int((spec.get("parallelism") or {}).get("tensor", 1))
+    containers = [{"name": c.get("name", "vllm"), "image": c.get("image"),
+                   "command": ["vllm", "serve", "some/model"],
+                   "args": ["--port", "8000", *(["--tensor-parallel-size", str(tensor)] if tensor > 1 else []), *[str(a) for a in c.get("args") or []]]}
+                  for c in spec.get("containers") or []]
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": f"{release}-llm-d-modelservice-{role}", "labels": {"helm.sh/chart": "llm-d-modelservice"}},
+            "spec": {"replicas": spec.get("replicas", 1),
+                     "template": {"metadata": {"labels": {"llm-d.ai/role": role}}, "spec": {"containers": containers}}}}
+
+
 def now() -> str:
     return "2026-11-22 10:00:00.000000 +0000 UTC"
 
@@ -178,6 +209,12 @@ def helmfile(args: list[str], state: dict) -> None:
                     if spec.get("create", True) is not False:
                         nstate.setdefault("deployments", {})[f"{rel['name']}-llm-d-modelservice-{role}"] = {
                             "replicas": spec.get("replicas", 1), "images": [c.get("image") for c in spec.get("containers") or []]}
+                        store_workload(nstate, rel["name"], ns, modelservice_deployment(rel["name"], role, spec))
+            elif (Path(file).parent / rel["chart"] / "templates").is_dir():  # llmdctl's generated chart: its objects as written
+                for path in sorted((Path(file).parent / rel["chart"] / "templates").glob("*.yaml")):
+                    for obj in read_yaml_all(path):
+                        if isinstance(obj, dict) and obj.get("kind") in ("Deployment", "LeaderWorkerSet"):
+                            store_workload(nstate, rel["name"], ns, obj)
         save(state)
         print("UPDATED RELEASES:")
         return
@@ -188,6 +225,8 @@ def helmfile(args: list[str], state: dict) -> None:
                 del nstate["releases"][rel["name"]]
                 for dep in [d for d in nstate.get("deployments", {}) if d.startswith(rel["name"] + "-llm-d-modelservice-")]:
                     del nstate["deployments"][dep]
+                for name in [n for n, o in nstate.get("workloads", {}).items() if o["metadata"]["annotations"][HELM_RELEASE] == rel["name"]]:
+                    del nstate["workloads"][name]
                 print(f"Deleting {rel['name']}")
         save(state)
         return
@@ -241,6 +280,17 @@ def kubectl(args: list[str], state: dict) -> None:
             print(f"{kind}/{name}")
         elif not ignore:
             die(f'Error from server (NotFound): {kind} "{name}" not found')
+        return
+    if args[:1] == ["get"] and args[1] in ("deployments", "deployments,leaderworkersets.leaderworkerset.x-k8s.io"):
+        everywhere = take(args, "--all-namespaces", "-A", flag=True)
+        assert output == "json", "the fake answers workload listings only -o json"
+        if "leaderworkersets" in args[1] and state.get("noLeaderWorkerSetCRD"):
+            die('error: the server doesn\'t have a resource type "leaderworkersets"')
+        spaces = state["contexts"].get(ctx, {"namespaces": {}})["namespaces"]
+        scope = sorted(spaces) if everywhere else [ns]
+        items = [o for n in scope for _, o in sorted((spaces.get(n) or {}).get("workloads", {}).items())
+                 if o["kind"] == "Deployment" or "leaderworkersets" in args[1]]
+        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
         return
     if args[:2] == ["get", "deployment"]:
         assert output == "json" and ignore, "the fake answers only --ignore-not-found -o json"
