@@ -397,3 +397,16 @@ def test_status_shows_dp_and_ep_of_applied_stacks_in_text_and_json(cli, fake_clu
     r = cli("status")
     assert r.code == 0 and "deployed" in r.out and "note: the layouts are not shown" in r.err and "Forbidden" in r.err
     assert json.loads(cli("status", "-o", "json").out)["stacks"][0]["roles"] is None
+
+
+@pytest.mark.parametrize("decode,wide", [("1xDP16EP", True), ("1xDP8EP", False), ("2xTP4", False)])
+def test_an_instance_over_nodes_gets_the_rdma_nics_without_prefill_pods_too(decode, wide):
+    """Found by the e2e LWS apply: an aggregated DP16 EP instance over two nodes passed V-42 (the
+    profile has RDMA) but its pods asked for no NIC, so the all-to-all between the nodes had none."""
+    plan = plan_for(llmd_version=V9, environments=["nvidia-ib"], prefill="0", decode=decode, model="deepseek-ai/DeepSeek-R1")
+    rp = plan.roles["decode"]
+    obj = _objects(plan, rp.workload)[rp.deployment]
+    limits = _vllm(_pod(obj))["resources"]["limits"]
+    assert ("rdma/ib" in limits) == wide and (rp.rdma is not None) == wide
+    if wide:
+        assert limits["rdma/ib"] == plan.hardware_facts["rdma"]["count"] == rp.rdma["count"]

@@ -413,8 +413,15 @@ def _layout_layer(prefill: RoleLayout, decode: RoleLayout, mode: str, hw: dict, 
     for role, lay in layouts.items():
         ms[role] = {**({"create": True} if role == "prefill" else {}), "replicas": lay.replicas, "parallelism": _parallelism(role, lay, hw, release)}
         flags = (["--enable-expert-parallel"] if lay.expert else []) + _dp_balancer_flags(ms[role]["parallelism"], hw)
-        if flags:
-            ms[role]["containers"] = [{"name": "vllm", "args": flags}]
+        vllm: dict[str, Any] = {"name": "vllm", **({"args": flags} if flags else {})}
+        rdma = _role_rdma(hw.get("rdma"), role)
+        if rdma and mode != "disaggregated" and ms[role]["parallelism"].get("workers", 1) > 1:
+            # the stack layer asks for NICs where the KV cache crosses between roles; an instance
+            # over nodes needs them without prefill pods too, for its own EP all-to-all and DP collectives
+            n = rdma.get("count", 1)
+            vllm["resources"] = {"limits": {rdma["resource"]: n}, "requests": {rdma["resource"]: n}}
+        if len(vllm) > 1:
+            ms[role]["containers"] = [vllm]
     ports = _rank_ports(ms, hw, release)
     router: dict[str, Any] = {}
     if ports:
@@ -431,8 +438,8 @@ def _layout_layer(prefill: RoleLayout, decode: RoleLayout, mode: str, hw: dict, 
                 hint="use fewer replicas, e.g. --prefill 1xTP1 --decode 1xTP1",
             )
         for role in ms:
-            vllm = (ms[role].get("containers") or [{"name": "vllm", "args": []}])[0]
-            ms[role]["containers"] = [{**vllm, "args": [*vllm["args"], f"--gpu-memory-utilization={cap:.2f}"]}]
+            vllm = (ms[role].get("containers") or [{"name": "vllm"}])[0]
+            ms[role]["containers"] = [{**vllm, "args": [*vllm.get("args", []), f"--gpu-memory-utilization={cap:.2f}"]}]
         notes.append(f"time-slicing: --gpu-memory-utilization={cap:.2f} on each of {pods} pods (sum {cap * pods:.2f} <= 1.0)")
     return _Layer("layout", f"--prefill {prefill} --decode {decode}", {"ms": ms, **({"router": router} if router and release.generation == "router" else {})}), notes
 
@@ -855,7 +862,7 @@ def _role_plans(ms: dict, names: dict, hw: dict, mode: str, contract: dict) -> d
             role=role, replicas=int(block.get("replicas", 1)), tensor=tensor, gpus_per_pod=tensor * local,
             # the chart falls back to nvidia.com/gpu for a type it does not know
             accelerator_resource=contract["acceleratorResources"].get(role_accel, contract["acceleratorResources"]["nvidia"]),
-            rdma=_role_rdma(hw.get("rdma"), role) if mode == "disaggregated" else None,
+            rdma=_role_rdma(hw.get("rdma"), role) if mode == "disaggregated" or workers > 1 else None,
             image=str(container.get("image", "")), vllm_port=vllm_port, deployment=names[role],
             data=int(par.get("data", local * workers)), data_local=local, workers=workers,
             expert="--enable-expert-parallel" in args,

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .controlplane import ControlPlane, enter_private_network, start_gateway_standin, stop, tool_dir
+from .controlplane import ControlPlane, enter_private_network, start_standin, stop, tool_dir
 from .harness import CHARTS, MEASURED, E2E, measured
 
 
@@ -22,7 +22,7 @@ def e2e(tmp_path_factory):
         cp.add_gpu_nodes("cpu-node", 1, {})
         cp.apply_objects([{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "istio"},
                            "spec": {"controllerName": "istio.io/gateway-controller"}}])
-        gateway = start_gateway_standin(cp, "istio.io/gateway-controller")
+        gateway = start_standin(cp, "gateway_standin.py", "istio.io/gateway-controller")
         measured(f"control plane: API server ready {cp.apiserver_ready_s:.1f} s, everything up (CRDs, nodes) {time.monotonic() - t0:.1f} s")
         measured(f"charts: {CHARTS}")
         yield E2E(cp)

@@ -60,6 +60,14 @@ def tool_dir() -> Path:
     return Path(out.stdout.strip())
 
 
+def lws_crd() -> Path:
+    """The LeaderWorkerSet CRD .ci/e2e-tools puts beside the binaries (from the sigs.k8s.io/lws module)."""
+    found = sorted(tool_dir().glob("lws-v*-crd.yaml"))
+    if not found:
+        raise E2EError(f"no LeaderWorkerSet CRD in {tool_dir()}: run .ci/e2e-tools (it copies it from sigs.k8s.io/lws)")
+    return found[-1]
+
+
 def crd_dir() -> Path:
     """The unmodified upstream CRDs beside the checkout ($LLMDCTL_E2E_CRDS, else ../shared/crds)."""
     return Path(os.environ.get("LLMDCTL_E2E_CRDS") or REPO.parent / "shared" / "crds")
@@ -347,9 +355,11 @@ class SlowAdmission:
         self.server.shutdown()
 
 
-def start_gateway_standin(cp: ControlPlane, *controllers: str) -> subprocess.Popen:
-    log = open(cp.logs / "gateway-standin.log", "ab")
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "gateway_standin.py"), str(cp.kubeconfig), *controllers],
+def start_standin(cp: ControlPlane, script: str, *args: str) -> subprocess.Popen:
+    """A stand-in controller (gateway_standin.py, lws_standin.py) against this control plane; its log
+    beside the components' logs."""
+    log = open(cp.logs / f"{Path(script).stem}.log", "ab")
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / script), str(cp.kubeconfig), *args],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=cp.env(), start_new_session=True)
     log.close()
     return proc

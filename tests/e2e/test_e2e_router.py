@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from .controlplane import crd_dir
+from .controlplane import crd_dir, lws_crd, start_standin, stop
 from .harness import CHARTS
 from .test_e2e_lifecycle import SMALL, USER_OWNED, assert_pods_match_plan, left_only_user_objects, names_in, plan_of, pods, versions_in
 
@@ -200,6 +200,77 @@ def test_doctor_names_the_leaderworkerset_and_computedomain_crds_a_wide_gb200_st
     # single-node layouts (nvidia-ib, TP1) render Deployments: doctor does not ask for LWS
     r = e2e.llmdctl("doctor", *V, "-n", ns, *SMALL, "-o", "json")
     assert not any("leaderworkersets" in c["name"] for c in r.json()["checks"]), r
+
+
+WIDE = ("-e", "nvidia-ib", "--prefill", "0", "--decode", "1xDP16EP", "--model", "deepseek-ai/DeepSeek-R1")
+
+
+def test_a_wide_stack_applies_as_leaderworkersets_and_verify_counts_its_ranks(gaie_v15):
+    """Issue 10: one instance of 16 data-parallel ranks with EP over two 8-GPU nodes, applied
+    against the real LeaderWorkerSet schema (sigs.k8s.io/lws v0.9.0's CRD, unmodified). Before a
+    controller answers, verify waits on the groups and status already shows the layout; then the LWS
+    stand-in makes the group's pods, the real scheduler puts them on two nodes, and verify counts
+    16 ranks in the group. destroy leaves nothing: the garbage collector takes the pods."""
+    e2e = gaie_v15
+    cp, ns = e2e.cp, "llm-d-wide-ep"
+    cp.namespace(ns)
+    crd = "leaderworkersets.leaderworkerset.x-k8s.io"
+    cp.kubectl("apply", "--server-side", "-f", str(lws_crd()), timeout=120)
+    cp.wait_established()
+    controller = None
+    try:
+        r = e2e.llmdctl("doctor", *V, *WIDE, "-n", ns, "-o", "json")
+        checks = {c["name"]: c for c in r.json()["checks"]}
+        assert checks[f"CRD {crd}"]["status"] == "pass", checks[f"CRD {crd}"]
+
+        r = e2e.llmdctl("apply", "-y", *V, *WIDE, "-n", ns, timeout=400)
+        assert r.code == 0, r
+        plan = plan_of(llmd_version="v0.9.0", charts=str(CHARTS), namespace=ns, environments=["nvidia-ib"], prefill="0", decode="1xDP16EP",
+                       model="deepseek-ai/DeepSeek-R1")
+        rendered = next(o for o in plan.manifests["ms"] if o["kind"] == "LeaderWorkerSet")
+        live = cp.get_json(crd, "ms-pd-decode", "-n", ns)
+        # the API server kept what llmdctl wrote: nothing pruned as unknown by the real schema
+        for key in ("replicas", "startupPolicy"):
+            assert live["spec"][key] == rendered["spec"][key], key
+        lwt, want = live["spec"]["leaderWorkerTemplate"], rendered["spec"]["leaderWorkerTemplate"]
+        assert (lwt["size"], lwt["restartPolicy"]) == (want["size"], want["restartPolicy"]) == (2, "RecreateGroupOnPodRestart")
+        vllm = next(c for c in lwt["workerTemplate"]["spec"]["containers"] if c["name"] == "vllm")
+        assert vllm == next(c for c in want["workerTemplate"]["spec"]["containers"] if c["name"] == "vllm") | {
+            k: v for k, v in vllm.items() if k in ("imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy")}
+
+        r = e2e.llmdctl("verify", *V, *WIDE, "-n", ns, "-o", "json")
+        verdict = {c["name"]: c for c in r.json()["checks"]}
+        assert r.code != 0, r
+        group = verdict["decode LeaderWorkerSet ms-pd-decode"]
+        assert (group["status"], group["observed"]) == ("pending", "0/1 groups ready"), group
+        assert verdict["decode DP ranks"]["observed"] == "no pods yet"
+        stack = e2e.llmdctl("status", "-n", ns, "-o", "json").json()["stacks"][0]
+        assert [(x["role"], x["layout"], x["kind"], x["podsPerInstance"], x["readyReplicas"]) for x in stack["roles"]] == \
+            [("decode", "1xDP16EP", "LeaderWorkerSet", 2, 0)], stack
+        assert "decode 1xDP16EP (2 pods each)" in e2e.llmdctl("status", "-n", ns).out
+
+        controller = start_standin(cp, "lws_standin.py")
+        r = e2e.llmdctl("verify", *V, *WIDE, "-n", ns, "--wait", "--timeout", "2m", "-o", "json", timeout=200)
+        verdict = {c["name"]: c for c in r.json()["checks"]}
+        assert r.code == 0 and {c["status"] for c in verdict.values()} == {"pass"}, {n: (c["status"], c["observed"]) for n, c in verdict.items() if c["status"] != "pass"}
+        assert verdict["decode DP ranks"]["observed"] == "group 0: 2 pods, 16 ranks", verdict["decode DP ranks"]
+        assert verdict["decode LeaderWorkerSet ms-pd-decode"]["observed"] == "1/1 groups ready"
+        group_pods = pods(e2e, ns, "leaderworkerset.sigs.k8s.io/name=ms-pd-decode")
+        assert len({p["spec"]["nodeName"] for p in group_pods}) == 2, "a group takes whole nodes: one pod per 8-GPU node"
+        for p in group_pods:
+            c = next(c for c in p["spec"]["containers"] if c["name"] == "vllm")
+            assert c["resources"]["limits"]["nvidia.com/gpu"] == "8" and c["resources"]["limits"]["rdma/ib"]
+            assert '--data-parallel-address="${LWS_LEADER_ADDRESS}"' in c["args"][0] and "--data-parallel-size=16" in c["args"][0]
+        assert e2e.llmdctl("status", "-n", ns, "-o", "json").json()["stacks"][0]["roles"][0]["readyReplicas"] == 1
+
+        r = e2e.llmdctl("destroy", "-y", "-n", ns)
+        assert r.code == 0, r
+        left_only_user_objects(e2e, ns)
+        assert cp.get_json(crd, "-n", ns)["items"] == []
+    finally:
+        if controller is not None:
+            stop(controller)
+        cp.kubectl("delete", "crd", crd, "--ignore-not-found", timeout=120)  # the suites after this one run without LWS
 
 
 def test_precise_routing_and_an_hpa_on_the_real_api_server_and_hpa_controller(gaie_v15):
