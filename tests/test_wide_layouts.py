@@ -410,3 +410,13 @@ def test_an_instance_over_nodes_gets_the_rdma_nics_without_prefill_pods_too(deco
     assert ("rdma/ib" in limits) == wide and (rp.rdma is not None) == wide
     if wide:
         assert limits["rdma/ib"] == plan.hardware_facts["rdma"]["count"] == rp.rdma["count"]
+
+
+def test_status_without_kubectl_lists_the_stacks_and_says_why_there_is_no_layout(cli, fake_cluster):
+    fc = fake_cluster
+    fc.namespace("llm-d-pd")
+    assert cli("apply", "-y").code == 0
+    (fc.bin / "kubectl").unlink()
+    r = cli("status")
+    assert r.code == 0 and " pd " in r.out and "note: the layouts are not shown" in r.err and "kubectl is not installed" in r.err, r
+    assert [s["roles"] for s in json.loads(cli("status", "-o", "json").out)["stacks"]] == [None]

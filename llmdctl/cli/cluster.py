@@ -156,7 +156,10 @@ def status(args: argparse.Namespace) -> int:
     except ToolMissing:
         routes = None  # status reads Helm's records; without kubectl there is no gateway table and no layouts
     stacks = list_stacks(box, ns, args.postfix, routes)
-    workloads, unread = (list_workloads(box, ns) if stacks and routes is not None else ([], "kubectl is not installed"))
+    if routes is None:
+        workloads, unread = [], "kubectl is not installed"
+    else:
+        workloads, unread = list_workloads(box, ns) if stacks else ([], None)
     attach_layouts(stacks, None if unread else workloads)
     routes = routes or []
     served = stack_gateways(routes, stacks, default_catalog().release(None).dialect["modelRoute"]["header"]) if stacks else []

@@ -209,18 +209,19 @@ def workloads_query(namespace: str | None, lws: bool = True) -> Command:
 def list_workloads(box: Toolbox, namespace: str | None) -> tuple[list[dict], str | None]:
     """(workloads, None), or ([], why) when they cannot be read. A cluster without the LWS CRD
     fails a query that names it, so that one is asked again for Deployments alone."""
-    for lws in (True, False):
+    try:
         try:
-            text = box.query(workloads_query(namespace, lws))
+            text = box.query(workloads_query(namespace, lws=True))
         except StepFailed as exc:
-            if lws and any("doesn't have a resource type" in line for line in exc.stderr_tail):
-                continue
-            return [], (exc.stderr_tail[-1] if exc.stderr_tail else str(exc))
-        try:
-            return [i for i in json.loads(text or "{}").get("items") or [] if isinstance(i, dict)], None
-        except (ValueError, AttributeError):
-            return [], "kubectl get -o json returned something that is not a JSON list"
-    return [], None  # not reached: the second query has no LWS to miss
+            if not any("doesn't have a resource type" in line for line in exc.stderr_tail):
+                raise
+            text = box.query(workloads_query(namespace, lws=False))
+    except StepFailed as exc:
+        return [], (exc.stderr_tail[-1] if exc.stderr_tail else str(exc))
+    try:
+        return [i for i in json.loads(text or "{}").get("items") or [] if isinstance(i, dict)], None
+    except (ValueError, AttributeError):
+        return [], "kubectl get -o json returned something that is not a JSON list"
 
 
 def _vllm_flag(text: str, key: str) -> int | None | str:
