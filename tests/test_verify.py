@@ -266,7 +266,6 @@ def test_wait_returns_within_a_second_of_decode_turning_ready(cli, kube_api):
         st.set_ready("decode", 0, True)
 
     threading.Thread(target=later, daemon=True).start()
-    started = time.monotonic()
     r = cli("verify", "--wait", "--timeout", "30s")
     done = time.monotonic()
     assert r.code == 0, r
