@@ -90,6 +90,11 @@ def store_workload(nstate: dict, release: str, ns: str, obj: dict) -> None:
     nstate.setdefault("workloads", {})[f"{obj['kind']}/{obj['metadata']['name']}"] = obj
 
 
+def drop_workloads(nstate: dict, release: str) -> None:
+    for name in [n for n, o in nstate.get("workloads", {}).items() if o["metadata"]["annotations"][HELM_RELEASE] == release]:
+        del nstate["workloads"][name]
+
+
 def modelservice_deployment(release: str, role: str, spec: dict) -> dict:
     """The Deployment llm-d-modelservice renders for a role: chart labels on the object, the role on
     its pods, and vLLM's args with --tensor-parallel-size only above 1 (as the chart injects it)."""
@@ -158,6 +163,7 @@ def helm(args: list[str], state: dict) -> None:
         if not nstate or name not in nstate["releases"]:
             die(f"Error: uninstall: Release not loaded: {name}: release: not found")
         del nstate["releases"][name]
+        drop_workloads(nstate, name)
         save(state)
         print(f'release "{name}" uninstalled')
         return
@@ -225,8 +231,7 @@ def helmfile(args: list[str], state: dict) -> None:
                 del nstate["releases"][rel["name"]]
                 for dep in [d for d in nstate.get("deployments", {}) if d.startswith(rel["name"] + "-llm-d-modelservice-")]:
                     del nstate["deployments"][dep]
-                for name in [n for n, o in nstate.get("workloads", {}).items() if o["metadata"]["annotations"][HELM_RELEASE] == rel["name"]]:
-                    del nstate["workloads"][name]
+                drop_workloads(nstate, rel["name"])
                 print(f"Deleting {rel['name']}")
         save(state)
         return
