@@ -222,3 +222,23 @@ def test_validate_json_says_which_roles_scale_and_how_the_prefix_cache_is_known(
     stack = json.loads(r.out)["stack"]
     assert r.code == 0 and stack["prefixCache"] == "precise"
     assert stack["roles"]["decode"]["autoscale"] == {"min": 1, "max": 4} and stack["roles"]["prefill"]["autoscale"] is None
+
+
+@pytest.mark.parametrize("bounds,status,short", [("decode=1-2", "pass", 0), ("decode=1-4", "warn", 2), ("decode=1-1", None, 0)])
+def test_doctor_sizes_capacity_at_the_hpa_maximum_too(bounds, status, short):
+    """The layout fits now; whether it still fits when the HPA grows the role to its maximum is
+    a separate check (a warning: the HPA may never get there)."""
+    from llmdctl.effects.health import evaluate_capacity
+
+    plan = plan_for(llmd_version=V9, environments=["gke"], prefill="0", decode="1xTP4", autoscale=[bounds])
+    nodes = [{"metadata": {"name": f"n{i}"}, "status": {"allocatable": {"nvidia.com/gpu": "4"}}} for i in range(2)]
+    checks = {c.name: c for c in evaluate_capacity(plan, nodes)}
+    assert checks["capacity nvidia.com/gpu"].status == "pass"
+    peak = checks.get("capacity nvidia.com/gpu at the HPA maximum")
+    if status is None:
+        assert peak is None  # max = the layout's count: nothing more to size
+        return
+    top = int(bounds.split("-")[1])
+    assert peak.status == status and peak.expected == f"{top} decode x 4 = {4 * top} nvidia.com/gpu"
+    if short:
+        assert f"{short} pod(s) would not fit" in peak.observed and "--autoscale" in peak.hint

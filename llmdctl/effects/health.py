@@ -722,6 +722,21 @@ def in_use(pods: list[dict], resources: tuple[str, ...], skip_labels: dict) -> d
     return used
 
 
+def _unplaced(pods: list[tuple[str, int, int]], free: dict[str, list[int]], rdma: bool) -> list[str]:
+    """First fit, biggest pods first, of (role, GPUs, NICs) onto the nodes' free [GPUs, NICs]
+    (left as they were): the roles of the pods that find no node."""
+    left = {k: list(v) for k, v in free.items()}
+    unplaced = []
+    for role, gpus, nics in sorted(pods, key=lambda p: -p[1]):
+        node = next((k for k, v in left.items() if v[0] >= gpus and (not rdma or v[1] >= nics)), None)
+        if node is None:
+            unplaced.append(role)
+        else:
+            left[node][0] -= gpus
+            left[node][1] -= nics
+    return unplaced
+
+
 def evaluate_capacity(plan: Plan, nodes: list[dict], running: list[dict] | None = None) -> list[Check]:
     """Do the planned pods fit on the nodes' free accelerators (and RDMA), one pod per node slot?
 
@@ -751,14 +766,7 @@ def evaluate_capacity(plan: Plan, nodes: list[dict], running: list[dict] | None 
     busy = sum(u.get(accel, 0) for u in used.values())
     need = sum(p[1] for p in pods)
     layout = " + ".join(f"{r.pods} {r.role} x {r.gpus_per_pod}" for r in plan.roles.values())
-    unplaced = []
-    for role, gpus, nics in sorted(pods, key=lambda p: -p[1]):  # first fit, biggest pods first
-        node = next((k for k, v in free.items() if v[0] >= gpus and (not rdma or v[1] >= nics)), None)
-        if node is None:
-            unplaced.append(role)
-        else:
-            free[node][0] -= gpus
-            free[node][1] -= nics
+    unplaced = _unplaced(pods, free, bool(rdma))
     observed = (f"{total} allocatable {accel} on {sum(1 for n in usable if _qty((n.get('status') or {}).get('allocatable', {}).get(accel)))} "
                 f"of {len(usable)} schedulable nodes" + (f", {busy} in use by other pods" if busy else ""))
     if not unplaced:
@@ -768,6 +776,17 @@ def evaluate_capacity(plan: Plan, nodes: list[dict], running: list[dict] | None 
                "or install the device plugin") if total == 0 else \
               f"shrink the layout (--prefill/--decode NxTPm) or free {accel}: {len(unplaced)} pod(s) do not fit ({', '.join(sorted(set(unplaced)))})"
         checks.append(Check(f"capacity {accel}", FAIL, observed, f"{layout} = {need} {accel}", hint=fix))
+    peak = {r.role: r.autoscale[1] * r.workers for r in plan.roles.values() if r.autoscale and r.autoscale[1] > r.replicas}
+    if peak and not unplaced:
+        # the HPA may grow a role to its maximum: pods past what the nodes hold would stay Pending then
+        at_max = [(r.role, r.gpus_per_pod, r.rdma.get("count", 1) if r.rdma else 0) for r in plan.roles.values() for _ in range(peak.get(r.role, r.pods))]
+        short = _unplaced(at_max, free, bool(rdma))
+        wanted = " + ".join(f"{peak.get(r.role, r.pods)} {r.role} x {r.gpus_per_pod}" for r in plan.roles.values())
+        label, expected = f"capacity {accel} at the HPA maximum", f"{wanted} = {sum(p[1] for p in at_max)} {accel}"
+        checks.append(Check(label, PASS, observed, expected) if not short else Check(
+            label, WARN, observed + f"; {len(short)} pod(s) would not fit", expected,
+            hint=f"the HPA can scale {', '.join(sorted(peak))} past what the nodes hold ({', '.join(sorted(set(short)))} would stay Pending): "
+                 "lower the maximum of --autoscale ROLE=MIN-MAX, or add GPU nodes"))
     if rdma:
         with_rdma = [n["metadata"]["name"] for n in usable if _qty((n.get("status") or {}).get("allocatable", {}).get(rdma))]
         if with_rdma:

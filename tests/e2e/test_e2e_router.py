@@ -285,6 +285,8 @@ def test_precise_routing_and_an_hpa_on_the_real_api_server_and_hpa_controller(ga
     checks = {c["name"]: c for c in r.json()["checks"]}
     adapter = checks["APIService v1beta1.custom.metrics.k8s.io"]
     assert r.code != 0 and (adapter["status"], adapter["observed"]) == ("fail", "not registered"), r
+    peak = checks["capacity nvidia.com/gpu at the HPA maximum"]  # the kwok nodes hold decode's maximum
+    assert (peak["status"], peak["expected"]) == ("pass", "1 prefill x 1 + 2 decode x 1 = 3 nvidia.com/gpu"), peak
 
     r = e2e.llmdctl("apply", "-y", *V, "-n", ns, *SMALL, *extra, timeout=400)
     assert r.code == 0, r
