@@ -420,3 +420,17 @@ def test_status_without_kubectl_lists_the_stacks_and_says_why_there_is_no_layout
     r = cli("status")
     assert r.code == 0 and " pd " in r.out and "note: the layouts are not shown" in r.err and "kubectl is not installed" in r.err, r
     assert [s["roles"] for s in json.loads(cli("status", "-o", "json").out)["stacks"]] == [None]
+
+
+def test_gb200s_host_namespaces_are_not_called_debugging_only_but_anything_more_is():
+    """V-33 flags host access as debugging-only; gb200's hostIPC/hostPID are what MNNVL cuda_ipc
+    needs in production (the profile's hostAccess says why), so only what goes beyond them is flagged."""
+    plan = plan_for(llmd_version=V9, environments=["gb200"])
+    assert set(plan.hardware_facts["hostAccess"]) == {"hostIPC", "hostPID"}
+    pod = _pod(_objects(plan, "LeaderWorkerSet")["ms-pd-decode"])
+    assert pod["hostIPC"] is True and pod["hostPID"] is True
+    assert not [f for f in plan.findings if f.rule == "V-33"]
+    more = plan_for(llmd_version=V9, environments=["gb200"], sets=["ms.decode.extraConfig.hostNetwork=true"])
+    assert [f.message for f in more.findings if f.rule == "V-33"] == ["decode runs with hostNetwork (development and debugging only)"]
+    gh = plan_for(environments=["gh200"])  # the time-sliced GH200 set shares IPC for development only
+    assert [f.message for f in gh.findings if f.rule == "V-33"] == [f"{r} runs with hostIPC (development and debugging only)" for r in ("prefill", "decode")]

@@ -618,11 +618,15 @@ def images_match(plan: Plan):
 
 @rule("V-33", "warning")
 def privileged_pods(plan: Plan):
+    # the hardware profile names what its hardware needs (gb200: hostIPC/hostPID for MNNVL cuda_ipc);
+    # those are how that hardware runs in production, so only the others are flagged
+    needed = plan.hardware_facts.get("hostAccess") or {}
     for role, block in _roles(plan):
         extra = _extra(block)
-        flags = [k for k in ("hostNetwork", "hostIPC") if extra.get(k)]
+        flags = [k for k in ("hostNetwork", "hostIPC", "hostPID") if extra.get(k)]
         if ((_vllm(block).get("securityContext") or {}).get("privileged")):
             flags.append("privileged")
+        flags = [f for f in flags if f not in needed]
         if flags:
             yield f"{role} runs with {', '.join(flags)} (development and debugging only)"
 
