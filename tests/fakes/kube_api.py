@@ -68,6 +68,43 @@ def field_match(obj: dict, selector: str | None) -> bool:
     return True
 
 
+class _QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1, no access log, and one way to answer with a body."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _send(self, status: int, body, content_type: str = "application/json") -> None:
+        data = body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body)).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class _Served:
+    """A fake served on 127.0.0.1 (an ephemeral port) from a background thread."""
+
+    def _serve(self, handler) -> None:
+        self.server = _QuietServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -78,7 +115,7 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class FakeKube:
+class FakeKube(_Served):
     def __init__(self):
         self.collections: dict[str, dict[str, dict]] = {}  # collection path -> name -> object
         self.version = {"major": "1", "minor": "33", "gitVersion": "v1.33.2"}
@@ -94,20 +131,15 @@ class FakeKube:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.stopped = False
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
     def start(self) -> "FakeKube":
         self.thread.start()
         return self
 
     def stop(self) -> None:
         with self.cond:
-            self.stopped = True
+            self.stopped = True  # open watches end
             self.cond.notify_all()
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()
 
     # -- the store --------------------------------------------------------------------------
 
@@ -137,20 +169,7 @@ class FakeKube:
     def _handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # quiet
-                pass
-
-            def _send(self, status: int, body, content_type: str = "application/json") -> None:
-                data = body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body)).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(_QuietHandler):
             def _status(self, code: int, message: str) -> None:
                 reason = {403: "Forbidden", 404: "NotFound", 500: "InternalError"}.get(code, "Error")
                 self._send(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": reason, "code": code})
@@ -262,7 +281,7 @@ def _is_collection(path: str) -> bool:
     return len(rest) == 1
 
 
-class FakeOpenAI:
+class FakeOpenAI(_Served):
     """/v1/models and a streamed /v1/completions; ``on_completion`` lets a test play the P/D path."""
 
     def __init__(self, model: str, on_completion=None, delay: float = 0.01):
@@ -270,19 +289,9 @@ class FakeOpenAI:
         self.prompts: list[str] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(_QuietHandler):
             def do_GET(self):  # noqa: N802
-                body = json.dumps({"object": "list", "data": [{"id": fake.model, "object": "model"}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self._send(200, {"object": "list", "data": [{"id": fake.model, "object": "model"}]})
 
             def do_POST(self):  # noqa: N802
                 req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -300,34 +309,19 @@ class FakeOpenAI:
                     self.wfile.flush()
                 self.wfile.write(b"data: [DONE]\n\n")
 
-        self.server = _QuietServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
-class FakeMetricsEndpoint:
+class FakeMetricsEndpoint(_Served):
     """An EPP's /metrics behind its authentication filter: 401 without a bearer token, 403 for a
     token ``accept`` does not take (the real one asks the API server: TokenReview, then
-    SubjectAccessReview for GET /metrics). ``text`` is what it serves; ``pages`` are served in
-    turn, one per scrape (the last one stays), to play counters rising."""
+    SubjectAccessReview for GET /metrics). ``text`` is what it serves."""
 
     def __init__(self, accept):
-        self.accept, self.text, self.pages, self.auth = accept, "", [], []
+        self.accept, self.text, self.auth = accept, "", []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(_QuietHandler):
             def do_GET(self):  # noqa: N802
                 header = self.headers.get("Authorization") or ""
                 fake.auth.append(header)
@@ -339,25 +333,7 @@ class FakeMetricsEndpoint:
                 elif self.path != "/metrics":
                     status, body = 404, "not found"
                 else:
-                    if len(fake.pages) > 1:
-                        fake.text = fake.pages.pop(0)
-                    elif fake.pages:
-                        fake.text = fake.pages[0]
                     status, body = 200, fake.text
-                data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self._send(status, body, "text/plain")
 
-        self.server = _QuietServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return self.server.server_address[1]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
