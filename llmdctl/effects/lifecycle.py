@@ -272,9 +272,9 @@ def attach_layouts(stacks: list[dict], workloads: list[dict] | None) -> None:
         shape = role_shape(obj) if release.startswith("ms-") else None
         if shape:
             owned.setdefault((str(meta.get("namespace", "")), release[len("ms-"):]), []).append(shape)
+    order = {r: i for i, r in enumerate(_ROLE_ORDER)}
     for s in stacks:
         roles = owned.get((s["namespace"], s["postfix"]), [])
-        order = {r: i for i, r in enumerate(_ROLE_ORDER)}
         s["roles"] = None if workloads is None else sorted(roles, key=lambda r: (order.get(r["role"], len(order)), r["role"], r["name"] or ""))
 
 
