@@ -151,17 +151,15 @@ def destroy(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     ns = None if args.all_namespaces else stack_target(args.namespace, "pd")[0]
     box = _toolbox(args)
+    no_kubectl = None
     try:
         routes = list_routes(box, ns) or []
     except ToolMissing:
-        routes = None  # status reads Helm's records; without kubectl there is no gateway table and no layouts
+        # status reads Helm's records; without kubectl there is no gateway table and no layouts
+        routes, no_kubectl = [], "kubectl is not installed"
     stacks = list_stacks(box, ns, args.postfix, routes)
-    if routes is None:
-        workloads, unread = [], "kubectl is not installed"
-    else:
-        workloads, unread = list_workloads(box, ns) if stacks else ([], None)
+    workloads, unread = ([], no_kubectl) if no_kubectl or not stacks else list_workloads(box, ns)
     attach_layouts(stacks, None if unread else workloads)
-    routes = routes or []
     served = stack_gateways(routes, stacks, default_catalog().release(None).dialect["modelRoute"]["header"]) if stacks else []
     if args.output in ("json", "yaml"):
         emit({"context": box.context, "namespace": ns, "stacks": stacks, "gateways": served}, args.output)

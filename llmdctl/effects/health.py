@@ -751,8 +751,11 @@ def evaluate_capacity(plan: Plan, nodes: list[dict], running: list[dict] | None 
         return [Check("accelerators (DRA)", WARN, f"{need} claims of {classes} (not counted: DRA devices are in ResourceSlices)",
                       "a DRA driver publishing those device classes",
                       hint=f"kubectl get deviceclasses; kubectl get resourceslices  (the {plan.hardware} profile claims one {classes} per GPU)")]
+    def slots(role, count: int) -> list[tuple[str, int, int]]:  # (role, GPUs, NICs) per pod
+        return [(role.role, role.gpus_per_pod, role.rdma.get("count", 1) if role.rdma else 0)] * count
+
     for role in plan.roles.values():
-        pods += [(role.role, role.gpus_per_pod, role.rdma.get("count", 1) if role.rdma else 0)] * role.pods
+        pods += slots(role, role.pods)
     accel = next((r.accelerator_resource for r in plan.roles.values() if r.accelerator_resource), None)
     if not accel:
         return [Check("accelerators", PASS, "no accelerator requested")]
@@ -779,7 +782,7 @@ def evaluate_capacity(plan: Plan, nodes: list[dict], running: list[dict] | None 
     peak = {r.role: r.autoscale[1] * r.workers for r in plan.roles.values() if r.autoscale and r.autoscale[1] > r.replicas}
     if peak and not unplaced:
         # the HPA may grow a role to its maximum: pods past what the nodes hold would stay Pending then
-        at_max = [(r.role, r.gpus_per_pod, r.rdma.get("count", 1) if r.rdma else 0) for r in plan.roles.values() for _ in range(peak.get(r.role, r.pods))]
+        at_max = [slot for r in plan.roles.values() for slot in slots(r, peak.get(r.role, r.pods))]
         short = _unplaced(at_max, free, bool(rdma))
         wanted = " + ".join(f"{peak.get(r.role, r.pods)} {r.role} x {r.gpus_per_pod}" for r in plan.roles.values())
         label, expected = f"capacity {accel} at the HPA maximum", f"{wanted} = {sum(p[1] for p in at_max)} {accel}"

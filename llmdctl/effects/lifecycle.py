@@ -121,6 +121,11 @@ def route_query(namespace: str, postfix: str) -> Command:
     return Command("kubectl", ("get", "httproute", route, "--namespace", namespace, "--ignore-not-found", "--output", "name"), f"HTTPRoute {route}")
 
 
+def _unknown_kind(exc: StepFailed) -> bool:
+    """kubectl's answer when a queried kind's CRD is not installed."""
+    return any("doesn't have a resource type" in line for line in exc.stderr_tail)
+
+
 def list_routes(box: Toolbox, namespace: str | None) -> list[dict] | None:
     """HTTPRoutes across the cluster (a shared Gateway takes routes from any namespace), or only
     ``namespace``'s when the user may not list them all; none when the cluster has no Gateway API,
@@ -129,7 +134,7 @@ def list_routes(box: Toolbox, namespace: str | None) -> list[dict] | None:
         try:
             text = box.query(Command("kubectl", ("get", "httproutes", *scope, "--output", "json"), "list HTTPRoutes"))
         except StepFailed as exc:
-            if any("doesn't have a resource type" in line for line in exc.stderr_tail):
+            if _unknown_kind(exc):
                 return []  # no Gateway API CRDs: no routes (standalone stacks only)
             continue
         return list(json.loads(text or "{}").get("items") or [])
@@ -213,7 +218,7 @@ def list_workloads(box: Toolbox, namespace: str | None) -> tuple[list[dict], str
         try:
             text = box.query(workloads_query(namespace, lws=True))
         except StepFailed as exc:
-            if not any("doesn't have a resource type" in line for line in exc.stderr_tail):
+            if not _unknown_kind(exc):
                 raise
             text = box.query(workloads_query(namespace, lws=False))
     except StepFailed as exc:
