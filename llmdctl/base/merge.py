@@ -204,7 +204,7 @@ def split_path(path: str) -> list[str | int]:
             if end < 0:
                 raise InputError(f"unclosed '[' in path '{path}'")
             index = path[i + 1 : end]
-            if index.isdigit():
+            if index.isascii() and index.isdigit():
                 parts.append(int(index))
             elif index:
                 parts.append(Ident(index))

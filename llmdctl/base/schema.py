@@ -7,7 +7,7 @@ from typing import Any
 
 from . import cache
 from .data import data_path, read_bytes
-from .errors import Finding, ValidationError
+from .errors import CatalogError, Finding, ValidationError
 from .fastschema import is_valid
 from .yamlio import Document
 
@@ -15,19 +15,32 @@ from .yamlio import Document
 @lru_cache(maxsize=None)
 def schema_bytes(name: str) -> bytes:
     """A schema file as shipped (read once per process: every catalog file's cache key includes it)."""
-    return read_bytes(data_path("schemas", name))
+    path = data_path("schemas", name)
+    try:
+        return read_bytes(path)
+    except OSError as exc:
+        raise CatalogError(f"cannot read schema {path}: {exc.strerror or exc}",
+                           hint="the catalog is incomplete: reinstall llmdctl, or fix the folder $LLMDCTL_CATALOG names") from None
 
 
 @lru_cache(maxsize=None)
 def load_schema(name: str) -> dict:
     raw = schema_bytes(name)
-    return cache.cached(cache.key(b"schema", raw), lambda: _parse_json(raw))
+    return cache.cached(cache.key(b"schema", raw), lambda: _parse_json(raw, data_path("schemas", name)))
 
 
-def _parse_json(raw: bytes) -> dict:
+def _parse_json(raw: bytes, path: str) -> dict:
     import json  # only when the cache has no entry for this schema
 
-    return json.loads(raw.decode("utf-8"))
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise CatalogError(f"schema {path}: not a UTF-8 text file") from None
+    except json.JSONDecodeError as exc:
+        raise CatalogError(f"schema {path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from None
+    if not isinstance(doc, dict):
+        raise CatalogError(f"schema {path}: expected a JSON object (a JSON Schema) at the top level")
+    return doc
 
 
 @lru_cache(maxsize=None)

@@ -23,7 +23,9 @@ def render_template(name: str, **params: object) -> str:
     try:
         text = _template(name).substitute(params)
     except OSError as exc:
-        raise CatalogError(f"cannot read template {data_path('templates', name)}: {exc.strerror}") from None
+        raise CatalogError(f"cannot read template {data_path('templates', name)}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CatalogError(f"template {data_path('templates', name)}: not a UTF-8 text file") from None
     except KeyError as exc:
         raise CatalogError(f"template {data_path('templates', name)} uses ${{{exc.args[0]}}}, which llmdctl does not fill",
                            hint=f"it fills: {', '.join(sorted(params))}; write $$ for a literal $") from None

@@ -10,14 +10,16 @@ code and ``--help`` loads none.
 from __future__ import annotations
 
 import argparse
+import re
 
 from ..base.errors import InputError, mask_tokens
 
 DESCRIPTION = (
     "Compose llm-d prefill/decode (P/D) disaggregated serving stacks into Helmfile bundles.\n\n"
-    "Pick hardware, gateway and layout; llmdctl merges catalog layers into values for the three\n"
-    "charts (llm-d-infra, inferencepool, llm-d-modelservice), a helmfile and an HTTPRoute, and\n"
-    "checks them before anything touches a cluster."
+    "Pick hardware, gateway and layout; llmdctl merges catalog layers into values for llm-d's router\n"
+    "chart and a model-server chart it generates, pins them in a helmfile, and checks them before\n"
+    "anything touches a cluster. Older llm-d releases (--llmd-version v0.6.0 and before) get their\n"
+    "helmfile-era charts instead; `llmdctl versions` lists what each release deploys."
 )
 
 
@@ -50,6 +52,20 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+def whole_number(text: str) -> int:
+    """An argparse type: ASCII digits only (int() also takes '٣' and ' 3_0'; a flag should not)."""
+    if not re.fullmatch(r"[0-9]+", text):
+        raise argparse.ArgumentTypeError(f"expected a whole number (digits 0-9), got {text!r}")
+    return int(text)
+
+
+def decimal_number(text: str) -> float:
+    """An argparse type: a non-negative decimal in ASCII (float() also takes 'nan', 'inf' and '٣')."""
+    if not re.fullmatch(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", text):
+        raise argparse.ArgumentTypeError(f"expected a number such as 45 or 0.5 (digits 0-9), got {text!r}")
+    return float(text)
+
+
 def _examples(*lines: str) -> str:
     return "Examples:\n" + "".join(f"  {line}\n" for line in lines)
 
@@ -58,16 +74,16 @@ def add_stack_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("stack inputs (flags override the spec file)")
     g.add_argument("-f", "--file", metavar="FILE", help="Spec file (YAML, schema in schemas/spec.schema.json); flags override it.")
     g.add_argument("-e", "--environment", action="append", metavar="NAME",
-                   help="Hardware profile, overlay, gateway or alias; repeatable (-e amd -e host-network). Default: nvidia-ib + istio.")
+                   help="Hardware profile, overlay, gateway or alias; repeatable (-e amd -e host-network). Default: nvidia-ib + standalone (nvidia-ib + istio before llm-d v0.8).")
     g.add_argument("-n", "--namespace", help="Target namespace. Default: $NAMESPACE, else the guide's (llm-d-pd).")
-    g.add_argument("--postfix", help="Release postfix that tells stacks apart: infra-, gaie-, ms-<postfix> (router-, ms-<postfix> from llm-d v0.8). Default: $RELEASE_NAME_POSTFIX, else pd.")
+    g.add_argument("--postfix", help="Release postfix that tells stacks apart: router-<postfix>, ms-<postfix> (and gateway-<postfix> in gateway mode). Default: $RELEASE_NAME_POSTFIX, else pd.")
     g.add_argument("--guide", help="pd-disaggregation (default) or inference-scheduling (aggregated).")
     g.add_argument("--llmd-version", metavar="VERSION", help="llm-d release whose charts and images are pinned: v0.8.0 and newer deploy llm-d's router chart and a generated model-server chart, v0.6.0 and older the helmfile-era charts. Default: $LLMD_VERSION, else the release `llmdctl versions` marks default.")
     g.add_argument("--model", help="Hugging Face model id (or hf://, pvc://, oci:// URI). Default: the hardware profile's.")
     g.add_argument("--model-size", metavar="SIZE", help="Model volume size, e.g. 100Gi. Default: estimated from the model (guides/models.yaml).")
     g.add_argument("--prefill", metavar="NxTPm", help="Prefill layout REPLICASxTPn, e.g. 4xTP1; 0 for aggregated serving.")
     g.add_argument("--decode", metavar="NxTPm", help="Decode layout REPLICASxTPn, e.g. 1xTP4.")
-    g.add_argument("--pd-threshold", type=int, metavar="TOKENS",
+    g.add_argument("--pd-threshold", type=whole_number, metavar="TOKENS",
                    help="Selective P/D: only prompts with more than this many uncached tokens go through prefill (0 = always).")
     g.add_argument("--prefix-cache", choices=("approx", "precise"),
                    help="How the EPP knows what each vLLM pod has cached: approx (default) infers it from its own routing; "
@@ -123,7 +139,8 @@ def _render(p):
     add_stack_options(p)
     p.add_argument("-o", "--output", metavar="DIR", help="Bundle folder. Default: ./llmd-<namespace>-<postfix>/")
     p.add_argument("--print", dest="print_", action="store_true", help="Write the bundle to stdout instead of a folder.")
-    p.add_argument("--force", action="store_true", help="Replace a non-empty -o folder that holds no llmdctl bundle.")
+    p.add_argument("--force", action="store_true", help="Write into a -o folder that holds files llmdctl did not write: the bundle's files replace any of the "
+                        "same name (each is named); nothing else in the folder is touched.")
 
 
 def _validate(p):
@@ -212,33 +229,33 @@ def _plan(p):
     g.add_argument("-e", "--environment", action="append", metavar="NAME", help="Hardware profile (llmdctl profiles). Default: nvidia-ib.")
     g.add_argument("--gpu", help="Accelerator: H100, H200, B200, GB200, GH200, MI300X, MI355X. Default: the profile's.")
     g.add_argument("--network", help="KV path between prefill and decode: ib, roce, tcp, cuda-ipc. Default: the profile's.")
-    g.add_argument("--gpus", type=int, metavar="N", help="GPU budget. Default: one node without a load target, else eight nodes.")
-    g.add_argument("--gpus-per-node", type=int, metavar="N", help="GPUs per node (the largest TP). Default: the profile's.")
+    g.add_argument("--gpus", type=whole_number, metavar="N", help="GPU budget. Default: one node without a load target, else eight nodes.")
+    g.add_argument("--gpus-per-node", type=whole_number, metavar="N", help="GPUs per node (the largest TP). Default: the profile's.")
     m = p.add_argument_group("model (a known name, or its architecture; flags override a known model's facts)")
     m.add_argument("--model", help="Hugging Face id. Default: the profile's model.")
-    for flag, kind, what in (("--params", float, "total parameters, billions"), ("--active-params", float, "active parameters per token (MoE), billions"),
-                             ("--layers", int, "transformer layers"), ("--hidden", int, "hidden size"), ("--heads", int, "attention heads"),
-                             ("--kv-heads", int, "KV heads"), ("--head-dim", int, "head dimension"), ("--experts", int, "routed experts (MoE)"),
-                             ("--top-k", int, "experts per token (MoE)")):
+    for flag, kind, what in (("--params", decimal_number, "total parameters, billions"), ("--active-params", decimal_number, "active parameters per token (MoE), billions"),
+                             ("--layers", whole_number, "transformer layers"), ("--hidden", whole_number, "hidden size"), ("--heads", whole_number, "attention heads"),
+                             ("--kv-heads", whole_number, "KV heads"), ("--head-dim", whole_number, "head dimension"), ("--experts", whole_number, "routed experts (MoE)"),
+                             ("--top-k", whole_number, "experts per token (MoE)")):
         m.add_argument(flag, type=kind, metavar="N", help=what.capitalize() + ".")
     m.add_argument("--dtype", choices=("bf16", "fp16", "fp8", "int8", "fp4", "int4"), help="Weight dtype as served.")
     m.add_argument("--kv-dtype", choices=("bf16", "fp16", "fp8"), help="KV cache dtype. Default: bf16 (or the model's).")
     w = p.add_argument_group("workload and targets")
-    w.add_argument("--isl", type=int, metavar="TOKENS", help="Mean input tokens per request (required to plan).")
-    w.add_argument("--osl", type=int, metavar="TOKENS", help="Mean output tokens per request (required to plan).")
-    w.add_argument("--prefix-hit", type=float, metavar="FRACTION", help="Share of each prompt already in the prefix cache (0-1).")
-    w.add_argument("--rate", type=float, metavar="REQ/S", help="Target request rate (or --concurrency; neither: the most requests/s the budget serves).")
-    w.add_argument("--concurrency", type=float, metavar="N", help="Target requests in flight, converted with Little's law.")
+    w.add_argument("--isl", type=whole_number, metavar="TOKENS", help="Mean input tokens per request (required to plan).")
+    w.add_argument("--osl", type=whole_number, metavar="TOKENS", help="Mean output tokens per request (required to plan).")
+    w.add_argument("--prefix-hit", type=decimal_number, metavar="FRACTION", help="Share of each prompt already in the prefix cache (0-1).")
+    w.add_argument("--rate", type=decimal_number, metavar="REQ/S", help="Target request rate (or --concurrency; neither: the most requests/s the budget serves).")
+    w.add_argument("--concurrency", type=decimal_number, metavar="N", help="Target requests in flight, converted with Little's law.")
     w.add_argument("--ttft", metavar="DURATION", help="Mean time-to-first-token SLA, e.g. 2s or 800ms.")
     w.add_argument("--tpot", metavar="DURATION", help="Mean time-per-output-token SLA, e.g. 50ms.")
     w.add_argument("--engine", choices=("vllm", "sglang"), default="vllm", help="Serving engine (SGLang pairs equal TPs). Default: vllm.")
     c = p.add_argument_group("calibration (measured figures replace the priors; ranges shrink to +-10%)")
     c.add_argument("--calibration", metavar="FILE", help="Calibration file: read by plan, written by plan calibrate.")
-    c.add_argument("--tp", type=int, choices=(1, 2, 4, 8), help="plan calibrate: the TP degree the figures were measured at.")
-    c.add_argument("--peak-prefill", type=float, metavar="TOKENS/S", help="plan calibrate: peak prefill throughput of one worker (llm-d calibrate.sh).")
-    c.add_argument("--chunk", type=int, metavar="TOKENS", help="plan calibrate: the prefill chunk it was measured at. Default: 8192.")
+    c.add_argument("--tp", type=whole_number, choices=(1, 2, 4, 8), help="plan calibrate: the TP degree the figures were measured at.")
+    c.add_argument("--peak-prefill", type=decimal_number, metavar="TOKENS/S", help="plan calibrate: peak prefill throughput of one worker (llm-d calibrate.sh).")
+    c.add_argument("--chunk", type=whole_number, metavar="TOKENS", help="plan calibrate: the prefill chunk it was measured at. Default: 8192.")
     c.add_argument("--decode-point", action="append", metavar="B:CTX:MS", help="plan calibrate: one decode step, batch:context:milliseconds; give two.")
-    c.add_argument("--link-gbps", type=float, metavar="GB/S", help="plan calibrate: measured NIXL/UCX bandwidth between a prefill and a decode pod.")
+    c.add_argument("--link-gbps", type=decimal_number, metavar="GB/S", help="plan calibrate: measured NIXL/UCX bandwidth between a prefill and a decode pod.")
     c.add_argument("--engine-version", metavar="VERSION", help="The engine version: recorded by plan calibrate; plan doubles the band of a calibration from another version.")
     w.add_argument("--from-aic", metavar="CSV", help="Take the layout from AIConfigurator's best_config_topn.csv and add the KV-transfer, network and rule checks it lacks.")
     p.add_argument("-o", "--output", choices=("text", "json", "spec"), default="text",
@@ -263,8 +280,8 @@ def _layers(group: str, example: str):
 
 
 _STATUS_WHAT = ("One row per postfix: its releases with chart version, revision and status, and when it was last\n"
-                "deployed. A stack is `deployed` when all its releases are (infra, gaie, ms; or router and ms, plus\n"
-                "gateway in gateway mode, from llm-d v0.8); `incomplete`, `pending` or `failed`\n"
+                "deployed. A stack is `deployed` when all its releases are (router and ms, plus gateway in\n"
+                "gateway mode; infra, gaie and ms for the helmfile era); `incomplete`, `pending` or `failed`\n"
                 "otherwise. LAYOUT is what the model servers run, read from their Deployments and\n"
                 "LeaderWorkerSets (replicas, group size, vLLM's TP/DP/EP flags) and spelled as --prefill and\n"
                 "--decode take it: `prefill 2xDP8EP (2 pods each)` (`roles` in -o json). Below it, one row per\n"
@@ -275,28 +292,29 @@ _STATUS_WHAT = ("One row per postfix: its releases with chart version, revision 
 # name, handler (module:function under llmdctl.cli), summary, description, examples, options
 COMMANDS = [
     ("render", "stack:render", "Compose and validate a stack, then write its helmfile bundle.",
-     "The bundle holds helmfile.yaml (releases infra-, gaie-, ms-<postfix> with pinned charts), one values\n"
-     "file per release, httproute.yaml and a README with the commands to apply, verify and clean up.\n"
-     "From llm-d v0.8 (--llmd-version v0.9.0): router-<postfix> from llm-d's router chart (standalone,\n"
-     "or gateway mode with -e istio|kgateway|agentgateway|gke) and ms-<postfix> from a model-server\n"
-     "chart llmdctl writes under charts/ms (gateway mode adds gateway-<postfix>, the stack's Gateway).\n"
-     "Same inputs, byte-identical files.",
+     "The bundle holds helmfile.yaml with pinned charts: router-<postfix> from llm-d's router chart\n"
+     "(standalone, or gateway mode with -e istio|kgateway|agentgateway|gke, which also renders the\n"
+     "HTTPRoute), ms-<postfix> from a model-server chart llmdctl writes under charts/ms, and in gateway\n"
+     "mode gateway-<postfix>, the stack's Gateway; router.values.yaml; and a README with the commands\n"
+     "to apply, verify and clean up. --llmd-version v0.6.0 and older write that release's helmfile-era\n"
+     "bundle instead (`llmdctl versions`). Same inputs, byte-identical files.",
      ("llmdctl render -e amd -o amd-bundle", "RELEASE_NAME_POSTFIX=pd-2 llmdctl render --prefill 2xTP2 --decode 1xTP4",
       "llmdctl render -e gke --print | less", "llmdctl render -f llmd.yaml --set ms.decode.replicas=2",
       "llmdctl render --llmd-version v0.9.0 -e amd"), _render),
     ("validate", "stack:validate", "Run inputs through composition, schemas and rules without writing anything.",
      "Exit 0 when the stack can be rendered (warnings allowed), 2 when it is refused.",
      ("llmdctl validate -e gh200-timeslice", "llmdctl validate -f llmd.yaml -o json | jq '.findings[]'"), _validate),
-    ("apply", "cluster:apply", "Render, then install or upgrade the stack: infra-, gaie-, ms-<postfix>, then its HTTPRoute.",
+    ("apply", "cluster:apply", "Render, then install or upgrade the stack's releases in needs order: gateway-, router-, ms-<postfix>.",
      "Validates and renders like `render`, keeps the bundle in ~/.local/state/llmdctl/bundles/<context>/<namespace>/<postfix>/\n"
      "($LLMDCTL_STATE_DIR or $XDG_STATE_HOME move it), then\n"
      "runs `helmfile apply` (or `sync` without the helm-diff plugin) for one release at a time in needs\n"
-     "order and `kubectl apply` for the route. It first shows the context, namespace, postfix and what\n"
-     "will be installed or upgraded, and asks. A failed step stops the run and says how to resume.",
+     "order (gateway-<postfix> only in gateway mode; a helmfile-era bundle also gets its HTTPRoute with\n"
+     "`kubectl apply`). It first shows the context, namespace, postfix and what will be installed or\n"
+     "upgraded, and asks. A failed step stops the run and says how to resume.",
      ("llmdctl apply -e amd -n llm-d-pd -y", "RELEASE_NAME_POSTFIX=pd-2 llmdctl apply --prefill 2xTP2 --decode 1xTP4 -y",
       "llmdctl apply -e gke --kube-context gke-prod --dry-run", "llmdctl apply -f llmd.yaml --create-namespace --wait -y"), _apply),
     ("verify", "cluster:verify", "Check that a stack is deployed, ready and routed, from the same plan `render` builds.",
-     "Checks the three Helm releases, the prefill/decode Deployments (planned replicas ready; pods with the\n"
+     "Checks the stack's Helm releases, the prefill/decode workloads (planned replicas ready; pods with the\n"
      "planned image, GPU and RDMA resources and the pool's labels), the scheduler (EPP), the InferencePool\n"
      "selecting ready pods of each role, the Gateway (Programmed, with an address) and the HTTPRoute\n"
      "(Accepted, ResolvedRefs), and with --autoscale each HPA (range, ScalingActive). Unhealthy pods come\n"
@@ -312,11 +330,11 @@ COMMANDS = [
      "--autoscale, the metrics APIService and the metric names the HPAs read. Exit 1 when\n"
      "anything fails; warnings alone exit 0.",
      ("llmdctl doctor -e amd", "llmdctl doctor -e gh200 --kube-context edge -o json"), _doctor),
-    ("diff", "cluster:diff", "Show what `apply` would change: `helmfile diff` of the releases and `kubectl diff` of the route.",
+    ("diff", "cluster:diff", "Show what `apply` would change: `helmfile diff` of the stack's releases.",
      "Needs the helm-diff plugin. The diff goes to stdout; exit 0 whether or not anything differs (the last\n"
      "stderr line says which).",
      ("llmdctl diff -e amd", "RELEASE_NAME_POSTFIX=pd-2 llmdctl diff --decode 2xTP4 | less"), _diff),
-    ("destroy", "cluster:destroy", "Remove one stack: its HTTPRoute, then helmfile destroy, then any of infra-, gaie-, ms-<postfix> left.",
+    ("destroy", "cluster:destroy", "Remove one stack: helmfile destroy, then any of its releases left (ms-, router-, gateway-<postfix>).",
      "Only the named postfix in the named namespace is touched; the namespace, the HF token Secret, other\n"
      "stacks and anything llmdctl did not create stay. Running it again says \"nothing to remove\" and exits 0.",
      ("llmdctl destroy -n llm-d-pd --postfix pd-2 -y", "RELEASE_NAME_POSTFIX=pd-2 llmdctl destroy --dry-run"), _destroy),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 
 from ..base.errors import InputError
@@ -14,10 +15,28 @@ from ..sizing.planner import read_aic, recommend, request_from, review_layout
 from .common import emit, out
 
 
+# options one of `plan` and `plan calibrate` reads and the other would silently ignore
+_CALIBRATE_ONLY = {"tp": "--tp", "peak_prefill": "--peak-prefill", "chunk": "--chunk", "decode_point": "--decode-point", "link_gbps": "--link-gbps"}
+_PLAN_ONLY = {"isl": "--isl", "osl": "--osl", "prefix_hit": "--prefix-hit", "gpus": "--gpus", "gpus_per_node": "--gpus-per-node",
+              "rate": "--rate", "concurrency": "--concurrency", "ttft": "--ttft", "tpot": "--tpot", "from_aic": "--from-aic"}
+
+
+def _refuse_unused(args: argparse.Namespace, unused: dict[str, str], command: str, hint: str) -> None:
+    given = [flag for dest, flag in unused.items() if getattr(args, dest, None) is not None]
+    if given:
+        raise InputError(f"{command} does not use {', '.join(given)}", hint=hint)
+
+
 def plan(args: argparse.Namespace) -> int:
     catalog = default_catalog()
     if args.action == "calibrate":
+        _refuse_unused(args, _PLAN_ONLY, "llmdctl plan calibrate",
+                       "calibrate stores measured figures (--tp, --peak-prefill, --decode-point, --link-gbps); plan with them: llmdctl plan --calibration FILE ...")
+        if args.output == "spec":
+            raise InputError("llmdctl plan calibrate -o spec: calibrate writes a calibration file, not a spec", hint="use -o text or -o json")
         return _calibrate(catalog, args)
+    _refuse_unused(args, _CALIBRATE_ONLY, "llmdctl plan",
+                   "those are `llmdctl plan calibrate` options (measured figures); plan reads them back with --calibration FILE")
     if args.rate is not None and args.concurrency is not None:
         raise InputError("give --rate or --concurrency, not both", hint="--rate is requests/s; --concurrency is requests in flight")
     req = request_from(
@@ -130,17 +149,24 @@ def _calibrate(catalog, args: argparse.Namespace) -> int:
     write_entry(args.calibration, key_of(req.model.name, req.gpu.name, args.tp, args.engine), measured, args.engine_version, source)
     shown = {"prefill MFU": measured.prefill_mfu, "HBM efficiency": measured.hbm_eff, "per-layer decode cost (us)": measured.layer_us,
              "KV link (GB/s)": measured.link_gbps}
+    if args.output == "json":
+        emit({"model": req.model.name, "gpu": req.gpu.name, "tp": args.tp, "engine": args.engine, "calibration": args.calibration,
+              "measured": {"prefillMfu": measured.prefill_mfu, "hbmEfficiency": measured.hbm_eff, "decodeLayerUs": measured.layer_us,
+                           "linkGbps": measured.link_gbps}}, "json")
+        return 0
     out("".join(f"{k}: {v:.3g}\n" for k, v in shown.items() if v is not None))
     out(f"stored for {req.model.name} on {req.gpu.name} TP{args.tp} ({args.engine}) in {args.calibration}\n")
     return 0
 
 
+_DECODE_POINT = re.compile(r"([0-9]+):([0-9]+):([0-9]+(?:\.[0-9]+)?)")
+
+
 def _decode_point(text: str) -> tuple[int, int, float]:
-    try:
-        b, ctx, ms = text.split(":")
-        return int(b), int(ctx), float(ms) / 1000.0
-    except ValueError:
-        raise InputError(f"--decode-point {text}: expected BATCH:CONTEXT:STEP_MS, e.g. 64:8000:38") from None
+    m = _DECODE_POINT.fullmatch(text)
+    if not m:
+        raise InputError(f"--decode-point {text}: expected BATCH:CONTEXT:STEP_MS in digits, e.g. 64:8000:38")
+    return int(m.group(1)), int(m.group(2)), float(m.group(3)) / 1000.0
 
 
 def _explicit(args: argparse.Namespace) -> dict:

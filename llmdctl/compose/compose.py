@@ -542,7 +542,7 @@ def _rdma_override(text: str) -> dict | None:
     name, _, count = text.partition("=")
     if not re.fullmatch(r"[a-z0-9.-]+/[A-Za-z0-9_.-]+", name):
         raise InputError(f"--rdma-resource '{text}': expected an extended resource name such as rdma/ib or rdma/roce_gdr=2 (or 'none')")
-    if count and (not count.isdigit() or int(count) < 1):
+    if count and (not re.fullmatch("[0-9]+", count) or int(count) < 1):
         raise InputError(f"--rdma-resource '{text}': the count after '=' must be a whole number of at least 1",
                          hint="give the NICs each pod needs (e.g. rdma/ib=1), or --rdma-resource none for no RDMA")
     return {"resource": name, "count": int(count or 1)}
@@ -568,6 +568,10 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
             rdma = {**hw["rdma"], **rdma, "clusterSpecific": False}
             if "=" in spec.rdma_resource:  # a count given on the command line is every role's
                 rdma.pop("countByRole", None)
+        if rdma is None and hw.get("kvTransport") == "rdma" and not (hw.get("dra") or hw.get("hostNetwork")):
+            # no NIC is requested and none comes by DRA or the host's network: UCX moves the KV
+            # cache (and an instance over nodes its collectives) over TCP, and the rules must know
+            hw["kvTransport"] = "tcp"
         hw["rdma"] = rdma
     hw = {k: v for k, v in hw.items() if v is not None}
     gw = gateway.gateway
@@ -659,6 +663,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
         _apply_override(merged, ov, provenance, ROLES if mode == "disaggregated" else ("decode",))
     for key in merged:
         merged[key] = strip_patch_markers(merged[key])
+    _check_roles_created(merged["ms"], mode, provenance["ms"], prefill, decode)
 
     check_values_schemas(release, merged, spec.overrides)  # before anything reads the values as typed data
     roles = _role_plans(merged["ms"], names, hw, mode, release.contract)
@@ -814,6 +819,27 @@ def _unique_layers(layers: list[_Layer], spec: Spec) -> tuple[LayerInfo, ...]:
         if layer.name not in [info.name for info in out]:
             out.append(LayerInfo(layer.name, layer.what, layer.summary))
     return tuple(out) + tuple(LayerInfo(*_override_label(o)) for o in spec.overrides)
+
+
+def _check_roles_created(ms: dict, mode: str, provenance: dict, prefill: RoleLayout, decode: RoleLayout) -> None:
+    """A role is switched on and off by the layout, never by ``<role>.create``: the EPP config, the
+    decode sidecar and the pool are all built for the layout, so a role removed behind their back
+    leaves a P/D router waiting for prefill pods that never come (or an aggregated stack with a
+    prefill Deployment nothing routes to)."""
+    for role, want in (("prefill", mode == "disaggregated"), ("decode", True)):
+        created = (ms.get(role) or {}).get("create", True) is not False
+        if created == want:
+            continue
+        where = provenance.get(f"{role}.create") or "an override"
+        if role == "decode":
+            raise InputError(f"ms.decode.create=false ({where}): a stack serves through its decode pods and cannot run without them",
+                             hint="remove the override; to stop serving, `llmdctl destroy` the stack")
+        if want:
+            raise InputError(f"ms.prefill.create=false ({where}) on a P/D stack (--prefill {prefill}): the router and the decode "
+                             "sidecar would still send every prompt to prefill pods that do not exist",
+                             hint=f"for serving without prefill pods use --prefill 0 (aggregated: decode pods only, --decode {decode})")
+        raise InputError(f"ms.prefill.create=true ({where}) on an aggregated stack (--prefill 0): nothing would route to those pods",
+                         hint="for P/D, give the prefill layout instead, e.g. --prefill 4xTP1")
 
 
 def _override_label(ov) -> tuple[str, str]:

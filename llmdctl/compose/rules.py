@@ -299,12 +299,21 @@ def timeslice_conflicts(plan: Plan):
 
 @rule("V-10", "error")
 def rdma_on_no_rdma(plan: Plan):
-    if plan.hardware_facts.get("kvTransport") != "tcp":
+    hw = plan.hardware_facts
+    if hw.get("rdma"):  # the profile's NICs are a device-plugin resource: asking for one can schedule
         return
+    dra = [d.get("deviceClass") for d in (hw.get("dra") or {}).get("devices") or [] if isinstance(d, dict)]
+    if dra:
+        why = f"gets its NICs through DRA resource claims ({', '.join(dra)}), and no node advertises a device-plugin RDMA resource"
+    elif hw.get("kvTransport") == "tcp":
+        why = "has no RDMA"
+    else:
+        why = "has no RDMA device-plugin resource here (--rdma-resource none)"
     for role, block in _roles(plan):
         rdma = _requested(block, _RDMA)
         if rdma:
-            yield f"{role} requests {', '.join(rdma)} but {plan.hardware} has no RDMA; remove it (e.g. --set ms.{role}.containers[0].resources.limits.{rdma[0]}=null)"
+            yield (f"{role} requests {', '.join(rdma)} but {plan.hardware} {why}: the pod would stay Pending; remove it "
+                   f"(e.g. --set ms.{role}.containers[0].resources.limits.{rdma[0]}=null)")
 
 
 @rule("V-11", "warning")
@@ -665,3 +674,48 @@ def model_route_matches_served_model(plan: Plan):
     if plan.attached and route.get("inferenceGatewayName") != plan.names["gateway"]:
         yield (f"router.httpRoute.inferenceGatewayName is {route.get('inferenceGatewayName')!r}, not the attached Gateway "
                f"{plan.names['gateway']}: the route would hang off a Gateway nobody deploys")
+
+
+@rule("V-46", "error")
+def pool_selects_own_pods(plan: Plan):
+    """The InferencePool's selector, after every override, must match each role's pod labels."""
+    pool = plan.pool_values  # the router chart's modelServers, or a GAIE chart's inferencePool
+    selector = pool.get("matchLabels") if "matchLabels" in pool else (pool.get("modelServers") or {}).get("matchLabels")
+    if not isinstance(selector, dict) or not selector:
+        yield ("the InferencePool has no matchLabels: it would select every pod in the namespace, other stacks' included "
+               "(a --set or --values removed its selector)")
+        return
+    labels = (plan.ms_values.get("modelArtifacts") or {}).get("labels") or {}
+    for role in plan.roles:
+        pod = {**labels, "llm-d.ai/role": role}
+        off = [f"{k}={v}" + (f" (the pods have {pod[k]})" if k in pod else " (the pods lack it)")
+               for k, v in selector.items() if str(pod.get(k)) != str(v)]
+        if off:
+            yield (f"the InferencePool selects {', '.join(off)}, which the {role} pods do not carry: the router finds no "
+                   f"{role} endpoint and every request fails; set the same label in ms.modelArtifacts.labels and the pool's matchLabels")
+    mine = plan.pool_selector
+    dropped = [k for k in mine if k not in selector]
+    if dropped:
+        yield (f"the InferencePool's selector no longer has {', '.join(f'{k}={mine[k]}' for k in dropped)}, which tells this stack's pods "
+               "from other stacks' in the namespace: it may route to another model's pods")
+
+
+@rule("V-47", "error")
+def route_on_own_gateway(plan: Plan):
+    """In gateway mode the route the router chart renders hangs off the stack's Gateway (or the attached one)."""
+    if plan.generation != "router" or plan.standalone:
+        return
+    values = plan.release("router").values
+    route = values.get("httpRoute") if "httpRoute" in values else values.get("experimentalHttpRoute")
+    if not isinstance(route, dict):
+        return
+    if route.get("create", route.get("enabled", True)) is False:
+        yield ("router.httpRoute.create is false: the stack's Gateway would route nothing to its pool "
+               "(give your own HTTPRoute to the Gateway, or remove the override)")
+        return
+    name = route.get("inferenceGatewayName")
+    namespace = route.get("inferenceGatewayNamespace") or plan.namespace
+    if (name, namespace) != (plan.names["gateway"], plan.gateway_namespace):
+        yield (f"the route would attach to Gateway {namespace}/{name}, not {plan.gateway_namespace}/{plan.names['gateway']}, which "
+               "this stack deploys or attaches to (and verify, status and destroy follow): use --attach-gateway NAMESPACE/NAME "
+               "to route through another Gateway")

@@ -401,12 +401,14 @@ class BundleWrite(NamedTuple):
     changed: tuple[str, ...]
     unchanged: tuple[str, ...]
     removed: tuple[str, ...]
+    replaced: tuple[str, ...] = ()  # files llmdctl did not write, overwritten with --force
 
     def summary(self) -> str:
         if not (self.changed or self.unchanged or self.removed):
             return f"wrote {len(self.added)} files to {self.folder}/ ({', '.join(self.added)})"
         parts = [f"{label} {', '.join(names)}" for label, names in
-                 (("added", self.added), ("changed", self.changed), ("removed", self.removed)) if names]
+                 (("added", self.added), ("changed", tuple(n for n in self.changed if n not in self.replaced)), ("removed", self.removed),
+                  ("replaced (--force; not written by llmdctl)", self.replaced)) if names]
         return f"updated {self.folder}/: " + ("; ".join(parts) if parts else "no changes") + f" ({len(self.unchanged)} unchanged)"
 
 
@@ -452,8 +454,18 @@ def write_bundle(files: dict[str, str], out_dir: str | os.PathLike, *, force: bo
                 hint="choose another -o (a new or empty folder), or pass --force to write into it"
                      + (f", which replaces {', '.join(clash)}" if clash else " (nothing in it is replaced)"),
             )
-        ours = []
-    return _write_in_place(files, out_dir, ours)
+        ours, theirs = [], clash
+    else:
+        # a file the marker does not list is the user's, even in an llmdctl bundle (a marker from an
+        # older llmdctl, or edited by hand): replaced only with --force, and named either way
+        theirs = [name for name in files if name not in ours and os.path.lexists(os.path.join(out_dir, name))]
+        if theirs and not force:
+            it = "it" if len(theirs) == 1 else "them"
+            raise InputError(
+                f"-o {out_dir}: {MARKER} does not list {', '.join(theirs)}, so llmdctl did not write {it}; refusing to overwrite {it}",
+                hint=f"move {it} away, choose another -o, or pass --force to replace {', '.join(theirs)}",
+            )
+    return _write_in_place(files, out_dir, ours)._replace(replaced=tuple(n for n in theirs if n not in ours))
 
 
 def _write_new(files: dict[str, str], out_dir: str) -> BundleWrite:

@@ -95,6 +95,13 @@ def pull_charts(pinned: dict[str, dict], folder: str, box: Toolbox, *, repositor
             done.append(PulledChart(key, name, src.version, have.path, "present"))
             continue
         before = {c.path for c in there}
+        # helm pull overwrites <name>-<version>.tgz without asking: a file of that name that is not
+        # the pinned chart (a partial download, someone else's file) is not llmdctl's to replace
+        for version in dict.fromkeys((src.version, src.version.lstrip("v"))):
+            target = os.path.join(folder, f"{name}-{version}.tgz")
+            if os.path.lexists(target):
+                raise LlmdctlError(f"{target} exists and is not the pinned chart {name} {src.version}; helm pull would overwrite it",
+                                   hint="move it away (or delete it if it is a broken download), then pull again")
         cmd = pull_command(src, folder)
         say(f"pulling {name} {src.version}: {cmd.display(box)}")
         box.query(cmd, timeout=600)

@@ -176,7 +176,13 @@ def _sidecar_check(plan: Plan, obs: Observed) -> Check:
         return Check(label, FAIL, "missing from the decode pods", expected, hint="re-render and apply: the decode pods would serve without prefill")
     if sidecar.get("restartPolicy") != "Always":
         return Check(label, FAIL, "an init container that exits (no restartPolicy: Always)", expected, hint="Kubernetes >= 1.29 is needed for native sidecars")
-    return Check(label, PASS, f"native sidecar, image {sidecar.get('image')}", expected)
+    # the template is right, but the check is about decode pods: with none (a webhook or quota
+    # refused them, or they are not created yet) nothing has been shown to run the sidecar
+    running = [p for p in obs.pods if _role(p) == "decode"
+               and any(c.get("name") == SIDECAR for c in (p.get("spec") or {}).get("initContainers") or [])]
+    if not running:
+        return Check(label, PENDING, f"in the decode pod template (image {sidecar.get('image')}), but there are no decode pods", expected)
+    return Check(label, PASS, f"native sidecar, image {sidecar.get('image')}, in {len(running)} decode pod{'s' if len(running) != 1 else ''}", expected)
 
 
 def _service_check(plan: Plan, obs: Observed) -> Check:

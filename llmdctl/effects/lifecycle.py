@@ -775,6 +775,19 @@ def apply_dry_run(plan: Plan, files: dict[str, str], box: Toolbox, folder: Path,
         f"# would write {folder}/: {', '.join(files)}",
         f"# would check: helmfile, helm, kubectl versions; helm-diff plugin; namespace; Secret {plan.hf_secret}; current releases",
     ]
+    if not sync:
+        # the run uses sync without helm-diff: show the commands it will run (asking helm which
+        # plugins it has is local; no cluster is contacted)
+        try:
+            has_diff = helm_diff_version(box) is not None
+        except (ToolMissing, OSError):
+            has_diff = None
+        if has_diff is False:
+            lines.append("# the helm-diff plugin is not installed, so apply runs `helmfile sync` (install it for `helmfile apply`: "
+                         "helm plugin install https://github.com/databus23/helm-diff)")
+            sync = True
+        elif has_diff is None:
+            lines.append("# helm is not found here; with the helm-diff plugin apply runs these, without it `helmfile sync`")
     lines += [step.display(box) for step in apply_steps(plan, folder, sync=sync, create_namespace=create_namespace)]
     if verify_command:
         lines.append(verify_command)

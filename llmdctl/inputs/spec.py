@@ -17,8 +17,8 @@ from ..base.schema import check
 from ..base.yamlio import Document, load_file, load_text
 from .charts import check_repository
 
-_LAYOUT = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*(\S.*?))?\s*$")
-_SHAPE = re.compile(r"(TP|DP)(\d+)|(EP)", re.IGNORECASE)
+_LAYOUT = re.compile(r"^\s*([0-9]+)\s*(?:[xX]\s*(\S.*?))?\s*$")
+_SHAPE = re.compile(r"(TP|DP)([0-9]+)|(EP)", re.IGNORECASE)
 RELEASE_KEYS = ("infra", "gaie", "router", "ms")  # the releases --set and --values may address (router: llm-d >= v0.8)
 
 
@@ -125,7 +125,7 @@ PREFIX_CACHE_MODES = ("approx", "precise")
 
 def parse_autoscale(text: str, origin: str = "--autoscale") -> tuple[str, int, int]:
     """``decode=1-4`` -> ('decode', 1, 4): the role's HPA keeps it between 1 and 4 replicas."""
-    m = re.fullmatch(r"\s*(prefill|decode)\s*=\s*(\d+)\s*-\s*(\d+)\s*", str(text))
+    m = re.fullmatch(r"\s*(prefill|decode)\s*=\s*([0-9]+)\s*-\s*([0-9]+)\s*", str(text))
     if not m:
         raise InputError(f"{origin} {text!r}: expected ROLE=MIN-MAX with ROLE prefill or decode, e.g. decode=1-4")
     role, low, high = m.group(1), int(m.group(2)), int(m.group(3))
@@ -184,7 +184,7 @@ def _scalar(raw: str, origin: str, path: str) -> Any:
         return raw
 
 
-_SCORER = re.compile(r"^(?:([a-z0-9-]+):)?([a-z0-9-]+)=(\d+)$")
+_SCORER = re.compile(r"^(?:([a-z0-9-]+):)?([a-z0-9-]+)=([0-9]+)$")
 
 
 def parse_scorer(text: str, origin: str = "--scorer") -> tuple[str | None, str, int]:
@@ -392,7 +392,7 @@ def build_spec(
     )
 
 
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*")
 
 
 def parse_duration(text: str, flag: str = "--timeout") -> float:
