@@ -86,9 +86,9 @@ def _describe(error) -> str:
 def check(instance: Any, schema_name: str, *, doc: Document | None = None, source: str = "", root: str = "", locate=None) -> None:
     """Validate ``instance`` and raise one ``ValidationError`` listing every problem.
 
-    ``doc`` locates problems in the YAML file they came from; ``locate(path)`` may instead return a
-    ``file:line:col`` for a path (e.g. inside a user's --values file); ``root`` prefixes key paths
-    (e.g. the release name for values files).
+    ``doc`` locates problems in the YAML file they came from; ``locate(path[, value])`` may instead
+    return a ``file:line:col`` for a path (e.g. inside a user's --values file), or a pair of that and
+    the path as the file spells it; ``root`` prefixes key paths (e.g. the release name for values files).
     """
     if is_valid(instance, load_schema(schema_name)):
         return
@@ -110,9 +110,19 @@ def check(instance: Any, schema_name: str, *, doc: Document | None = None, sourc
                 sub = f"{path}.{key}" if path else str(key)
                 problems.append((sub, f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else f"; allowed: {', '.join(allowed)}")))
         for at, message in problems:
+            where = doc.where(at) if doc is not None else None
+            if doc is None and locate is not None:
+                # the offending value itself helps find it in a user's file (with the file's own
+                # path, whose list indexes may differ from the merged values')
+                found = locate(at, err.instance) if at == path and err.validator != "additionalProperties" else locate(at)
+                if isinstance(found, tuple):
+                    where, at = found
+                else:
+                    where = found
+            where = where or source
             full = f"{root}.{at}" if root and at else (root or at)
-            where = doc.where(at) if doc is not None else ((locate(at) if locate else None) or source)
             prefix = f"{where}: " if where else ""
             lines.append(f"{prefix}{full or '(top level)'}: {message}")
+    lines = list(dict.fromkeys(lines))  # one line of a file can be wrong in two places (ms.roles fills both roles)
     findings = [Finding(f"schema:{schema_name}", "error", line) for line in lines]
     raise ValidationError("\n".join(lines), findings)
