@@ -395,7 +395,9 @@ def test_verify_reads_the_sidecar_and_the_standalone_service():
     plan = plan_for(llmd_version="v0.9.0", prefill="1xTP1", decode="1xTP1")
     deployments = {o["metadata"]["name"]: o for o in plan.manifests["ms"] if o["kind"] == "Deployment"}
     service = {"spec": {"ports": [{"port": 9002}, {"port": 80, "targetPort": 8081}]}}
-    checks = {c.name: c for c in evaluate_stack(plan, Observed([], deployments, [], None, None, None, {}, service))}
+    template = deployments["ms-pd-decode"]["spec"]["template"]
+    decode_pod = {"metadata": {"name": "ms-pd-decode-0", "labels": template["metadata"]["labels"]}, "spec": template["spec"]}
+    checks = {c.name: c for c in evaluate_stack(plan, Observed([], deployments, [decode_pod], None, None, None, {}, service))}
     assert checks["decode sidecar routing-proxy"].status == PASS and checks["Service router-pd-epp"].status == PASS
     assert not any(n.startswith(("Gateway", "HTTPRoute")) for n in checks)  # standalone: nothing to find there
     broken = {**deployments, "ms-pd-decode": {**deployments["ms-pd-decode"], "spec": {**deployments["ms-pd-decode"]["spec"],
