@@ -73,8 +73,11 @@ def test_both_ends_of_the_kv_event_wiring_agree_on_a_pd_stack():
     assert producer["kvEventsConfig"]["discoverPods"] is True
     assert producer["kvEventsConfig"]["podDiscoveryConfig"] == {"socketPort": 5556, "replaySocketPort": 5559}
     assert "podDiscoveryConfig" not in producer  # inside kvEventsConfig, not beside it (llm-d-router #2274)
-    for consumer in ("inflight-load-producer", "prefix-cache-affinity-filter", "disagg-profile-handler"):
+    for consumer in ("inflight-load-producer", "prefix-cache-affinity-filter"):
         assert plugins[consumer]["parameters"]["prefixMatchInfoProducerName"] == "precise-prefix-cache-producer", consumer
+    # the EPP v0.10.0 refuses prefixMatchInfoProducerName on the profile handler (issue 23: the router
+    # crash-looped); it keeps only its decider
+    assert plugins["disagg-profile-handler"]["parameters"] == {"deciders": {"prefill": "always-disagg-pd-decider"}}
     assert config["dataLayer"] == {"sources": [{"pluginRef": "endpoint-notification-source",
                                                 "extractors": [{"pluginRef": "precise-prefix-cache-producer"}]}]}
     assert plugins["token-producer"]["parameters"] == {"modelName": model, "vllm": {"url": "http://ms-pd-render:8000"}}

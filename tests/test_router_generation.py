@@ -295,7 +295,7 @@ def test_selective_pd_and_scheduler_params_on_the_router():
     doc = load_text(text, "EPP config").data
     types = {p["type"]: p.get("parameters") for p in doc["plugins"]}
     assert types["prefix-based-pd-decider"] == {"nonCachedTokens": 64} and "always-disagg-pd-decider" not in types
-    assert types["disagg-profile-handler"] == {"deciderPluginName": "prefix-based-pd-decider"}
+    assert types["disagg-profile-handler"] == {"deciders": {"prefill": "prefix-based-pd-decider"}}
     assert types["prefix-cache-affinity-filter"]["peakPrefillThroughput"] == 20000
     assert not any("peakPrefillThroughput" in n for n in plan.notes)  # measured by the user: no calibration note
     assert any("peakPrefillThroughput 33821" in n for n in plan_for(llmd_version="v0.9.0").notes)

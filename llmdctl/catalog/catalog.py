@@ -209,7 +209,7 @@ class Catalog:
             )
         r = releases[name]
         return Release(name, r["summary"], r["charts"], r["images"], r["dialect"], r["contract"], r.get("prerequisites", {}),
-                       r.get("epp") or {"scorers": [], "parameters": {}}, r.get("generation", "helmfile"),
+                       r.get("epp") or {"scorers": []}, r.get("generation", "helmfile"),
                        r.get("modelServerDefaults") or {}, r.get("autoscaling") or {})
 
     @property

@@ -72,10 +72,20 @@ def versions(args: argparse.Namespace) -> int:
             "infra": (r.charts.get("infra") or {}).get("version"), "inferencepool": (r.charts.get("gaie") or {}).get("version"),
             "modelservice": (r.charts.get("ms") or {}).get("version"), "scheduler": r.images["scheduler"].rsplit(":", 1)[-1],
             "sidecar": r.images["routingSidecar"].rsplit(":", 1)[-1], "summary": r.summary,
-            "scorers": list(r.epp["scorers"]), "schedulerParameters": {k: dict(v) for k, v in r.epp["parameters"].items()},
+            "scorers": list(r.epp["scorers"]), "schedulerParameters": _scheduler_parameters(r),
         })
     emit_rows(rows, args.output, ("version", "generation", "router", "infra", "inferencepool", "modelservice", "scheduler", "sidecar"))
     return 0
+
+
+def _scheduler_parameters(release) -> dict:
+    """What --scheduler-param may set: from the pinned EPP's plugin table where llmdctl has one."""
+    from ..compose.eppconfig import parameter_types, plugin_schema
+
+    table = plugin_schema(release)
+    if table is None:
+        return {k: dict(v) for k, v in (release.epp.get("parameters") or {}).items()}
+    return parameter_types(table)
 
 
 def rules(args: argparse.Namespace) -> int:

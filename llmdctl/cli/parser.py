@@ -106,7 +106,8 @@ def add_stack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scorer", action="append", metavar="[PROFILE:]NAME=W",
                    help="EPP scorer weight in every scheduling profile (or one): prefix-cache=2, kv-cache-utilization=2, decode:queue=3; 0 removes it.")
     g.add_argument("--scheduler-param", action="append", metavar="PLUGIN.P=V",
-                   help="EPP plugin parameter, checked against the pinned EPP: prefix-cache-scorer.maxPrefixBlocksToMatch=512.")
+                   help="EPP plugin parameter, checked against the plugins and parameter types of the pinned EPP "
+                        "(`llmdctl versions -o json` lists them): approx-prefix-cache-producer.maxPrefixTokensToMatch=65536.")
     g.add_argument("--charts", metavar="DIR",
                    help="Take the pinned charts from this folder (packages or chart folders; fill it with `llmdctl charts pull DIR`): no registry is contacted.")
     g.add_argument("--chart-repo", metavar="URL", help="Take every pinned chart from this mirror: oci://host/path or https://host/path.")

@@ -27,16 +27,22 @@ def _refuse_unused(args: argparse.Namespace, unused: dict[str, str], command: st
         raise InputError(f"{command} does not use {', '.join(given)}", hint=hint)
 
 
-def plan(args: argparse.Namespace) -> int:
-    catalog = default_catalog()
+def _check_options(args: argparse.Namespace) -> None:
     if args.action == "calibrate":
         _refuse_unused(args, _PLAN_ONLY, "llmdctl plan calibrate",
                        "calibrate stores measured figures (--tp, --peak-prefill, --decode-point, --link-gbps); plan with them: llmdctl plan --calibration FILE ...")
         if args.output == "spec":
             raise InputError("llmdctl plan calibrate -o spec: calibrate writes a calibration file, not a spec", hint="use -o text or -o json")
+    else:
+        _refuse_unused(args, _CALIBRATE_ONLY, "llmdctl plan",
+                       "those are `llmdctl plan calibrate` options (measured figures); plan reads them back with --calibration FILE")
+
+
+def plan(args: argparse.Namespace) -> int:
+    catalog = default_catalog()
+    _check_options(args)
+    if args.action == "calibrate":
         return _calibrate(catalog, args)
-    _refuse_unused(args, _CALIBRATE_ONLY, "llmdctl plan",
-                   "those are `llmdctl plan calibrate` options (measured figures); plan reads them back with --calibration FILE")
     if args.rate is not None and args.concurrency is not None:
         raise InputError("give --rate or --concurrency, not both", hint="--rate is requests/s; --concurrency is requests in flight")
     req = request_from(

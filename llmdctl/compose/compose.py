@@ -34,7 +34,7 @@ from ..inputs.charts import resolve_charts
 from ..inputs.spec import RoleLayout, Spec, gateway_ref_text, input_name, parse_layout
 from .. import __version__
 from ..plan.stack import ROLES, LayerInfo, Plan, ReleasePlan, RolePlan
-from . import autoscaling, kvevents, shared_gateway
+from . import autoscaling, eppconfig, kvevents, shared_gateway
 from .modelserver import chart_files, model_server_objects
 from .names import GENERATED_CHARTS, check_names, check_secret_name, stack_names
 from .router import gaie_values, gateway_objects, router_pin, router_pins, router_values
@@ -327,8 +327,11 @@ def _selective_pd(config: str, threshold: int) -> str:
             plugin["type"] = "prefix-based-pd-decider"
             plugin["parameters"] = {"nonCachedTokens": threshold}
         params = plugin.get("parameters") or {}
-        if params.get("deciderPluginName") == "always-disagg-pd-decider":
+        if params.get("deciderPluginName") == "always-disagg-pd-decider":  # the legacy flat format
             params["deciderPluginName"] = "prefix-based-pd-decider"
+        deciders = params.get("deciders") or {}
+        if deciders.get("prefill") == "always-disagg-pd-decider":  # the nested one (EPP >= v0.9.0)
+            deciders["prefill"] = "prefix-based-pd-decider"
     head = "".join(line + "\n" for line in config.splitlines() if line.startswith("#"))
     return head + f"# selective P/D: prompts with at most {threshold} uncached tokens skip prefill (--pd-threshold)\n" + dump(doc)
 
@@ -364,7 +367,21 @@ def scheduler_config(text: str, release: Release, scorers: tuple, params: tuple)
                 ref["weight"] = weight
             else:
                 refs.append({"pluginRef": name, "weight": weight})
+    table = eppconfig.plugin_schema(release)
     for plugin, param, value in params:
+        if table is not None:  # the pinned EPP's own parameter types: refused here exactly as it would refuse them
+            problem = eppconfig.parameter_error(table, plugin, param, value)
+            if problem:
+                fields = eppconfig.fields_of(table, plugin)
+                raise InputError(f"--scheduler-param {plugin}.{param}={value!r}: {problem}",
+                                 hint=f"checked against the plugins of the EPP {table['provenance']['tag']} (docs/epp-plugins.md)"
+                                      + (f"; {plugin} takes: {', '.join(fields)}" if fields else ""))
+            entry = next((p for p in plugins if p.get("type") == plugin or p.get("name") == plugin), None)
+            if entry is None:
+                raise InputError(f"--scheduler-param {plugin}.{param}: this stack's scheduler config has no {plugin}",
+                                 hint="plugins in it: " + ", ".join(p.get("type", "?") for p in plugins))
+            entry.setdefault("parameters", {})[param] = value
+            continue
         types = epp["parameters"].get(plugin)
         if types is None:
             raise InputError(f"--scheduler-param {plugin}.{param}: llmdctl knows no parameters of {plugin!r} for llm-d {release.name}"

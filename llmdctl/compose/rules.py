@@ -10,12 +10,13 @@ that checks see the fixed plan, and refuses when any check says error.
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 from ..base.errors import CatalogError, Finding, InputError
 from ..base.merge import PATCH_KEY, arg_flag
 from ..base.yamlio import load_text
 from ..plan.stack import ROLES, Plan
+from .eppconfig import config_errors, plugin_schema
 from .kvevents import producer_of
 
 CHART_INJECTED_ARGS = ("--port", "--tensor-parallel-size")
@@ -719,3 +720,44 @@ def route_on_own_gateway(plan: Plan):
         yield (f"the route would attach to Gateway {namespace}/{name}, not {plan.gateway_namespace}/{plan.names['gateway']}, which "
                "this stack deploys or attaches to (and verify, status and destroy follow): use --attach-gateway NAMESPACE/NAME "
                "to route through another Gateway")
+
+
+def _epp_configs(plan: Plan) -> Iterator[tuple[str, Any]]:
+    """(where, parsed document) of every EPP plugins config the router values carry."""
+    key = "router.router.epp" if "router" in plan.release("router").values else "router.inferenceExtension"
+    for name, text in sorted((plan.epp_values.get("pluginsCustomConfig") or {}).items()):
+        try:
+            doc = load_text(str(text), f"{key}.pluginsCustomConfig[{name}]").data
+        except InputError as exc:
+            yield f"{key}.pluginsCustomConfig[{name}]", exc
+            continue
+        yield f"{key}.pluginsCustomConfig[{name}]", doc
+
+
+def _epp_findings(plan: Plan, severity: str) -> Iterator[str]:
+    if plan.generation != "router":
+        return
+    table = plugin_schema(plan.release_info)
+    if table is None:
+        return
+    flags = plan.epp_values.get("flags") or {}
+    experimental = str(flags.get("allow-experimental-plugins", "false")).lower() == "true"
+    for where, doc in _epp_configs(plan):
+        if isinstance(doc, InputError):
+            if severity == "error":
+                yield f"{where}: not YAML the EPP can read: {doc.message}"
+            continue
+        for level, message in config_errors(doc, table, experimental=experimental, where=f"{where}: "):
+            if level == severity:
+                yield message
+
+
+@rule("V-48", "error")
+def epp_config_loads(plan: Plan):
+    """What the pinned EPP would refuse in its plugins config, and crash-loop on."""
+    yield from _epp_findings(plan, "error")
+
+
+@rule("V-49", "warning")
+def epp_plugin_deprecated(plan: Plan):
+    yield from _epp_findings(plan, "warning")

@@ -197,7 +197,7 @@ def parse_scorer(text: str, origin: str = "--scorer") -> tuple[str | None, str, 
 
 
 def parse_scheduler_param(text: str, origin: str = "--scheduler-param") -> tuple[str, str, Any]:
-    """``prefix-cache-scorer.maxPrefixBlocksToMatch=512`` -> (plugin, parameter, value)."""
+    """``approx-prefix-cache-producer.maxPrefixTokensToMatch=65536`` -> (plugin, parameter, value)."""
     key, sep, raw = text.partition("=")
     plugin, dot, param = key.strip().rpartition(".")
     if not sep or not dot or not plugin or not param:
