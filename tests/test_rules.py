@@ -36,6 +36,27 @@ def rule_ids(findings, severity=None):
 
 VLLM_ARGS = "roles:\n  containers:\n    - name: vllm\n      args: [{args}]\n"
 
+# a whole P/D plugins config for the router, given through --values router=
+_EPP_CONFIG = """router:
+  epp:
+    pluginsCustomConfig:
+      pd-config.yaml: |
+        apiVersion: llm-d.ai/v1alpha1
+        kind: EndpointPickerConfig
+        plugins:
+          - type: always-disagg-pd-decider
+          - type: disagg-profile-handler
+            parameters: {handler}
+          - type: prefill-filter
+          - type: decode-filter
+          - type: max-score-picker
+{extra}        schedulingProfiles:
+          - name: prefill
+            plugins: [{{pluginRef: prefill-filter}}, {{pluginRef: max-score-picker}}]
+          - name: decode
+            plugins: [{{pluginRef: decode-filter}}, {{pluginRef: max-score-picker}}]
+"""
+
 # rule id -> (inputs that make it fire, inputs on which it must stay silent)
 CASES = {
     "V-02": ({"sets": ["ms.decode.containers[0].resources.limits.nvidia\\.com/mig-3g\\.48gb=1"]}, {}),
@@ -91,6 +112,16 @@ CASES = {
     "V-45": ({"llmd_version": "v0.9.0", "environments": ["istio"], "attach_gateway": "gateway-pd", "postfix": "pd-2",
               "sets": ["router.httpRoute.headerMatches=null"]},
              {"llmd_version": "v0.9.0", "environments": ["istio"], "attach_gateway": "gateway-pd", "postfix": "pd-2"}),
+    "V-46": ({"llmd_version": "v0.9.0", "sets": ["ms.modelArtifacts.labels.llm-d\\.ai/guide=x"]}, {"llmd_version": "v0.9.0"}),
+    "V-47": ({"llmd_version": "v0.9.0", "environments": ["istio"], "sets": ["router.httpRoute.inferenceGatewayName=elsewhere"]},
+             {"llmd_version": "v0.9.0", "environments": ["istio"]}),
+    # the config of issue 23: EPP v0.10.0 refuses prefixMatchInfoProducerName on the profile handler
+    "V-48": ({"llmd_version": "v0.9.0", "values_text": ("router", _EPP_CONFIG.format(
+                  handler="{deciderPluginName: always-disagg-pd-decider, prefixMatchInfoProducerName: precise-prefix-cache-producer}", extra=""))},
+             {"llmd_version": "v0.9.0", "values_text": ("router", _EPP_CONFIG.format(handler="{deciders: {prefill: always-disagg-pd-decider}}", extra=""))}),
+    "V-49": ({"llmd_version": "v0.9.0", "values_text": ("router", _EPP_CONFIG.format(
+                  handler="{deciders: {prefill: always-disagg-pd-decider}}", extra="          - type: disagg-headers-handler\n"))},
+             {"llmd_version": "v0.9.0", "values_text": ("router", _EPP_CONFIG.format(handler="{deciders: {prefill: always-disagg-pd-decider}}", extra=""))}),
 }
 
 

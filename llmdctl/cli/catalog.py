@@ -8,6 +8,7 @@ from ..base.errors import InputError, suggest
 from ..catalog.catalog import default_catalog
 from ..compose.rules import describe
 from .common import emit_rows, out
+from ..compose.eppconfig import parameter_types, plugin_schema
 
 KINDS = {"profiles": ("hardware profile or overlay", ("hardware", "overlay")),
          "gateways": ("gateway", ("gateway",)),
@@ -80,8 +81,6 @@ def versions(args: argparse.Namespace) -> int:
 
 def _scheduler_parameters(release) -> dict:
     """What --scheduler-param may set: from the pinned EPP's plugin table where llmdctl has one."""
-    from ..compose.eppconfig import parameter_types, plugin_schema
-
     table = plugin_schema(release)
     if table is None:
         return {k: dict(v) for k, v in (release.epp.get("parameters") or {}).items()}
