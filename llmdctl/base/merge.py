@@ -246,6 +246,10 @@ def _set_ident(node: Any, parts: list, depth: int, value: Any, dotted: str) -> N
             del node[at]
         return
     if key == "flag":
+        if isinstance(value, (dict, list)):  # a JSON config (--kv-transfer-config), as vLLM reads it, never Python's repr
+            import json  # only for a --set of a flag to a map or list
+
+            value = json.dumps(value, separators=(",", ":"))
         item: Any = ident if value is True else f"{ident}={value}"
     elif isinstance(value, dict):
         item = {key: ident, **{k: v for k, v in value.items() if k != key}}

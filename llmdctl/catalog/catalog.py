@@ -59,6 +59,7 @@ class Release(NamedTuple):
     generation: str = "helmfile"  # helmfile: infra + gaie + modelservice; router: router chart + generated model servers
     model_server_defaults: dict = {}  # values / disaggregatedValues / aggregatedValues the release's overlays set on vLLM pods
     autoscaling: dict = {}  # --autoscale: the metrics each role's HPA reads (router generation)
+    engine: dict = {}  # vLLM's version and the flag tables of the programs in the model-server pods
 
     @property
     def release_keys(self) -> tuple[str, ...]:
@@ -210,7 +211,7 @@ class Catalog:
         r = releases[name]
         return Release(name, r["summary"], r["charts"], r["images"], r["dialect"], r["contract"], r.get("prerequisites", {}),
                        r.get("epp") or {"scorers": []}, r.get("generation", "helmfile"),
-                       r.get("modelServerDefaults") or {}, r.get("autoscaling") or {})
+                       r.get("modelServerDefaults") or {}, r.get("autoscaling") or {}, r.get("engine") or {})
 
     @property
     def models(self) -> dict:

@@ -16,6 +16,7 @@ from ..base.errors import CatalogError, Finding, InputError
 from ..base.merge import PATCH_KEY, arg_flag
 from ..base.yamlio import load_text
 from ..plan.stack import ROLES, Plan
+from .engineflags import argv_findings, container_args, flag_table
 from .eppconfig import config_errors, plugin_schema
 from .kvevents import producer_of
 
@@ -761,3 +762,25 @@ def epp_config_loads(plan: Plan):
 @rule("V-49", "warning")
 def epp_plugin_deprecated(plan: Plan):
     yield from _epp_findings(plan, "warning")
+
+
+def _vllm_findings(plan: Plan, severity: str) -> Iterator[str]:
+    table = flag_table(plan.release_info)
+    if table is None:
+        return
+    for role, block in _roles(plan):
+        args = container_args(block)
+        for level, message in argv_findings(args or [], table):
+            if level == severity:
+                yield f"ms.{role}.containers[vllm].args: {message}"
+
+
+@rule("V-50", "error")
+def vllm_refuses_an_argument(plan: Plan):
+    """An option or value the pinned vLLM's parser refuses: the pod exits at start and crash-loops."""
+    yield from _vllm_findings(plan, "error")
+
+
+@rule("V-51", "warning")
+def vllm_abbreviated_option(plan: Plan):
+    yield from _vllm_findings(plan, "warning")
