@@ -234,3 +234,40 @@ def test_every_generated_vllm_command_line_parses(case_id, kwargs):
         args = container_args(plan.ms_values.get(role) or {})
         assert args, (case_id, role)
         assert list(argv_findings(args, table)) == [], (case_id, role)
+
+
+# --- the P/D sidecar's flags -------------------------------------------------------------------
+
+SIDECAR10 = load_schema("sidecar/pd-sidecar-v0.10.0.flags.json")
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--kv-connector=nixl"], "supports nixlv2"),
+    (["--vllm-prot=8200"], "no such flag; did you mean '--vllm-port'?"),
+    (["--zap-log-level=verbose"], "not a level value"),
+    (["--secure-proxy=maybe"], "not a bool value"),
+    (["--vllm-port=8200"], "deprecated"),  # v0.10.0 renamed it --model-server-port
+])
+def test_what_the_sidecar_refuses_is_refused(args, expect):
+    from llmdctl.compose.engineflags import sidecar_findings
+
+    (message,) = sidecar_findings(args, SIDECAR10)
+    assert expect in message, message
+
+
+@pytest.mark.parametrize("version", ["v0.9.0", "v0.8.0"])
+def test_the_generated_sidecar_args_are_the_pinned_sidecars(version):
+    from llmdctl.compose.engineflags import sidecar_findings, sidecar_table
+
+    plan = plan_for(llmd_version=version)
+    table = sidecar_table(plan.release_info)
+    assert table["provenance"]["tag"] == plan.release_info.images["routingSidecar"].rsplit(":", 1)[1]
+    (decode,) = [o for o in plan.manifests["ms"] if o["metadata"]["name"] == "ms-pd-decode" and o["kind"] == "Deployment"]
+    (sidecar,) = [c for c in decode["spec"]["template"]["spec"]["initContainers"] if c["name"] == "routing-proxy"]
+    assert list(sidecar_findings(sidecar["args"], table)) == []
+    assert any(a.startswith(plan.release_info.dialect.get("sidecarModelPortFlag", "--vllm-port") + "=") for a in sidecar["args"])
+
+
+def test_a_sidecar_connector_the_sidecar_lacks_is_refused_at_render(cli):
+    r = cli("validate", "--set", "ms.routing.proxy.connector=nixl", env={"LLMD_VERSION": ""})
+    assert r.code == 2 and "V-52" in r.err and "did you mean 'nixlv2'" in r.err, r

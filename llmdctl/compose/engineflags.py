@@ -143,3 +143,44 @@ def container_args(block: dict) -> list[Any] | None:
         if isinstance(c, dict) and c.get("name") == "vllm":
             return list(c.get("args") or [])
     return None
+
+
+def sidecar_table(release) -> dict | None:
+    name = (release.engine or {}).get("sidecarFlags")
+    return load_schema(name) if name else None
+
+
+_PFLAG_VALUE = {
+    "bool": re.compile(r"(?i)1|0|t|f|true|false"),
+    "int": re.compile(r"[-+]?[0-9]+"),
+    "level": re.compile(r"debug|info|warn|error|dpanic|panic|fatal|[0-9]+"),  # zap: a name, or a verbosity above 0
+}
+
+
+def sidecar_findings(args: list, table: dict) -> Iterator[str]:
+    """Each argument the pinned P/D sidecar (Go pflag) would refuse at start: an unknown flag, a
+    value its type does not parse, a connector it does not have."""
+    tag = table["provenance"]["tag"]
+    for arg in (str(a) for a in args):
+        if not arg.startswith("--"):
+            yield f"{arg}: the sidecar takes --flag=value arguments"
+            continue
+        name, eq, value = arg.partition("=")
+        entry = table["flags"].get(name)
+        if entry is None:
+            yield f"{name}: the P/D sidecar {tag} has no such flag" + suggest(name, list(table["flags"]))
+            continue
+        kind = entry["type"]
+        if not eq:
+            if kind != "bool":
+                yield f"{name}: needs a value ({kind})"
+            continue
+        if _ENV_REF.search(value):
+            continue
+        pattern = _PFLAG_VALUE.get(kind)
+        if pattern is not None and not pattern.fullmatch(value):
+            yield f"{arg}: not a {kind} value"
+        elif entry.get("choices") and value not in entry["choices"]:
+            yield f"{arg}: the P/D sidecar {tag} supports {', '.join(entry['choices'])}" + suggest(value, entry["choices"])
+        elif entry.get("deprecated"):
+            yield f"{name}: deprecated in the P/D sidecar {tag} ({entry['deprecated']})"

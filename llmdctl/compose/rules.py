@@ -16,7 +16,7 @@ from ..base.errors import CatalogError, Finding, InputError
 from ..base.merge import PATCH_KEY, arg_flag
 from ..base.yamlio import load_text
 from ..plan.stack import ROLES, Plan
-from .engineflags import argv_findings, container_args, flag_table
+from .engineflags import argv_findings, container_args, flag_table, sidecar_findings, sidecar_table
 from .eppconfig import config_errors, plugin_schema
 from .kvevents import producer_of
 
@@ -784,3 +784,22 @@ def vllm_refuses_an_argument(plan: Plan):
 @rule("V-51", "warning")
 def vllm_abbreviated_option(plan: Plan):
     yield from _vllm_findings(plan, "warning")
+
+
+@rule("V-52", "error")
+def sidecar_refuses_an_argument(plan: Plan):
+    """The decode sidecar's arguments, as generated, against the pinned sidecar's flag set."""
+    table = sidecar_table(plan.release_info)
+    if table is None:
+        return
+    for obj in plan.manifests.get("ms") or []:
+        spec = obj.get("spec") or {}
+        lws = spec.get("leaderWorkerTemplate") or {}
+        pods = [t.get("spec") or {} for t in (spec.get("template"), lws.get("leaderTemplate"), lws.get("workerTemplate")) if t]
+        seen = set()
+        for c in (c for pod in pods for c in pod.get("initContainers") or []):
+            if c.get("name") == "routing-proxy":
+                for message in sidecar_findings(c.get("args") or [], table):
+                    if message not in seen:
+                        seen.add(message)
+                        yield f"{obj['metadata']['name']} routing-proxy: {message}"
