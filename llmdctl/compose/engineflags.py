@@ -15,12 +15,12 @@ keys of the JSON configs whose classes refuse unknown keys (``--kv-transfer-conf
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Iterator
 
-from ..base.errors import suggest
+from ..base.errors import InputError, suggest
 from ..base.schema import load_schema
+from ..base.yamlio import load_text
 
 _ENV_REF = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_]*\)")
 
@@ -69,10 +69,10 @@ def _value_problem(flag: str, value: str, table: dict) -> str | None:
         return f"{flag}={value}: expected a number"
     config = entry.get("config")
     if config and value.strip().startswith("{"):
-        try:
-            doc = json.loads(value)
-        except ValueError as exc:
-            return f"{flag}: not JSON ({exc})"
+        try:  # JSON is YAML: the loader render has already imported reads it (json's import is start-up cost)
+            doc = load_text(value, flag).data
+        except InputError as exc:
+            return f"{flag}: not JSON ({exc.message})"
         if isinstance(doc, dict):
             keys = table["configs"][config]["keys"]
             bad = [k for k in doc if k not in keys]
