@@ -23,7 +23,10 @@ from ruamel.yaml import YAML
 from llmdctl.base.fastschema import is_valid
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA_FILES = sorted((ROOT / "schemas").glob("**/*.json"))
+# schemas/epp, vllm and sidecar hold what the pinned programs accept (tables read from them, checked
+# by llmdctl's own code in compose/eppconfig.py and engineflags.py), not JSON Schemas
+PROGRAM_TABLES = ("epp", "vllm", "sidecar")
+SCHEMA_FILES = sorted(p for p in (ROOT / "schemas").glob("**/*.json") if p.relative_to(ROOT / "schemas").parts[0] not in PROGRAM_TABLES)
 SCHEMA_IDS = [str(p.relative_to(ROOT / "schemas")) for p in SCHEMA_FILES]
 CATALOG_FILES = sorted(p for d in ("profiles", "gateways", "guides") for p in (ROOT / d).glob("*.yaml"))
 SNAPSHOT = ROOT / "tests" / "__snapshots__" / "test_render_matrix.ambr"
