@@ -369,28 +369,7 @@ def scheduler_config(text: str, release: Release, scorers: tuple, params: tuple)
                 refs.append({"pluginRef": name, "weight": weight})
     table = eppconfig.plugin_schema(release)
     for plugin, param, value in params:
-        if table is not None:  # the pinned EPP's own parameter types: refused here exactly as it would refuse them
-            problem = eppconfig.parameter_error(table, plugin, param, value)
-            if problem:
-                fields = eppconfig.fields_of(table, plugin)
-                raise InputError(f"--scheduler-param {plugin}.{param}={value!r}: {problem}",
-                                 hint=f"checked against the plugins of the EPP {table['provenance']['tag']} (docs/epp-plugins.md)"
-                                      + (f"; {plugin} takes: {', '.join(fields)}" if fields else ""))
-            entry = next((p for p in plugins if p.get("type") == plugin or p.get("name") == plugin), None)
-            if entry is None:
-                raise InputError(f"--scheduler-param {plugin}.{param}: this stack's scheduler config has no {plugin}",
-                                 hint="plugins in it: " + ", ".join(p.get("type", "?") for p in plugins))
-            entry.setdefault("parameters", {})[param] = value
-            continue
-        types = epp["parameters"].get(plugin)
-        if types is None:
-            raise InputError(f"--scheduler-param {plugin}.{param}: llmdctl knows no parameters of {plugin!r} for llm-d {release.name}"
-                             + suggest(plugin, list(epp["parameters"])), hint="plugins with parameters: " + ", ".join(epp["parameters"]))
-        if param not in types:
-            raise InputError(f"--scheduler-param {plugin}.{param}: {plugin} has no parameter {param!r}" + suggest(param, list(types)),
-                             hint=f"its parameters: {', '.join(types)}")
-        if not _json_type_ok(value, types[param]):
-            raise InputError(f"--scheduler-param {plugin}.{param}={value!r}: expected {'a' if types[param] != 'integer' else 'an'} {types[param]}")
+        _check_scheduler_param(release, table, plugin, param, value)
         entry = next((p for p in plugins if p.get("type") == plugin or p.get("name") == plugin), None)
         if entry is None:
             raise InputError(f"--scheduler-param {plugin}.{param}: this stack's scheduler config has no {plugin}",
@@ -401,6 +380,29 @@ def scheduler_config(text: str, release: Release, scorers: tuple, params: tuple)
     what = [f"{pr + ':' if pr else ''}{n}={w}" for pr, n, w in scorers] + [f"{pl}.{pa}={v}" for pl, pa, v in params]
     head = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))  # the template's own explanation
     return head + f"# adjusted by: {', '.join(what)}\n" + dump(doc)
+
+
+def _check_scheduler_param(release: Release, table: dict | None, plugin: str, param: str, value: Any) -> None:
+    """Refuse a --scheduler-param the pinned EPP would refuse: by its own plugin table where llmdctl
+    has one (docs/epp-plugins.md), else by the release's hand-written parameter list."""
+    if table is not None:
+        problem = eppconfig.parameter_error(table, plugin, param, value)
+        if problem:
+            fields = eppconfig.fields_of(table, plugin)
+            raise InputError(f"--scheduler-param {plugin}.{param}={value!r}: {problem}",
+                             hint=f"checked against the plugins of the EPP {table['provenance']['tag']} (docs/epp-plugins.md)"
+                                  + (f"; {plugin} takes: {', '.join(fields)}" if fields else ""))
+        return
+    known = release.epp.get("parameters") or {}
+    types = known.get(plugin)
+    if types is None:
+        raise InputError(f"--scheduler-param {plugin}.{param}: llmdctl knows no parameters of {plugin!r} for llm-d {release.name}"
+                         + suggest(plugin, list(known)), hint="plugins with parameters: " + ", ".join(known))
+    if param not in types:
+        raise InputError(f"--scheduler-param {plugin}.{param}: {plugin} has no parameter {param!r}" + suggest(param, list(types)),
+                         hint=f"its parameters: {', '.join(types)}")
+    if not _json_type_ok(value, types[param]):
+        raise InputError(f"--scheduler-param {plugin}.{param}={value!r}: expected {'a' if types[param] != 'integer' else 'an'} {types[param]}")
 
 
 def _json_type_ok(value: Any, kind: str) -> bool:
