@@ -74,6 +74,7 @@ def test_a_rule_cannot_change_a_plan(monkeypatch):
         yield "changed it"
 
     monkeypatch.setattr(rules_module, "RULES", rules_module.RULES + [Rule("V-99", "warning", rogue)])
+    monkeypatch.setattr(rules_module.book, "RULES", rules_module.RULES)  # where the registry is checked against the catalog
     from llmdctl.compose import compose as compose_module
 
     monkeypatch.setattr(compose_module, "RULES", rules_module.RULES)

@@ -186,7 +186,7 @@ def test_v46_the_pool_must_select_the_stacks_own_pods(cli, version):
 
 
 def test_v46_a_selector_without_the_stacks_label_may_take_other_stacks_pods():
-    from llmdctl.compose.rules import pool_selects_own_pods
+    from llmdctl.compose.rules.routing import pool_selects_own_pods
 
     plan = plan_for(llmd_version="v0.9.0")
     assert list(pool_selects_own_pods(plan)) == []
