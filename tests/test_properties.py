@@ -194,3 +194,26 @@ def test_the_error_oracle_can_fail():
     with pytest.raises(AssertionError):
         check(2, "", "Usage: llmdctl render\n")  # a usage line alone names nothing
     check(2, "", "error: --prefill 'x': expected REPLICASxTPN\n")
+
+
+def test_a_guide_that_drops_the_sidecar_settings_is_named(tmp_path, monkeypatch):
+    """Found by test_corrupted_catalog_files (seed 133): the pd-disaggregation guide with
+    disaggregatedValues.ms.routing set to null left an error that named no file, flag or rule."""
+    root = tmp_path / "catalog"
+    for folder in ("profiles", "gateways", "guides", "templates", "schemas"):
+        shutil.copytree(Path(data_root()) / folder, root / folder)
+    from llmdctl.base.yamlio import load_text
+
+    guide = root / "guides" / "pd-disaggregation.yaml"
+    data = load_text(guide.read_text(), "guide").data
+    data["disaggregatedValues"]["ms"]["routing"] = None
+    guide.write_text(dump(data))
+    monkeypatch.setenv("LLMDCTL_CATALOG", str(root))
+    reset_caches()
+    try:
+        code, out, err = run(["render", "--print"])
+    finally:
+        monkeypatch.delenv("LLMDCTL_CATALOG")
+        reset_caches()
+    assert code == 2 and "ms.routing.proxy.image" in err and "guides/versions.yaml" in err, err
+    check(code, out, err)

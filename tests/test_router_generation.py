@@ -280,7 +280,7 @@ def test_renders_are_byte_identical():
     (dict(llmd_version="v0.8.0", environments=["amd"]), "ships no 'rocm' vLLM image"),
     (dict(llmd_version="v0.6.0", environments=["aws-efa"]), "ships no 'aws' vLLM image"),
     (dict(llmd_version="v0.9.0", sets=["ms.decode.replicas=x"]), "expected integer"),
-    (dict(llmd_version="v0.9.0", prefill="0", decode="1xTP2", sets=["ms.routing.proxy.enabled=true"]), "the decode sidecar has no image"),
+    (dict(llmd_version="v0.9.0", prefill="0", decode="1xTP2", sets=["ms.routing.proxy.enabled=true"]), "the decode sidecar is on but has no image"),
 ])
 def test_what_a_generation_cannot_express_is_refused_with_the_reason(kw, message):
     with pytest.raises((InputError, ValidationError)) as exc:

@@ -83,7 +83,8 @@ def model_server_objects(ms: dict, *, names: dict, labels: dict, mode: str, cont
             continue
         sidecar = role == "decode" and proxy.get("enabled", mode == "disaggregated")
         if sidecar and not proxy.get("image"):
-            raise InputError("ms.routing.proxy.enabled: the decode sidecar has no image (llmdctl pins it only for P/D layouts)",
+            raise InputError("ms.routing.proxy.image: the decode sidecar is on but has no image; llmdctl sets the release's "
+                             "images.routingSidecar (guides/versions.yaml) for P/D layouts only, and no layer or override may remove it",
                              hint="give prefill pods (--prefill NxTPm), or set ms.routing.proxy.image=REGISTRY/IMAGE:TAG")
         if claims:
             objects.append(_claim_template(claims, names, labels))
