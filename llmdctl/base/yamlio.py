@@ -17,6 +17,7 @@ from typing import Any
 from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from . import cache
 from .data import read_bytes
 from .errors import InputError
 
@@ -125,6 +126,14 @@ def _syntax_error(exc: Exception, text: str, source: str) -> InputError:
     elif "duplicate" in str(exc).lower():
         hint = "each key may appear only once in a mapping"
     return InputError(f"{where}: invalid YAML: {problem}", hint=hint)
+
+
+def load_data(text: str, source: str) -> Any:
+    """The plain data of YAML text that llmdctl itself wrote (an EPP config, a JSON argument), from
+    the content-addressed cache when the same text was parsed before: a warm render otherwise needs
+    no YAML parser at all (the catalog comes from the cache too), and building one costs more than
+    the check that reads the data. A syntax problem is raised as by ``load_text`` and not cached."""
+    return cache.cached(cache.key(b"yaml-text", text.encode("utf-8", "surrogatepass")), lambda: load_text(text, source).data)
 
 
 def load_text(text: str, source: str) -> Document:

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from ..base.errors import CatalogError, Finding, InputError, ValidationError, suggest
 from ..base.merge import merge_values, set_path, split_path, strip_patch_markers
-from ..base.yamlio import dump, load_text
+from ..base.yamlio import dump, load_data, load_text
 from ..base.templates import render_template
 from ..catalog.catalog import Catalog, Layer, Release, default_catalog
 from ..inputs.charts import resolve_charts
@@ -417,7 +417,7 @@ def _json_type_ok(value: Any, kind: str) -> bool:
 def _check_epp_config(text: str, name: str) -> None:
     """A custom catalog's EPP template must still give an EndpointPickerConfig the EPP can read."""
     try:
-        doc = load_text(text, f"EPP config {name}").data
+        doc = load_data(text, f"EPP config {name}")
     except InputError as exc:
         raise CatalogError(f"the EPP template for {name} does not render valid YAML: {exc.message}") from None
     if not isinstance(doc, dict) or doc.get("kind") != "EndpointPickerConfig":

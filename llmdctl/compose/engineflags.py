@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 from ..base.errors import InputError, suggest
 from ..base.schema import load_schema
-from ..base.yamlio import load_text
+from ..base.yamlio import load_data
 
 _ENV_REF = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_]*\)")
 
@@ -70,7 +70,7 @@ def _value_problem(flag: str, value: str, table: dict) -> str | None:
     config = entry.get("config")
     if config and value.strip().startswith("{"):
         try:  # JSON is YAML: the loader render has already imported reads it (json's import is start-up cost)
-            doc = load_text(value, flag).data
+            doc = load_data(value, flag)
         except InputError as exc:
             return f"{flag}: not JSON ({exc.message})"
         if isinstance(doc, dict):

@@ -4,42 +4,44 @@ and the decode sidecar's flags, each against the table read from the pinned prog
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from functools import lru_cache
+from typing import Iterator
 
 from ...base.errors import InputError
-from ...base.yamlio import load_text
+from ...base.yamlio import load_data
 from ...plan.stack import Plan
-from ..engineflags import argv_findings, container_args, flag_table, sidecar_findings, sidecar_table
-from ..eppconfig import config_errors, plugin_schema
+from ...base.schema import load_schema
+from ..engineflags import argv_findings, container_args, sidecar_findings, sidecar_table
+from ..eppconfig import config_errors
 from .book import role_blocks, rule
 
 
-def _epp_configs(plan: Plan) -> Iterator[tuple[str, Any]]:
-    """(where, parsed document) of every EPP plugins config the router values carry."""
-    key = "router.router.epp" if "router" in plan.release("router").values else "router.inferenceExtension"
-    for name, text in sorted((plan.epp_values.get("pluginsCustomConfig") or {}).items()):
-        try:
-            doc = load_text(str(text), f"{key}.pluginsCustomConfig[{name}]").data
-        except InputError as exc:
-            yield f"{key}.pluginsCustomConfig[{name}]", exc
-            continue
-        yield f"{key}.pluginsCustomConfig[{name}]", doc
+# Each pair of rules (an error and a warning) reads the same findings: they are computed once per
+# input (the config text, the argument list) and table, not once per rule. Plain values as keys, so
+# a plan's frozen values never sit in the cache.
+@lru_cache(maxsize=128)
+def _config_findings(text: str, where: str, table_name: str, experimental: bool) -> tuple[tuple[str, str], ...]:
+    try:
+        doc = load_data(text, where)
+    except InputError as exc:
+        return (("error", f"{where}: not YAML the EPP can read: {exc.message}"),)
+    return tuple(config_errors(doc, load_schema(table_name), experimental=experimental, where=f"{where}: "))
+
+
+@lru_cache(maxsize=256)
+def _argv_findings(args: tuple[str, ...], table_name: str) -> tuple[tuple[str, str], ...]:
+    return tuple(argv_findings(list(args), load_schema(table_name)))
 
 
 def _epp_findings(plan: Plan, severity: str) -> Iterator[str]:
-    if plan.generation != "router":
+    table_name = (plan.release_info.epp or {}).get("pluginSchema")
+    if plan.generation != "router" or not table_name:
         return
-    table = plugin_schema(plan.release_info)
-    if table is None:
-        return
+    key = "router.router.epp" if "router" in plan.release("router").values else "router.inferenceExtension"
     flags = plan.epp_values.get("flags") or {}
     experimental = str(flags.get("allow-experimental-plugins", "false")).lower() == "true"
-    for where, doc in _epp_configs(plan):
-        if isinstance(doc, InputError):
-            if severity == "error":
-                yield f"{where}: not YAML the EPP can read: {doc.message}"
-            continue
-        for level, message in config_errors(doc, table, experimental=experimental, where=f"{where}: "):
+    for name, text in sorted((plan.epp_values.get("pluginsCustomConfig") or {}).items()):
+        for level, message in _config_findings(str(text), f"{key}.pluginsCustomConfig[{name}]", table_name, experimental):
             if level == severity:
                 yield message
 
@@ -56,12 +58,12 @@ def epp_plugin_deprecated(plan: Plan):
 
 
 def _vllm_findings(plan: Plan, severity: str) -> Iterator[str]:
-    table = flag_table(plan.release_info)
-    if table is None:
+    table_name = (plan.release_info.engine or {}).get("vllmFlags")
+    if not table_name:
         return
     for role, block in role_blocks(plan):
-        args = container_args(block)
-        for level, message in argv_findings(args or [], table):
+        args = tuple(str(a) for a in container_args(block) or ())
+        for level, message in _argv_findings(args, table_name):
             if level == severity:
                 yield f"ms.{role}.containers[vllm].args: {message}"
 
