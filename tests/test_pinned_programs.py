@@ -246,13 +246,41 @@ SIDECAR10 = load_schema("sidecar/pd-sidecar-v0.10.0.flags.json")
     (["--vllm-prot=8200"], "no such flag; did you mean '--vllm-port'?"),
     (["--zap-log-level=verbose"], "not a level value"),
     (["--secure-proxy=maybe"], "not a bool value"),
-    (["--vllm-port=8200"], "deprecated"),  # v0.10.0 renamed it --model-server-port
 ])
 def test_what_the_sidecar_refuses_is_refused(args, expect):
     from llmdctl.compose.engineflags import sidecar_findings
 
-    (message,) = sidecar_findings(args, SIDECAR10)
-    assert expect in message, message
+    ((level, message),) = sidecar_findings(args, SIDECAR10)
+    assert level == "error" and expect in message, message
+
+
+def test_a_deprecated_sidecar_flag_is_a_warning():
+    from llmdctl.compose.engineflags import sidecar_findings
+
+    # v0.10.0 renamed --vllm-port to --model-server-port and still takes the old one
+    assert [level for level, _ in sidecar_findings(["--vllm-port=8200"], SIDECAR10)] == ["warning"]
+
+
+@pytest.mark.parametrize("sets, expect", [
+    (["router.router.epp.flags.allow-experimental-plugin=true"], "no such flag; did you mean '--allow-experimental-plugins'?"),
+    (["router.router.epp.flags.drain-timeout=30"], "--drain-timeout=30: not a duration value"),
+    (["router.router.epp.flags.v=verbose"], "--v=verbose: not a int value"),
+])
+def test_an_epp_flag_the_epp_refuses_is_refused_at_render(sets, expect):
+    from llmdctl.base.errors import ValidationError
+
+    with pytest.raises(ValidationError) as exc:
+        plan_for(llmd_version="v0.9.0", sets=sets)
+    assert "V-48" in str([f.rule for f in exc.value.findings]) and expect in exc.value.message, exc.value.message
+
+
+def test_epp_flags_llmdctl_writes_are_the_pinned_epps():
+    plan = plan_for(llmd_version="v0.9.0", prefix_cache="precise", sets=["router.router.epp.flags.drain-timeout=45s"])
+    assert plan.epp_values["flags"]["ha-enable-leader-election"] is False
+    assert not [f for f in plan.findings if f.rule in ("V-48", "V-49")]
+    plan = plan_for(llmd_version="v0.9.0", sets=["router.router.epp.flags.total-queued-requests-metric=q"])
+    assert [f.message for f in plan.findings if f.rule == "V-49"] == [
+        "router.router.epp.flags: --total-queued-requests-metric: deprecated in the EPP v0.10.0 (use engineConfigs in EndpointPickerConfig instead)"]
 
 
 @pytest.mark.parametrize("version", ["v0.9.0", "v0.8.0"])

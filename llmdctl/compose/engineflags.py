@@ -151,36 +151,50 @@ def sidecar_table(release) -> dict | None:
 
 
 _PFLAG_VALUE = {
-    "bool": re.compile(r"(?i)1|0|t|f|true|false"),
+    "bool": re.compile(r"1|0|t|f|T|F|true|false|True|False|TRUE|FALSE"),  # strconv.ParseBool
     "int": re.compile(r"[-+]?[0-9]+"),
+    "intSlice": re.compile(r"[-+]?[0-9]+(,[-+]?[0-9]+)*"),
+    "duration": re.compile(r"0|[-+]?([0-9]*(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+"),  # time.ParseDuration
     "level": re.compile(r"debug|info|warn|error|dpanic|panic|fatal|[0-9]+"),  # zap: a name, or a verbosity above 0
+    "encoder": re.compile(r"json|console"),
+    "time-encoding": re.compile(r"epoch|millis|nano|iso8601|rfc3339|rfc3339nano"),
 }
 
 
-def sidecar_findings(args: list, table: dict) -> Iterator[str]:
-    """Each argument the pinned P/D sidecar (Go pflag) would refuse at start: an unknown flag, a
-    value its type does not parse, a connector it does not have."""
-    tag = table["provenance"]["tag"]
+def pflag_findings(args: list, flags: dict, program: str) -> Iterator[tuple[str, str]]:
+    """(severity, message) for each ``--flag=value`` a Go program parsing its flags with pflag would
+    refuse at start (error: an unknown flag, a value its type does not parse, a choice it does not
+    have), or takes but has deprecated (warning: a later release drops it)."""
     for arg in (str(a) for a in args):
         if not arg.startswith("--"):
-            yield f"{arg}: the sidecar takes --flag=value arguments"
+            yield "error", f"{arg}: {program} takes --flag=value arguments"
             continue
         name, eq, value = arg.partition("=")
-        entry = table["flags"].get(name)
+        entry = flags.get(name)
         if entry is None:
-            yield f"{name}: the P/D sidecar {tag} has no such flag" + suggest(name, list(table["flags"]))
+            yield "error", f"{name}: {program} has no such flag" + suggest(name, list(flags))
             continue
         kind = entry["type"]
         if not eq:
             if kind != "bool":
-                yield f"{name}: needs a value ({kind})"
+                yield "error", f"{name}: needs a value ({kind})"
             continue
         if _ENV_REF.search(value):
             continue
         pattern = _PFLAG_VALUE.get(kind)
         if pattern is not None and not pattern.fullmatch(value):
-            yield f"{arg}: not a {kind} value"
+            yield "error", f"{arg}: not a {kind} value"
         elif entry.get("choices") and value not in entry["choices"]:
-            yield f"{arg}: the P/D sidecar {tag} supports {', '.join(entry['choices'])}" + suggest(value, entry["choices"])
+            yield "error", f"{arg}: {program} supports {', '.join(entry['choices'])}" + suggest(value, entry["choices"])
         elif entry.get("deprecated"):
-            yield f"{name}: deprecated in the P/D sidecar {tag} ({entry['deprecated']})"
+            yield "warning", f"{name}: deprecated in {program} ({entry['deprecated']})"
+
+
+def sidecar_findings(args: list, table: dict) -> Iterator[tuple[str, str]]:
+    """(severity, message) for each argument the pinned P/D sidecar would refuse (or has deprecated)."""
+    yield from pflag_findings(args, table["flags"], f"the P/D sidecar {table['provenance']['tag']}")
+
+
+def flag_args(flags: dict) -> list[str]:
+    """A chart's ``flags`` map as the command line it renders: ``{v: 2, x: false}`` -> ``--v=2 --x=false``."""
+    return [f"--{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in flags.items() if v is not None]

@@ -11,7 +11,7 @@ from ...base.errors import InputError
 from ...base.yamlio import load_data
 from ...plan.stack import Plan
 from ...base.schema import load_schema
-from ..engineflags import argv_findings, container_args, sidecar_findings, sidecar_table
+from ..engineflags import argv_findings, container_args, flag_args, pflag_findings, sidecar_findings, sidecar_table
 from ..eppconfig import config_errors
 from .book import role_blocks, rule
 
@@ -39,6 +39,11 @@ def _epp_findings(plan: Plan, severity: str) -> Iterator[str]:
         return
     key = "router.router.epp" if "router" in plan.release("router").values else "router.inferenceExtension"
     flags = plan.epp_values.get("flags") or {}
+    table = load_schema(table_name)
+    # the EPP's own command line: the chart renders the flags map as --name=value
+    for level, message in pflag_findings(flag_args(flags), table.get("flags") or {}, f"the EPP {table['provenance']['tag']}"):
+        if level == severity:
+            yield f"{key}.flags: {message}"
     experimental = str(flags.get("allow-experimental-plugins", "false")).lower() == "true"
     for name, text in sorted((plan.epp_values.get("pluginsCustomConfig") or {}).items()):
         for level, message in _config_findings(str(text), f"{key}.pluginsCustomConfig[{name}]", table_name, experimental):
@@ -92,7 +97,7 @@ def sidecar_refuses_an_argument(plan: Plan):
         seen = set()
         for c in (c for pod in pods for c in pod.get("initContainers") or []):
             if c.get("name") == "routing-proxy":
-                for message in sidecar_findings(c.get("args") or [], table):
-                    if message not in seen:
+                for level, message in sidecar_findings(c.get("args") or [], table):
+                    if level == "error" and message not in seen:
                         seen.add(message)
                         yield f"{obj['metadata']['name']} routing-proxy: {message}"
