@@ -7,30 +7,60 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Iterator
 
+from ...base import cache
+from ...base.data import read_bytes
 from ...base.errors import InputError
+from ...base.schema import load_schema, schema_bytes
 from ...base.yamlio import load_data
 from ...plan.stack import Plan
-from ...base.schema import load_schema
+from .. import engineflags, eppconfig
 from ..engineflags import argv_findings, container_args, flag_args, pflag_findings, sidecar_findings, sidecar_table
 from ..eppconfig import config_errors
 from .book import role_blocks, rule
 
 
-# Each pair of rules (an error and a warning) reads the same findings: they are computed once per
-# input (the config text, the argument list) and table, not once per rule. Plain values as keys, so
-# a plan's frozen values never sit in the cache.
+# The findings are a pure function of the input (a config text, an argument list), the program's
+# table and the checking code, so they are kept in the content-addressed cache under a key of all
+# three: a warm render reads one small entry instead of loading a table and checking. Each pair of
+# rules (an error and a warning) also shares one computation per process (lru_cache, plain keys:
+# a plan's frozen values never sit in the cache).
+_CHECKERS = (eppconfig.__file__, engineflags.__file__, __file__)
+
+
+@lru_cache(maxsize=1)
+def _checker_code() -> bytes:
+    return b"".join(read_bytes(path) for path in _CHECKERS)
+
+
+def _findings(kind: str, payload: str, table_name: str, compute) -> tuple[tuple[str, str], ...]:
+    digest = cache.key(b"program-check", kind.encode(), payload.encode("utf-8", "surrogatepass"), schema_bytes(table_name), _checker_code())
+    return tuple((level, message) for level, message in cache.cached(digest, lambda: [[level, message] for level, message in compute()]))
+
+
 @lru_cache(maxsize=128)
 def _config_findings(text: str, where: str, table_name: str, experimental: bool) -> tuple[tuple[str, str], ...]:
-    try:
-        doc = load_data(text, where)
-    except InputError as exc:
-        return (("error", f"{where}: not YAML the EPP can read: {exc.message}"),)
-    return tuple(config_errors(doc, load_schema(table_name), experimental=experimental, where=f"{where}: "))
+    def compute():
+        try:
+            doc = load_data(text, where)
+        except InputError as exc:
+            return [("error", f"{where}: not YAML the EPP can read: {exc.message}")]
+        return config_errors(doc, load_schema(table_name), experimental=experimental, where=f"{where}: ")
+
+    return _findings("epp-config", "\0".join((text, where, str(experimental))), table_name, compute)
+
+
+@lru_cache(maxsize=128)
+def _epp_flag_findings(args: tuple[str, ...], table_name: str) -> tuple[tuple[str, str], ...]:
+    def compute():
+        table = load_schema(table_name)
+        return pflag_findings(list(args), table.get("flags") or {}, f"the EPP {table['provenance']['tag']}")
+
+    return _findings("epp-flags", "\0".join(args), table_name, compute)
 
 
 @lru_cache(maxsize=256)
 def _argv_findings(args: tuple[str, ...], table_name: str) -> tuple[tuple[str, str], ...]:
-    return tuple(argv_findings(list(args), load_schema(table_name)))
+    return _findings("vllm", "\0".join(args), table_name, lambda: argv_findings(list(args), load_schema(table_name)))
 
 
 def _epp_findings(plan: Plan, severity: str) -> Iterator[str]:
@@ -39,9 +69,8 @@ def _epp_findings(plan: Plan, severity: str) -> Iterator[str]:
         return
     key = "router.router.epp" if "router" in plan.release("router").values else "router.inferenceExtension"
     flags = plan.epp_values.get("flags") or {}
-    table = load_schema(table_name)
     # the EPP's own command line: the chart renders the flags map as --name=value
-    for level, message in pflag_findings(flag_args(flags), table.get("flags") or {}, f"the EPP {table['provenance']['tag']}"):
+    for level, message in _epp_flag_findings(tuple(flag_args(flags)), table_name):
         if level == severity:
             yield f"{key}.flags: {message}"
     experimental = str(flags.get("allow-experimental-plugins", "false")).lower() == "true"
@@ -53,7 +82,7 @@ def _epp_findings(plan: Plan, severity: str) -> Iterator[str]:
 
 @rule("V-48", "error")
 def epp_config_loads(plan: Plan):
-    """What the pinned EPP would refuse in its plugins config, and crash-loop on."""
+    """What the pinned EPP would refuse in its flags and plugins config, and crash-loop on."""
     yield from _epp_findings(plan, "error")
 
 
