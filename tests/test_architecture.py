@@ -150,7 +150,7 @@ def test_render_loads_no_cluster_code_and_no_heavy_library(tmp_path):
     assert doc["code"] == 0
     loaded = set(doc["modules"])
     for heavy in ("jsonschema", "jinja2", "typer", "click", "pydantic", "rich", "kubernetes", "urllib3", "dataclasses",
-                  "llmdctl.effects.kube", "llmdctl.effects.health", "llmdctl.effects.lifecycle", "llmdctl.effects.tools",
+                  "llmdctl.effects.kube", "llmdctl.effects.health", "llmdctl.effects.doctor", "llmdctl.effects.diagnosis", "llmdctl.effects.lifecycle", "llmdctl.effects.tools",
                   "llmdctl.cli.cluster", "subprocess", "pathlib", "hashlib", "json", "shutil", "tempfile"):
         assert heavy not in loaded, f"render imported {heavy}"
     assert "llmdctl.effects.bundle" in loaded  # the check above looked at a real render

@@ -185,7 +185,8 @@ def _discovery(kube_api, group_version, names):
 
 
 def test_doctor_checks_the_metrics_adapter_and_the_names_it_serves(kube_api):
-    from llmdctl.effects.health import FAIL, PASS, metrics_api_checks
+    from llmdctl.effects.health import FAIL, PASS
+    from llmdctl.effects.doctor import metrics_api_checks
     from llmdctl.effects.kube import Kube
 
     kube = Kube(kubeconfig=str(kube_api.kubeconfig))
@@ -228,7 +229,7 @@ def test_validate_json_says_which_roles_scale_and_how_the_prefix_cache_is_known(
 def test_doctor_sizes_capacity_at_the_hpa_maximum_too(bounds, status, short):
     """The layout fits now; whether it still fits when the HPA grows the role to its maximum is
     a separate check (a warning: the HPA may never get there)."""
-    from llmdctl.effects.health import evaluate_capacity
+    from llmdctl.effects.placement import evaluate_capacity
 
     plan = plan_for(llmd_version=V9, environments=["gke"], prefill="0", decode="1xTP4", autoscale=[bounds])
     nodes = [{"metadata": {"name": f"n{i}"}, "status": {"allocatable": {"nvidia.com/gpu": "4"}}} for i in range(2)]

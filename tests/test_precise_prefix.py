@@ -207,7 +207,7 @@ def _epp_page(received: dict, errors: dict | None = None, ns: str = NS) -> str:
 
 
 def _smoke(kube_api, plan, pages, on_completion, settle=0.6):
-    from llmdctl.effects.health import smoke
+    from llmdctl.effects.smoke import smoke
     from llmdctl.effects.kube import Kube
 
     served = list(pages)

@@ -407,7 +407,7 @@ def test_verify_reads_the_sidecar_and_the_standalone_service():
 
 
 def test_doctor_asks_for_the_crds_the_router_stack_uses():
-    from llmdctl.effects.health import provider_crds
+    from llmdctl.effects.doctor import provider_crds
 
     assert provider_crds(plan_for(llmd_version="v0.9.0")) == ["servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com"]
     assert provider_crds(plan_for(llmd_version="v0.9.0", environments=["istio", "no-monitoring"])) == ["destinationrules.networking.istio.io"]
@@ -415,7 +415,8 @@ def test_doctor_asks_for_the_crds_the_router_stack_uses():
 
 
 def test_doctor_warns_when_the_inferencepool_crds_are_older_than_the_release_pins():
-    from llmdctl.effects.health import PASS, WARN, _bundle_version_check
+    from llmdctl.effects.health import PASS, WARN
+    from llmdctl.effects.doctor import _bundle_version_check
 
     name = "inferencepools.inference.networking.k8s.io"
 
@@ -430,7 +431,8 @@ def test_doctor_warns_when_the_inferencepool_crds_are_older_than_the_release_pin
 
 
 def test_intel_xpu_claims_its_gpus_in_every_layout_and_doctor_does_not_count_them():
-    from llmdctl.effects.health import WARN, evaluate_capacity
+    from llmdctl.effects.health import WARN
+    from llmdctl.effects.placement import evaluate_capacity
 
     for layout in (dict(), dict(prefill="0", decode="1xTP2")):
         plan = plan_for(llmd_version="v0.9.0", environments=["intel-xpu"], **layout)

@@ -11,7 +11,10 @@ import pytest
 
 from conftest import deploy, plan_for
 from kube_api import FakeOpenAI, label_match
-from llmdctl.effects.health import Check, evaluate_capacity, metric_sum, pod_summary
+from llmdctl.effects.health import Check
+from llmdctl.effects.placement import evaluate_capacity
+from llmdctl.effects.smoke import metric_sum
+from llmdctl.effects.diagnosis import pod_summary
 
 NS = "llm-d-pd"
 
@@ -598,7 +601,7 @@ def test_doctor_checks_the_crds_the_rendered_charts_need(cli, kube_api, fake_clu
     assert r.code == 0, r.out
     assert not any("monitoring.coreos.com" in c["name"] for c in json.loads(r.out)["checks"])
     from conftest import plan_for
-    from llmdctl.effects.health import provider_crds
+    from llmdctl.effects.doctor import provider_crds
 
     assert "agentgatewayparameters.agentgateway.dev" in provider_crds(plan_for(environments=["kgateway"]))
     assert "gatewayparameters.gateway.kgateway.dev" in provider_crds(plan_for(environments=["kgateway"], llmd_version="v0.4.0"))

@@ -217,7 +217,8 @@ def test_a_single_node_dp_role_stays_a_deployment_and_old_layouts_are_unchanged(
 
 
 def test_verify_counts_groups_and_ranks_and_doctor_asks_for_the_lws_and_computedomain_crds():
-    from llmdctl.effects.health import FAIL, PASS, PENDING, Observed, evaluate_stack, provider_crds
+    from llmdctl.effects.health import FAIL, PASS, PENDING, Observed, evaluate_stack
+    from llmdctl.effects.doctor import provider_crds
 
     plan = plan_for(llmd_version=V9, environments=["gb200"])
     assert provider_crds(plan)[-2:] == ["leaderworkersets.leaderworkerset.x-k8s.io", "computedomains.resource.nvidia.com"]

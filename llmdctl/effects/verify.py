@@ -3,6 +3,7 @@ smoke request through the gateway. The CLI only formats the report this returns.
 
 from __future__ import annotations
 
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -11,8 +12,11 @@ from typing import Callable
 
 from ..base.errors import LlmdctlError
 from ..plan.stack import Plan
-from .health import FAIL, PASS, Check, Diagnosis, collect_diagnostics, doctor, smoke, verify
-from .kube import GATEWAYS, Kube
+from .diagnosis import Diagnosis, collect_diagnostics, pod_summary
+from .doctor import doctor
+from .health import FAIL, PASS, Check, Observed, _role, evaluate_stack, observe_stack, pod_ready, selector_text
+from .smoke import smoke
+from .kube import DEPLOYMENTS, GATEWAYS, HTTPROUTES, PODS, SECRETS, Kube, KubeError
 from .tools import PortForward, Toolbox, check_tools
 
 
@@ -121,3 +125,103 @@ class EppMetrics:
 def doctor_stack(plan: Plan, box: Toolbox) -> list[Check]:
     """Every pre-apply check: tools, cluster, CRDs, GatewayClass, capacity, the HF Secret."""
     return doctor(kube_for(box), plan, check_tools(box, ("helmfile", "helm", "kubectl", "helm-diff")))
+
+
+# --- verify --wait ---------------------------------------------------------------------------
+
+
+def progress_line(plan: Plan, checks: list[Check], obs: Observed) -> str:
+    parts = []
+    for role in plan.roles.values():
+        pods = [p for p in obs.pods if _role(p) == role.role]
+        parts.append(f"{role.role} {sum(pod_ready(p) for p in pods)}/{role.pods} ready")
+    waiting = [c.name for c in checks if c.status != PASS and not c.name.endswith((" pods", " ranks")) and "Deployment" not in c.name and "LeaderWorkerSet" not in c.name]
+    return ", ".join(parts) + (f"; waiting for: {', '.join(waiting)}" if waiting else "")
+
+
+class Watcher:
+    """Background watches on what verify reads; ``changed`` is set on every event."""
+
+    def __init__(self, kube: Kube, plan: Plan):
+        self.kube, self.plan = kube, plan
+        self.changed = threading.Event()
+        self.stop = threading.Event()
+        n, ns = plan.names, plan.namespace
+        releases = ",".join(r.name for r in plan.releases)
+        self.targets = [
+            (PODS, ns, selector_text(plan.pool_selector), None),
+            (DEPLOYMENTS, ns, None, None),
+            (SECRETS, ns, f"owner=helm,name in ({releases})", None),
+        ]
+        if not plan.standalone:
+            self.targets += [(GATEWAYS, plan.gateway_namespace, None, f"metadata.name={n['gateway']}"), (HTTPROUTES, ns, None, f"metadata.name={n['route']}")]
+        self.threads = [threading.Thread(target=self._run, args=t, daemon=True) for t in self.targets]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+
+    def _run(self, res, ns, labels, fields) -> None:
+        while not self.stop.is_set():
+            try:
+                for _type, _obj in self.kube.watch(res, ns, labels=labels, fields=fields, timeout_seconds=30, stop=self.stop):
+                    self.changed.set()
+                    if self.stop.is_set():
+                        return
+            except Exception:  # a watch that fails (403, dropped connection) falls back to the periodic re-check
+                if self.stop.wait(2.0):
+                    return
+
+
+def verify(kube: Kube, plan: Plan, *, wait: bool, timeout: float, say, recheck: float = 5.0) -> tuple[list[Check], Observed, float]:
+    """Evaluate once, or (wait) re-evaluate on every watch event until all pass or time runs out.
+
+    Returns the checks, the last observations and the seconds spent waiting."""
+    started = time.monotonic()
+    obs = observe_stack(kube, plan)
+    checks = evaluate_stack(plan, obs)
+    if not wait or all(c.status == PASS for c in checks):
+        return checks, obs, time.monotonic() - started
+    last_line, told = "", set()
+    with Watcher(kube, plan) as watcher:
+        while True:
+            line = progress_line(plan, checks, obs)
+            if line != last_line:
+                say(f"[{time.monotonic() - started:5.0f}s] {line}")
+                last_line = line
+            for diag in _new_trouble(kube, plan, obs, told):
+                say(f"  {diag.pod}: {diag.summary}" + "".join(f"\n    hint: {h}" for h in diag.hints))
+            remaining = timeout - (time.monotonic() - started)
+            if remaining <= 0:
+                return checks, obs, time.monotonic() - started
+            watcher.changed.wait(min(recheck, remaining))
+            watcher.changed.clear()
+            try:
+                obs = observe_stack(kube, plan)
+            except KubeError as exc:  # a blip during a long wait is retried until the timeout
+                say(f"API server not answering ({exc.message}); retrying")
+                continue
+            checks = evaluate_stack(plan, obs)
+            if all(c.status == PASS for c in checks):
+                return checks, obs, time.monotonic() - started
+
+
+def _new_trouble(kube: Kube, plan: Plan, obs: Observed, told: set) -> list[Diagnosis]:
+    """Diagnose pods with a (new) waiting reason once, so --wait explains a stall while it waits."""
+    fresh = []
+    for pod in obs.pods:
+        summary, reasons, _ = pod_summary(pod)
+        key = (pod["metadata"]["name"], tuple(r for _, r, _ in reasons))
+        if reasons and key not in told:
+            told.add(key)
+            fresh.append(pod)
+    if not fresh:
+        return []
+    sub = Observed(obs.releases, obs.deployments, fresh, obs.pool, obs.gateway, obs.route)
+    return collect_diagnostics(kube, plan, sub)
+
+
