@@ -88,14 +88,14 @@ users:
 class FakeCluster:
     """The stand-in tools' world: state, call log, and knobs for failures."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, server: str = "https://127.0.0.1:6443"):
         self.root = root
         self.bin = root / "bin"
         self.state_file = root / "state.json"
         self.log_file = root / "calls.jsonl"
         self.kubeconfig = root / "kubeconfig"
         self.bin.mkdir(parents=True)
-        self.kubeconfig.write_text(KUBECONFIG_TEXT)
+        self.kubeconfig.write_text(KUBECONFIG_TEXT.replace("https://127.0.0.1:6443", server))
         self.log_file.write_text("")
         self.write({
             "current": "kind-gpu",
@@ -155,10 +155,25 @@ class FakeCluster:
         self.log_file.write_text("")
 
 
+def gpu_node(name: str, gpus: int = 8, rdma: int = 8, taints: list | None = None, labels: dict | None = None) -> dict:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
+            "spec": {"taints": taints} if taints else {},
+            # every vendor's device resource, so any profile's stack fits the stand-in world
+            "status": {"allocatable": {"cpu": "96", "memory": "1Ti", "pods": "110", "rdma/ib": str(rdma), "vpc.amazonaws.com/efa": str(rdma),
+                                       **{r: str(gpus) for r in ("nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915", "gpu.intel.com/xe",
+                                                                 "habana.ai/gaudi", "google.com/tpu")}}}}
+
+
 @pytest.fixture
 def fake_cluster(tmp_path, monkeypatch):
-    """Stand-in tools first (and alone) on PATH, a kubeconfig, and the cwd in a scratch folder."""
-    fc = FakeCluster(tmp_path / "fake")
+    """Stand-in tools first (and alone) on PATH, a kubeconfig, and the cwd in a scratch folder.
+    The kubeconfig's server is a FakeKube with two free 8-GPU nodes, which apply's pre-apply
+    checks read (``fc.api``)."""
+    api = FakeKube().start()
+    for i in range(2):
+        api.put("/api/v1/nodes", gpu_node(f"gpu-node-{i}"))
+    fc = FakeCluster(tmp_path / "fake", server=api.url)
+    fc.api = api
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -169,7 +184,8 @@ def fake_cluster(tmp_path, monkeypatch):
     # kept bundles under the scratch folder: <work>/.llmdctl/bundles/<context>/<namespace>/<postfix>
     monkeypatch.setenv("LLMDCTL_STATE_DIR", str(work / ".llmdctl"))
     fc.work = work
-    return fc
+    yield fc
+    api.stop()
 
 
 # --- stand-in Kubernetes API server -------------------------------------------------------------

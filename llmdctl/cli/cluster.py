@@ -17,10 +17,12 @@ from ..effects.bundle import bundle_files, command_args
 from ..effects.health import FAIL
 from ..effects.lifecycle import (
     UI, apply_dry_run, apply_stack, attach_layouts, destroy_dry_run, destroy_stack, diff_stack, kept_bundle, list_routes, list_stacks, list_workloads,
+    refused_after_apply,
     stack_gateways, stack_rows,
 )
 from ..effects.tools import Toolbox, ToolMissing, cluster_flags, open_toolbox
-from ..effects.verify import VerifyReport, doctor_stack, verify_stack
+from ..effects.doctor import doctor_stack
+from ..effects.verify import VerifyReport, verify_stack
 from ..inputs.spec import parse_duration
 from ..plan.stack import Plan
 from .common import emit, emit_rows, err, out, plan_from, report
@@ -66,14 +68,25 @@ def apply(args: argparse.Namespace) -> int:
     reports = apply_stack(plan, files, box, folder, ui=_ui(), yes=args.yes, sync=args.sync, create_namespace=args.create_namespace,
                           resume=_llmdctl("apply", *again, "-y"), recover=args.recover,
                           recover_command=_llmdctl("apply", *again, "--recover", "-y"),
-                          cleanup=_destroy_command(plan.namespace, plan.postfix, box))
+                          cleanup=_destroy_command(plan.namespace, plan.postfix, box), force=args.force)
     total = sum(r.seconds for r in reports)
+    refused = refused_after_apply(plan, box)
+    if refused:
+        return _print_refused(plan, box, folder, refused, _llmdctl("apply", *again, "-y"))
     err(f"applied stack {plan.postfix} to {box.context}/{plan.namespace} in {total:.1f} s ({len(reports)} steps); bundle kept in {folder}/")
     if args.wait:
         err(f"waiting up to {args.timeout} for the stack to become healthy (llmdctl verify --wait)")
         return _print_verify(plan, box, verify_stack(plan, box, wait=True, timeout=timeout, say=err), "text", wait=True)
     err(f"next: {_llmdctl('verify', *again, '--wait')}")
     return 0
+
+
+def _print_refused(plan: Plan, box: Toolbox, folder: Path, refused: list, again: str) -> int:
+    err(f"the releases of stack {plan.postfix} are installed, but the cluster refuses their pods (bundle kept in {folder}/):")
+    for d in refused:
+        err(f"  {d.pod}: {d.summary}\n    {d.events[0]}" + "".join(f"\n    fix: {h}" for h in d.hints))
+    err(f"next: fix the cause, then {again}; or remove the stack: {_destroy_command(plan.namespace, plan.postfix, box)}")
+    return 1
 
 
 def verify(args: argparse.Namespace) -> int:

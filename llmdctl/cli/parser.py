@@ -100,6 +100,9 @@ def add_stack_options(p: argparse.ArgumentParser) -> None:
                    help="Match this stack's route on the request's model name (X-Gateway-Model-Name), so other stacks can --attach-gateway to its Gateway.")
     g.add_argument("--hf-secret", metavar="NAME", help="Name of the Secret holding HF_TOKEN (never the token itself). Default: llm-d-hf-token.")
     g.add_argument("--rdma-resource", metavar="NAME[=N]", help="RDMA resource name[=count] your cluster advertises (rdma/ib, rdma/roce_gdr=2, ...), or none.")
+    g.add_argument("--toleration", dest="tolerations", action="append", metavar="KEY[=VALUE][:EFFECT]",
+                   help="Let the vLLM pods onto nodes with this taint, beside the profile's own GPU tolerations "
+                        "(repeatable): dedicated=llm:NoSchedule; without =VALUE any value, without :EFFECT every effect.")
     g.add_argument("--set", dest="set_", action="append", metavar="R.PATH=V",
                    help="Override one value, applied last: RELEASE.PATH=VALUE (ms.decode.replicas=2; ms.roles.* means both roles).")
     g.add_argument("--values", action="append", metavar="R=FILE", help="Merge a values file into one release, applied last: RELEASE=FILE (ms=extra.yaml).")
@@ -159,6 +162,9 @@ def _apply(p):
     p.add_argument("--recover", action="store_true",
                    help="Clear releases a cut-off helm run left pending-* (uninstall a never-finished install, roll back an upgrade), then apply. Only when no other helm run works on the stack.")
     p.add_argument("--wait", action="store_true", help="After applying, wait until `llmdctl verify` passes.")
+    p.add_argument("--force", action="store_true",
+                   help="Apply even when the pre-apply checks (admission dry-run, quotas, placement; as `llmdctl doctor`) say the pods "
+                        "will be refused or cannot be placed: the releases install, the pods do not start.")
     _timeout(p, "With --wait")
     _yes(p)
 

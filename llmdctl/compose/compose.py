@@ -253,7 +253,7 @@ def _stack_layer(
 def _pod_values(hw: dict, mode: str, selector: dict) -> dict:
     """ms values the hardware facts imply for the vLLM pods: the RDMA NIC request (per role when the
     profile says so), one zone for the stack (sameZone), one vLLM pod per node with host
-    networking (V-12). ``roles`` is both roles; a role's own block wins over it."""
+    networking (V-12), the tolerations of the GPU nodes' taints. ``roles`` is both roles; a role's own block wins over it."""
     rdma = hw.get("rdma")
     roles: dict[str, Any] = {}
     out: dict[str, Any] = {}
@@ -276,6 +276,9 @@ def _pod_values(hw: dict, mode: str, selector: dict) -> dict:
             {"labelSelector": {"matchLabels": selector}, "topologyKey": "kubernetes.io/hostname"}]}
     if affinity:
         roles["extraConfig"] = {"affinity": affinity}
+    if hw.get("tolerations"):
+        # the vendor's usual GPU taint (the profile's) and the user's --toleration
+        roles.setdefault("extraConfig", {})["tolerations"] = [dict(t) for t in hw["tolerations"]]
     if roles:
         out["roles"] = roles
     return out
@@ -591,6 +594,9 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
             # cache (and an instance over nodes its collectives) over TCP, and the rules must know
             hw["kvTransport"] = "tcp"
         hw["rdma"] = rdma
+    if spec.tolerations:  # the user's, after the profile's (a taint of their own GPU nodes)
+        known = list(hw.get("tolerations") or [])
+        hw["tolerations"] = known + [t for t in (x.as_dict() for x in spec.tolerations) if t not in known]
     hw = {k: v for k, v in hw.items() if v is not None}
     gw = gateway.gateway
 

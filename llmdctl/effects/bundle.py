@@ -47,6 +47,8 @@ def command_args(plan: Plan) -> list[str]:
             args += ["--route-by-model"]
         if spec.rdma_resource is not None:
             args += ["--rdma-resource", spec.rdma_resource]
+        for toleration in spec.tolerations[spec.tolerations_from_spec:]:
+            args += ["--toleration", toleration.text()]
         if spec.hf_secret != "llm-d-hf-token":
             args += ["--hf-secret", spec.hf_secret]
         for profile, name, weight in spec.scorers[spec.scorers_from_spec:]:  # a spec file's come with -f

@@ -1,5 +1,8 @@
 """doctor: every pre-apply check against the target cluster (tools, version, CRDs, GatewayClass,
-placement, namespace and Secret, metrics APIs for autoscaling, a shared Gateway)."""
+placement, admission, namespace and Secret, metrics APIs for autoscaling, a shared Gateway).
+
+The pod templates doctor judges are the bundle's own, rendered by helmfile as apply will render
+them (``rendered_workloads``); ``preflight`` is the fast part apply runs before it changes anything."""
 
 from __future__ import annotations
 
@@ -7,9 +10,14 @@ from ..compose.autoscaling import served_metrics
 from ..compose.names import hf_secret_command
 from ..compose.shared_gateway import bbr_install_command, route_models, route_parents
 from ..plan.stack import Plan
-from .health import DRA_V1_MIN, FAIL, GENERATED_KIND_CRDS, NATIVE_SIDECAR_MIN, PASS, WARN, Check, _cond, pool_api_version
+from .health import DRA_V1_MIN, FAIL, GENERATED_KIND_CRDS, NATIVE_SIDECAR_MIN, PASS, WARN, Check, _cond, pool_api_version, selector_text
 from .kube import APISERVICES, CRDS, DEPLOYMENTS, GATEWAYCLASSES, GATEWAYS, HTTPROUTES, NAMESPACES, NODES, PODS, Kube, KubeError
+from pathlib import Path
+
+from .admission import Workload, admission_checks, workloads_of
+from .bundle import bundle_files, write_bundle
 from .diagnosis import hf_secret_ready
+from .tools import Command, StepFailed, ToolMissing, Toolbox, check_tools
 from .placement import evaluate_capacity
 from .tools import version_tuple
 
@@ -62,7 +70,58 @@ def _router_crds(plan: Plan) -> list[str]:
     return crds
 
 
-def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
+def rendered_workloads(plan: Plan, box: Toolbox) -> tuple[list[Workload], str | None]:
+    """The pod templates of every release, from `helmfile template` of the bundle (the upstream
+    charts included), and a note when only the charts llmdctl generates could be read."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="llmdctl-doctor-") as tmp:
+        folder = Path(tmp) / "bundle"
+        write_bundle(bundle_files(plan), folder)
+        try:
+            render = Command("helmfile", ("--file", "helmfile.yaml", "--namespace", plan.namespace, "template", "--skip-deps"),
+                             "render the bundle's pod templates", cwd=str(folder))
+            text = box.query(render, timeout=180)
+            return workloads_of({"bundle": _documents(text)}), None
+        except (StepFailed, ToolMissing) as exc:
+            why = exc.message.splitlines()[0]
+    generated = workloads_of({k: list(v) for k, v in plan.manifests.items()})
+    return generated, (f"the upstream charts could not be rendered ({why}); judged "
+                       + ("the pod templates of the charts llmdctl generates only" if generated else "no pod template"))
+
+
+def _documents(text: str) -> list[dict]:
+    import yaml  # PyYAML comes with the kubernetes client; only doctor and apply read rendered charts
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [d for d in yaml.load_all(text, Loader=loader) if isinstance(d, dict)]
+
+
+def role_specs(workloads: list[Workload]) -> dict[str, dict]:
+    """role -> the pod spec its pods get (the first template of the role: a LeaderWorkerSet's leader)."""
+    out: dict[str, dict] = {}
+    for w in workloads:
+        if w.role and w.role not in out:
+            out[w.role] = w.spec
+    return out
+
+
+def preflight(kube: Kube, plan: Plan, workloads: list[Workload]) -> list[Check]:
+    """What apply asks before it changes anything: the admission dry-run and quotas, and whether
+    the pods fit on the nodes they may use. One pass, no waiting."""
+    checks = admission_checks(kube, plan, workloads, kube.list(PODS, plan.namespace, labels=selector_text(plan.pool_selector)))
+    checks += evaluate_capacity(plan, kube.list(NODES), kube.list(PODS, fields="status.phase!=Succeeded,status.phase!=Failed"), role_specs(workloads))
+    return checks
+
+
+def doctor_stack(plan: Plan, box: Toolbox) -> list[Check]:
+    """Every pre-apply check: tools, cluster, CRDs, GatewayClass, placement, admission, the HF Secret."""
+    tools = check_tools(box, ("helmfile", "helm", "kubectl", "helm-diff"))
+    workloads, note = rendered_workloads(plan, box)
+    return doctor(Kube(context=box.context, kubeconfig=box.kubeconfig), plan, tools, workloads=workloads, render_note=note)
+
+
+def doctor(kube: Kube, plan: Plan, tool_checks: list, *, workloads: list[Workload] | None = None, render_note: str | None = None) -> list[Check]:
     checks = [Check(f"tool {t.tool}", t.status, t.message, f">= v{'.'.join(map(str, t.minimum))}", hint=t.fix) for t in tool_checks]
     try:
         version = kube.version()
@@ -129,7 +188,13 @@ def doctor(kube: Kube, plan: Plan, tool_checks: list) -> list[Check]:
     if not plan.standalone:
         guarded("GatewayClass", class_checks)
     # one list across namespaces: what other pods already hold on each node
-    guarded("nodes", lambda: evaluate_capacity(plan, kube.list(NODES), kube.list(PODS, fields="status.phase!=Succeeded,status.phase!=Failed")))
+    specs = role_specs(workloads) if workloads else None
+    guarded("nodes", lambda: evaluate_capacity(plan, kube.list(NODES), kube.list(PODS, fields="status.phase!=Succeeded,status.phase!=Failed"), specs))
+    if render_note:
+        checks.append(Check("pod templates", WARN, render_note, "every release rendered (helmfile template)",
+                            hint="llmdctl charts pull DIR and --charts DIR render without a registry"))
+    if workloads is not None:
+        guarded("admission", lambda: admission_checks(kube, plan, workloads, kube.list(PODS, plan.namespace, labels=selector_text(plan.pool_selector))))
     guarded("namespace", namespace_checks)
     if any(r.autoscale for r in plan.roles.values()):
         guarded("metrics APIs", lambda: metrics_api_checks(kube, plan))

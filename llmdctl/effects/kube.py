@@ -67,7 +67,8 @@ def inference_pools(api_version: str) -> Resource:
 
 class Kube:
     """A small client that changes nothing: get, list (by selector), watch, pod logs, pod proxy,
-    version, and short-lived ServiceAccount tokens (a TokenRequest stores no object)."""
+    version, short-lived ServiceAccount tokens (a TokenRequest stores no object), access reviews
+    and the server-side dry-run of a Pod (admission runs, nothing is stored)."""
 
     def __init__(self, context: str | None = None, kubeconfig: str | None = None, timeout: float = 10.0):
         try:
@@ -174,6 +175,15 @@ class Kube:
         if not token:
             raise KubeError(f"TokenRequest for serviceaccount/{service_account} returned no token")
         return token
+
+    def review_access(self, body: dict) -> dict:
+        """A SelfSubjectAccessReview (what may this user do?); the server stores nothing."""
+        return self._request("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=body)
+
+    def dry_run_create_pod(self, namespace: str, pod: dict) -> dict:
+        """Create a Pod with ``dryRun=All``: defaulting and every admission plugin and webhook run,
+        nothing persists. A refusal raises KubeError with the server's message."""
+        return self._request(PODS.path(namespace), {"dryRun": "All"}, body=pod)
 
     def watch(self, res: Resource, namespace: str | None, *, labels: str | None = None, fields: str | None = None,
               timeout_seconds: int = 60, stop: threading.Event | None = None):

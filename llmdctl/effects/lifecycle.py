@@ -30,6 +30,10 @@ from ..inputs.charts import chart_name
 from ..inputs.spec import RoleLayout
 from ..plan.stack import Plan
 from .bundle import bundle_files_in, remove_bundle, write_bundle
+from .diagnosis import missing_pods, workload_refusals
+from .doctor import preflight, rendered_workloads
+from .health import observe_stack
+from .kube import Kube, KubeError
 from .tools import INSTALL_HINTS, MINIMUMS, Command, Interrupted, StepFailed, Toolbox, ToolMissing, context_dir_name, fmt_version, helm_diff_version, require_tools
 
 # The charts each llmdctl release can be made from, as `helm list` spells them (<chart>-<version>):
@@ -610,9 +614,12 @@ def apply_stack(
     cleanup: str,
     recover: bool = False,
     recover_command: str | None = None,
+    force: bool = False,
 ) -> list[StepReport]:
-    """Preflight (tools, namespace, Secret, current releases), summary and confirmation, then the
-    bundle is written to ``folder`` and the steps run. Nothing is written or run before the yes."""
+    """Preflight (tools, namespace, Secret, current releases; the admission dry-run, quotas and
+    placement doctor runs), summary and confirmation, then the bundle is written to ``folder`` and
+    the steps run. Nothing is written or run before the yes, nor when the cluster would refuse the
+    pods (unless ``force``)."""
 
     require_tools(box, ("helmfile", "helm", "kubectl"))
     if not sync and helm_diff_version(box) is None:
@@ -634,6 +641,7 @@ def apply_stack(
     drift = [] if sync or plan.names["ms"] not in state.releases else observed_drift(box, plan, ui)
     if drift:
         resync.add(plan.names["ms"])
+    refuse_what_cannot_start(plan, box, ui, force=force)
     ui.say(f"target: context {box.context}, namespace {ns}{'' if exists else ' (will be created)'}, postfix {plan.postfix}")
     ui.say(f"bundle: {folder}/")
     for line in change_summary(plan, state, "sync" if sync else "upgrade"):
@@ -659,6 +667,44 @@ def apply_stack(
                "helmfile apply compares with the last release and would see no change")
     steps = apply_steps(plan, folder, sync=sync, create_namespace=create_namespace and not exists, resync=frozenset(resync))
     return run_steps(box, steps, say=ui.say, resume=resume, cleanup=cleanup)
+
+
+def refuse_what_cannot_start(plan: Plan, box: Toolbox, ui: UI, *, force: bool) -> None:
+    """doctor's fast checks (admission dry-run, quotas, placement: one pass, no waiting) before
+    anything changes: a stack whose pods the cluster would refuse or cannot place is not applied."""
+    workloads, note = rendered_workloads(plan, box)
+    if note:
+        ui.say(f"note: {note}")
+    try:
+        checks = preflight(Kube(context=box.context, kubeconfig=box.kubeconfig), plan, workloads)
+    except KubeError as exc:
+        raise LlmdctlError(f"the pre-apply checks could not ask the API server: {exc.message}; nothing was applied",
+                           hint=exc.hint or "llmdctl doctor shows what is reachable") from None
+    failed = [c for c in checks if c.status == "fail"]
+    if not failed:
+        return
+    lines = "".join(f"\n  {c.name}: {c.observed}" + (f"\n    fix: {c.hint}" if c.hint else "") for c in failed)
+    if force:
+        ui.say(f"warning: applying with --force although the cluster will not start the pods:{lines}")
+        return
+    raise LlmdctlError(f"the cluster would not start this stack's pods; nothing was applied:{lines}",
+                       hint="fix the above and apply again (llmdctl doctor shows every check), or --force to install the releases anyway")
+
+
+def refused_after_apply(plan: Plan, box: Toolbox, *, settle: float = 5.0) -> list:
+    """After the releases are in: the stack's workloads whose pods the API server refused
+    (FailedCreate), read until every workload has its pods or ``settle`` seconds pass."""
+    kube = Kube(context=box.context, kubeconfig=box.kubeconfig)
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            short = missing_pods(plan, observe_stack(kube, plan))
+            refused = workload_refusals(kube, plan, short) if short else []
+        except KubeError:
+            return []
+        if refused or not short or time.monotonic() >= deadline:
+            return refused
+        time.sleep(0.5)
 
 
 def destroy_stack(

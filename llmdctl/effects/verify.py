@@ -12,12 +12,11 @@ from typing import Callable
 
 from ..base.errors import LlmdctlError
 from ..plan.stack import Plan
-from .diagnosis import Diagnosis, collect_diagnostics, pod_summary
-from .doctor import doctor
+from .diagnosis import Diagnosis, collect_diagnostics, missing_pods, pod_summary, workload_refusals
 from .health import FAIL, PASS, Check, Observed, _role, evaluate_stack, observe_stack, pod_ready, selector_text
 from .smoke import smoke
 from .kube import DEPLOYMENTS, GATEWAYS, HTTPROUTES, PODS, SECRETS, Kube, KubeError
-from .tools import PortForward, Toolbox, check_tools
+from .tools import PortForward, Toolbox
 
 
 @dataclass(frozen=True)
@@ -122,11 +121,6 @@ class EppMetrics:
             raise LlmdctlError(f"GET {where}: {getattr(exc, 'reason', exc)}") from None
 
 
-def doctor_stack(plan: Plan, box: Toolbox) -> list[Check]:
-    """Every pre-apply check: tools, cluster, CRDs, GatewayClass, capacity, the HF Secret."""
-    return doctor(kube_for(box), plan, check_tools(box, ("helmfile", "helm", "kubectl", "helm-diff")))
-
-
 # --- verify --wait ---------------------------------------------------------------------------
 
 
@@ -211,17 +205,29 @@ def verify(kube: Kube, plan: Plan, *, wait: bool, timeout: float, say, recheck: 
 
 
 def _new_trouble(kube: Kube, plan: Plan, obs: Observed, told: set) -> list[Diagnosis]:
-    """Diagnose pods with a (new) waiting reason once, so --wait explains a stall while it waits."""
+    """Diagnose once each pod with a (new) waiting reason or that the scheduler cannot place, and
+    each workload whose pods the API server refuses, so --wait explains a stall while it waits."""
     fresh = []
     for pod in obs.pods:
         summary, reasons, _ = pod_summary(pod)
-        key = (pod["metadata"]["name"], tuple(r for _, r, _ in reasons))
-        if reasons and key not in told:
+        unschedulable = any(c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable"
+                            for c in (pod.get("status") or {}).get("conditions") or [])
+        key = (pod["metadata"]["name"], tuple(r for _, r, _ in reasons), unschedulable)
+        if (reasons or unschedulable) and key not in told:
             told.add(key)
             fresh.append(pod)
-    if not fresh:
-        return []
-    sub = Observed(obs.releases, obs.deployments, fresh, obs.pool, obs.gateway, obs.route)
-    return collect_diagnostics(kube, plan, sub)
-
-
+    out = []
+    short = missing_pods(plan, obs)
+    if short:
+        try:
+            for diag in workload_refusals(kube, plan, short):
+                key = (diag.pod, diag.summary)
+                if key not in told:
+                    told.add(key)
+                    out.append(diag)
+        except KubeError:
+            pass
+    if fresh:
+        sub = Observed(obs.releases, obs.deployments, fresh, obs.pool, obs.gateway, obs.route)
+        out += [d for d in collect_diagnostics(kube, plan, sub) if d.pod in {p["metadata"]["name"] for p in fresh}]
+    return out

@@ -108,6 +108,8 @@ class Spec(NamedTuple):
     route_by_model: bool = False  # the route matches the request's model name (implied by attach_gateway)
     hf_secret: str = "llm-d-hf-token"
     rdma_resource: str | None = None
+    tolerations: tuple[Toleration, ...] = ()  # pod tolerations beyond the profile's (--toleration, spec file)
+    tolerations_from_spec: int = 0
     overrides: tuple[Override, ...] = ()
     charts: str | None = None  # absolute path of a local chart folder (--charts)
     chart_repository: str | None = None  # mirror repository for every chart (--chart-repo)
@@ -138,6 +140,51 @@ def parse_autoscale(text: str, origin: str = "--autoscale") -> tuple[str, int, i
 # Kubernetes object names (fullmatch: no trailing newline slips through); compose.names checks the stack's with them
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+# a taint key is a qualified name (an optional DNS-subdomain prefix, then a name of at most 63 characters)
+_TAINT_KEY = re.compile(r"(?:[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_TAINT_VALUE = re.compile(r"(?:[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+
+
+class Toleration(NamedTuple):
+    """One pod toleration: ``value`` None tolerates the key with any value (operator Exists);
+    ``effect`` None every effect."""
+
+    key: str
+    value: str | None = None
+    effect: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        out = {"key": self.key, "operator": "Exists" if self.value is None else "Equal"}
+        if self.value is not None:
+            out["value"] = self.value
+        if self.effect:
+            out["effect"] = self.effect
+        return out
+
+    def text(self) -> str:
+        """The ``--toleration`` form (the bundle README's command)."""
+        return self.key + (f"={self.value}" if self.value is not None else "") + (f":{self.effect}" if self.effect else "")
+
+
+def parse_toleration(text: str, origin: str = "--toleration") -> Toleration:
+    """``dedicated=llm:NoSchedule`` -> a toleration of exactly that taint; ``nvidia.com/gpu:NoSchedule``
+    (no value) tolerates the key with any value; without ``:EFFECT`` every effect of the taint."""
+    body, _, effect = str(text).strip().partition(":")
+    key, eq, value = body.partition("=")
+    example = "e.g. dedicated=llm:NoSchedule or nvidia.com/gpu:NoSchedule"
+    if not key or not _TAINT_KEY.fullmatch(key):
+        raise InputError(f"{origin} {text!r}: expected KEY[=VALUE][:EFFECT] with a taint key such as nvidia.com/gpu ({example})",
+                         hint="kubectl describe node NAME | grep Taints shows the taints your GPU nodes carry")
+    if eq and not (value and _TAINT_VALUE.fullmatch(value)):
+        raise InputError(f"{origin} {text!r}: the value after '=' must be a label value (letters, digits, '-', '_', '.'; at most 63)",
+                         hint=f"leave out '=VALUE' to tolerate the key with any value ({example})")
+    if effect and effect not in TAINT_EFFECTS:
+        raise InputError(f"{origin} {text!r}: effect {effect!r} is none of {', '.join(TAINT_EFFECTS)}",
+                         hint="leave out ':EFFECT' to tolerate every effect of the taint")
+    return Toleration(key, value if eq else None, effect or None)
 
 
 def parse_gateway_ref(text: str, origin: str = "--attach-gateway") -> tuple[str, str]:
@@ -274,6 +321,7 @@ def build_spec(
     route_by_model: bool | None = None,
     hf_secret: str | None = None,
     rdma_resource: str | None = None,
+    tolerations: list[str] | None = None,
     sets: list[str] | None = None,
     values: list[str] | None = None,
     charts: str | None = None,
@@ -287,7 +335,7 @@ def build_spec(
     flags = {
         "-e": environments, "--namespace": namespace, "--postfix": postfix, "--guide": guide,
         "--llmd-version": llmd_version, "--model": model, "--model-size": model_size, "--prefill": prefill,
-        "--decode": decode, "--prefix-cache": prefix_cache, "--autoscale": autoscale, "--attach-gateway": attach_gateway, "--hf-secret": hf_secret, "--rdma-resource": rdma_resource, "--set": sets, "--values": values,
+        "--decode": decode, "--prefix-cache": prefix_cache, "--autoscale": autoscale, "--attach-gateway": attach_gateway, "--hf-secret": hf_secret, "--rdma-resource": rdma_resource, "--toleration": tolerations, "--set": sets, "--values": values,
         "--charts": charts, "--chart-repo": chart_repo, "--scorer": scorers, "--scheduler-param": scheduler_params,
     }
     for flag, value in flags.items():
@@ -366,6 +414,10 @@ def build_spec(
     params_from_spec = len(param_list)
     param_list += [parse_scheduler_param(t) for t in scheduler_params or []]
 
+    toleration_list = [parse_toleration(str(x), "spec file tolerations") for x in (file.get("tolerations") or [])]
+    from_file_tolerations = len(toleration_list)
+    toleration_list += [parse_toleration(x) for x in tolerations or []]
+
     return Spec(
         environments=tuple(envs or ()),
         namespace=pick("namespace", namespace, "namespace", "NAMESPACE"),
@@ -382,6 +434,7 @@ def build_spec(
         attach_gateway=attach, route_by_model=bool(by_model) or attach is not None,
         hf_secret=pick("hfSecret", hf_secret, "hfSecret") or "llm-d-hf-token",
         rdma_resource=pick("rdmaResource", rdma_resource, "rdmaResource"),
+        tolerations=tuple(dict.fromkeys(toleration_list)), tolerations_from_spec=len(set(toleration_list[:from_file_tolerations])),
         overrides=tuple(overrides),
         charts=os.path.abspath(charts_dir) if charts_dir is not None else None,
         chart_repository=check_repository(str(repo), input_name("chartRepository", "--chart-repo", origin, spec_file)) if repo is not None else None,

@@ -185,6 +185,15 @@ def helmfile(args: list[str], state: dict) -> None:
     verb = args[0]
     doc = read_yaml(Path(file))
     releases = doc["releases"]
+    if verb == "template":
+        # the charts the bundle carries (llmdctl's generated ones) render as their files; the
+        # upstream charts are not here, so their objects are left out
+        for rel in releases:
+            chart = Path(str(rel.get("chart", "")))
+            if (chart / "templates").is_dir():
+                for f in sorted((chart / "templates").glob("*.yaml")):
+                    print("---\n" + f.read_text())
+        return
     if selector:
         key, _, value = selector.partition("=")
         assert key == "name", selector

@@ -126,6 +126,10 @@ class FakeKube(_Served):
         self.requests: list[tuple[str, str]] = []  # (path, query)
         self.tokens: list[tuple[str, str, str, dict]] = []  # TokenRequests: (ns, serviceaccount, token, body)
         self.changes: list[tuple[str, str, dict]] = []  # (collection, type, object), for watches
+        # admission of a Pod create (dry-run included): each callable returns the refusal message, or
+        # None to admit; the real plugins' words are the e2e suite's business, these only carry them
+        self.admission: list = []
+        self.may_create_pods = True  # SelfSubjectAccessReview answer
         self.cond = threading.Condition()
         self.server = _QuietServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -212,11 +216,24 @@ class FakeKube(_Served):
                     return self._status(404, f'"{name}" not found')
                 return self._send(200, obj)
 
-            def do_POST(self):  # noqa: N802 - only TokenRequest: nothing else llmdctl creates through the API
+            def do_POST(self):  # noqa: N802 - TokenRequest, access reviews and dry-run Pods: llmdctl stores nothing through the API
                 url = urlparse(self.path)
                 path = url.path
                 fake.requests.append((path, url.query))
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                if path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews":
+                    return self._send(201, {**body, "status": {"allowed": fake.may_create_pods}})
+                m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods", path)
+                if m:
+                    if parse_qs(url.query).get("dryRun") != ["All"]:
+                        return self._status(405, "this fake only serves dry-run pod creates")
+                    if not fake.may_create_pods:
+                        return self._status(403, f'pods is forbidden: User "tester" cannot create resource "pods" in the namespace "{m.group(1)}"')
+                    for judge in fake.admission:
+                        refusal = judge(body)
+                        if refusal:
+                            return self._status(403, refusal)
+                    return self._send(201, {**body, "metadata": {**body.get("metadata", {}), "name": body["metadata"].get("generateName", "p") + "x1"}})
                 for prefix, code in fake.deny.items():
                     if path.startswith(prefix):
                         return self._status(code, f'serviceaccounts "{path.split("/")[-2]}" is forbidden: User "tester" cannot create resource "serviceaccounts/token"')
