@@ -167,10 +167,10 @@ def gpu_node(name: str, gpus: int = 8, rdma: int = 8, taints: list | None = None
 @pytest.fixture
 def fake_cluster(tmp_path, monkeypatch):
     """Stand-in tools first (and alone) on PATH, a kubeconfig, and the cwd in a scratch folder.
-    The kubeconfig's server is a FakeKube with two free 8-GPU nodes, which apply's pre-apply
+    The kubeconfig's server is a FakeKube with four free 8-GPU nodes, which apply's pre-apply
     checks read (``fc.api``)."""
     api = FakeKube().start()
-    for i in range(2):
+    for i in range(4):  # the widest example stack (GB200: 24 GPUs) fits
         api.put("/api/v1/nodes", gpu_node(f"gpu-node-{i}"))
     fc = FakeCluster(tmp_path / "fake", server=api.url)
     fc.api = api

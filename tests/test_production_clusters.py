@@ -295,7 +295,7 @@ def test_doctor_and_apply_pass_an_admitting_cluster_and_a_quota_with_room(cli, f
 def test_a_taint_the_pods_do_not_tolerate_stops_apply_and_the_toleration_lets_it_through(cli, fake_cluster):
     fc = fake_cluster
     _namespace(fc)
-    for i in range(2):
+    for i in range(4):
         fc.api.put("/api/v1/nodes", gpu_node(f"gpu-node-{i}", taints=[OWN_TAINT]))
     r = cli("apply", "-y", env=V9)
     assert r.code == 1 and "--toleration dedicated=llm:NoSchedule" in r.err, r

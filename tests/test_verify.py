@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import deploy, plan_for
+from conftest import deploy, gpu_node, plan_for
 from kube_api import FakeOpenAI, label_match
 from llmdctl.effects.health import Check
 from llmdctl.effects.placement import evaluate_capacity
@@ -499,6 +499,8 @@ def test_apply_wait_hands_over_to_verify(cli, kube_api, fake_cluster, monkeypatc
     """apply --wait: the stand-in tools apply, then verify watches the (fake) API until healthy."""
     monkeypatch.setenv("KUBECONFIG", str(kube_api.kubeconfig))
     fake_cluster.namespace(NS, context="fake")
+    for i in range(3):  # apply's pre-apply placement needs GPU nodes
+        kube_api.put("/api/v1/nodes", gpu_node(f"gpu-node-{i}"))
     st = deploy(kube_api)
     st.set_ready("decode", 0, False)
     def when_watched():
@@ -578,11 +580,14 @@ def test_insufficient_rdma_on_a_cluster_that_has_it_is_not_called_absent(cli, ku
     obj = st.pod_obj("decode", 0)
     obj["status"] = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False"}]}
     kube_api.put(st.core("pods"), obj)
-    st.event(pod, "FailedScheduling", "0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 Insufficient rdma/ib.")
+    # as the scheduler counts it: gpu-0 lacks a free NIC; cpu-0 lacks both (counted under each)
+    st.event(pod, "FailedScheduling", "0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 2 Insufficient rdma/ib.")
     r, doc = verify_json(cli)
     hints = [h for d in doc["diagnostics"] if d["pod"] == pod for h in d["hints"]]
     assert any("nodes do advertise rdma/ib" in h for h in hints), hints
     assert not any("no node advertises" in h for h in hints)
+    # issue 25: the one node short of GPUs is the CPU node, so nothing says the GPUs are full
+    assert not any("shrink the layout" in h and "free nvidia.com/gpu" in h for h in hints), hints
 
 
 def test_doctor_checks_the_crds_the_rendered_charts_need(cli, kube_api, fake_cluster, monkeypatch):

@@ -698,7 +698,9 @@ def refused_after_apply(plan: Plan, box: Toolbox, *, settle: float = 5.0) -> lis
     deadline = time.monotonic() + settle
     while True:
         try:
-            short = missing_pods(plan, observe_stack(kube, plan))
+            obs = observe_stack(kube, plan)
+            # only workloads that exist can be short of pods for a reason the API server gives
+            short = {name for name in missing_pods(plan, obs) if name in obs.deployments or name in obs.groups}
             refused = workload_refusals(kube, plan, short) if short else []
         except KubeError:
             return []

@@ -250,7 +250,10 @@ def test_a_layout_that_cannot_fit(e2e):
     assert r.code == 1, r
     cap = next(c for c in r.json()["checks"] if c["name"] == "capacity nvidia.com/gpu")
     assert cap["status"] == "fail" and "shrink the layout" in cap["hint"], cap
-    assert e2e.llmdctl("apply", "-y", "-n", ns, *big).code == 0
+    # doctor's check stops apply too; --force installs it anyway, to see what verify says
+    r = e2e.llmdctl("apply", "-y", "-n", ns, *big)
+    assert r.code == 1 and "nothing was applied" in r.err and "shrink the layout" in r.err, r
+    assert e2e.llmdctl("apply", "-y", "--force", "-n", ns, *big).code == 0
 
     def insufficient():
         v = e2e.llmdctl("verify", "-n", ns, *big)
