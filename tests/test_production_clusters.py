@@ -70,6 +70,8 @@ def test_quota_limitrange_and_webhook_refusals_name_their_own_cause_only():
     assert w.cause == "webhook" and "deny-vllm.policy.example.com" in w.fix and "docker.io are not allowed" in w.reason
     lr = explain_refusal('pods "x" is forbidden: maximum cpu usage per Container is 4, but limit is 16', plan)
     assert lr.cause == "LimitRange" and "cpu per container" in lr.fix
+    sa = explain_refusal('pods "x" is forbidden: error looking up service account llm-d-pd/runner: serviceaccount "runner" not found', plan)
+    assert sa.cause == "ServiceAccount" and "kubectl create serviceaccount runner -n llm-d-pd" in sa.fix
     other = explain_refusal("something nobody anticipated", plan)
     assert other.cause == "admission" and other.fix == ""
 
@@ -259,6 +261,8 @@ def test_doctor_fails_on_what_admission_refuses_and_apply_changes_nothing(cli, f
     assert "enforce=privileged" in decode["hint"]
     dry_runs = [q for p, q in fc.api.requests if p.endswith("/pods") and "dryRun=All" in q]
     assert len(dry_runs) == 2  # one per pod template (prefill, decode)
+    # the bundle's own ServiceAccount does not exist before apply: the pods are judged under default
+    assert all(w.own_account for w in workloads(router_plan()))
     r = cli("apply", "-y", env=V9)
     assert r.code == 1 and "nothing was applied" in r.err and "IPC_LOCK" in r.err and "--force" in r.err, r
     assert not [c for c in fc.commands("helmfile") if " apply" in c or " sync" in c], fc.commands("helmfile")

@@ -34,6 +34,7 @@ class Workload:
     pods: int
     template: dict  # {metadata, spec} of the pods
     part: str = ""  # "leader" / "worker" of a LeaderWorkerSet
+    own_account: bool = False  # its ServiceAccount is one the bundle creates (not there before apply)
 
     @property
     def label(self) -> str:
@@ -58,6 +59,7 @@ def _int(value, default: int = 1) -> int:
 def workloads_of(objects_by_release: dict[str, list[dict]]) -> list[Workload]:
     """The pod templates of Deployments, StatefulSets, Jobs and LeaderWorkerSets (leader and
     worker), in release order. DaemonSets are left out: their count is the nodes'."""
+    accounts = {(o.get("metadata") or {}).get("name") for objs in objects_by_release.values() for o in objs if o.get("kind") == "ServiceAccount"}
     out = []
     for release, objects in objects_by_release.items():
         for obj in objects:
@@ -76,18 +78,26 @@ def workloads_of(objects_by_release: dict[str, list[dict]]) -> list[Workload]:
                     out.append(Workload(kind, name, release, groups, leader, "leader"))
                 if worker and size > 1:
                     out.append(Workload(kind, name, release, groups * (size - 1), worker, "worker"))
-    return out
+    return [w if ((w.spec.get("serviceAccountName") or w.spec.get("serviceAccount")) not in accounts) else
+            Workload(w.kind, w.name, w.release, w.pods, w.template, w.part, own_account=True) for w in out]
 
 
 # --- the dry-run --------------------------------------------------------------------------------
 
 
 def as_pod(workload: Workload, namespace: str) -> dict:
+    """The Pod a controller would create from the template. A ServiceAccount the bundle itself
+    creates does not exist before apply, and the ServiceAccount admission plugin refuses a pod
+    that names a missing one: such a pod is judged under the namespace's default account."""
     meta = workload.template.get("metadata") or {}
+    spec = dict(workload.spec)
+    if workload.own_account:
+        spec.pop("serviceAccountName", None)
+        spec.pop("serviceAccount", None)
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"generateName": f"{workload.name}-llmdctl-doctor-", "namespace": namespace,
                          "labels": dict(meta.get("labels") or {}), "annotations": dict(meta.get("annotations") or {})},
-            "spec": workload.spec}
+            "spec": spec}
 
 
 def can_create_pods(kube: Kube, namespace: str) -> bool | None:
@@ -104,7 +114,7 @@ def can_create_pods(kube: Kube, namespace: str) -> bool | None:
 
 @dataclass(frozen=True)
 class Refusal:
-    cause: str  # PodSecurity | ResourceQuota | LimitRange | webhook | admission
+    cause: str  # PodSecurity | ResourceQuota | LimitRange | webhook | ServiceAccount | admission
     reason: str  # the API server's words
     fix: str
 
@@ -152,6 +162,11 @@ def explain_refusal(message: str, plan: Plan) -> Refusal:
         return Refusal("webhook", message[m.start():].strip(),
                        f"the validating webhook {m.group(1)} refuses the pod: change what it names, or ask its owner for an exception "
                        "(kubectl get validatingwebhookconfigurations shows who serves it)")
+    m = re.search(r'serviceaccount "([^"]+)" not found', message)
+    if m:
+        return Refusal("ServiceAccount", message.strip(),
+                       f"the pods run as ServiceAccount {m.group(1)}, which neither exists in {ns} nor is created by the bundle: "
+                       f"create it (kubectl create serviceaccount {m.group(1)} -n {ns}) or drop the override that names it")
     m = _LIMITRANGE.search(message)
     if m:
         return Refusal("LimitRange", message[m.start():].strip(),

@@ -18,9 +18,13 @@ import time
 import pytest
 
 from .harness import measured
-from .test_e2e_lifecycle import SMALL, left_only_user_objects
+from .test_e2e_lifecycle import SMALL, left_only_user_objects, plan_of
 
 pytestmark = pytest.mark.e2e
+
+
+def deployment(ns: str, role: str) -> str:
+    return plan_of(namespace=ns, prefill="1xTP1", decode="1xTP1").roles[role].deployment
 
 
 def checks_of(run) -> dict[str, dict]:
@@ -59,7 +63,9 @@ def test_podsecurity_baseline(e2e):
     assert r.code == 1, r
     bad = failing(r)
     for role in ("prefill", "decode"):
-        check = bad[f"admission Deployment ms-pd-{role}"]
+        name = f"admission Deployment {deployment(ns, role)}"
+        assert name in bad, {n: (c["status"], c["observed"][:80]) for n, c in checks_of(r).items()}
+        check = bad[name]
         # the API server's own words, then the fix: a namespace label or dropping the capability
         assert 'violates PodSecurity baseline:latest: non-default capabilities' in check["observed"] and "IPC_LOCK" in check["observed"], check
         assert f"kubectl label namespace {ns} pod-security.kubernetes.io/enforce=privileged" in check["hint"], check
@@ -137,7 +143,7 @@ def test_a_gpu_quota(e2e):
     quota = failing(r)["ResourceQuota gpus"]
     assert "requests.nvidia.com/gpu 2 needed, 1 hard, 0 used" in quota["observed"] and "kubectl edit resourcequota gpus" in quota["hint"], quota
     # each pod alone fits: the API server admits one at a time
-    assert checks_of(r)["admission Deployment ms-pd-decode"]["status"] == "pass"
+    assert checks_of(r)[f"admission Deployment {deployment(ns, 'decode')}"]["status"] == "pass"
 
     refused_before_anything_changed(e2e, ns, expect="ResourceQuota gpus")
 
@@ -217,9 +223,9 @@ def test_a_validating_webhook_that_denies_the_vllm_pod(e2e):
     with DenyVllm(cp, ns) as hook:
         def asked():
             r = e2e.llmdctl("doctor", "-n", ns, *SMALL, "-o", "json")
-            return r if "admission Deployment ms-pd-decode" in failing(r) else None
+            return r if f"admission Deployment {deployment(ns, 'decode')}" in failing(r) else None
         r = e2e.wait_for("the webhook to be in force", asked, timeout=30, interval=1)  # configuration changes reach the API server's cache asynchronously
-        check = failing(r)["admission Deployment ms-pd-decode"]
+        check = failing(r)[f"admission Deployment {deployment(ns, 'decode')}"]
         assert check["observed"].startswith('webhook: admission webhook "deny-vllm.e2e.llmdctl.dev" denied the request: ' + DenyVllm.MESSAGE), check
         assert "deny-vllm.e2e.llmdctl.dev" in check["hint"]
         assert checks_of(r)["admission Deployment gaie-pd-epp"]["status"] == "pass"
