@@ -47,6 +47,9 @@ BUDGETS = {
     # verify and doctor need the kubernetes client: their floor is importing it (same run)
     "llmdctl verify (ready 4P1D)": 2.0,
     "verify --wait: ready -> exit": 12.0,
+    # doctor on a real control plane (admission dry-run of each pod template, quotas, placement,
+    # CRDs, the bundle rendered by helmfile) against one `kubectl auth can-i create pods`
+    "llmdctl doctor (real API server)": 30.0,
     # the issue's example: the whole xPyD search under three priors, well under a second
     "llmdctl plan (gpt-oss-120b, 16 GPUs)": 8.0,
 }
@@ -159,6 +162,37 @@ def time_verify(exe: list[str], repeat: int) -> tuple[float, float, int]:
     return statistics.median(ready), statistics.median(noticed), calls
 
 
+def time_doctor(exe: list[str], repeat: int) -> tuple[dict[str, float], int] | None:
+    """doctor of a 1P1D stack against the e2e suite's real control plane (kube-apiserver with its
+    admission plugins, kwok GPU nodes) and `kubectl auth can-i create pods` in the same rounds.
+    None without the e2e toolchain ($LLMDCTL_E2E_BIN, as CI exports it). Runs last: it moves this
+    process into a network namespace with only loopback."""
+    bin_dir = os.environ.get("LLMDCTL_E2E_BIN")
+    if not bin_dir:
+        return None
+    from e2e.controlplane import ControlPlane, enter_private_network
+
+    enter_private_network()
+    with tempfile.TemporaryDirectory() as tmp:
+        cp = ControlPlane(Path(bin_dir), Path(tmp))
+        try:
+            cp.start()
+            cp.add_gpu_nodes("gpu-node", 3, {"nvidia.com/gpu": "8", "rdma/ib": "8"})
+            cp.apply_objects([{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "istio"},
+                               "spec": {"controllerName": "istio.io/gateway-controller"}}])
+            cp.namespace("llm-d-pd")
+            env = {k: v for k, v in cp.env().items() if k != "PYTHONPATH"}  # the installed llmdctl, not the checkout
+            doctor = exe + ["doctor", "-n", "llm-d-pd", "--prefill", "1xTP1", "--decode", "1xTP1",
+                            "--charts", str(ROOT / "tests" / "e2e" / "standin-charts")]
+            can_i = [str(cp.bin / "kubectl"), "auth", "can-i", "create", "pods", "-n", "llm-d-pd"]
+            medians = alternated({"doctor": (doctor, env), "can-i": (can_i, env)}, repeat)
+            ours = [line for line in cp.audit_lines() if str(line.get("userAgent", "")).startswith("llmdctl/")]
+            calls = len(ours) // (repeat + 1)  # alternated() runs each once untimed, then repeat times
+        finally:
+            cp.stop()
+    return medians, calls
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=10)
@@ -198,6 +232,14 @@ def main() -> int:
     rows.append(("floor: + import kubernetes client", kube_floor, kube_floor / floor, "the library verify and doctor need"))
     rows.append(("llmdctl verify (ready 4P1D)", ready, ready / kube_floor, f"{calls} API calls; {ready / floor:.1f}x the floor"))
     rows.append(("verify --wait: ready -> exit", noticed, noticed / floor, "watches, no polling interval"))
+    doctor = time_doctor(exe, max(1, opts.repeat // 2))
+    if doctor is None:
+        print("bench: no e2e toolchain ($LLMDCTL_E2E_BIN): doctor against a real API server not measured", file=sys.stderr)
+    else:
+        (doc, calls) = doctor
+        rows.append(("floor: kubectl auth can-i create pods", doc["can-i"], doc["can-i"] / floor, "one API request, real kube-apiserver"))
+        rows.append(("llmdctl doctor (real API server)", doc["doctor"], doc["doctor"] / doc["can-i"],
+                     f"{doc['doctor']:.2f} s wall, {calls} API requests (audit log); helmfile template included"))
 
     print(f"{'what':36} {'median s':>9} {'ratio':>7} {'budget':>7}  ok   note")
     over = False
