@@ -233,6 +233,12 @@ def test_pods_never_created_are_explained_from_the_replicasets_failedcreate(kube
     [d] = workload_refusals(Kube(), plan)
     assert d.pod == f"ReplicaSet {decode}-5d8f7c9b4" and d.role == "decode" and "PodSecurity" in d.summary
     assert "enforce=privileged" in d.hints[0] and "IPC_LOCK" in d.events[0]
+    # an hour later the events are gone; the Deployment's ReplicaFailure condition still says why
+    kube_api.remove(f"/api/v1/namespaces/{ns}/events", "e1")
+    deployment = {"metadata": {"name": decode}, "status": {"conditions": [
+        {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": QUOTA}]}}
+    [d] = workload_refusals(Kube(), plan, deployments={decode: deployment})
+    assert d.pod == f"Deployment {decode}" and "ResourceQuota" in d.summary and "kubectl edit resourcequota gpus" in d.hints[0]
 
 
 # --- doctor and apply, end to end against the stand-ins --------------------------------------------

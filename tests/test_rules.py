@@ -116,6 +116,8 @@ CASES = {
     "V-51": ({"llmd_version": "v0.9.0", "sets": ["ms.decode.containers[vllm].args[--max-num-seq]=256"]},
              {"llmd_version": "v0.9.0", "sets": ["ms.decode.containers[vllm].args[--max-num-seqs]=256"]}),
     "V-52": ({"llmd_version": "v0.9.0", "sets": ["ms.routing.proxy.connector=nixl"]}, {"llmd_version": "v0.9.0"}),
+    "V-53": ({"llmd_version": "v0.9.0", "sets": ['ms.decode.extraConfig.tolerations=[{"key":"x","operator":"Exists"}]']},
+             {"llmd_version": "v0.9.0", "tolerations": ("x",)}),
     "V-46": ({"llmd_version": "v0.9.0", "sets": ["ms.modelArtifacts.labels.llm-d\\.ai/guide=x"]}, {"llmd_version": "v0.9.0"}),
     "V-47": ({"llmd_version": "v0.9.0", "environments": ["istio"], "sets": ["router.httpRoute.inferenceGatewayName=elsewhere"]},
              {"llmd_version": "v0.9.0", "environments": ["istio"]}),

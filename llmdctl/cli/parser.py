@@ -316,8 +316,10 @@ COMMANDS = [
      "($LLMDCTL_STATE_DIR or $XDG_STATE_HOME move it), then\n"
      "runs `helmfile apply` (or `sync` without the helm-diff plugin) for one release at a time in needs\n"
      "order (gateway-<postfix> only in gateway mode; a helmfile-era bundle also gets its HTTPRoute with\n"
-     "`kubectl apply`). It first shows the context, namespace, postfix and what will be installed or\n"
-     "upgraded, and asks. A failed step stops the run and says how to resume.",
+     "`kubectl apply`). It first runs doctor's admission, quota and placement checks and refuses a stack\n"
+     "whose pods the cluster would not start (--force to apply anyway), shows the context, namespace,\n"
+     "postfix and what will be installed or upgraded, and asks. A failed step stops the run and says how\n"
+     "to resume; pods the API server refuses after the install make it exit 1 with the cause.",
      ("llmdctl apply -e amd -n llm-d-pd -y", "RELEASE_NAME_POSTFIX=pd-2 llmdctl apply --prefill 2xTP2 --decode 1xTP4 -y",
       "llmdctl apply -e gke --kube-context gke-prod --dry-run", "llmdctl apply -f llmd.yaml --create-namespace --wait -y"), _apply),
     ("verify", "cluster:verify", "Check that a stack is deployed, ready and routed, from the same plan `render` builds.",
@@ -330,13 +332,19 @@ COMMANDS = [
      "through a port-forward). Exit 0 only when every check passes.",
      ("llmdctl verify -e amd", "llmdctl verify --wait --timeout 30m", "llmdctl verify --smoke --port-forward",
       "llmdctl verify -o json | jq '.checks[] | select(.status != \"pass\")'"), _verify),
-    ("doctor", "cluster:doctor", "Check a cluster before apply: tools, API server, CRDs, GatewayClass, GPU/RDMA capacity, HF Secret.",
-     "Reads only. Capacity is checked for the layout you ask for (same inputs as render): every prefill and\n"
-     "decode pod must fit on one node's free accelerators and RDMA (allocatable minus what other pods\n"
-     "request). CRDs are those the rendered charts use (Prometheus operator kinds unless -e no-monitoring); with\n"
-     "--autoscale, the metrics APIService and the metric names the HPAs read. Exit 1 when\n"
-     "anything fails; warnings alone exit 0.",
-     ("llmdctl doctor -e amd", "llmdctl doctor -e gh200 --kube-context edge -o json"), _doctor),
+    ("doctor", "cluster:doctor",
+     "Check a cluster before apply: tools, API server, CRDs, GatewayClass, admission, quotas, GPU/RDMA placement, HF Secret.",
+     "Stores nothing. Every pod template of the bundle (rendered by helmfile as apply renders it) is sent\n"
+     "to the API server as a Pod with server-side dry-run, so PodSecurity, ResourceQuota, LimitRange and\n"
+     "validating webhooks judge it; each refusal is quoted with its fix. Quotas are also summed over all\n"
+     "the stack's pods. Placement is checked for the layout you ask for (same inputs as render): every\n"
+     "prefill and decode pod must fit on one node's free accelerators and RDMA (allocatable minus what\n"
+     "other pods request) among the nodes whose taints it tolerates and whose labels match its\n"
+     "nodeSelector and affinity (excluded nodes are named; --toleration adds tolerations). CRDs are those\n"
+     "the rendered charts use (Prometheus operator kinds unless -e no-monitoring); with --autoscale, the\n"
+     "metrics APIService and the metric names the HPAs read. Exit 1 when anything fails; warnings alone exit 0.",
+     ("llmdctl doctor -e amd", "llmdctl doctor --toleration dedicated=llm:NoSchedule",
+      "llmdctl doctor -e gh200 --kube-context edge -o json"), _doctor),
     ("diff", "cluster:diff", "Show what `apply` would change: `helmfile diff` of the stack's releases.",
      "Needs the helm-diff plugin. The diff goes to stdout; exit 0 whether or not anything differs (the last\n"
      "stderr line says which).",

@@ -163,10 +163,11 @@ def _owner_of(involved: dict, workloads: dict[str, tuple[str | None, bool]]) -> 
     return None
 
 
-def workload_refusals(kube: Kube, plan: Plan, only: set[str] | None = None) -> list[Diagnosis]:
+def workload_refusals(kube: Kube, plan: Plan, only: set[str] | None = None, deployments: dict | None = None) -> list[Diagnosis]:
     """Pods that were never created: the controllers' FailedCreate events (the API server refused
     the pod: PodSecurity, a quota, a LimitRange, a webhook), the newest per workload, each with
-    the cause and fix its message shows."""
+    the cause and fix its message shows. Events expire (an hour by default); a Deployment keeps the
+    same message in its ReplicaFailure condition, read from ``deployments`` when no event is left."""
     workloads = stack_workloads(plan)
     if only is not None:
         workloads = {k: v for k, v in workloads.items() if k in only}
@@ -176,6 +177,12 @@ def workload_refusals(kube: Kube, plan: Plan, only: set[str] | None = None) -> l
         stamp = event.get("lastTimestamp") or event.get("eventTime") or ""
         if owner and stamp >= (latest.get(owner, {}).get("lastTimestamp") or latest.get(owner, {}).get("eventTime") or ""):
             latest[owner] = event
+    for name, dep in (deployments or {}).items():
+        if name in workloads and name not in latest:
+            failure = next((c for c in (dep.get("status") or {}).get("conditions") or []
+                            if c.get("type") == "ReplicaFailure" and c.get("status") == "True"), None)
+            if failure:
+                latest[name] = {"message": failure.get("message", ""), "involvedObject": {"kind": "Deployment", "name": name}}
     out = []
     for owner, event in sorted(latest.items()):
         message = str(event.get("message", ""))
@@ -205,7 +212,7 @@ def collect_diagnostics(kube: Kube, plan: Plan, obs: Observed, limit: int = 6) -
     short = missing_pods(plan, obs)
     if short:
         try:
-            refused = workload_refusals(kube, plan, short)
+            refused = workload_refusals(kube, plan, short, obs.deployments)
         except KubeError:
             refused = []
     if not sick:

@@ -701,7 +701,7 @@ def refused_after_apply(plan: Plan, box: Toolbox, *, settle: float = 5.0) -> lis
             obs = observe_stack(kube, plan)
             # only workloads that exist can be short of pods for a reason the API server gives
             short = {name for name in missing_pods(plan, obs) if name in obs.deployments or name in obs.groups}
-            refused = workload_refusals(kube, plan, short) if short else []
+            refused = workload_refusals(kube, plan, short, obs.deployments) if short else []
         except KubeError:
             return []
         if refused or not short or time.monotonic() >= deadline:

@@ -220,7 +220,7 @@ def _new_trouble(kube: Kube, plan: Plan, obs: Observed, told: set) -> list[Diagn
     short = missing_pods(plan, obs)
     if short:
         try:
-            for diag in workload_refusals(kube, plan, short):
+            for diag in workload_refusals(kube, plan, short, obs.deployments):
                 key = (diag.pod, diag.summary)
                 if key not in told:
                     told.add(key)

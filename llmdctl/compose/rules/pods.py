@@ -431,3 +431,17 @@ def mig_without_a_mig_profile(plan: Plan):
             yield (f"{role} requests {', '.join(mig)} and, from its tensor parallelism, {plan.roles[role].gpus_per_pod} "
                    f"{plan.roles[role].accelerator_resource}: the pod would need a whole GPU and a slice of one; "
                    f"{plan.hardware} is not a MIG profile")
+
+
+@rule("V-53", "warning")
+def gpu_taints_still_tolerated(plan: Plan):
+    # the profile's (and --toleration's) list goes to extraConfig.tolerations; a --set/--values that
+    # replaces that list drops them, and the pods then never land on the tainted GPU nodes
+    wanted = plan.hardware_facts.get("tolerations") or []
+    for role, block in role_blocks(plan):
+        have = list(extra_config(block).get("tolerations") or []) + list(block.get("tolerations") or [])
+        lost = [t for t in wanted if t not in have]
+        if lost:
+            names = ", ".join(t["key"] + (f"={t['value']}" if t.get("value") else "") + (f":{t['effect']}" if t.get("effect") else "") for t in lost)
+            yield (f"{role}: the pods no longer tolerate {names} (an override replaced ms.{role}.extraConfig.tolerations); "
+                   f"keep those entries in your list, or add yours with --toleration instead")
