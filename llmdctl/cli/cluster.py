@@ -22,6 +22,7 @@ from ..effects.lifecycle import (
 )
 from ..effects.tools import Toolbox, ToolMissing, cluster_flags, open_toolbox
 from ..effects.doctor import doctor_stack
+from ..effects.rollout import settle_rollout
 from ..effects.verify import VerifyReport, verify_stack
 from ..inputs.spec import parse_duration
 from ..plan.stack import Plan
@@ -57,8 +58,10 @@ def apply(args: argparse.Namespace) -> int:
     timeout = parse_duration(args.timeout)
     plan = plan_from(args)
     report(plan)
-    files = bundle_files(plan)
     box = _toolbox(args, dry_run=args.dry_run)
+    if not args.dry_run:
+        plan = _rollout(plan, box)
+    files = bundle_files(plan)
     folder = kept_bundle(Path(args.bundle_dir) if args.bundle_dir else None, box, plan.namespace, plan.postfix)
     again = command_args(plan) + cluster_flags(box)
     if args.dry_run:
@@ -79,6 +82,16 @@ def apply(args: argparse.Namespace) -> int:
         return _print_verify(plan, box, verify_stack(plan, box, wait=True, timeout=timeout, say=err), "text", wait=True)
     err(f"next: {_llmdctl('verify', *again, '--wait')}")
     return 0
+
+
+def _rollout(plan: Plan, box: Toolbox) -> Plan:
+    """A running stack: how the change rolls out (chosen from the free GPUs, or refused)."""
+    plan, rollout = settle_rollout(plan, box)
+    for r in rollout.roles:
+        err(f"rollout: {r.line()}")
+    for note in rollout.notes:
+        err(f"note: {note}")
+    return plan
 
 
 def _print_refused(plan: Plan, box: Toolbox, folder: Path, refused: list, again: str) -> int:

@@ -103,6 +103,10 @@ def add_stack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--toleration", dest="tolerations", action="append", metavar="KEY[=VALUE][:EFFECT]",
                    help="Let the vLLM pods onto nodes with this taint, beside the profile's own GPU tolerations "
                         "(repeatable): dedicated=llm:NoSchedule; without =VALUE any value, without :EFFECT every effect.")
+    g.add_argument("--rollout", choices=("surge", "in-place", "recreate"),
+                   help="How a change replaces the vLLM pods: surge (new pods first, zero downtime, needs spare GPUs), in-place "
+                        "(one pod at a time, old one first), recreate (all at once, the stack goes down). Default: apply picks per "
+                        "role from the free GPUs; a bundle rendered without a cluster rolls in place.")
     g.add_argument("--set", dest="set_", action="append", metavar="R.PATH=V",
                    help="Override one value, applied last: RELEASE.PATH=VALUE (ms.decode.replicas=2; ms.roles.* means both roles).")
     g.add_argument("--values", action="append", metavar="R=FILE", help="Merge a values file into one release, applied last: RELEASE=FILE (ms=extra.yaml).")

@@ -465,6 +465,26 @@ def _layout_layer(prefill: RoleLayout, decode: RoleLayout, mode: str, hw: dict, 
     return _Layer("layout", f"--prefill {prefill} --decode {decode}", {"ms": ms, **({"router": router} if router and release.generation == "router" else {})}), notes
 
 
+# A GPU cluster is usually full: Kubernetes' default rollout (25% surge, 25% unavailable: one new
+# pod first, none old gone) needs spare GPUs that are not there, and the change stalls Pending.
+ROLLOUT_STRATEGIES = {
+    "surge": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+    "in-place": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+    "recreate": {"type": "Recreate"},
+}
+
+
+def _rollout_layer(spec: Spec, mode: str) -> _Layer:
+    """Each role's Deployment strategy (a LeaderWorkerSet's rolloutStrategy follows it): what apply
+    chose from the live stack, --rollout, or in place when nothing is known (a bundle rendered
+    without a cluster must not stall on a full one)."""
+    chosen = dict(spec.rollout)
+    roles = ("prefill", "decode") if mode == "disaggregated" else ("decode",)
+    ms = {role: {"strategy": copy.deepcopy(ROLLOUT_STRATEGIES[chosen.get(role, "in-place")])} for role in roles}
+    what = ", ".join(f"{role} {chosen.get(role, 'in-place')}" for role in roles)
+    return _Layer("rollout", f"how a change replaces the pods: {what}", {"ms": ms})
+
+
 def _parallelism(role: str, lay: RoleLayout, hw: dict, release: Release) -> dict:
     """modelservice's parallelism block for a role: ranks per pod (dataLocal) and pods per instance
     (workers) follow from the profile's GPUs per node; a shape nodes cannot hold is refused here."""
@@ -645,6 +665,8 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
                              shared_gateway.router_values(model_route, model=model["name"], names=names, namespace=namespace)))
     layout, layout_notes = _layout_layer(prefill, decode, mode, hw, release)
     layers.append(layout)
+    if release.generation == "router":  # the helmfile era's modelservice chart has no strategy key
+        layers.append(_rollout_layer(spec, mode))
     notes += layout_notes
     if kv:
         # after the profiles and the layout: the block size and ports must be the ones the EPP expects

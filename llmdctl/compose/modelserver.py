@@ -28,7 +28,7 @@ STABLE_LABELS = ("llm-d.ai/guide", "app.kubernetes.io/instance", ROLE_LABEL)
 # ms.<key> this generator reads; anything else is refused
 _TOP_KEYS = {"modelArtifacts", "accelerator", "routing", "multinode", "decode", "prefill"}
 _ROLE_KEYS = {"create", "replicas", "parallelism", "containers", "initContainers", "volumes", "extraConfig", "monitoring",
-              "annotations", "accelerator"}
+              "annotations", "accelerator", "strategy"}
 _CONTAINER_KEYS = {"name", "image", "modelCommand", "command", "args", "env", "ports", "resources", "securityContext",
                    "volumeMounts", "mountModelVolume", "startupProbe", "livenessProbe", "readinessProbe", "imagePullPolicy"}
 # pod-spec fields a profile may set through extraConfig, as in modelservice
@@ -194,6 +194,11 @@ def _workload(role: str, block: dict, ms: dict, *, names: dict, labels: dict, se
         template_meta["annotations"] = dict(block["annotations"])
     # an HPA owns the count: a replicas field here would undo its decisions on every helm upgrade
     replicas = {} if autoscaled else {"replicas": int(block.get("replicas", 1))}
+    strategy = block.get("strategy")
+    if strategy is not None and not (isinstance(strategy, dict) and strategy.get("type") in ("RollingUpdate", "Recreate")
+                                     and set(strategy) <= {"type", "rollingUpdate"}):
+        raise InputError(f"ms.{role}.strategy: expected a Deployment strategy (type RollingUpdate or Recreate), got {strategy!r}",
+                         hint="pick one with --rollout surge|in-place|recreate")
     if dp.workers > 1:
         return {
             "apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
@@ -202,6 +207,7 @@ def _workload(role: str, block: dict, ms: dict, *, names: dict, labels: dict, se
                 **replicas,
                 # the leader's address is every worker's --data-parallel-address: start it first
                 "startupPolicy": "LeaderCreated",
+                **_group_rollout(block.get("strategy"), int(block.get("replicas", 1))),
                 "leaderWorkerTemplate": {
                     "size": dp.workers,
                     # one DP group dies together: a lone restarted rank cannot rejoin its peers
@@ -218,9 +224,20 @@ def _workload(role: str, block: dict, ms: dict, *, names: dict, labels: dict, se
             # a Deployment's selector is immutable: only what never changes for this stack and role
             # (a new --model or accelerator must not need a delete and re-create)
             "selector": {"matchLabels": {k: v for k, v in pod_labels.items() if k in STABLE_LABELS}},
+            **({"strategy": block["strategy"]} if block.get("strategy") else {}),
             "template": {"metadata": template_meta, "spec": pod},
         },
     }
+
+
+def _group_rollout(strategy: dict | None, groups: int) -> dict:
+    """A Deployment strategy as a LeaderWorkerSet rolloutStrategy: groups instead of pods (it has
+    no Recreate: every group may go at once)."""
+    if not strategy:
+        return {}
+    rolling = strategy.get("rollingUpdate") or {}
+    surge, unavailable = (0, max(groups, 1)) if strategy.get("type") == "Recreate" else (rolling.get("maxSurge", 0), rolling.get("maxUnavailable", 1))
+    return {"rolloutStrategy": {"type": "RollingUpdate", "rollingUpdateConfiguration": {"maxSurge": surge, "maxUnavailable": unavailable}}}
 
 
 class _DataParallel(NamedTuple):

@@ -67,6 +67,11 @@ def check_values_schemas(release: Release, merged: dict[str, dict], overrides=()
             # llmdctl's own chart reads the modelservice values shape (types and enums from its
             # schema); the generator then refuses any key it would not turn into an object
             schema, source = release.dialect["modelServerValuesSchema"], "ms values (of llmdctl's model-server chart)"
+            # a role's rollout strategy is the generator's own key (modelservice has none): its
+            # shape is the rollout layer's, checked there
+            values = {**merged[key], **{r: {k: v for k, v in merged[key][r].items() if k != "strategy"}
+                                        for r in ROLES if isinstance(merged[key].get(r), dict)}}
         else:
             schema, source = values_schema_name(key, release.charts[key]["version"]), f"{key}.values.yaml"
-        check(merged[key], schema, source=source, root=key, locate=locate)
+            values = merged[key]
+        check(values, schema, source=source, root=key, locate=locate)

@@ -47,6 +47,8 @@ def command_args(plan: Plan) -> list[str]:
             args += ["--route-by-model"]
         if spec.rdma_resource is not None:
             args += ["--rdma-resource", spec.rdma_resource]
+        if spec.rollout and spec.origin.get("rollout") == "flag" and len({how for _, how in spec.rollout}) == 1:
+            args += ["--rollout", spec.rollout[0][1]]
         for toleration in spec.tolerations[spec.tolerations_from_spec:]:
             args += ["--toleration", toleration.text()]
         if spec.hf_secret != "llm-d-hf-token":

@@ -110,6 +110,9 @@ class Spec(NamedTuple):
     rdma_resource: str | None = None
     tolerations: tuple[Toleration, ...] = ()  # pod tolerations beyond the profile's (--toleration, spec file)
     tolerations_from_spec: int = 0
+    # how a change replaces the vLLM pods, per role: surge | in-place | recreate (--rollout sets every
+    # role; apply picks per role from the live stack and free capacity when none is given)
+    rollout: tuple[tuple[str, str], ...] = ()
     overrides: tuple[Override, ...] = ()
     charts: str | None = None  # absolute path of a local chart folder (--charts)
     chart_repository: str | None = None  # mirror repository for every chart (--chart-repo)
@@ -123,6 +126,7 @@ class Spec(NamedTuple):
 
 
 PREFIX_CACHE_MODES = ("approx", "precise")
+ROLLOUTS = ("surge", "in-place", "recreate")
 
 
 def parse_autoscale(text: str, origin: str = "--autoscale") -> tuple[str, int, int]:
@@ -322,6 +326,7 @@ def build_spec(
     hf_secret: str | None = None,
     rdma_resource: str | None = None,
     tolerations: list[str] | None = None,
+    rollout: str | None = None,
     sets: list[str] | None = None,
     values: list[str] | None = None,
     charts: str | None = None,
@@ -335,7 +340,7 @@ def build_spec(
     flags = {
         "-e": environments, "--namespace": namespace, "--postfix": postfix, "--guide": guide,
         "--llmd-version": llmd_version, "--model": model, "--model-size": model_size, "--prefill": prefill,
-        "--decode": decode, "--prefix-cache": prefix_cache, "--autoscale": autoscale, "--attach-gateway": attach_gateway, "--hf-secret": hf_secret, "--rdma-resource": rdma_resource, "--toleration": tolerations, "--set": sets, "--values": values,
+        "--decode": decode, "--prefix-cache": prefix_cache, "--autoscale": autoscale, "--attach-gateway": attach_gateway, "--hf-secret": hf_secret, "--rdma-resource": rdma_resource, "--toleration": tolerations, "--rollout": rollout, "--set": sets, "--values": values,
         "--charts": charts, "--chart-repo": chart_repo, "--scorer": scorers, "--scheduler-param": scheduler_params,
     }
     for flag, value in flags.items():
@@ -391,6 +396,11 @@ def build_spec(
         raise InputError(f"{input_name('prefixCache', '--prefix-cache', origin, spec_file)} {cache!r}: expected one of " + ", ".join(PREFIX_CACHE_MODES),
                          hint="approx: the EPP infers cache contents from its own routing; precise: it reads vLLM's KV events")
 
+    how = pick("rollout", rollout, "rollout")
+    if how is not None and how not in ROLLOUTS:
+        raise InputError(f"{input_name('rollout', '--rollout', origin, spec_file)} {how!r}: expected one of " + ", ".join(ROLLOUTS),
+                         hint="surge: new pods first (needs spare GPUs); in-place: one pod at a time, old first; recreate: all old pods first (the stack goes down)")
+
     scaling = [parse_autoscale(f"{k}={v}", "spec file autoscale") for k, v in (file.get("autoscale") or {}).items()]
     scaling += [parse_autoscale(t) for t in autoscale or []]
     by_role = {role: (role, low, high) for role, low, high in scaling}  # a flag overrides the spec file's role
@@ -434,6 +444,7 @@ def build_spec(
         attach_gateway=attach, route_by_model=bool(by_model) or attach is not None,
         hf_secret=pick("hfSecret", hf_secret, "hfSecret") or "llm-d-hf-token",
         rdma_resource=pick("rdmaResource", rdma_resource, "rdmaResource"),
+        rollout=tuple((role, how) for role in ("prefill", "decode")) if how else (),
         tolerations=tuple(dict.fromkeys(toleration_list)), tolerations_from_spec=len(set(toleration_list[:from_file_tolerations])),
         overrides=tuple(overrides),
         charts=os.path.abspath(charts_dir) if charts_dir is not None else None,

@@ -1,0 +1,111 @@
+"""issue 26 (first part): a change to a running stack on the real control plane with its GPUs all in
+use: the image bump rolls in place (the old pod goes first) and completes, a TP change that cannot
+fit is refused before anything changes, and with spare GPUs the same bump surges with no moment
+without a ready decode pod. Router generation (llm-d v0.9.0)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from .controlplane import crd_dir
+from .harness import measured
+from .test_e2e_lifecycle import left_only_user_objects
+
+pytestmark = pytest.mark.e2e
+
+V = ("--llmd-version", "v0.9.0")
+IMAGE = "ghcr.io/llm-d/llm-d-cuda:v0.9.0-rollout-{}"
+
+
+@pytest.fixture(scope="module")
+def router_crds(e2e):
+    e2e.cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd_dir() / "gateway-api-inference-extension" / "v1.5.0"), timeout=120)
+    e2e.cp.wait_established()
+    return e2e
+
+
+def free_gpus(cp) -> int:
+    total = sum(int((n["status"].get("allocatable") or {}).get("nvidia.com/gpu", 0)) for n in cp.get_json("nodes")["items"])
+    used = sum(int(((c.get("resources") or {}).get("limits") or {}).get("nvidia.com/gpu", 0))
+               for p in cp.get_json("pods", "-A")["items"] if p["spec"].get("nodeName") and p["status"].get("phase") not in ("Succeeded", "Failed")
+               for c in p["spec"]["containers"])
+    return total - used
+
+
+def fill_gpus(e2e, count: int) -> None:
+    """Another team's pods holding one GPU each: the cluster's GPUs all in use."""
+    cp = e2e.cp
+    cp.kubectl("create", "namespace", "other-team", check=False)
+    cp.apply_objects([{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "filler", "namespace": "other-team"},
+                       "spec": {"replicas": count, "selector": {"matchLabels": {"app": "filler"}},
+                                "template": {"metadata": {"labels": {"app": "filler"}}, "spec": {"containers": [
+                                    {"name": "x", "image": "example.com/batch:1", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}}])
+    e2e.wait_for("the filler pods to run", lambda: cp.get_json("deployment", "filler", "-n", "other-team").get("status", {}).get("readyReplicas") == count,
+                 timeout=120, interval=1)
+
+
+def decode_pods(e2e, ns: str) -> list[dict]:
+    return e2e.cp.get_json("pods", "-n", ns, "-l", "llm-d.ai/role=decode")["items"]
+
+
+def test_an_image_bump_with_every_gpu_in_use_rolls_in_place_a_tp_change_is_refused_and_spare_gpus_surge(router_crds):
+    e2e = router_crds
+    cp, ns = e2e.cp, "llm-d-roll"
+    cp.namespace(ns)
+    stack = (*V, "-n", ns, "--prefill", "1xTP1", "--decode", "1xTP4")
+    r = e2e.llmdctl("apply", "-y", *stack, "--wait", "--timeout", "3m", timeout=400)
+    assert r.code == 0, r
+    fill_gpus(e2e, free_gpus(cp))
+    assert free_gpus(cp) == 0
+
+    # the image bump: no room for a new decode pod beside the old one, so it rolls in place
+    bump = ("--set", f"ms.decode.containers[vllm].image={IMAGE.format(1)}")
+    r = e2e.llmdctl("apply", "-y", *stack, *bump, "--wait", "--timeout", "3m", timeout=400)
+    assert r.code == 0, r
+    assert "rollout: decode Deployment ms-pd-decode: vllm image" in r.err and "-> in-place" in r.err, r.err
+    measured("image bump, GPUs full: " + next(line for line in r.err.splitlines() if line.startswith("rollout: decode")))
+    assert "rollout: prefill Deployment ms-pd-prefill: no change -> unchanged" in r.err, r.err
+    strategy = cp.get_json("deployment", "ms-pd-decode", "-n", ns)["spec"]["strategy"]
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}, strategy
+    e2e.wait_for("the old decode pod to go", lambda: len(decode_pods(e2e, ns)) == 1, timeout=60)
+    [pod] = decode_pods(e2e, ns)
+    assert pod["status"]["phase"] == "Running" and pod["spec"]["containers"][0]["image"] == IMAGE.format(1), pod["spec"]["containers"][0]["image"]
+    assert e2e.llmdctl("verify", *stack, *bump).code == 0
+
+    # TP4 -> TP8: no node has 8 free GPUs, not even with the old pod gone; refused before anything changes
+    revision = json.loads(e2e.helm("history", "ms-pd", "-n", ns, "-o", "json").stdout)[-1]["revision"]
+    r = e2e.llmdctl("apply", "-y", *V, "-n", ns, "--prefill", "1xTP1", "--decode", "1xTP8", *bump)
+    assert r.code == 1 and "nothing was applied" in r.err, r
+    measured("TP4 -> TP8, GPUs full: " + " | ".join(line.strip() for line in r.err.splitlines() if "decode" in line)[:300])
+    assert json.loads(e2e.helm("history", "ms-pd", "-n", ns, "-o", "json").stdout)[-1]["revision"] == revision
+
+    # with spare GPUs the next bump surges: a ready decode pod at every moment
+    cp.kubectl("delete", "deployment", "filler", "-n", "other-team", "--wait=true")
+    e2e.wait_for("the filler pods to go", lambda: not cp.get_json("pods", "-n", "other-team")["items"], timeout=60)
+    seen, stop = [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            status = cp.get_json("deployment", "ms-pd-decode", "-n", ns).get("status") or {}
+            seen.append(status.get("availableReplicas", 0))
+            time.sleep(0.1)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    bump2 = ("--set", f"ms.decode.containers[vllm].image={IMAGE.format(2)}")
+    try:
+        r = e2e.llmdctl("apply", "-y", *stack, *bump2, "--wait", "--timeout", "3m", timeout=400)
+        e2e.wait_for("the surge to finish", lambda: [p["spec"]["containers"][0]["image"] for p in decode_pods(e2e, ns)] == [IMAGE.format(2)], timeout=60)
+    finally:
+        stop.set()
+        watcher.join()
+    assert r.code == 0 and "-> surge" in r.err, r.err
+    assert seen and min(seen) >= 1, seen
+    measured(f"image bump with spare GPUs: surge, decode availableReplicas over {len(seen)} reads: min {min(seen)}, max {max(seen)}")
+    assert cp.get_json("deployment", "ms-pd-decode", "-n", ns)["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+    assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
+    left_only_user_objects(e2e, ns)
