@@ -113,3 +113,24 @@ def test_a_leaderworkerset_rolls_one_group_at_a_time():
 def test_a_strategy_override_that_is_no_strategy_is_refused():
     with pytest.raises(InputError, match="ms.decode.strategy"):
         plan_for(llmd_version="v0.9.0", sets=["ms.decode.strategy.type=Sideways"])
+
+
+def test_diff_reads_the_rollout_plan_from_the_cluster_without_helm_diff(cli, kube_api, fake_cluster, monkeypatch):
+    """issue 26: `llmdctl diff` compares the plan with what runs, through the API; -o json for scripts."""
+    monkeypatch.setenv("KUBECONFIG", str(kube_api.kubeconfig))
+    fake_cluster.namespace("llm-d-pd", context="fake")
+    fake_cluster.update(lambda s: s.update(plugins={}))  # no helm-diff
+    plan = plan_for(llmd_version="v0.9.0")
+    for name, obj in live_from(plan, image="old:1").items():
+        kube_api.put("/apis/apps/v1/namespaces/llm-d-pd/deployments", obj)
+    for i in range(2):
+        kube_api.put("/api/v1/nodes", gpu_node(f"gpu-node-{i}"))
+    r = cli("diff", "-o", "json", env={"LLMD_VERSION": "v0.9.0"})
+    assert r.code == 0, r
+    import json
+    doc = json.loads(r.out)
+    roles = {x["role"]: x for x in doc["rollout"]["roles"]}
+    assert doc["rollout"]["live"] and roles["decode"]["podsReplaced"] and roles["decode"]["strategy"] == "surge", roles
+    assert roles["decode"]["changes"][0].startswith("vllm image old:1 -> ")
+    r = cli("diff", env={"LLMD_VERSION": "v0.9.0"})
+    assert r.code == 0 and "rollout: decode Deployment ms-pd-decode: vllm image old:1" in r.out and "helm-diff plugin" in r.err, r

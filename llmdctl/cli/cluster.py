@@ -22,7 +22,7 @@ from ..effects.lifecycle import (
 )
 from ..effects.tools import Toolbox, ToolMissing, cluster_flags, open_toolbox
 from ..effects.doctor import doctor_stack
-from ..effects.rollout import settle_rollout
+from ..effects.rollout import read_rollout, settle_rollout
 from ..effects.verify import VerifyReport, verify_stack
 from ..inputs.spec import parse_duration
 from ..plan.stack import Plan
@@ -146,8 +146,15 @@ def diff(args: argparse.Namespace) -> int:
     plan = plan_from(args)
     report(plan)
     box = _toolbox(args)
+    rollout = read_rollout(plan, box)
+    if args.output == "json":
+        emit({"stack": {"context": box.context, "namespace": plan.namespace, "postfix": plan.postfix}, "rollout": rollout.as_dict()}, "json")
+        return 0
+    for line in [f"rollout: {r.line()}" for r in rollout.roles] or ["rollout: the stack does not run; apply installs it"]:
+        out(line)
     changed = diff_stack(plan, bundle_files(plan), box, ui=_ui())
-    err(f"stack {plan.postfix} in {box.context}/{plan.namespace}: " + ("apply would change the items above" if changed else "no changes"))
+    if changed is not None:
+        err(f"stack {plan.postfix} in {box.context}/{plan.namespace}: " + ("apply would change the items above" if changed else "no changes"))
     return 0
 
 

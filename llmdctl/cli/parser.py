@@ -193,6 +193,7 @@ def _doctor(p):
 def _diff(p):
     add_stack_options(p)
     add_cluster_options(p)
+    add_output(p, "text", "json")
 
 
 def _destroy(p):
@@ -349,9 +350,12 @@ COMMANDS = [
      "metrics APIService and the metric names the HPAs read. Exit 1 when anything fails; warnings alone exit 0.",
      ("llmdctl doctor -e amd", "llmdctl doctor --toleration dedicated=llm:NoSchedule",
       "llmdctl doctor -e gh200 --kube-context edge -o json"), _doctor),
-    ("diff", "cluster:diff", "Show what `apply` would change: `helmfile diff` of the stack's releases.",
-     "Needs the helm-diff plugin. The diff goes to stdout; exit 0 whether or not anything differs (the last\n"
-     "stderr line says which).",
+    ("diff", "cluster:diff", "Show what `apply` would change: the rollout plan, then `helmfile diff` of the stack's releases.",
+     "The rollout plan is read from the cluster (no plugin needed): per role, what changes in the pods\n"
+     "(image, args, env, resources, count), whether they are replaced, and how: surge when a new pod fits\n"
+     "beside the old ones, in place (one at a time) when the GPUs are full, refused when even that cannot\n"
+     "finish. -o json prints that plan alone. The release-level diff needs the helm-diff plugin and goes\n"
+     "to stdout after it; exit 0 whether or not anything differs (the last stderr line says which).",
      ("llmdctl diff -e amd", "RELEASE_NAME_POSTFIX=pd-2 llmdctl diff --decode 2xTP4 | less"), _diff),
     ("destroy", "cluster:destroy", "Remove one stack: helmfile destroy, then any of its releases left (ms-, router-, gateway-<postfix>).",
      "Only the named postfix in the named namespace is touched; the namespace, the HF token Secret, other\n"

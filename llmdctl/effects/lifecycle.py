@@ -766,17 +766,15 @@ def _forget(folder: Path) -> None:
     remove_bundle(folder)
 
 
-def diff_stack(plan: Plan, files: dict[str, str], box: Toolbox, *, ui: UI) -> bool:
-    """helmfile diff of the three releases and kubectl diff of the route, from a throw-away
-    bundle (the kept one records what was applied). True when anything would change."""
-
-
+def diff_stack(plan: Plan, files: dict[str, str], box: Toolbox, *, ui: UI) -> bool | None:
+    """helmfile diff of the releases and kubectl diff of the route, from a throw-away bundle (the
+    kept one records what was applied). True when anything would change; None without the
+    helm-diff plugin (the rollout plan, read through the API, is the diff then)."""
     require_tools(box, ("helmfile", "helm", "kubectl"))
     if helm_diff_version(box) is None:
-        raise ToolMissing(
-            f"`helmfile diff` needs the helm-diff plugin ({fmt_version(MINIMUMS['helm-diff'])}+), which is not installed",
-            hint=INSTALL_HINTS["helm-diff"],
-        )
+        ui.say(f"note: the release-level diff needs the helm-diff plugin ({fmt_version(MINIMUMS['helm-diff'])}+), which is not installed "
+               f"({INSTALL_HINTS['helm-diff']}); the rollout plan above was read from the cluster without it")
+        return None
     tmp = Path(tempfile.mkdtemp(prefix="llmdctl-diff-"))
     try:
         folder = tmp / "bundle"

@@ -315,19 +315,23 @@ def with_rollout(plan: Plan, rollout: RolloutPlan) -> Plan:
 
 
 
+def read_rollout(plan: Plan, box: Toolbox, *, doing: str = "") -> RolloutPlan:
+    """The rollout plan of this plan against the live stack (empty when the stack does not run)."""
+    try:
+        kube = Kube(context=box.context, kubeconfig=box.kubeconfig)
+        if not read_live(kube, plan):
+            return RolloutPlan()
+        workloads, _ = rendered_workloads(plan, box)
+        return rollout_plan(kube, plan, workloads)
+    except KubeError as exc:
+        raise LlmdctlError(f"the rollout plan could not read the live stack: {exc.message}{doing}",
+                           hint=exc.hint or "llmdctl doctor shows what is reachable") from None
+
+
 def settle_rollout(plan: Plan, box: Toolbox) -> tuple[Plan, RolloutPlan]:
     """Before apply changes a running stack: the rollout plan from the live stack and the free
     GPUs, refused when a role cannot finish, and the plan re-made with the chosen strategies."""
-    try:
-        kube = Kube(context=box.context, kubeconfig=box.kubeconfig)
-        live = read_live(kube, plan)
-        if not live:
-            return plan, RolloutPlan()
-        workloads, _ = rendered_workloads(plan, box)
-        rollout = rollout_plan(kube, plan, workloads)
-    except KubeError as exc:
-        raise LlmdctlError(f"the rollout plan could not read the live stack: {exc.message}; nothing was applied",
-                           hint=exc.hint or "llmdctl doctor shows what is reachable") from None
+    rollout = read_rollout(plan, box, doing="; nothing was applied")
     if rollout.refused:
         lines = "".join(f"\n  {r.line()}" for r in rollout.refused)
         raise LlmdctlError(f"the change cannot roll out on this cluster; nothing was applied:{lines}",
