@@ -134,3 +134,37 @@ def test_diff_reads_the_rollout_plan_from_the_cluster_without_helm_diff(cli, kub
     assert roles["decode"]["changes"][0].startswith("vllm image old:1 -> ")
     r = cli("diff", env={"LLMD_VERSION": "v0.9.0"})
     assert r.code == 0 and "rollout: decode Deployment ms-pd-decode: vllm image old:1" in r.out and "helm-diff plugin" in r.err, r
+
+
+def _pod(name, image, gpus, *, ready=True, unschedulable=None):
+    conditions = [{"type": "Ready", "status": "True" if ready else "False"}]
+    if unschedulable:
+        conditions.append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": unschedulable})
+    return {"metadata": {"name": name, "labels": {"llm-d.ai/role": "decode"}},
+            "spec": {"containers": [{"name": "vllm", "image": image, "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}]},
+            "status": {"phase": "Running" if ready else "Pending", "conditions": conditions}}
+
+
+def test_verify_tells_a_rollout_in_progress_and_a_stalled_one_from_drift():
+    from llmdctl.effects.health import _pods_check, Observed
+    plan = plan_for(llmd_version="v0.9.0", prefill="1xTP1", decode="1xTP4")
+    role = plan.roles["decode"]
+    dep = next(o for o in plan.manifests["ms"] if o["metadata"]["name"] == role.deployment)
+    dep = {**copy.deepcopy(dep), "status": {}}
+    old = _pod("d-old", "old:1", 4)
+
+    def check(pods, deployment=dep):
+        return _pods_check(plan, role, Observed([], {role.deployment: deployment}, pods, None, None, None))
+    # the template is the plan, one old pod still runs: a rollout, not drift
+    c = check([old])
+    assert c.status == "pending" and c.observed.startswith("rolling out: 0 of 1") and not c.stalled, c
+    # the new pod cannot be scheduled: stalled, with the cause; surge-style strategy -> apply again picks in place
+    surge = copy.deepcopy(dep)
+    surge["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    c = check([old, _pod("d-new", role.image, 4, ready=False, unschedulable="0/2 nodes are available: 2 Insufficient nvidia.com/gpu.")], surge)
+    assert c.status == "fail" and c.stalled and "Insufficient nvidia.com/gpu" in c.observed and "in place" in c.hint, c
+    # the template itself differs from the plan: that is drift, and apply converges
+    drifted = copy.deepcopy(dep)
+    drifted["spec"]["template"]["spec"]["containers"][0]["image"] = "old:1"
+    c = check([old], drifted)
+    assert c.status == "fail" and not c.stalled and "apply converges" in c.hint, c

@@ -36,6 +36,7 @@ class Check:
     expected: str = ""
     hint: str = ""
     details: list[str] = field(default_factory=list)
+    stalled: bool = False  # waiting cannot help (a rollout that can never finish): verify --wait stops
 
     def as_dict(self) -> dict:
         return {"name": self.name, "status": self.status, "observed": self.observed, "expected": self.expected,
@@ -369,11 +370,44 @@ def _pods_check(plan: Plan, role, obs: Observed) -> Check:
         if role.rdma and str(limits.get(role.rdma["resource"])) != str(role.rdma.get("count", 1)):
             problems.append(f"{pname}: {role.rdma['resource']} {limits.get(role.rdma['resource'], 'not requested')}")
     if problems:
+        rolling = _rollout_check(label, role, pods, obs.deployments.get(role.deployment), expected)
+        if rolling is not None:
+            return rolling
         return Check(label, FAIL, "; ".join(problems[:4]) + (f" (+{len(problems) - 4} more)" if len(problems) > 4 else ""), expected,
                      hint="the running pods differ from the plan: llmdctl diff shows how, llmdctl apply converges")
     ready = sum(pod_ready(p) for p in pods)
     observed = f"{ready}/{len(pods)} ready, resources and image as planned"
     return Check(label, PASS if ready >= want and (not role.autoscale or ready == len(pods)) else PENDING, observed, expected)
+
+
+def _unschedulable(pod: dict) -> str | None:
+    cond = next((c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "PodScheduled"), None)
+    return (cond.get("message") or "unschedulable") if cond and cond.get("status") == "False" and cond.get("reason") == "Unschedulable" else None
+
+
+def _rollout_check(label: str, role, pods: list[dict], dep: dict | None, expected: str) -> Check | None:
+    """Pods that differ from the plan while the Deployment's template already is the plan: a
+    rollout in progress (pending), or one that cannot finish (failing, and verify --wait stops),
+    never "drift" that another apply would fix. None when the template itself differs."""
+    if dep is None or not role.image:
+        return None
+    template = (dep.get("spec") or {}).get("template") or {}
+    limits = (_container(template).get("resources") or {}).get("limits") or {}
+    if _container(template).get("image") != role.image or (role.accelerator_resource and str(limits.get(role.accelerator_resource)) != str(role.gpus_per_pod)):
+        return None
+    new = [p for p in pods if _container(p).get("image") == role.image
+           and str(((_container(p).get("resources") or {}).get("limits") or {}).get(role.accelerator_resource)) == str(limits.get(role.accelerator_resource))]
+    progressing = _cond(dep, "Progressing")
+    stuck = [(p["metadata"]["name"], _unschedulable(p)) for p in new if _unschedulable(p)]
+    observed = f"rolling out: {len(new)} of {len(pods)} pods on the new template"
+    if stuck or (progressing and progressing.get("reason") == "ProgressDeadlineExceeded"):
+        why = f"{stuck[0][0]} cannot be scheduled ({stuck[0][1]})" if stuck else progressing.get("message", "ProgressDeadlineExceeded")
+        strategy = ((dep.get("spec") or {}).get("strategy") or {}).get("rollingUpdate") or {}
+        fix = ("the new pod waits for GPUs the old pods still hold: apply again with the same inputs (llmdctl picks a rollout that fits, "
+               "in place when the GPUs are full), or free GPUs") if str(strategy.get("maxSurge", "25%")) not in ("0", "0%") else \
+              "not even in place does the new pod find a node: free GPUs (llmdctl doctor shows who holds them) or choose a layout that fits"
+        return Check(label, FAIL, f"{observed}; stalled: {why}", expected, hint=fix, stalled=True)
+    return Check(label, PENDING, observed, expected)
 
 
 def _pool_check(plan: Plan, obs: Observed) -> Check:

@@ -178,7 +178,7 @@ def verify(kube: Kube, plan: Plan, *, wait: bool, timeout: float, say, recheck: 
     started = time.monotonic()
     obs = observe_stack(kube, plan)
     checks = evaluate_stack(plan, obs)
-    if not wait or all(c.status == PASS for c in checks):
+    if not wait or all(c.status == PASS for c in checks) or any(c.stalled for c in checks):
         return checks, obs, time.monotonic() - started
     last_line, told = "", set()
     with Watcher(kube, plan) as watcher:
@@ -201,6 +201,10 @@ def verify(kube: Kube, plan: Plan, *, wait: bool, timeout: float, say, recheck: 
                 continue
             checks = evaluate_stack(plan, obs)
             if all(c.status == PASS for c in checks):
+                return checks, obs, time.monotonic() - started
+            stalled = [c for c in checks if c.stalled]
+            if stalled:  # waiting longer cannot help: say why now
+                say(f"[{time.monotonic() - started:5.0f}s] stalled: " + "; ".join(f"{c.name}: {c.observed}" for c in stalled))
                 return checks, obs, time.monotonic() - started
 
 

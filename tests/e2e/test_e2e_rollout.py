@@ -76,6 +76,10 @@ def test_an_image_bump_with_every_gpu_in_use_rolls_in_place_a_tp_change_is_refus
     assert pod["status"]["phase"] == "Running" and pod["spec"]["containers"][0]["image"] == IMAGE.format(1), pod["spec"]["containers"][0]["image"]
     assert e2e.llmdctl("verify", *stack, *bump).code == 0
 
+    # forcing a surge on full GPUs would stall Pending forever: refused up front, naming the role
+    r = e2e.llmdctl("apply", "-y", *stack, "--set", f"ms.decode.containers[vllm].image={IMAGE.format(9)}", "--rollout", "surge")
+    assert r.code == 1 and "--rollout surge cannot finish" in r.err and "nothing was applied" in r.err, r
+
     # TP4 -> TP8: no node has 8 free GPUs, not even with the old pod gone; refused before anything changes
     revision = json.loads(e2e.helm("history", "ms-pd", "-n", ns, "-o", "json").stdout)[-1]["revision"]
     r = e2e.llmdctl("apply", "-y", *V, "-n", ns, "--prefill", "1xTP1", "--decode", "1xTP8", *bump)
