@@ -235,7 +235,7 @@ def choose(plan: Plan, live: dict[str, dict], workloads: list[Workload], nodes: 
             continue
         template, before = _live_template(obj)
         changes = template_changes(template, w.template)
-        if before != rp.pods:
+        if before != rp.pods and not rp.autoscale:  # an HPA owns the count of an autoscaled role
             changes.append(f"pods {before} -> {rp.pods}")
         replaced = any(not c.startswith("pods ") for c in changes)
         if not replaced:

@@ -125,6 +125,7 @@ def test_tainted_gpu_nodes(e2e):
             assert v.code == 1 and "--toleration dedicated=llm:NoSchedule" in v.out, v.out
             assert "shrink the layout" not in v.out, v.out  # the CPU node's Insufficient is not a full GPU pool
 
+            assert e2e.llmdctl("doctor", "-n", ns, *SMALL, "--toleration", "dedicated=llm:NoSchedule").code == 0
             r = e2e.llmdctl("apply", "-y", "-n", ns, *SMALL, "--toleration", "dedicated=llm:NoSchedule", "--wait", "--timeout", "3m", timeout=400)
             assert r.code == 0, r
             assert e2e.llmdctl("verify", "-n", ns, *SMALL, "--toleration", "dedicated=llm:NoSchedule").code == 0
@@ -155,6 +156,9 @@ def test_a_gpu_quota(e2e):
     destroyed(e2e, ns)
     cp.kubectl("patch", "resourcequota", "gpus", "-n", ns, "--type=merge", "-p", json.dumps({"spec": {"hard": {"requests.nvidia.com/gpu": "2"}}}))
     e2e.wait_for("the raised quota", lambda: cp.get_json("resourcequota", "gpus", "-n", ns)["status"]["hard"]["requests.nvidia.com/gpu"] == "2")
+    # the quota controller recounts usage after the forced stack's pods are gone
+    e2e.wait_for("the quota's usage back to 0", lambda: cp.get_json("resourcequota", "gpus", "-n", ns)["status"].get("used", {}).get("requests.nvidia.com/gpu") == "0")
+    assert e2e.llmdctl("doctor", "-n", ns, *SMALL).code == 0
     r = e2e.llmdctl("apply", "-y", "-n", ns, *SMALL, "--wait", "--timeout", "3m", timeout=400)
     assert r.code == 0, r
     assert e2e.llmdctl("verify", "-n", ns, *SMALL).code == 0
