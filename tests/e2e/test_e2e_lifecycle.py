@@ -294,7 +294,18 @@ def test_a_missing_hf_secret_is_diagnosed(e2e):
         assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
     finally:
         cp.start_kwok()
-    left_only_user_objects(e2e, ns, keep=USER_OWNED - {("Secret", "llm-d-hf-token")})
+    # a pod deleted while kwok (the stand-in kubelet) was down can stay Terminating after it comes
+    # back; a kubelet would finish it. Only those are removed here: anything else left fails below.
+    keep = USER_OWNED - {("Secret", "llm-d-hf-token")}
+    try:
+        e2e.wait_for(f"{ns} to hold only user objects", lambda: names_in(e2e, ns) == keep, timeout=45)
+    except AssertionError:
+        pass
+    terminating = [p["metadata"]["name"] for p in cp.get_json("pods", "-n", ns)["items"] if p["metadata"].get("deletionTimestamp")]
+    if terminating:
+        measured(f"pods left Terminating after kwok's restart (finished by the test): {terminating}")
+        cp.kubectl("delete", "pod", "-n", ns, "--grace-period=0", "--force", *terminating, check=False)
+    left_only_user_objects(e2e, ns, keep=keep)
 
 
 def _interrupt_during_ms(e2e, ns: str, args: tuple[str, ...], sig: int) -> str:
@@ -379,8 +390,10 @@ def test_plain_helmfile_apply_works_in_a_rendered_bundle(e2e, tmp_path):
 
 
 def test_diff_without_helm_diff_names_the_plugin(e2e):
+    # issue 26: the rollout plan needs no plugin; the release-level diff is skipped, naming it
     r = e2e.llmdctl("diff", "-n", "llm-d-pd")
-    assert r.code != 0 and "helm plugin install https://github.com/databus23/helm-diff" in r.err, r
+    assert r.code == 0 and "helm plugin install https://github.com/databus23/helm-diff" in r.err, r
+    assert r.out.startswith("rollout: "), r.out
 
 
 def test_charts_pull_from_a_mirror_then_apply_from_the_folder(e2e, tmp_path):
