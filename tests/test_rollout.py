@@ -168,3 +168,15 @@ def test_verify_tells_a_rollout_in_progress_and_a_stalled_one_from_drift():
     drifted["spec"]["template"]["spec"]["containers"][0]["image"] = "old:1"
     c = check([old], drifted)
     assert c.status == "fail" and not c.stalled and "apply converges" in c.hint, c
+
+
+def test_a_read_the_server_asks_to_retry_is_retried(kube_api):
+    """A CRD just established answers 429 "storage is (re)initializing" for a moment (seen in the
+    e2e run right after the LeaderWorkerSet CRD was installed): reads retry as client-go does."""
+    from llmdctl.effects.kube import LEADERWORKERSETS, Kube, KubeError
+    kube_api.busy["/apis/leaderworkerset.x-k8s.io"] = 2
+    assert Kube().list(LEADERWORKERSETS, "llm-d-pd") == []
+    kube_api.busy["/apis/leaderworkerset.x-k8s.io"] = 9
+    with pytest.raises(KubeError) as err:
+        Kube().list(LEADERWORKERSETS, "llm-d-pd")
+    assert err.value.status == 429

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from urllib.parse import urlencode
 
 import urllib3
@@ -119,15 +120,26 @@ class Kube:
                 headers[setting["key"]] = setting["value"]
         # The client's own connection pool: TLS, client certificates and proxy as in the kubeconfig.
         pool = self.api.rest_client.pool_manager
-        try:
-            resp = pool.request(
-                method, url, headers=headers, preload_content=not stream, retries=False,
-                body=json.dumps(body).encode() if body is not None else None,
-                timeout=urllib3.Timeout(connect=timeout or self.timeout, read=None if stream else (timeout or self.timeout)),
-            )
-        except urllib3.exceptions.HTTPError as exc:  # connection refused, TLS, timeouts
-            raise KubeError(f"{method} {path}: {type(exc).__name__}: {_short(exc)}", 0,
-                            hint=f"is the API server at {self.host} reachable with this context?") from None
+        for attempt in range(4):
+            try:
+                resp = pool.request(
+                    method, url, headers=headers, preload_content=not stream, retries=False,
+                    body=json.dumps(body).encode() if body is not None else None,
+                    timeout=urllib3.Timeout(connect=timeout or self.timeout, read=None if stream else (timeout or self.timeout)),
+                )
+            except urllib3.exceptions.HTTPError as exc:  # connection refused, TLS, timeouts
+                raise KubeError(f"{method} {path}: {type(exc).__name__}: {_short(exc)}", 0,
+                                hint=f"is the API server at {self.host} reachable with this context?") from None
+            # 429: the server asks to come back (priority and fairness, or a new CRD's storage still
+            # initializing); kubectl and client-go retry it, so a read does not fail on it
+            if resp.status != 429 or attempt == 3:
+                break
+            try:
+                wait = float(resp.headers.get("Retry-After") or 1)
+            except ValueError:
+                wait = 1.0
+            resp.release_conn()
+            time.sleep(min(max(wait, 0.2), 2.0))
         if not 200 <= resp.status <= 299:
             body = resp.data if not stream else resp.read()
             raise KubeError(_message(resp.status, body, path, method), resp.status)

@@ -130,6 +130,7 @@ class FakeKube(_Served):
         # None to admit; the real plugins' words are the e2e suite's business, these only carry them
         self.admission: list = []
         self.may_create_pods = True  # SelfSubjectAccessReview answer
+        self.busy: dict[str, int] = {}  # path prefix -> how many more GETs answer 429 (a CRD's storage initializing)
         self.cond = threading.Condition()
         self.server = _QuietServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -185,6 +186,17 @@ class FakeKube(_Served):
                 for prefix, seconds in fake.hang.items():
                     if path.startswith(prefix):
                         time.sleep(seconds)
+                for prefix, left in list(fake.busy.items()):
+                    if path.startswith(prefix) and left > 0:
+                        fake.busy[prefix] = left - 1
+                        self.send_response(429)
+                        self.send_header("Retry-After", "0")
+                        self.send_header("Content-Type", "application/json")
+                        body = json.dumps({"kind": "Status", "code": 429, "message": "storage is (re)initializing"}).encode()
+                        self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        self.wfile.write(body)
+                        return
                 for prefix, code in fake.deny.items():
                     if path.startswith(prefix):
                         return self._status(code, f'{path.rsplit("/", 1)[-1]} is forbidden: User "tester" cannot get resource' if code == 403 else "not found")
