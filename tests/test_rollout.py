@@ -9,7 +9,7 @@ import pytest
 
 from conftest import gpu_node, parse, plan_for
 from llmdctl.base.errors import InputError
-from llmdctl.effects.admission import workloads_of
+from llmdctl.effects.admission import Workload, workloads_of
 from llmdctl.effects.rollout import choose, template_changes
 
 
@@ -180,3 +180,21 @@ def test_a_read_the_server_asks_to_retry_is_retried(kube_api):
     with pytest.raises(KubeError) as err:
         Kube().list(LEADERWORKERSETS, "llm-d-pd")
     assert err.value.status == 429
+
+
+def test_the_helmfile_era_rolls_with_kubernetes_defaults_and_says_so():
+    with pytest.raises(InputError, match="no strategy key"):
+        plan_for(llmd_version="v0.6.0", rollout="in-place")
+    plan = plan_for(llmd_version="v0.6.0", prefill="1xTP1", decode="1xTP4")
+    assert plan.generation != "router"
+    role = plan.roles["decode"]
+    template = {"metadata": {"labels": {"llm-d.ai/role": "decode", **dict(plan.pool_selector)}},
+                "spec": {"containers": [{"name": "vllm", "image": "new:2", "resources": {"limits": {"nvidia.com/gpu": "4"}}}]}}
+    live = {role.deployment: {"kind": "Deployment", "spec": {"replicas": 1, "template": {**template, "spec": {"containers": [
+        {"name": "vllm", "image": "old:1", "resources": {"limits": {"nvidia.com/gpu": "4"}}}]}}}}}
+    ws = [Workload("Deployment", role.deployment, "ms", 1, template)]
+    running = [{"metadata": template["metadata"], "spec": {**live[role.deployment]["spec"]["template"]["spec"], "nodeName": "a"},
+                "status": {"phase": "Running"}}, filler("a", 4), filler("b", 8)]
+    [decode] = [r for r in choose(plan, live, ws, [gpu_node("a"), gpu_node("b")], running).roles if r.role == "decode"]
+    # no room for the default rollout's new pod, and the chart cannot roll in place: refused, saying why
+    assert decode.strategy == "refused" and "cannot roll in place" in decode.why, decode

@@ -665,8 +665,12 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
                              shared_gateway.router_values(model_route, model=model["name"], names=names, namespace=namespace)))
     layout, layout_notes = _layout_layer(prefill, decode, mode, hw, release)
     layers.append(layout)
-    if release.generation == "router":  # the helmfile era's modelservice chart has no strategy key
+    if release.generation == "router":
         layers.append(_rollout_layer(spec, mode))
+    elif spec.rollout:
+        raise InputError(f"--rollout: llm-d {release.name}'s modelservice chart has no strategy key, so its Deployments roll with "
+                         "Kubernetes' default (25% surge: a new pod first)",
+                         hint="leave out --rollout (apply refuses a change whose new pods cannot be placed), or use llm-d v0.8.0 or later")
     notes += layout_notes
     if kv:
         # after the profiles and the layout: the block size and ports must be the ones the EPP expects

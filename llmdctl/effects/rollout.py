@@ -242,7 +242,10 @@ def choose(plan: Plan, live: dict[str, dict], workloads: list[Workload], nodes: 
             out.append(RoleRollout(role, rp.deployment, kind, tuple(changes), False, before, rp.pods, "scale" if changes else "unchanged"))
             continue
         wanted = (forced or {}).get(role)
-        tries = [wanted] if wanted else ["surge", "in-place"]
+        # the helmfile era's modelservice chart has no strategy key: Kubernetes' default rolls it
+        # (25% surge: a new pod first), so that is the only rollout to check there
+        chart_default = plan.generation != "router"
+        tries = [wanted] if wanted else (["surge"] if chart_default else ["surge", "in-place"])
         picked, why = None, ""
         for how in tries:
             if room is None:
@@ -256,11 +259,14 @@ def choose(plan: Plan, live: dict[str, dict], workloads: list[Workload], nodes: 
             per_pod = rp.gpus_per_pod
             why = (f"no node can take a new {role} pod with {per_pod} {accel} even with the old pods removed one at a time"
                    if not wanted else f"--rollout {wanted} cannot finish: a new {role} pod ({per_pod} {accel}) finds no node")
+            if chart_default and not wanted:
+                why = (f"Kubernetes' default rollout starts a new {role} pod ({per_pod} {accel}) beside the old ones, and no node has room; "
+                       "llm-d v0.6.0's modelservice chart cannot roll in place: free GPUs, or move the stack to llm-d v0.8+")
             if not wanted and room is not None and simulate("recreate", _copy(room), own.get(role, []), w.spec, rp.pods):
                 why += "; --rollout recreate would fit once every old pod is gone (the role is down meanwhile)"
             out.append(RoleRollout(role, rp.deployment, kind, tuple(changes), True, before, rp.pods, "refused", why))
             continue
-        why = {"surge": "zero downtime: a new pod first, then an old one goes",
+        why = {"surge": "zero downtime: a new pod first, then an old one goes" + (" (Kubernetes' default: the v0.6.0 chart has no strategy key)" if chart_default else ""),
                "in-place": f"no spare {accel} for a new pod beside the old: one {role} pod at a time is replaced, "
                            f"{1}/{before} of the {role} capacity is down while it restarts" if not wanted else "as --rollout asks",
                "recreate": f"every {role} pod goes first: {role} is down until the new pods are ready"}[picked]
