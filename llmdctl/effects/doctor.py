@@ -11,7 +11,7 @@ from ..compose.names import hf_secret_command
 from ..compose.shared_gateway import bbr_install_command, route_models, route_parents
 from ..plan.stack import Plan
 from .health import DRA_V1_MIN, FAIL, GENERATED_KIND_CRDS, NATIVE_SIDECAR_MIN, PASS, WARN, Check, _cond, pool_api_version, selector_text
-from .kube import APISERVICES, CRDS, DEPLOYMENTS, GATEWAYCLASSES, GATEWAYS, HTTPROUTES, NAMESPACES, NODES, PODS, Kube, KubeError
+from .kube import APISERVICES, CRDS, DEPLOYMENTS, GATEWAYCLASSES, GATEWAYS, HTTPROUTES, NAMESPACES, NODES, PODS, Kube, KubeError, kube_for
 from pathlib import Path
 
 from .admission import Workload, admission_checks, workloads_of
@@ -118,7 +118,7 @@ def doctor_stack(plan: Plan, box: Toolbox) -> list[Check]:
     """Every pre-apply check: tools, cluster, CRDs, GatewayClass, placement, admission, the HF Secret."""
     tools = check_tools(box, ("helmfile", "helm", "kubectl", "helm-diff"))
     workloads, note = rendered_workloads(plan, box)
-    return doctor(Kube(context=box.context, kubeconfig=box.kubeconfig), plan, tools, workloads=workloads, render_note=note)
+    return doctor(kube_for(box), plan, tools, workloads=workloads, render_note=note)
 
 
 def doctor(kube: Kube, plan: Plan, tool_checks: list, *, workloads: list[Workload] | None = None, render_note: str | None = None) -> list[Check]:

@@ -217,6 +217,11 @@ class Kube:
             resp.release_conn()
 
 
+def kube_for(box) -> Kube:
+    """The API client pinned to the same context and kubeconfig as the toolbox's tools."""
+    return Kube(context=box.context, kubeconfig=box.kubeconfig)
+
+
 def _short(exc: Exception) -> str:
     text = str(exc)
     return text if len(text) < 200 else text[:200] + "..."

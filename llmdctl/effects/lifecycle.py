@@ -33,7 +33,7 @@ from .bundle import bundle_files_in, remove_bundle, write_bundle
 from .diagnosis import missing_pods, workload_refusals
 from .doctor import preflight, rendered_workloads
 from .health import observe_stack
-from .kube import Kube, KubeError
+from .kube import KubeError, kube_for
 from .tools import INSTALL_HINTS, MINIMUMS, Command, Interrupted, StepFailed, Toolbox, ToolMissing, context_dir_name, fmt_version, helm_diff_version, require_tools
 
 # The charts each llmdctl release can be made from, as `helm list` spells them (<chart>-<version>):
@@ -676,7 +676,7 @@ def refuse_what_cannot_start(plan: Plan, box: Toolbox, ui: UI, *, force: bool) -
     if note:
         ui.say(f"note: {note}")
     try:
-        checks = preflight(Kube(context=box.context, kubeconfig=box.kubeconfig), plan, workloads)
+        checks = preflight(kube_for(box), plan, workloads)
     except KubeError as exc:
         raise LlmdctlError(f"the pre-apply checks could not ask the API server: {exc.message}; nothing was applied",
                            hint=exc.hint or "llmdctl doctor shows what is reachable") from None
@@ -694,7 +694,7 @@ def refuse_what_cannot_start(plan: Plan, box: Toolbox, ui: UI, *, force: bool) -
 def refused_after_apply(plan: Plan, box: Toolbox, *, settle: float = 5.0) -> list:
     """After the releases are in: the stack's workloads whose pods the API server refused
     (FailedCreate), read until every workload has its pods or ``settle`` seconds pass."""
-    kube = Kube(context=box.context, kubeconfig=box.kubeconfig)
+    kube = kube_for(box)
     deadline = time.monotonic() + settle
     while True:
         try:

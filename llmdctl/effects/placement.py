@@ -26,14 +26,22 @@ def in_use(pods: list[dict], resources: tuple[str, ...], skip_labels: dict) -> d
             continue
         if skip_labels and all(labels.get(k) == v for k, v in skip_labels.items()):
             continue
-        for c in spec.get("containers") or []:
-            res = c.get("resources") or {}
-            for name in resources:
-                amount = _qty((res.get("requests") or {}).get(name, (res.get("limits") or {}).get(name)))
-                if amount:
-                    used.setdefault(node, {}).setdefault(name, 0)
-                    used[node][name] += amount
+        for name in resources:
+            amount = spec_request(spec, name)
+            if amount:
+                used.setdefault(node, {}).setdefault(name, 0)
+                used[node][name] += amount
     return used
+
+
+def spec_request(spec: dict, name: str) -> int:
+    """What a pod spec's containers request of one countable resource (a request left unset takes
+    its limit, as the API defaults it)."""
+    total = 0
+    for c in spec.get("containers") or []:
+        res = c.get("resources") or {}
+        total += _qty((res.get("requests") or {}).get(name, (res.get("limits") or {}).get(name)))
+    return total
 
 
 # --- the scheduler's node filters ------------------------------------------------------------------

@@ -24,9 +24,9 @@ from ..base.errors import LlmdctlError
 from ..compose.compose import plan_stack
 from ..plan.stack import Plan
 from .admission import Workload, quantity
-from .kube import DEPLOYMENTS, LEADERWORKERSETS, NODES, PODS, Kube, KubeError
+from .kube import DEPLOYMENTS, LEADERWORKERSETS, NODES, PODS, Kube, KubeError, kube_for
 from .doctor import rendered_workloads
-from .placement import _qty, node_refusal
+from .placement import _qty, node_refusal, spec_request
 from .tools import Toolbox
 
 STRATEGIES = ("surge", "in-place", "recreate")
@@ -155,18 +155,7 @@ class _Nodes:
                 self.free[node][1] -= k
 
     def usage(self, spec: dict) -> tuple[int, int]:
-        g = k = 0
-        for c in spec.get("containers") or []:
-            res = c.get("resources") or {}
-            for name, acc in ((self.accel, "g"), (self.rdma, "k")):
-                if not name:
-                    continue
-                amount = _qty((res.get("requests") or {}).get(name, (res.get("limits") or {}).get(name)))
-                if acc == "g":
-                    g += amount
-                else:
-                    k += amount
-        return g, k
+        return spec_request(spec, self.accel), spec_request(spec, self.rdma) if self.rdma else 0
 
     def place(self, spec: dict) -> str | None:
         g, k = self.usage(spec)
@@ -298,8 +287,8 @@ def read_live(kube: Kube, plan: Plan) -> dict[str, dict]:
     return live
 
 
-def rollout_plan(kube: Kube, plan: Plan, workloads: list[Workload]) -> RolloutPlan:
-    live = read_live(kube, plan)
+def rollout_plan(kube: Kube, plan: Plan, live: dict[str, dict], workloads: list[Workload]) -> RolloutPlan:
+    """The plan against ``live`` (read_live's answer) and the free GPUs the API reports now."""
     if not live:
         return RolloutPlan()
     # --rollout (or the spec file's rollout) is the user's choice; otherwise the plan's is only the default
@@ -324,11 +313,12 @@ def with_rollout(plan: Plan, rollout: RolloutPlan) -> Plan:
 def read_rollout(plan: Plan, box: Toolbox, *, doing: str = "") -> RolloutPlan:
     """The rollout plan of this plan against the live stack (empty when the stack does not run)."""
     try:
-        kube = Kube(context=box.context, kubeconfig=box.kubeconfig)
-        if not read_live(kube, plan):
+        kube = kube_for(box)
+        live = read_live(kube, plan)
+        if not live:
             return RolloutPlan()
         workloads, _ = rendered_workloads(plan, box)
-        return rollout_plan(kube, plan, workloads)
+        return rollout_plan(kube, plan, live, workloads)
     except KubeError as exc:
         raise LlmdctlError(f"the rollout plan could not read the live stack: {exc.message}{doing}",
                            hint=exc.hint or "llmdctl doctor shows what is reachable") from None

@@ -15,7 +15,7 @@ from ..plan.stack import Plan
 from .diagnosis import Diagnosis, collect_diagnostics, missing_pods, pod_summary, workload_refusals
 from .health import FAIL, PASS, Check, Observed, _role, evaluate_stack, observe_stack, pod_ready, selector_text
 from .smoke import smoke
-from .kube import DEPLOYMENTS, GATEWAYS, HTTPROUTES, PODS, SECRETS, Kube, KubeError
+from .kube import DEPLOYMENTS, GATEWAYS, HTTPROUTES, PODS, SECRETS, Kube, KubeError, kube_for
 from .tools import PortForward, Toolbox
 
 
@@ -44,9 +44,6 @@ class VerifyReport:
     def pending(self) -> int:
         return sum(c.status not in (PASS, FAIL) for c in self.everything)
 
-
-def kube_for(box: Toolbox) -> Kube:
-    return Kube(context=box.context, kubeconfig=box.kubeconfig)
 
 
 def verify_stack(plan: Plan, box: Toolbox, *, wait: bool, timeout: float, smoke_test: bool = False,
