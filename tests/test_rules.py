@@ -118,6 +118,9 @@ CASES = {
     "V-52": ({"llmd_version": "v0.9.0", "sets": ["ms.routing.proxy.connector=nixl"]}, {"llmd_version": "v0.9.0"}),
     "V-53": ({"llmd_version": "v0.9.0", "sets": ['ms.decode.extraConfig.tolerations=[{"key":"x","operator":"Exists"}]']},
              {"llmd_version": "v0.9.0", "tolerations": ("x",)}),
+    # an override of the grace period alone: the kubelet would kill vLLM 45 s into its drain
+    "V-54": ({"llmd_version": "v0.9.0", "sets": ["ms.decode.terminationGracePeriodSeconds=30"]},
+             {"llmd_version": "v0.9.0", "sets": ["ms.decode.terminationGracePeriodSeconds=120"]}),
     "V-46": ({"llmd_version": "v0.9.0", "sets": ["ms.modelArtifacts.labels.llm-d\\.ai/guide=x"]}, {"llmd_version": "v0.9.0"}),
     "V-47": ({"llmd_version": "v0.9.0", "environments": ["istio"], "sets": ["router.httpRoute.inferenceGatewayName=elsewhere"]},
              {"llmd_version": "v0.9.0", "environments": ["istio"]}),

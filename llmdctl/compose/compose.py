@@ -485,6 +485,28 @@ def _rollout_layer(spec: Spec, mode: str) -> _Layer:
     return _Layer("rollout", f"how a change replaces the pods: {what}", {"ms": ms})
 
 
+def _drain_layer(release: Release, layout: _Layer) -> list[_Layer]:
+    """What lets a pod that is replaced or scaled down finish its requests (the release's
+    engine.drain): a preStop sleep while the router stops picking it, vLLM's drain on SIGTERM, and
+    a grace period longer than both. An instance over nodes drains longer (long MoE requests)."""
+    drain = release.engine.get("drain")
+    if not drain:
+        return []
+    ms: dict[str, Any] = {}
+    seen = []
+    for role, block in layout.values["ms"].items():
+        wide = block["parallelism"].get("workers", 1) > 1
+        timeout = drain["multiNodeShutdownTimeoutSeconds" if wide else "shutdownTimeoutSeconds"]
+        grace = drain["preStopSeconds"] + timeout + drain["teardownSeconds"]
+        ms[role] = {
+            "terminationGracePeriodSeconds": grace,
+            "containers": [{"name": "vllm", "args": [f"--shutdown-timeout={timeout}"],
+                            "extraConfig": {"lifecycle": {"preStop": {"sleep": {"seconds": drain["preStopSeconds"]}}}}}],
+        }
+        seen.append(f"{role} {drain['preStopSeconds']} s + {timeout} s of {grace} s")
+    return [_Layer("drain", "in-flight requests finish before a pod exits (preStop, --shutdown-timeout, grace): " + ", ".join(seen), {"ms": ms})]
+
+
 def _parallelism(role: str, lay: RoleLayout, hw: dict, release: Release) -> dict:
     """modelservice's parallelism block for a role: ranks per pod (dataLocal) and pods per instance
     (workers) follow from the profile's GPUs per node; a shape nodes cannot hold is refused here."""
@@ -666,6 +688,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     layout, layout_notes = _layout_layer(prefill, decode, mode, hw, release)
     layers.append(layout)
     if release.generation == "router":
+        layers += _drain_layer(release, layout)
         layers.append(_rollout_layer(spec, mode))
     elif spec.rollout:
         raise InputError(f"--rollout: llm-d {release.name}'s modelservice chart has no strategy key, so its Deployments roll with "

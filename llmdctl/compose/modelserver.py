@@ -28,9 +28,12 @@ STABLE_LABELS = ("llm-d.ai/guide", "app.kubernetes.io/instance", ROLE_LABEL)
 # ms.<key> this generator reads; anything else is refused
 _TOP_KEYS = {"modelArtifacts", "accelerator", "routing", "multinode", "decode", "prefill"}
 _ROLE_KEYS = {"create", "replicas", "parallelism", "containers", "initContainers", "volumes", "extraConfig", "monitoring",
-              "annotations", "accelerator", "strategy"}
+              "annotations", "accelerator", "strategy", "terminationGracePeriodSeconds"}
 _CONTAINER_KEYS = {"name", "image", "modelCommand", "command", "args", "env", "ports", "resources", "securityContext",
-                   "volumeMounts", "mountModelVolume", "startupProbe", "livenessProbe", "readinessProbe", "imagePullPolicy"}
+                   "volumeMounts", "mountModelVolume", "startupProbe", "livenessProbe", "readinessProbe", "imagePullPolicy",
+                   "extraConfig"}
+# container fields outside modelservice's container schema, set through its extraConfig as there
+_CONTAINER_EXTRA_KEYS = {"lifecycle"}
 # pod-spec fields a profile may set through extraConfig, as in modelservice
 _POD_KEYS = {"affinity", "hostNetwork", "hostIPC", "hostPID", "dnsPolicy", "runtimeClassName", "nodeSelector", "tolerations",
              "priorityClassName", "schedulerName", "securityContext", "terminationGracePeriodSeconds", "imagePullSecrets", "topologySpreadConstraints"}
@@ -179,6 +182,8 @@ def _workload(role: str, block: dict, ms: dict, *, names: dict, labels: dict, se
     _refuse_unknown(extra, _POD_KEYS, f"ms.{role}.extraConfig")
     pod: dict[str, Any] = {"serviceAccountName": names["serviceAccount"]}
     pod.update(copy.deepcopy(extra))
+    if block.get("terminationGracePeriodSeconds") is not None:
+        pod["terminationGracePeriodSeconds"] = int(block["terminationGracePeriodSeconds"])
     if init:
         pod["initContainers"] = init
     pod["containers"] = containers
@@ -259,7 +264,10 @@ class _DataParallel(NamedTuple):
 
 def _container(c: dict, *, role: str, dp: _DataParallel, gpus: int, resource: str | None, vllm_port: int, hf_secret: str,
                artifacts: dict, claims: dict | None, compute_domain: dict | None) -> dict:
-    out = {k: copy.deepcopy(v) for k, v in c.items() if k not in ("modelCommand", "mountModelVolume")}
+    out = {k: copy.deepcopy(v) for k, v in c.items() if k not in ("modelCommand", "mountModelVolume", "extraConfig")}
+    extra = c.get("extraConfig") or {}
+    _refuse_unknown(extra, _CONTAINER_EXTRA_KEYS, f"ms.{role}.containers[{c.get('name')}].extraConfig")
+    out.update(copy.deepcopy(extra))
     if c.get("modelCommand") == "vllmServe":
         args = [f"--port={vllm_port}", f"--tensor-parallel-size={dp.tensor}",
                 f"--served-model-name={artifacts.get('name', '')}", *[str(a) for a in c.get("args") or []]]

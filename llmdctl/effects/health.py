@@ -10,6 +10,7 @@ Gateway, route, labels, images and resources all come from the plan ``render`` b
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..compose.modelserver import ROLE_LABEL
@@ -137,6 +138,8 @@ def evaluate_stack(plan: Plan, obs: Observed) -> list[Check]:
             checks.append(_pods_check(plan, role, obs))
         if role.autoscale:
             checks.append(_hpa_check(role, obs))
+    if (plan.release_info.engine or {}).get("drain"):
+        checks += [_drain_check(role, obs) for role in plan.roles.values()]
     checks.append(_deployment_check(plan.names["epp"], 1, obs, what="scheduler (EPP) Deployment", at_least=True))
     if plan.generation == "router" and plan.mode == "disaggregated":
         checks.append(_sidecar_check(plan, obs))
@@ -378,6 +381,49 @@ def _pods_check(plan: Plan, role, obs: Observed) -> Check:
     ready = sum(pod_ready(p) for p in pods)
     observed = f"{ready}/{len(pods)} ready, resources and image as planned"
     return Check(label, PASS if ready >= want and (not role.autoscale or ready == len(pods)) else PENDING, observed, expected)
+
+
+_SHUTDOWN_TIMEOUT = re.compile(r"--shutdown-timeout[= ](\d+)")
+
+
+def pod_drain(template: dict) -> tuple[int | None, int, int]:
+    """(vLLM's --shutdown-timeout or None, the preStop sleep, the grace period) of a pod template
+    as the kubelet runs it: a grace period counts the preStop, 30 s when unset."""
+    spec = template.get("spec") or {}
+    c = _container(template)
+    found = _SHUTDOWN_TIMEOUT.findall(" ".join(str(a) for a in [*(c.get("command") or []), *(c.get("args") or [])]))
+    pre = ((c.get("lifecycle") or {}).get("preStop") or {})
+    sleep = (pre.get("sleep") or {}).get("seconds")
+    if sleep is None:  # an exec preStop of the form sleep N
+        cmd = (pre.get("exec") or {}).get("command") or []
+        sleep = next((int(w) for w in reversed(" ".join(map(str, cmd)).split()) if w.isdigit()), 0) if "sleep" in " ".join(map(str, cmd)) else 0
+    return (int(found[-1]) if found else None), int(sleep), int(spec.get("terminationGracePeriodSeconds", 30))
+
+
+def _drain_check(role, obs: Observed) -> Check:
+    """A pod that is replaced or scaled down stops getting new requests (preStop) and finishes the
+    ones it has (vLLM's --shutdown-timeout) before the kubelet's grace period ends."""
+    label = f"{role.role} drain"
+    expected = "vLLM --shutdown-timeout > 0, preStop sleep, grace period > both"
+    if role.workers > 1:
+        group = obs.groups.get(role.deployment)
+        template = ((((group or {}).get("spec") or {}).get("leaderWorkerTemplate") or {}).get("workerTemplate")) if group else None
+    else:
+        template = ((obs.deployments.get(role.deployment) or {}).get("spec") or {}).get("template")
+    if not template:
+        return Check(label, PENDING, f"no {role.workload} yet", expected)
+    timeout, sleep, grace = pod_drain(template)
+    observed = f"preStop {sleep} s, --shutdown-timeout {f'{timeout} s' if timeout is not None else 'unset'}, grace {grace} s"
+    if not timeout:
+        return Check(label, WARN, observed, expected, hint="vLLM aborts its in-flight requests on SIGTERM: every rollout or scale-down cuts "
+                     "answers off; llmdctl apply (same inputs) restores the release's drain settings, or check what your --set changed")
+    if grace <= sleep + timeout:
+        return Check(label, WARN, observed, expected, hint=f"the kubelet kills vLLM {sleep + timeout - grace} s or more before its drain ends: "
+                     f"terminationGracePeriodSeconds must exceed {sleep + timeout}; llmdctl apply (same inputs) restores it")
+    if not sleep:
+        return Check(label, WARN, observed, expected, hint="without a preStop sleep the router may still pick the pod after vLLM stopped "
+                     "accepting requests: those requests fail; llmdctl apply (same inputs) restores it")
+    return Check(label, PASS, observed, expected)
 
 
 def _unschedulable(pod: dict) -> str | None:
