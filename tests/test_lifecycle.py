@@ -61,7 +61,11 @@ def test_apply_runs_the_three_releases_in_needs_order_then_the_route(cli, fake_c
     assert [p["name"] for p in route["spec"]["parentRefs"]] == ["infra-pd-inference-gateway"]
     assert route["spec"]["rules"][0]["backendRefs"][0]["name"] == "gaie-pd"
     kept = fc.work / folder
-    assert sorted(p.name for p in kept.iterdir()) == [".llmdctl-bundle", "README.md", "gaie.values.yaml", "helmfile.yaml", "httproute.yaml", "infra.values.yaml", "ms.values.yaml"]
+    assert sorted(p.name for p in kept.iterdir()) == [".llmdctl-bundle", ".llmdctl-history", "README.md", "gaie.values.yaml", "helmfile.yaml",
+                                                       "httproute.yaml", "infra.values.yaml", "ms.values.yaml"]
+    # the bundle just applied is the stack's first revision, with each release's Helm revision
+    assert sorted(p.name for p in (kept / ".llmdctl-history").iterdir()) == ["1"]
+    assert "revision 1, bundle kept in" in r.err
     assert "llm-d-rocm" in (kept / "ms.values.yaml").read_text()
     # progress names each step, and the summary says what was installed
     assert "install  gaie-pd: inferencepool v1.4.0" in r.err

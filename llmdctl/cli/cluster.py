@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from ..base.errors import InputError
+from ..base.errors import InputError, LlmdctlError
 from ..catalog.catalog import default_catalog
 from ..compose.compose import stack_target
 from ..effects.bundle import bundle_files, command_args
 from ..effects.health import FAIL
+from ..effects.history import keep_revision, replay_mismatch, revisions, rollback_target
 from ..effects.lifecycle import (
     UI, apply_dry_run, apply_stack, attach_layouts, destroy_dry_run, destroy_stack, diff_stack, kept_bundle, list_routes, list_stacks, list_workloads,
     refused_after_apply,
@@ -27,6 +30,7 @@ from ..effects.verify import VerifyReport, verify_stack
 from ..inputs.spec import parse_duration
 from ..plan.stack import Plan
 from .common import emit, emit_rows, err, out, plan_from, report
+from .parser import build_parser
 
 
 def _toolbox(args: argparse.Namespace, *, dry_run: bool = False) -> Toolbox:
@@ -55,10 +59,13 @@ def _destroy_command(namespace: str, postfix: str, box: Toolbox) -> str:
 
 
 def apply(args: argparse.Namespace) -> int:
-    timeout = parse_duration(args.timeout)
     plan = plan_from(args)
     report(plan)
-    box = _toolbox(args, dry_run=args.dry_run)
+    return _apply_plan(plan, args, _toolbox(args, dry_run=args.dry_run), source="apply")
+
+
+def _apply_plan(plan: Plan, args: argparse.Namespace, box: Toolbox, *, source: str) -> int:
+    """apply's run, from a plan (apply's inputs, or a kept revision's for rollback)."""
     if not args.dry_run:
         plan = _rollout(plan, box)
     files = bundle_files(plan)
@@ -72,16 +79,51 @@ def apply(args: argparse.Namespace) -> int:
                           resume=_llmdctl("apply", *again, "-y"), recover=args.recover,
                           recover_command=_llmdctl("apply", *again, "--recover", "-y"),
                           cleanup=_destroy_command(plan.namespace, plan.postfix, box), force=args.force)
-    total = sum(r.seconds for r in reports)
+    kept = keep_revision(plan, files, box, folder, cwd=os.getcwd(), applied=_now(), source=source)
     refused = refused_after_apply(plan, box)
     if refused:
         return _print_refused(plan, box, folder, refused, _llmdctl("apply", *again, "-y"))
-    err(f"applied stack {plan.postfix} to {box.context}/{plan.namespace} in {total:.1f} s ({len(reports)} steps); bundle kept in {folder}/")
+    err(f"applied stack {plan.postfix} to {box.context}/{plan.namespace} in {sum(r.seconds for r in reports):.1f} s ({len(reports)} steps); "
+        f"revision {kept.number}, bundle kept in {folder}/")
     if args.wait:
         err(f"waiting up to {args.timeout} for the stack to become healthy (llmdctl verify --wait)")
-        return _print_verify(plan, box, verify_stack(plan, box, wait=True, timeout=timeout, say=err), "text", wait=True)
+        result = verify_stack(plan, box, wait=True, timeout=parse_duration(args.timeout), say=err)
+        return _print_verify(plan, box, result, "text", wait=True)
     err(f"next: {_llmdctl('verify', *again, '--wait')}")
     return 0
+
+
+def rollback(args: argparse.Namespace) -> int:
+    ns, pf = stack_target(args.namespace, args.postfix)
+    box = _toolbox(args, dry_run=args.dry_run)
+    folder = kept_bundle(Path(args.bundle_dir) if args.bundle_dir else None, box, ns, pf)
+    current, target = rollback_target(folder, ns, pf, args.to)
+    plan = _replan(target)
+    report(plan)
+    changed = replay_mismatch(plan, target)
+    if changed:
+        raise LlmdctlError(f"revision {target.number}'s inputs no longer render what was applied then ({', '.join(changed[:4])} differ; "
+                           "a values or spec file changed since, or llmdctl did); nothing was applied",
+                           hint=f"restore those files, or roll back one release by hand: helm rollback RELEASE REVISION -n {ns} "
+                                f"(revision {target.number} had {', '.join(f'{k} {v}' for k, v in target.releases.items())})")
+    err(f"rollback: stack {pf} from revision {current.number} ({current.applied}) to revision {target.number} ({target.applied})")
+    return _apply_plan(plan, args, box, source=f"rollback to {target.number}")
+
+
+def _replan(target) -> Plan:
+    """The plan of a kept revision, from apply's flags as they were typed, in the folder they were typed in."""
+    if not os.path.isdir(target.cwd):
+        raise LlmdctlError(f"revision {target.number} was applied from {target.cwd}, which is gone: its relative paths cannot be read")
+    here = os.getcwd()
+    os.chdir(target.cwd)
+    try:
+        return plan_from(build_parser(["apply"]).parse_args(["apply", *target.command]))
+    finally:
+        os.chdir(here)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _rollout(plan: Plan, box: Toolbox) -> Plan:
@@ -194,8 +236,10 @@ def status(args: argparse.Namespace) -> int:
     workloads, unread = ([], no_kubectl) if no_kubectl or not stacks else list_workloads(box, ns)
     attach_layouts(stacks, None if unread else workloads)
     served = stack_gateways(routes, stacks, default_catalog().release(None).dialect["modelRoute"]["header"]) if stacks else []
+    kept = _revisions(args, box, ns)
     if args.output in ("json", "yaml"):
-        emit({"context": box.context, "namespace": ns, "stacks": stacks, "gateways": served}, args.output)
+        emit({"context": box.context, "namespace": ns, "stacks": stacks, "gateways": served,
+              **({"revisions": [r.as_dict() for r in kept]} if args.postfix else {})}, args.output)
     elif not stacks:
         err(f"no llmdctl stacks in {box.context}/" + ("all namespaces" if ns is None else ns))
     else:
@@ -207,7 +251,24 @@ def status(args: argparse.Namespace) -> int:
             emit_rows([{"gateway": g["gateway"], "model": r["model"] if r["model"] != "*" else "* (any other)", "route": r["route"],
                         "pool": r["pool"], "postfix": r["postfix"] or "-"} for g in served for r in g["routes"]],
                       "text", ("gateway", "model", "route", "pool", "postfix"))
+    if kept and args.output == "text":
+        _print_revisions(kept)
     return 0
+
+
+def _print_revisions(kept: list) -> None:
+    out("\n")
+    emit_rows([{"revision": str(r.number), "applied": r.applied, "source": r.source,
+                "releases": ", ".join(f"{k} {v}" for k, v in r.releases.items()),
+                "rollout": ", ".join(f"{role} {how}" for role, how in r.rollout) or "-"} for r in kept],
+              "text", ("revision", "applied", "source", "releases", "rollout"))
+
+
+def _revisions(args: argparse.Namespace, box: Toolbox, ns: str | None) -> list:
+    """The kept revisions of the one stack status was asked about (none for a listing)."""
+    if not args.postfix or ns is None:
+        return []
+    return revisions(kept_bundle(Path(args.bundle_dir) if args.bundle_dir else None, box, ns, args.postfix))
 
 
 def _print_checks(title: str, checks) -> None:

@@ -207,11 +207,25 @@ def _destroy(p):
     add_output(p, "text", "json")
 
 
+def _rollback(p):
+    _target_options(p)
+    add_cluster_options(p)
+    _bundle_dir(p)
+    p.add_argument("--to", type=whole_number, metavar="REVISION", help="The revision to return to (`llmdctl status --postfix P` lists them). Default: the one before the current.")
+    p.add_argument("--dry-run", action="store_true", help="Print the files and every command the rollback would run, run nothing, write nothing.")
+    p.add_argument("--wait", action="store_true", help="After rolling back, wait until `llmdctl verify` passes.")
+    p.add_argument("--force", action="store_true", help="Roll back even when the pre-apply checks say the pods will be refused or cannot be placed.")
+    p.set_defaults(sync=False, create_namespace=False, recover=False)
+    _timeout(p, "With --wait")
+    _yes(p)
+
+
 def _status(p):
     p.add_argument("-n", "--namespace", help="Namespace. Default: $NAMESPACE, else llm-d-pd.")
     p.add_argument("-A", "--all-namespaces", action="store_true", help="Every namespace.")
-    p.add_argument("--postfix", help="Only this stack.")
+    p.add_argument("--postfix", help="Only this stack, with the revisions apply kept of it (what `llmdctl rollback` can return to).")
     add_cluster_options(p)
+    _bundle_dir(p)
     add_output(p, "text", "json", "yaml")
 
 
@@ -299,7 +313,9 @@ _STATUS_WHAT = ("One row per postfix: its releases with chart version, revision 
                 "--decode take it: `prefill 2xDP8EP (2 pods each)` (`roles` in -o json). Below it, one row per\n"
                 "model each of those stacks' Gateways serves (from the HTTPRoutes' X-Gateway-Model-Name\n"
                 "matches; `*` is a route that takes any other model), with the route, pool and postfix\n"
-                "(`gateways` in -o json). For pods, gateway and route health use `llmdctl verify`.")
+                "(`gateways` in -o json). With --postfix, the stack's revisions as apply kept them on this\n"
+                "machine (`revisions` in -o json; `llmdctl rollback --to N` returns to one). For pods,\n"
+                "gateway and route health use `llmdctl verify`.")
 
 # name, handler (module:function under llmdctl.cli), summary, description, examples, options
 COMMANDS = [
@@ -361,6 +377,14 @@ COMMANDS = [
      "Only the named postfix in the named namespace is touched; the namespace, the HF token Secret, other\n"
      "stacks and anything llmdctl did not create stay. Running it again says \"nothing to remove\" and exits 0.",
      ("llmdctl destroy -n llm-d-pd --postfix pd-2 -y", "RELEASE_NAME_POSTFIX=pd-2 llmdctl destroy --dry-run"), _destroy),
+    ("rollback", "cluster:rollback", "Return a stack to an earlier revision: all its releases together, through apply's checks and rollout rules.",
+     "Every apply keeps its bundle, the flags that made it and each release's Helm revision as a revision\n"
+     "of the stack (the last 10, beside the kept bundle). rollback re-plans the chosen revision from\n"
+     "those flags, refuses when that no longer gives byte-identical files (a values file changed since),\n"
+     "then applies it as apply does: the admission, quota and placement checks, a rollout chosen from the\n"
+     "free GPUs (refused when it cannot finish), all releases in needs order. The rollback is itself a\n"
+     "new revision. `llmdctl status --postfix P` lists the revisions.",
+     ("llmdctl rollback --postfix pd -y", "llmdctl rollback -n llm-d-pd --postfix pd --to 3 --wait -y", "llmdctl rollback --dry-run"), _rollback),
     ("status", "cluster:status", "List the llmdctl stacks in a namespace from Helm's release records.", _STATUS_WHAT,
      ("llmdctl status", "llmdctl status -A -o json | jq '.stacks[].postfix'"), _status),
     ("list", "cluster:status", "Same as `status`: the llmdctl stacks in a namespace (or all, with -A).", _STATUS_WHAT,

@@ -19,6 +19,9 @@ from ..compose.shared_gateway import bbr_install_command
 from ..inputs.spec import gateway_ref_text
 from ..plan.stack import Plan
 
+# beside an applied bundle, in its kept folder: the revisions apply kept (effects.history)
+HISTORY = ".llmdctl-history"
+
 def command_args(plan: Plan) -> list[str]:
     """The flags that reproduce this plan, most significant first."""
     args = ["-e", plan.hardware]

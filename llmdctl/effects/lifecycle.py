@@ -29,7 +29,7 @@ from ..compose.shared_gateway import route_models, route_parents
 from ..inputs.charts import chart_name
 from ..inputs.spec import RoleLayout
 from ..plan.stack import Plan
-from .bundle import bundle_files_in, remove_bundle, write_bundle
+from .bundle import HISTORY, bundle_files_in, remove_bundle, write_bundle
 from .diagnosis import missing_pods, workload_refusals
 from .doctor import preflight, rendered_workloads
 from .health import observe_stack
@@ -762,7 +762,8 @@ def destroy_stack(
 
 
 def _forget(folder: Path) -> None:
-    """Drop the kept bundle of a stack that no longer exists: only the files llmdctl wrote."""
+    """Drop the kept bundle of a stack that no longer exists, and its revisions: only what llmdctl wrote."""
+    shutil.rmtree(folder / HISTORY, ignore_errors=True)
     remove_bundle(folder)
 
 
