@@ -206,10 +206,17 @@ def helmfile(args: list[str], state: dict) -> None:
         nstate = ns_state(state, ctx, ns, create=True)  # helmDefaults.createNamespace is true
         for rel in releases:
             chart = rel["chart"].rsplit("/", 1)[-1]
-            digest = hashlib.sha256("".join(Path(v).read_text() for v in rel.get("values", [])).encode()).hexdigest()
+            meta = Path(file).parent / rel["chart"] / "Chart.yaml"
+            if meta.is_file():  # a chart in the bundle: helm records the name and version of its Chart.yaml
+                chart_doc = read_yaml(meta)
+                chart, rel = chart_doc["name"], {**rel, "version": chart_doc["version"]}
+            # what helm-diff compares: the values, and for a chart in the bundle (llmdctl's generated ones) its objects
+            local = Path(file).parent / rel["chart"] / "templates"
+            texts = [Path(v).read_text() for v in rel.get("values", [])] + ([p.read_text() for p in sorted(local.glob("*.yaml"))] if local.is_dir() else [])
+            digest = hashlib.sha256("".join(texts).encode()).hexdigest()
             current = nstate["releases"].get(rel["name"])
             print(f"Upgrading release={rel['name']}, chart={rel['chart']}, namespace={ns}")
-            if current and verb == "apply" and current["digest"] == digest and current["chart"] == f"{chart}-{rel['version']}":
+            if current and verb == "apply" and current["digest"] == digest and current["chart"] == f"{chart}-{rel.get('version', 'local')}":
                 print(f"Release {rel['name']} is up to date")
                 continue
             nstate["releases"][rel["name"]] = {
