@@ -1,7 +1,7 @@
 """issue 26 (first part): a change to a running stack on the real control plane with its GPUs all in
 use: the image bump rolls in place (the old pod goes first) and completes, a TP change that cannot
 fit is refused before anything changes, and with spare GPUs the same bump surges with no moment
-without a ready decode pod. Router generation (llm-d v0.9.0)."""
+without a ready decode pod; rollback then returns it to the revision before. Router generation (llm-d v0.9.0)."""
 
 from __future__ import annotations
 
@@ -110,6 +110,23 @@ def test_an_image_bump_with_every_gpu_in_use_rolls_in_place_a_tp_change_is_refus
     assert seen and min(seen) >= 1, seen
     measured(f"image bump with spare GPUs: surge, decode availableReplicas over {len(seen)} reads: min {min(seen)}, max {max(seen)}")
     assert cp.get_json("deployment", "ms-pd-decode", "-n", ns)["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+    # the API server took the drain settings as written: preStop sleep, vLLM's drain, the grace period over both
+    spec = cp.get_json("deployment", "ms-pd-decode", "-n", ns)["spec"]["template"]["spec"]
+    vllm = next(c for c in spec["containers"] if c["name"] == "vllm")
+    assert vllm["lifecycle"] == {"preStop": {"sleep": {"seconds": 15}}} and "--shutdown-timeout=60" in vllm["args"], vllm
+    assert spec["terminationGracePeriodSeconds"] == 90
+
+    # undo: back to the revision before (the first bump's image), every release through apply's own path
+    history = json.loads(e2e.helm("history", "ms-pd", "-n", ns, "-o", "json").stdout)
+    r = e2e.llmdctl("rollback", "-y", "-n", ns, "--postfix", "pd", "--wait", "--timeout", "3m", timeout=400)
+    assert r.code == 0 and "to revision 2" in r.err and "rollout: decode Deployment ms-pd-decode: vllm image" in r.err, r
+    e2e.wait_for("the rollback to finish", lambda: [p["spec"]["containers"][0]["image"] for p in decode_pods(e2e, ns)] == [IMAGE.format(1)], timeout=60)
+    assert json.loads(e2e.helm("history", "ms-pd", "-n", ns, "-o", "json").stdout)[-1]["revision"] == history[-1]["revision"] + 1
+    assert e2e.llmdctl("verify", *stack, *bump).code == 0
+    doc = e2e.llmdctl("status", "-n", ns, "--postfix", "pd", "-o", "json").json()
+    assert [(x["revision"], x["source"]) for x in doc["revisions"]] == [(1, "apply"), (2, "apply"), (3, "apply"), (4, "rollback to 2")], doc
+    measured("rollback: " + next(line for line in r.err.splitlines() if line.startswith("rollback:")))
 
     assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
     left_only_user_objects(e2e, ns)
