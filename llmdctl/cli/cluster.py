@@ -16,6 +16,8 @@ from ..base.errors import InputError, LlmdctlError
 from ..catalog.catalog import default_catalog
 from ..compose.compose import stack_target
 from ..effects.bundle import bundle_files, command_args
+from ..effects.bluegreen import describe, green_plan, parse_steps, read_blue
+from ..effects.bluegreen import migrate as run_migration
 from ..effects.health import FAIL
 from ..effects.history import keep_revision, replay_mismatch, revisions, rollback_target
 from ..effects.lifecycle import (
@@ -23,6 +25,7 @@ from ..effects.lifecycle import (
     refused_after_apply,
     stack_gateways, stack_rows,
 )
+from ..effects.kube import kube_for
 from ..effects.tools import Toolbox, ToolMissing, cluster_flags, open_toolbox
 from ..effects.doctor import doctor_stack
 from ..effects.rollout import read_rollout, settle_rollout
@@ -108,6 +111,27 @@ def rollback(args: argparse.Namespace) -> int:
                                 f"(revision {target.number} had {', '.join(f'{k} {v}' for k, v in target.releases.items())})")
     err(f"rollback: stack {pf} from revision {current.number} ({current.applied}) to revision {target.number} ({target.applied})")
     return _apply_plan(plan, args, box, source=f"rollback to {target.number}")
+
+
+def migrate(args: argparse.Namespace) -> int:
+    box = _toolbox(args, dry_run=args.dry_run)
+    green = plan_from(args)
+    blue = read_blue(box, kube_for(box), green.namespace, args.from_postfix)
+    plan = green_plan(green, blue)
+    report(plan)
+    steps, pause = parse_steps(args.steps), parse_duration(args.pause)
+    files = bundle_files(plan)
+    folder = kept_bundle(Path(args.bundle_dir) if args.bundle_dir else None, box, plan.namespace, plan.postfix)
+    if args.dry_run:
+        out("\n".join(describe(plan, blue, steps, pause)) + "\n")
+        return 0
+    removed = run_migration(plan, files, box, folder, blue, steps=steps, pause=pause, timeout=parse_duration(args.timeout), ui=_ui(),
+                            yes=args.yes, resume=_llmdctl("apply", *command_args(plan), *cluster_flags(box), "-y"),
+                            cleanup=_destroy_command(plan.namespace, plan.postfix, box))
+    keep_revision(plan, files, box, folder, cwd=os.getcwd(), applied=_now(), source=f"migrate from {blue.postfix}")
+    err(f"migrated: every request to {plan.postfix} in {box.context}/{plan.namespace}; removed from {blue.postfix}: {', '.join(removed)}")
+    err(f"next: {_llmdctl('verify', *command_args(plan), *cluster_flags(box))}")
+    return 0
 
 
 def _replan(target) -> Plan:

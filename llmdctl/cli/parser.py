@@ -96,8 +96,9 @@ def add_stack_options(p: argparse.ArgumentParser) -> None:
                    help="Route through an existing Gateway (another stack's gateway-<postfix>, or a shared one) instead of deploying one; "
                         "the route then matches the request's model name, so several models share the Gateway (llm-d v0.8.0+, gateway mode; "
                         "needs body-based routing on that Gateway, which `llmdctl doctor` checks).")
-    g.add_argument("--route-by-model", action="store_true", default=None,
-                   help="Match this stack's route on the request's model name (X-Gateway-Model-Name), so other stacks can --attach-gateway to its Gateway.")
+    g.add_argument("--route-by-model", action=argparse.BooleanOptionalAction, default=None,
+                   help="Match this stack's route on the request's model name (X-Gateway-Model-Name), so other stacks can --attach-gateway to its Gateway. "
+                        "--no-route-by-model with --attach-gateway matches every request on the path instead (the shape `llmdctl migrate` leaves).")
     g.add_argument("--hf-secret", metavar="NAME", help="Name of the Secret holding HF_TOKEN (never the token itself). Default: llm-d-hf-token.")
     g.add_argument("--rdma-resource", metavar="NAME[=N]", help="RDMA resource name[=count] your cluster advertises (rdma/ib, rdma/roce_gdr=2, ...), or none.")
     g.add_argument("--toleration", dest="tolerations", action="append", metavar="KEY[=VALUE][:EFFECT]",
@@ -217,6 +218,21 @@ def _rollback(p):
     p.add_argument("--force", action="store_true", help="Roll back even when the pre-apply checks say the pods will be refused or cannot be placed.")
     p.set_defaults(sync=False, create_namespace=False, recover=False)
     _timeout(p, "With --wait")
+    _yes(p)
+
+
+def _migrate(p):
+    add_stack_options(p)
+    add_cluster_options(p)
+    _bundle_dir(p)
+    p.add_argument("--from", dest="from_postfix", required=True, metavar="POSTFIX",
+                   help="The running stack to replace (same namespace, gateway mode); the new stack takes --postfix.")
+    p.add_argument("--steps", default="25,50,100", metavar="PERCENT,...",
+                   help="Shares of requests moved to the new stack, rising to 100. Default: 25,50,100.")
+    p.add_argument("--pause", default="60s", metavar="DURATION", help="How long each step is held and watched before the next. Default: 60s.")
+    p.add_argument("--dry-run", action="store_true", help="Print the steps and the new stack's files and commands; run nothing.")
+    p.set_defaults(sync=True, create_namespace=False, recover=False, force=False)
+    _timeout(p, "For the new stack to become healthy")
     _yes(p)
 
 
@@ -385,6 +401,17 @@ COMMANDS = [
      "free GPUs (refused when it cannot finish), all releases in needs order. The rollback is itself a\n"
      "new revision. `llmdctl status --postfix P` lists the revisions.",
      ("llmdctl rollback --postfix pd -y", "llmdctl rollback -n llm-d-pd --postfix pd --to 3 --wait -y", "llmdctl rollback --dry-run"), _rollback),
+    ("migrate", "cluster:migrate", "Replace a running stack blue/green: install the new one beside it, move requests at the Gateway in steps, then remove the old.",
+     "For what cannot roll in place: another llm-d generation (v0.6.0 -> v0.9.0), another model, a layout\n"
+     "the GPUs cannot hold twice over. The new stack (your stack options, under its own --postfix) is\n"
+     "installed through apply's checks, attached to the old stack's Gateway, and must pass verify. The old\n"
+     "stack's HTTPRoute then sends --steps of the requests to the new InferencePool (weighted backends),\n"
+     "each held --pause while verify's checks watch the new stack; any failure puts every request back on\n"
+     "the old stack and exits 1. At 100% the old route and releases go, except the release that holds\n"
+     "the Gateway: it is the clients' address, and the new stack routes through it.",
+     ("llmdctl migrate --from pd --postfix pd-v09 -e istio --llmd-version v0.9.0 -y",
+      "llmdctl migrate --from pd --postfix pd-2 -e istio --model Qwen/Qwen3-32B --steps 10,50,100 --pause 5m -y",
+      "llmdctl migrate --from pd --postfix pd-v09 -e istio --dry-run"), _migrate),
     ("status", "cluster:status", "List the llmdctl stacks in a namespace from Helm's release records.", _STATUS_WHAT,
      ("llmdctl status", "llmdctl status -A -o json | jq '.stacks[].postfix'"), _status),
     ("list", "cluster:status", "Same as `status`: the llmdctl stacks in a namespace (or all, with -A).", _STATUS_WHAT,

@@ -45,7 +45,7 @@ def command_args(plan: Plan) -> list[str]:
         for role, low, high in spec.autoscale:
             args += ["--autoscale", f"{role}={low}-{high}"]
         if spec.attach_gateway:
-            args += ["--attach-gateway", gateway_ref_text(spec.attach_gateway)]
+            args += ["--attach-gateway", gateway_ref_text(spec.attach_gateway)] + ([] if spec.route_by_model else ["--no-route-by-model"])
         elif spec.route_by_model:
             args += ["--route-by-model"]
         if spec.rdma_resource is not None:

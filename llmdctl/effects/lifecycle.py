@@ -186,9 +186,10 @@ def attached_stacks(routes: list[dict]) -> set[tuple[str, str]]:
     return out
 
 
-def attached_routes(routes: list[dict], namespace: str, postfix: str) -> list[str]:
-    """Routes of other stacks (or anyone's) hanging off this stack's own Gateway."""
-    names = stack_names(namespace, postfix, generation="router")
+def attached_routes(routes: list[dict], namespace: str, postfix: str, generation: str = "router") -> list[str]:
+    """Routes of other stacks (or anyone's) hanging off this stack's own Gateway (gateway-<postfix>;
+    the helmfile era's infra-<postfix>-inference-gateway, which a blue/green move leaves to the new stack)."""
+    names = stack_names(namespace, postfix, generation=generation)
     own = (namespace, names["route"])
     return sorted(f"{(r.get('metadata') or {}).get('namespace')}/{(r.get('metadata') or {}).get('name')}" for r in routes
                   if (namespace, names["gateway"]) in route_parents(r)
@@ -729,15 +730,18 @@ def destroy_stack(
     if state.empty:
         _forget(folder)
         return []
-    if release_names(postfix)["gateway"] in state.releases and not force:
+    holder = next((k for k in ("gateway", "infra") if release_names(postfix)[k] in state.releases), None)
+    if holder and not force:
+        generation = "router" if holder == "gateway" else "helmfile"
+        gateway = stack_names(namespace, postfix, generation=generation)["gateway"]
         routes = list_routes(box, namespace)
-        users = attached_routes(routes or [], namespace, postfix)
+        users = attached_routes(routes or [], namespace, postfix, generation)
         if routes is None:
-            ui.say(f"warning: cannot list HTTPRoutes, so whether other stacks route through Gateway {release_names(postfix)['gateway']} is not checked")
+            ui.say(f"warning: cannot list HTTPRoutes, so whether other stacks route through Gateway {gateway} is not checked")
         if users:
             others = sorted({m.group(1) for u in users if (m := _ROUTE_NAME.fullmatch(u.split("/", 1)[1]))})
             raise LlmdctlError(
-                f"not destroyed: Gateway {release_names(postfix)['gateway']} also carries HTTPRoute {', '.join(users)}; "
+                f"not destroyed: Gateway {gateway} also carries HTTPRoute {', '.join(users)}; "
                 "removing it would stop serving those models",
                 hint=(f"destroy the stacks attached to it first (llmdctl destroy -n {namespace} --postfix {others[0]}), " if others else "detach those routes first, ")
                      + "or pass --force to remove the Gateway anyway")

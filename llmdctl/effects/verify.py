@@ -13,10 +13,13 @@ from typing import Callable
 from ..base.errors import LlmdctlError
 from ..plan.stack import Plan
 from .diagnosis import Diagnosis, collect_diagnostics, missing_pods, pod_summary, workload_refusals
-from .health import FAIL, PASS, Check, Observed, _role, evaluate_stack, observe_stack, pod_ready, selector_text
+from .health import FAIL, PASS, WARN, Check, Observed, _role, evaluate_stack, observe_stack, pod_ready, selector_text
 from .smoke import smoke
 from .kube import DEPLOYMENTS, GATEWAYS, HTTPROUTES, PODS, SECRETS, Kube, KubeError, kube_for
 from .tools import PortForward, Toolbox
+
+# a warning (drain settings an override weakened) is told, but the stack serves: it does not fail verify or hold --wait
+_FINE = (PASS, WARN)
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class VerifyReport:
 
     @property
     def healthy(self) -> bool:
-        return all(c.status == PASS for c in self.everything)
+        return all(c.status in _FINE for c in self.everything)
 
     @property
     def failed(self) -> int:
@@ -42,7 +45,7 @@ class VerifyReport:
 
     @property
     def pending(self) -> int:
-        return sum(c.status not in (PASS, FAIL) for c in self.everything)
+        return sum(c.status not in (PASS, FAIL, WARN) for c in self.everything)
 
 
 
@@ -53,7 +56,7 @@ def verify_stack(plan: Plan, box: Toolbox, *, wait: bool, timeout: float, smoke_
     started = time.monotonic()
     kube = kube_for(box)
     checks, obs, waited = verify(kube, plan, wait=wait, timeout=timeout, say=say)
-    healthy = all(c.status == PASS for c in checks)
+    healthy = all(c.status in _FINE for c in checks)
     diagnostics = [] if healthy else collect_diagnostics(kube, plan, obs)
     smoke_checks: list[Check] = []
     if smoke_test and healthy:
@@ -126,7 +129,7 @@ def progress_line(plan: Plan, checks: list[Check], obs: Observed) -> str:
     for role in plan.roles.values():
         pods = [p for p in obs.pods if _role(p) == role.role]
         parts.append(f"{role.role} {sum(pod_ready(p) for p in pods)}/{role.pods} ready")
-    waiting = [c.name for c in checks if c.status != PASS and not c.name.endswith((" pods", " ranks")) and "Deployment" not in c.name and "LeaderWorkerSet" not in c.name]
+    waiting = [c.name for c in checks if c.status not in _FINE and not c.name.endswith((" pods", " ranks")) and "Deployment" not in c.name and "LeaderWorkerSet" not in c.name]
     return ", ".join(parts) + (f"; waiting for: {', '.join(waiting)}" if waiting else "")
 
 
@@ -175,7 +178,7 @@ def verify(kube: Kube, plan: Plan, *, wait: bool, timeout: float, say, recheck: 
     started = time.monotonic()
     obs = observe_stack(kube, plan)
     checks = evaluate_stack(plan, obs)
-    if not wait or all(c.status == PASS for c in checks) or any(c.stalled for c in checks):
+    if not wait or all(c.status in _FINE for c in checks) or any(c.stalled for c in checks):
         return checks, obs, time.monotonic() - started
     last_line, told = "", set()
     with Watcher(kube, plan) as watcher:
@@ -197,7 +200,7 @@ def verify(kube: Kube, plan: Plan, *, wait: bool, timeout: float, say, recheck: 
                 say(f"API server not answering ({exc.message}); retrying")
                 continue
             checks = evaluate_stack(plan, obs)
-            if all(c.status == PASS for c in checks):
+            if all(c.status in _FINE for c in checks):
                 return checks, obs, time.monotonic() - started
             stalled = [c for c in checks if c.stalled]
             if stalled:  # waiting longer cannot help: say why now

@@ -407,7 +407,7 @@ def build_spec(
 
     attach_text = pick("attachGateway", attach_gateway, "attachGateway")
     attach = parse_gateway_ref(str(attach_text), input_name("attachGateway", "--attach-gateway", origin, spec_file)) if attach_text is not None else None
-    by_model = pick("routeByModel", route_by_model or None, "routeByModel")
+    by_model = pick("routeByModel", route_by_model, "routeByModel")
 
     charts_dir = pick("charts", charts, "charts")
     if charts_dir is not None and origin["charts"] != "flag":
@@ -441,7 +441,7 @@ def build_spec(
         pd_threshold=threshold,
         prefix_cache=cache,
         autoscale=tuple(by_role[r] for r in ("prefill", "decode") if r in by_role),
-        attach_gateway=attach, route_by_model=bool(by_model) or attach is not None,
+        attach_gateway=attach, route_by_model=attach is not None if by_model is None else bool(by_model),
         hf_secret=pick("hfSecret", hf_secret, "hfSecret") or "llm-d-hf-token",
         rdma_resource=pick("rdmaResource", rdma_resource, "rdmaResource"),
         rollout=tuple((role, how) for role in ("prefill", "decode")) if how else (),

@@ -37,7 +37,7 @@ class E2E:
 
     def llmdctl(self, *args: str, timeout: float = 300, env: dict | None = None, charts: bool = True, cwd: Path | None = None) -> Run:
         argv = [sys.executable, "-m", "llmdctl", *args]
-        if charts and args and args[0] in ("render", "apply", "doctor", "verify", "diff", "validate"):
+        if charts and args and args[0] in ("render", "apply", "doctor", "verify", "diff", "validate", "migrate"):
             argv += ["--charts", str(CHARTS)]
         t0 = time.monotonic()
         proc = subprocess.run(argv, env=self.cp.env(**(env or {})), cwd=cwd or self.cwd, capture_output=True, text=True, timeout=timeout)

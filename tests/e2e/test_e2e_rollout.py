@@ -130,3 +130,88 @@ def test_an_image_bump_with_every_gpu_in_use_rolls_in_place_a_tp_change_is_refus
 
     assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
     left_only_user_objects(e2e, ns)
+
+
+SMALL = ("--prefill", "1xTP1", "--decode", "1xTP1")
+
+
+def pool_weights(cp, ns: str, route: str) -> dict[str, int] | None:
+    """InferencePool backend -> weight of the route's rules (None once the route is gone)."""
+    text = cp.kubectl("get", "httproute", route, "-n", ns, "--ignore-not-found", "-o", "json").stdout.strip()
+    if not text:
+        return None
+    obj = json.loads(text)
+    return {b["name"]: b.get("weight", 1) for rule in obj["spec"]["rules"] for b in rule.get("backendRefs") or [] if b.get("kind") == "InferencePool"}
+
+
+def test_a_v06_istio_stack_moves_to_v09_blue_green_and_a_failure_midway_leaves_it_serving(router_crds):
+    """issue 26 item 6: the generation move at the Gateway. The v0.6.0 stack's route sends a share of
+    the requests to the v0.9.0 stack's pool per step; a new stack that breaks mid-way puts every
+    request back on the old one; a clean run ends with the old route and releases gone but the
+    Gateway's, which the new stack routes through."""
+    e2e = router_crds
+    cp, ns = e2e.cp, "llm-d-move"
+    cp.namespace(ns)
+    blue = ("-e", "istio", "-n", ns, "--llmd-version", "v0.6.0", *SMALL)
+    r = e2e.llmdctl("apply", "-y", *blue, "--wait", "--timeout", "3m", timeout=400)
+    assert r.code == 0, r
+    assert pool_weights(cp, ns, "llm-d-pd") == {"gaie-pd": 1}
+    green = ("--from", "pd", "-e", "istio", "-n", ns, *V, "--postfix", "pd-v09", *SMALL)
+
+    # the plan, without touching anything
+    r = e2e.llmdctl("migrate", *green, "--steps", "50,100", "--dry-run")
+    assert r.code == 0 and "HTTPRoute llm-d-pd: 50% to InferencePool router-pd-v09, 50% to gaie-pd" in r.out, r
+    assert "keep infra-pd (Gateway llm-d-move/infra-pd-inference-gateway)" in r.out, r.out
+    assert set(e2e.releases(ns)) == {"infra-pd", "gaie-pd", "ms-pd"}
+
+    # a failure mid-way: the new stack loses its pool while it takes half the requests
+    proc = e2e.popen("migrate", *green, "--steps", "50,100", "--pause", "60s", "--timeout", "3m", "-y")
+    try:
+        e2e.wait_for("half the requests on the new stack", lambda: pool_weights(cp, ns, "llm-d-pd") == {"gaie-pd": 50, "router-pd-v09": 50},
+                     timeout=300, interval=0.5)
+        cp.kubectl("delete", "inferencepool", "router-pd-v09", "-n", ns)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1 and "failed at 50%" in err and "InferencePool" in err and "back on pd" in err, err[-2000:]
+    assert "Traceback" not in err
+    measured("blue/green failure mid-way: " + next(line for line in err.splitlines() if "failed at 50%" in line)[:300])
+    assert pool_weights(cp, ns, "llm-d-pd") == {"gaie-pd": 1}  # the old route exactly as it was
+    assert {k: v for k, v in e2e.releases(ns).items() if k.endswith("-pd")} == {"infra-pd": "deployed", "gaie-pd": "deployed", "ms-pd": "deployed"}
+    assert e2e.llmdctl("verify", *blue).code == 0
+    assert e2e.llmdctl("destroy", "-y", "-n", ns, "--postfix", "pd-v09").code == 0
+
+    # a clean run: each step's weights seen on the route, then the old stack retired but its Gateway
+    seen, stop = [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            w = pool_weights(cp, ns, "llm-d-pd")
+            if not seen or seen[-1] != w:
+                seen.append(w)
+            time.sleep(0.2)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        r = e2e.llmdctl("migrate", *green, "--steps", "50,100", "--pause", "3s", "--timeout", "3m", "-y", timeout=500)
+    finally:
+        stop.set()
+        watcher.join()
+    assert r.code == 0, r
+    assert "next: llmdctl verify" in r.err and "/infra-pd-inference-gateway --no-route-by-model" in r.err, r
+    assert seen[0] == {"gaie-pd": 1} and {"gaie-pd": 50, "router-pd-v09": 50} in seen and {"gaie-pd": 0, "router-pd-v09": 100} in seen, seen
+    assert seen[-1] is None, seen  # the old route is gone at the end
+    measured(f"blue/green v0.6.0 -> v0.9.0: route backends over the run: {seen}")
+    assert e2e.releases(ns) == {"infra-pd": "deployed", "router-pd-v09": "deployed", "ms-pd-v09": "deployed"}
+    route = cp.get_json("httproute", "router-pd-v09", "-n", ns)
+    assert [p["name"] for p in route["spec"]["parentRefs"]] == ["infra-pd-inference-gateway"]
+    assert "headers" not in (route["spec"]["rules"][0].get("matches") or [{}])[0]  # the same requests the old route took
+    assert e2e.llmdctl("verify", "-e", "istio", "-n", ns, *V, "--postfix", "pd-v09", "--attach-gateway", "infra-pd-inference-gateway", "--no-route-by-model", *SMALL).code == 0
+
+    # the Gateway stays while the new stack routes through it; the new stack, then it, go cleanly
+    r = e2e.llmdctl("destroy", "-y", "-n", ns, "--postfix", "pd")
+    assert r.code == 1 and "router-pd-v09" in r.err, r
+    assert e2e.llmdctl("destroy", "-y", "-n", ns, "--postfix", "pd-v09").code == 0
+    assert e2e.llmdctl("destroy", "-y", "-n", ns, "--postfix", "pd").code == 0
+    left_only_user_objects(e2e, ns)
