@@ -244,6 +244,9 @@ def _deployment_check(name: str, replicas: int, obs: Observed, *, what: str, at_
         return Check(label, PASS if ready >= spec else PENDING, f"{ready}/{spec} ready", expected)
     if not at_least and spec != replicas:
         return Check(label, FAIL, f"spec.replicas {spec}", f"{replicas} (planned)", hint="someone scaled it or the values differ: llmdctl apply restores the plan (it syncs a release whose live Deployments drifted)")
+    rolling = _rolling(dep, spec)
+    if rolling:
+        return Check(label, PENDING, f"{ready}/{spec} ready; {rolling}", expected)
     if ready >= (replicas if not at_least else 1) and ready >= spec:
         return Check(label, PASS, f"{ready}/{spec} ready", expected)
     return Check(label, PENDING, f"{ready}/{spec} ready", expected)
@@ -292,7 +295,24 @@ def _group_set_check(role, obs: Observed) -> Check:
         return Check(label, FAIL, f"spec.replicas {replicas}, size {size}", f"{planned} groups of {role.workers} (planned)",
                      hint="someone scaled it or the values differ: llmdctl apply restores the plan")
     ready = int((lws.get("status") or {}).get("readyReplicas") or 0)
-    return Check(label, PASS if ready >= replicas else PENDING, f"{ready}/{replicas} groups ready", expected)
+    rolling = _rolling(lws, replicas, unit="groups")
+    return Check(label, PASS if ready >= replicas and not rolling else PENDING,
+                 f"{ready}/{replicas} groups ready" + (f"; {rolling}" if rolling else ""), expected)
+
+
+def _rolling(obj: dict, replicas: int, unit: str = "pods") -> str:
+    """Why a workload's rollout is not over yet ('' when it is): its controller has not seen the
+    last change (observedGeneration), or not every replica runs the new template (updatedReplicas),
+    or old ones are still there (status.replicas above spec while they drain)."""
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    if "observedGeneration" in status and int(status["observedGeneration"]) < int(meta.get("generation", 0)):
+        return f"the controller has not seen generation {meta.get('generation')} yet"
+    if "updatedReplicas" in status and int(status.get("updatedReplicas") or 0) < replicas:
+        return f"rolling out: {status.get('updatedReplicas') or 0} of {replicas} {unit} on the new template"
+    if unit == "pods" and int(status.get("replicas") or 0) > replicas:
+        extra = int(status["replicas"]) - replicas
+        return f"rolling out: {extra} old pod{'s' if extra != 1 else ''} still draining"
+    return ""
 
 
 def _ranks_check(role, obs: Observed) -> Check:
