@@ -149,6 +149,14 @@ def _render(p):
     p.add_argument("--print", dest="print_", action="store_true", help="Write the bundle to stdout instead of a folder.")
     p.add_argument("--force", action="store_true", help="Write into a -o folder that holds files llmdctl did not write: the bundle's files replace any of the "
                         "same name (each is named); nothing else in the folder is touched.")
+    g = p.add_argument_group("GitOps (the bundle deployed by Argo CD or Flux from a Git repository)")
+    g.add_argument("--gitops", choices=("argocd", "flux"),
+                   help="Also write gitops/: argocd: an Application per release, ordered by sync waves as helmfile's needs orders them, an "
+                        "app-of-apps and the argocd-cm health checks; flux: OCIRepository/HelmRepository + HelmRelease per release with "
+                        "dependsOn, and a GitRepository for the generated charts.")
+    g.add_argument("--repo-url", metavar="URL", help="With --gitops: the Git repository the bundle is committed to (https://... or ssh://...).")
+    g.add_argument("--path", metavar="PATH", help="With --gitops: the bundle's folder inside that repository, e.g. stacks/pd. Default: its root.")
+    g.add_argument("--revision", metavar="BRANCH", help="With --gitops: the branch (or commit SHA) the controller follows. Default: main.")
 
 
 def _validate(p):
