@@ -108,7 +108,7 @@ def test_an_unknown_shell_is_a_usage_error(cli):
 def test_completion_stays_off_the_start_up_of_other_commands(tmp_path):
     """shtab and the completion module load only for `llmdctl completion`."""
     code = ("import sys\nfrom llmdctl.cli.main import main\n"
-            f"main(sys.argv[1:])\nprint('MODULES', sorted(m for m in sys.modules if 'shtab' in m or m.endswith('completion')))\n")
+            "main(sys.argv[1:])\nprint('MODULES', sorted(m for m in sys.modules if 'shtab' in m or m.endswith('completion')))\n")
     env = dict(os.environ, LLMDCTL_CACHE_DIR=str(tmp_path / "cache"))
     for argv in (["--help"], ["render", "-o", str(tmp_path / "b")], ["completion", "bash"]):
         res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=ROOT, env=env, check=True)
