@@ -1,7 +1,7 @@
 """Issue 29: `llmdctl completion bash|zsh|fish`. The scripts are run by the real shells: bash's
 completion function is called with COMP_WORDS/COMP_CWORD as bash sets them on TAB and COMPREPLY is
-read back; fish's `complete -C` completes a command line; zsh checks the script's syntax (its
-completion needs an interactive terminal). Completion must stay off every other command's start-up.
+read back; fish's `complete -C` completes a command line; zsh gets the line and a TAB typed into its
+line editor on a pseudo-terminal. Completion must stay off every other command's start-up.
 """
 
 from __future__ import annotations
@@ -91,13 +91,41 @@ def test_fish_completes_a_partial_profile(scripts):
     assert [line.split("\t")[0] for line in res.stdout.splitlines()] == ["argocd", "flux"]
 
 
+# zsh completes only inside its line editor: type the line and TAB into an interactive zsh on a
+# pseudo-terminal (zpty), with compinit loading the script as _llmdctl from fpath, and record what
+# compadd adds (-O: the matches after zsh's own prefix matching)
+ZSH_DRIVER = r"""
+zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "fpath=($PWD \$fpath); autoload -U compinit; compinit -u -D"
+zpty -w z 'comppostfuncs=(finish); typeset -ga _got; PROMPT=""'
+zpty -w z 'finish() { zle -I; for m in "${(@)_got}"; do print -r -- "MA""TCH:$m"; done; print "<<EN""D>>"; exit }'
+zpty -w z 'compadd() { local -a __h; builtin compadd -O __h "$@"; _got+=("${__h[@]}"); builtin compadd "$@" }'
+zpty -w z "bindkey '^I' complete-word"
+zpty -w z "$1"$'\t'
+zpty -r -m z out '*<<END>>*'
+for line in "${(@f)out}"; do
+  [[ $line == *MATCH:* ]] && print -r -- "${${line#*MATCH:}%$'\r'}"
+done
+zpty -d z
+"""
+
+
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
-def test_zsh_script_parses_and_offers_the_profiles(scripts):
+def test_zsh_completes_a_partial_profile(scripts, tmp_path):
     text = scripts["zsh"].read_text()
     assert text.startswith("#compdef llmdctl")
     res = subprocess.run(["zsh", "-n", str(scripts["zsh"])], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    assert "gh200 gh200-timeslice" in text
+    (tmp_path / "_llmdctl").write_text(text)
+    (tmp_path / "driver.zsh").write_text(ZSH_DRIVER)
+
+    def complete(line: str) -> list[str]:
+        res = subprocess.run(["zsh", "-f", "driver.zsh", line], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+        return sorted(set(res.stdout.split()))
+
+    assert complete("llmdctl render -e gh") == ["gh200", "gh200-timeslice"]
+    assert complete("llmdctl render --gitops ") == ["argocd", "flux"]
 
 
 def test_an_unknown_shell_is_a_usage_error(cli):
