@@ -33,13 +33,24 @@ def scripts(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def bash_complete(script: Path, line: str) -> list[str]:
+def bash_complete(script: Path, line: str, env: dict | None = None) -> list[str]:
     """What bash offers on TAB at the end of ``line`` (a trailing space starts a new word)."""
     words = line.split() + ([""] if line.endswith(" ") else [])
     program = (f"source {script}\nCOMP_WORDS=({' '.join(repr(w) for w in words)})\nCOMP_CWORD={len(words) - 1}\n"
                "COMP_LINE=\"${COMP_WORDS[*]}\"\n_shtab_llmdctl\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n")
-    res = subprocess.run(["bash", "--norc", "--noprofile", "-c", program], capture_output=True, text=True, check=True)
+    res = subprocess.run(["bash", "--norc", "--noprofile", "-c", program], capture_output=True, text=True, check=True, env=env)
     return [w for w in res.stdout.splitlines() if w]
+
+
+@pytest.fixture
+def cluster_kubectl(tmp_path) -> tuple[dict, Path]:
+    """A kubectl first on PATH that answers like one whose namespace holds the Helm records of stacks
+    pd (two revisions) and pd-2, plus another chart's release; it writes down how it was called."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "kubectl-calls"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").write_text(f"#!/bin/sh\nprintf '%s\\n' \"$*\" >> {calls}\nprintf 'ms-pd\\nrouter-pd\\nms-pd\\nms-pd-2\\nrouter-pd-2\\npostgres\\n'\n")
+    (bin_dir / "kubectl").chmod(0o755)
+    return dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}"), calls
 
 
 def test_bash_completes_a_partial_profile_with_gh200_and_its_timesliced_variant(scripts):
@@ -61,6 +72,25 @@ def test_bash_completes_commands_flags_choices_and_catalog_names(scripts):
     assert bash_complete(bash, "llmdctl profiles show gh") == ["gh200", "gh200-timeslice"]
     assert "istio" in bash_complete(bash, "llmdctl gateways show ") and "nvidia-ib" not in bash_complete(bash, "llmdctl gateways show ")
     assert bash_complete(bash, "llmdctl completion ") == ["bash", "zsh", "fish"]
+
+
+def test_postfixes_of_the_running_stacks_complete_from_their_helm_records(scripts, cluster_kubectl):
+    env, calls = cluster_kubectl
+    assert bash_complete(scripts["bash"], "llmdctl verify --postfix ", env) == ["pd", "pd-2"]
+    assert bash_complete(scripts["bash"], "llmdctl destroy -n llm-d-x --postfix pd-", env) == ["pd-2"]
+    asked = calls.read_text().splitlines()
+    assert "-n llm-d-x" in asked[-1] and "-n" not in asked[0].split()  # the namespace on the line, else the context's
+    assert all("--request-timeout=1s" in a and "owner=helm" in a for a in asked)
+    if shutil.which("fish"):
+        res = subprocess.run(["fish", "--no-config", "-c", f"source {scripts['fish']}; complete -C 'llmdctl status -n llm-d-y --postfix '"],
+                             capture_output=True, text=True, check=True, env=env)
+        assert [line.split("\t")[0] for line in res.stdout.splitlines()] == ["pd", "pd-2"]
+        assert "-n llm-d-y" in calls.read_text().splitlines()[-1]
+
+
+def test_no_cluster_no_postfixes_and_no_noise(scripts, tmp_path):
+    env = dict(os.environ, PATH=f"{tmp_path}{os.pathsep}/usr/bin:/bin", KUBECONFIG=str(tmp_path / "none"))
+    assert bash_complete(scripts["bash"], "llmdctl verify --postfix ", env) == []
 
 
 def test_bash_completes_files_for_file_options(scripts, tmp_path):
@@ -112,7 +142,7 @@ zpty -d z
 
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
-def test_zsh_completes_a_partial_profile(scripts, tmp_path):
+def test_zsh_completes_a_partial_profile_and_the_running_stacks(scripts, tmp_path, cluster_kubectl):
     text = scripts["zsh"].read_text()
     assert text.startswith("#compdef llmdctl")
     res = subprocess.run(["zsh", "-n", str(scripts["zsh"])], capture_output=True, text=True)
@@ -126,6 +156,11 @@ def test_zsh_completes_a_partial_profile(scripts, tmp_path):
 
     assert complete("llmdctl render -e gh") == ["gh200", "gh200-timeslice"]
     assert complete("llmdctl render --gitops ") == ["argocd", "flux"]
+    env, calls = cluster_kubectl
+    res = subprocess.run(["zsh", "-f", "driver.zsh", "llmdctl verify -n llm-d-z --postfix "], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=30, env=env)
+    assert sorted(set(res.stdout.split())) == ["pd", "pd-2"]
+    assert "-n llm-d-z" in calls.read_text().splitlines()[-1]
 
 
 def test_an_unknown_shell_is_a_usage_error(cli):

@@ -8,7 +8,9 @@ supports bash, zsh and fish from one call; and this module, the only one that im
 loaded only when `llmdctl completion` runs (main imports the handler module of the command alone).
 
 Catalog names (-e profiles, overlays, gateways and aliases; --guide; --llmd-version; `profiles|
-gateways|guides show NAME`) are written into the script as they are when it is generated.
+gateways|guides show NAME`) are written into the script as they are when it is generated. --postfix
+asks the cluster on TAB (kubectl, one request of at most a second): the postfixes of the stacks'
+ms-<postfix> Helm releases in the namespace -n names, else the kubeconfig's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,30 @@ from .common import out
 from .parser import build_parser
 
 _FILES = {"FILE": shtab.FILE, "CSV": shtab.FILE, "DIR": shtab.DIRECTORY, "PATH": shtab.FILE}
+
+# --postfix: the stacks in the namespace (-n on the line, else the context's), read from their
+# ms-<postfix> Helm release records by kubectl, at most a second; nothing when no cluster answers
+_HELM_RELEASES = ("kubectl get secrets -l owner=helm --request-timeout=1s $ns "
+                  "-o 'jsonpath={range .items[*]}{.metadata.labels.name}{\"\\n\"}{end}' 2>/dev/null")
+POSTFIXES = {
+    "bash": "_llmdctl_postfixes", "zsh": "_llmdctl_postfixes", "fish": "(_llmdctl_postfixes)",
+    "preamble": {
+        "bash": ("_llmdctl_postfixes() {\n  local ns=() i\n"
+                 "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
+                 "    case \"${COMP_WORDS[i]}\" in -n|--namespace) ns=(-n \"${COMP_WORDS[i+1]}\");; esac\n  done\n"
+                 f"  compgen -W \"$({_HELM_RELEASES.replace('$ns', '${ns[@]}')} | sed -n 's/^ms-//p' | sort -u)\" -- \"$1\"\n}}\n"),
+        "zsh": ("_llmdctl_postfixes() {\n  local -a ns names\n  local i\n"
+                "  for ((i = 1; i < CURRENT; i++)); do\n"
+                "    [[ ${words[i]} == (-n|--namespace) ]] && ns=(-n ${words[i+1]})\n  done\n"
+                f"  names=(${{(f)\"$({_HELM_RELEASES})\"}})\n"
+                "  names=(${${(M)names:#ms-*}#ms-})\n  compadd -a names\n}\n"),
+        "fish": ("function _llmdctl_postfixes\n    set -l ns\n    set -l words (commandline -opc)\n"
+                 "    for i in (seq (count $words))\n"
+                 "        if contains -- $words[$i] -n --namespace; and test $i -lt (count $words)\n"
+                 "            set ns -n $words[(math $i + 1)]\n        end\n    end\n"
+                 f"    {_HELM_RELEASES} | string replace -rf '^ms-' '' | sort -u\nend\n"),
+    },
+}
 
 
 def catalog_names(catalog: Catalog) -> dict[str, list[str]]:
@@ -49,6 +75,8 @@ def _complete(parser: argparse.ArgumentParser, names: dict[str, list[str]], grou
             action.choices = names[action.dest]
         elif action.dest == "name" and group in names:  # profiles|gateways|guides show NAME
             action.choices = names[group]
+        elif action.dest == "postfix":
+            action.complete = POSTFIXES
         elif action.metavar in _FILES:
             action.complete = _FILES[action.metavar]
 

@@ -407,7 +407,8 @@ COMMANDS = [
      "The script is static (generated from this parser by shtab): pressing TAB never starts llmdctl. It\n"
      "completes -e with the profiles, overlays, gateways and aliases, --guide, --llmd-version and the\n"
      "`show NAME` of profiles, gateways and guides from the catalog as it is now (LLMDCTL_CATALOG\n"
-     "included): generate it again after adding site profiles.",
+     "included): generate it again after adding site profiles. --postfix asks the cluster (kubectl,\n"
+     "at most a second) for the stacks' ms-<postfix> Helm releases in the namespace.",
      ("source <(llmdctl completion bash)", "llmdctl completion zsh > \"${fpath[1]}/_llmdctl\"",
       "llmdctl completion fish > ~/.config/fish/completions/llmdctl.fish"), _completion),
 ]
