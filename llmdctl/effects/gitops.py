@@ -351,7 +351,8 @@ def readme_section(plan: Plan, target: GitOps) -> str:
                 f"`root.yaml` is an app-of-apps (`{root_name(plan)}`) over `gitops/argocd/apps/`: one Application per release, "
                 f"synced in the order helmfile's `needs` gives: {order}. The argocd-cm patch adds the health checks those "
                 "waves wait on (Application, InferencePool, LeaderWorkerSet). Argo CD renders the charts with `helm template` "
-                "and applies the objects itself, so `helm list` shows no releases; check the stack with `kubectl` or "
+                "and applies the objects itself, so there are no Helm releases: `helm list`, `llmdctl status` and `llmdctl "
+                "verify` (which read Helm's records) do not see the stack; check it with `kubectl` or "
                 f"`argocd app get {_app_name(plan, plan.releases[-1].name)}`. The Secret `{plan.hf_secret}` (key `HF_TOKEN`) "
                 "is referenced, never written: create it in the namespace yourself. A private repository needs an Argo CD "
                 "repository Secret.\n\n")
