@@ -150,6 +150,14 @@ def _render(p):
     p.add_argument("--print", dest="print_", action="store_true", help="Write the bundle to stdout instead of a folder.")
     p.add_argument("--force", action="store_true", help="Write into a -o folder that holds files llmdctl did not write: the bundle's files replace any of the "
                         "same name (each is named); nothing else in the folder is touched.")
+    g = p.add_argument_group("GitOps (the bundle deployed by Argo CD or Flux from a Git repository)")
+    g.add_argument("--gitops", choices=("argocd", "flux"),
+                   help="Also write gitops/: argocd: an Application per release, ordered by sync waves as helmfile's needs orders them, an "
+                        "app-of-apps and the argocd-cm health checks; flux: OCIRepository/HelmRepository + HelmRelease per release with "
+                        "dependsOn, and a GitRepository for the generated charts.")
+    g.add_argument("--repo-url", metavar="URL", help="With --gitops: the Git repository the bundle is committed to (https://... or ssh://...).")
+    g.add_argument("--path", metavar="PATH", help="With --gitops: the bundle's folder inside that repository, e.g. stacks/pd. Default: its root.")
+    g.add_argument("--revision", metavar="BRANCH", help="With --gitops: the branch (or commit SHA) the controller follows. Default: main.")
 
 
 def _validate(p):
@@ -304,6 +312,10 @@ def _plan(p):
                    help="text, json, or spec: a spec file that `llmdctl render|apply -f` take unchanged.")
 
 
+def _completion(p):
+    p.add_argument("shell", choices=("bash", "zsh", "fish"), help="The shell to write the script for.")
+
+
 def _listing(p):
     add_output(p, "text", "json", "yaml")
 
@@ -442,12 +454,21 @@ COMMANDS = [
      ("llmdctl versions -o json",), _listing),
     ("rules", "catalog:rules", "List the validation rules llmdctl runs on every plan, with why and source.", "",
      ("llmdctl rules -o json", "llmdctl rules | grep V-15"), _listing),
+    ("completion", "completion:completion", "Print a shell completion script: commands, flags, choices and catalog names.",
+     "The script is static (generated from this parser by shtab): pressing TAB never starts llmdctl. It\n"
+     "completes -e with the profiles, overlays, gateways and aliases, --guide, --llmd-version and the\n"
+     "`show NAME` of profiles, gateways and guides from the catalog as it is now (LLMDCTL_CATALOG\n"
+     "included): generate it again after adding site profiles. --postfix asks the cluster (kubectl,\n"
+     "at most a second) for the stacks' ms-<postfix> Helm releases in the namespace.",
+     ("source <(llmdctl completion bash)", "llmdctl completion zsh > \"${fpath[1]}/_llmdctl\"",
+      "llmdctl completion fish > ~/.config/fish/completions/llmdctl.fish"), _completion),
 ]
 
 
-def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None, *, every_command: bool = False) -> argparse.ArgumentParser:
     """The whole parser, with options only for the command ``argv`` names (building every
-    command's options would cost more than parsing them)."""
+    command's options would cost more than parsing them), or for every command when
+    ``every_command`` (what `llmdctl completion` describes)."""
     wanted = next((a for a in argv or () if not a.startswith("-")), None)
     root = _Parser(prog="llmdctl", description=DESCRIPTION, epilog=_examples(
         "llmdctl render -e amd -o amd-bundle", "llmdctl apply -e amd -y && llmdctl verify -e amd --wait"))
@@ -457,13 +478,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     known = [c[0] for c in COMMANDS]
     # each parser costs a locale lookup per help string: build only the one that runs, unless
     # the root help (or a "did you mean" for an unknown command) needs them all
-    only = wanted if wanted in known and not any(a in ("-h", "--help") for a in (argv or ())[: (argv or []).index(wanted)]) else None
+    only = None if every_command else wanted if wanted in known and not any(a in ("-h", "--help") for a in (argv or ())[: (argv or []).index(wanted)]) else None
     for name, handler, summary, description, examples, options in COMMANDS:
         if only and name != only:
             continue
         p = sub.add_parser(name, help=summary, description=f"{summary}\n\n{description}".rstrip(), epilog=_examples(*examples))
         p.set_defaults(handler=handler, parser=p)
-        if name == wanted:
+        if name == wanted or every_command:
             options(p)
     return root
 

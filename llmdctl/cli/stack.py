@@ -5,20 +5,23 @@ from __future__ import annotations
 import argparse
 from ..base.errors import ValidationError
 from ..effects.bundle import bundle_files, default_output_dir, print_bundle, write_bundle
+from ..effects.gitops import gitops_target
 from .common import emit, err, out, plan_from, report
 
 
 def render(args: argparse.Namespace) -> int:
+    gitops = gitops_target(args.gitops, args.repo_url, args.path, args.revision, local_charts=bool(args.charts))
     plan = plan_from(args)
     report(plan)
-    files = bundle_files(plan)
+    files = bundle_files(plan, gitops)
     if args.print_:
         out(print_bundle(files))
         return 0
     folder = args.output or default_output_dir(plan)
     err(write_bundle(files, folder, force=args.force).summary())
     route = f" && kubectl apply -n {plan.namespace} -f httproute.yaml" if plan.generation == "helmfile" else ""
-    err(f"next: cd {folder} && helmfile apply{route}")
+    err(f"next: cd {folder} && helmfile apply{route}" if gitops is None else
+        f"next: commit {folder}/ to {gitops.repo_url} ({gitops.path or 'its root'}), then see GitOps in {folder}/README.md")
     return 0
 
 

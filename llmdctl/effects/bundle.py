@@ -16,6 +16,7 @@ from ..base.yamlio import dump
 from ..compose.autoscaling import adapter_rules, metrics_for
 from ..compose.compose import chart_bundle_files
 from ..compose.shared_gateway import bbr_install_command
+from .gitops import GitOps, gitops_files, readme_section
 from ..inputs.spec import gateway_ref_text
 from ..plan.stack import Plan
 
@@ -371,10 +372,11 @@ def readme_text(plan: Plan, args: list[str], command: str) -> str:
     )
 
 
-def bundle_files(plan: Plan) -> dict[str, str]:
-    """File name -> content for the whole bundle."""
+def bundle_files(plan: Plan, gitops: GitOps | None = None) -> dict[str, str]:
+    """File name -> content for the whole bundle (with ``gitops``, also the Argo CD or Flux objects
+    that deploy it, under gitops/; issue 29)."""
     args = command_args(plan)
-    command = _cmd("render", args)
+    command = _cmd("render", args + (gitops.flags() if gitops else []))
     files: dict[str, str] = {"helmfile.yaml": helmfile_text(plan, command)}
     for rel in plan.releases:
         if rel.values_file:
@@ -387,6 +389,9 @@ def bundle_files(plan: Plan) -> dict[str, str]:
             f"# Apply after the releases: kubectl apply -n {plan.namespace} -f httproute.yaml\n" + dump(plan.route)
         )
     files["README.md"] = readme_text(plan, args, command)
+    if gitops is not None:
+        files.update(gitops_files(plan, gitops))
+        files["README.md"] += readme_section(plan, gitops)
     return files
 
 
