@@ -111,7 +111,6 @@ def test_every_catalog_name_the_commands_accept_is_offered():
     assert "istio" not in names["profiles"] and "nvidia-ib" not in names["gateways"]
 
 
-@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
 def test_fish_completes_a_partial_profile(scripts):
     res = subprocess.run(["fish", "--no-config", "-c", f"source {scripts['fish']}; complete -C 'llmdctl render -e gh'"],
                          capture_output=True, text=True, check=True)
@@ -141,7 +140,6 @@ zpty -d z
 """
 
 
-@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
 def test_zsh_completes_a_partial_profile_and_the_running_stacks(scripts, tmp_path, cluster_kubectl):
     text = scripts["zsh"].read_text()
     assert text.startswith("#compdef llmdctl")
