@@ -12,8 +12,9 @@ import pytest
 
 from conftest import gpu_node, plan_for
 from llmdctl.base.errors import InputError
+from llmdctl.plan.podsecurity import pod_security_findings
 from llmdctl.effects.admission import (
-    Workload, explain_refusal, pod_security_findings, pod_usage, quantity, quota_checks, workloads_of,
+    Workload, explain_refusal, pod_usage, quantity, quota_checks, workloads_of,
 )
 from llmdctl.effects.diagnosis import diagnose_pod, workload_refusals
 from llmdctl.effects.placement import evaluate_capacity, node_refusal

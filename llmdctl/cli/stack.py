@@ -6,6 +6,7 @@ import argparse
 from ..base.errors import ValidationError
 from ..effects.bundle import bundle_files, default_output_dir, print_bundle, write_bundle
 from ..effects.gitops import gitops_target
+from ..plan.podsecurity import stack_pod_security
 from .common import emit, err, out, plan_from, report
 
 
@@ -43,7 +44,8 @@ def validate(args: argparse.Namespace) -> int:
                                          "dataParallelPerPod": r.data_local, "expertParallel": r.expert,
                                          "autoscale": {"min": r.autoscale[0], "max": r.autoscale[1]} if r.autoscale else None}
                                 for r in plan.roles.values()},
-                      "prefixCache": "precise" if plan.kv_events else "approx"},
+                      "prefixCache": "precise" if plan.kv_events else "approx",
+                      "podSecurity": stack_pod_security(plan).as_dict()},
             "notes": list(plan.notes),
             "findings": [f.as_dict() for f in plan.findings],
         }, "json")

@@ -485,6 +485,22 @@ def _rollout_layer(spec: Spec, mode: str) -> _Layer:
     return _Layer("rollout", f"how a change replaces the pods: {what}", {"ms": ms})
 
 
+# what every container of a pod may keep when the hardware needs nothing more (Pod Security's
+# restricted profile, less runAsNonRoot: the vLLM images run as root)
+LEAST_PRIVILEGE = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _least_privilege_layer(hw: dict) -> list[_Layer]:
+    """The vLLM containers drop every capability but the ones the profile adds (IPC_LOCK where UCX
+    pins memory for RDMA), never escalate, and run under the runtime's default seccomp profile.
+    Not for hardware whose pods share the host's namespaces (host-network runs privileged; GB200's
+    cross-pod CUDA IPC needs the host's IPC and PID): those keep what their guides run with."""
+    if hw.get("hostNetwork") or hw.get("hostAccess"):
+        return []
+    return [_Layer("least privilege", "vLLM drops all capabilities but the profile's, no privilege escalation, seccomp RuntimeDefault",
+                   {"ms": {"roles": {"containers": [{"name": "vllm", "securityContext": copy.deepcopy(LEAST_PRIVILEGE)}]}}})]
+
+
 def _drain_layer(release: Release, layout: _Layer) -> list[_Layer]:
     """What lets a pod that is replaced or scaled down finish its requests (the release's
     engine.drain): a preStop sleep while the router stops picking it, vLLM's drain on SIGTERM, and
@@ -675,6 +691,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
     for ov in overlays:
         layers += _catalog_layers(catalog, ov, mode, f"overlay {ov.name}")
     layers += _catalog_layers(catalog, gateway, mode, f"gateway {gateway.name}")
+    layers += _least_privilege_layer(hw)
     stack, selector = _stack_layer(
         names=names, namespace=namespace, guide=guide, release=release, gw=gw, hw=hw, model=model, mode=mode,
         hf_secret=spec.hf_secret, pd_threshold=spec.pd_threshold, gateway_name=gateway.name,

@@ -79,6 +79,8 @@ def model_server_objects(ms: dict, *, names: dict, labels: dict, mode: str, cont
         "metadata": {"name": names["serviceAccount"], "labels": dict(labels)},
         "automountServiceAccountToken": False,
     }]
+    if mode == "disaggregated" and proxy.get("enabled", True) and dialect.get("sidecarSsrfProtection"):
+        objects += sidecar_access(names, labels, str(dialect.get("poolApiVersion", {}).get("default", "inference.networking.k8s.io/v1")).split("/")[0])
     for role in ROLES:
         block = ms.get(role) or {}
         _refuse_unknown(block, _ROLE_KEYS, f"ms.{role}")
@@ -177,7 +179,9 @@ def _workload(role: str, block: dict, ms: dict, *, names: dict, labels: dict, se
         volumes.append(_model_volume(artifacts))
     init = [copy.deepcopy(c) for c in block.get("initContainers") or []]
     if proxy is not None:
-        init.insert(0, _sidecar(proxy, service_port=service_port, vllm_port=vllm_port, dialect=dialect, dp=dp))
+        init.insert(0, _sidecar(proxy, service_port=service_port, vllm_port=vllm_port, dialect=dialect, dp=dp, pool=names["pool"]))
+        if dialect.get("sidecarSsrfProtection"):
+            volumes.append(_token_volume())
     extra = block.get("extraConfig") or {}
     _refuse_unknown(extra, _POD_KEYS, f"ms.{role}.extraConfig")
     pod: dict[str, Any] = {"serviceAccountName": names["serviceAccount"]}
@@ -354,12 +358,19 @@ def _model_volume(artifacts: dict) -> dict:
     return {"name": "model-storage", "emptyDir": {"sizeLimit": str(artifacts.get("size", "100Gi"))}}
 
 
-def _sidecar(proxy: dict, *, service_port: int, vllm_port: int, dialect: dict, dp: _DataParallel) -> dict:
+def _sidecar(proxy: dict, *, service_port: int, vllm_port: int, dialect: dict, dp: _DataParallel, pool: str) -> dict:
     """decode's routing sidecar: calls the prefill pod the EPP chose, then forwards to local vLLM
-    (with multi-port DP, port service+i to vLLM rank i's port vllm+i)."""
+    (with multi-port DP, port service+i to vLLM rank i's port vllm+i). Where it can, it refuses a
+    prefill target that is not a pod of the stack's own pool (SSRF protection)."""
     args = [f"--port={service_port}", f"{dialect.get('sidecarModelPortFlag', '--vllm-port')}={vllm_port}",
             f"--kv-connector={proxy.get('connector', 'nixlv2')}", f"--zap-log-level={proxy.get('zapLogLevel', 1)}",
             f"--secure-proxy={'true' if proxy.get('secure', False) else 'false'}"]
+    ssrf = dialect.get("sidecarSsrfProtection")
+    if ssrf:
+        # the x-prefiller-host-port header names the prefill pod; any client that reaches the sidecar
+        # unscheduled (FailOpen, or a pod calling it directly) could name any host: only the pool's
+        # pods are allowed. A bare name would mean namespace "default", so the pod's own is given.
+        args += ["--enable-ssrf-protection=true", f"--inference-pool=$(POD_NAMESPACE)/{pool}"]
     ports = [{"name": "sidecar", "containerPort": service_port, "protocol": "TCP"}]
     if dp.multi_port:
         args.append(f"--data-parallel-size={dp.local}")
@@ -370,11 +381,43 @@ def _sidecar(proxy: dict, *, service_port: int, vllm_port: int, dialect: dict, d
         "ports": ports,
         # a native sidecar (Kubernetes >= 1.29): starts before vLLM and runs beside it
         "restartPolicy": "Always",
-        "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True},
+        # Pod Security's restricted profile: the sidecar needs no privilege at all
+        "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}},
     }
+    if ssrf:
+        out["env"] = [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
+        # the API token only where it is used: vLLM's container (model code) gets none
+        out["volumeMounts"] = [{"name": SIDECAR_TOKEN_VOLUME, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": True}]
     if proxy.get("resources"):
         out["resources"] = copy.deepcopy(proxy["resources"])
     return out
+
+
+SIDECAR_TOKEN_VOLUME = "sidecar-api-access"
+
+
+def _token_volume() -> dict:
+    """What the kubelet mounts for an automounted token, as a volume only the sidecar mounts."""
+    return {"name": SIDECAR_TOKEN_VOLUME, "projected": {"defaultMode": 0o444, "sources": [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+    ]}}
+
+
+def sidecar_access(names: dict, labels: dict, pool_group: str) -> list[dict]:
+    """The Role the sidecar's SSRF protection needs, bound to the stack's ServiceAccount: read its
+    own InferencePool (by name) and the pods it selects, in this namespace only."""
+    name = f"{names['serviceAccount']}-sidecar"
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name, "labels": dict(labels)},
+         "rules": [{"apiGroups": [pool_group], "resources": ["inferencepools"], "resourceNames": [names["pool"]], "verbs": ["get", "list", "watch"]},
+                   {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name, "labels": dict(labels)},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": names["serviceAccount"]}]},
+    ]
 
 
 def chart_files(objects: list[dict], *, chart: str, version: str, description: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from ..plan.podsecurity import LEVELS, pod_security_findings, stack_pod_security
 from ..plan.stack import Plan
 from .health import FAIL, PASS, WARN, Check
 from .kube import NAMESPACES, Kube, KubeError, Resource
@@ -287,47 +288,6 @@ def quota_checks(plan: Plan, quotas: list[dict], workloads: list[Workload], own_
 
 # --- reading the policies, when this context may not create Pods ---------------------------------
 
-BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE", "SETFCAP",
-                         "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
-
-
-def pod_security_findings(spec: dict, level: str) -> list[str]:
-    """What of a pod spec the PodSecurity level refuses (the common checks: host namespaces,
-    privileged, capabilities, hostPath, host ports; for restricted also non-root, privilege
-    escalation, dropping ALL and the seccomp profile)."""
-    if level not in ("baseline", "restricted"):
-        return []
-    found = []
-    hosts = [k for k in ("hostNetwork", "hostPID", "hostIPC") if spec.get(k)]
-    if hosts:
-        found.append(f"host namespaces ({', '.join(f'{k}=true' for k in hosts)})")
-    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
-    for c in containers:
-        sc = c.get("securityContext") or {}
-        if sc.get("privileged"):
-            found.append(f'privileged (container "{c.get("name")}")')
-        extra = sorted(set((sc.get("capabilities") or {}).get("add") or []) - (BASELINE_CAPABILITIES if level == "baseline" else {"NET_BIND_SERVICE"}))
-        if extra:
-            found.append(f'non-default capabilities (container "{c.get("name")}": {", ".join(extra)})')
-        if any(p.get("hostPort") for p in c.get("ports") or []):
-            found.append(f'hostPort (container "{c.get("name")}")')
-    if any("hostPath" in v for v in spec.get("volumes") or []):
-        found.append("hostPath volumes")
-    if level == "restricted":
-        pod_sc = spec.get("securityContext") or {}
-        for c in containers:
-            sc = c.get("securityContext") or {}
-            if sc.get("allowPrivilegeEscalation") is not False:
-                found.append(f'allowPrivilegeEscalation != false (container "{c.get("name")}")')
-            if "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
-                found.append(f'unrestricted capabilities (container "{c.get("name")}" must drop ALL)')
-            if not (sc.get("runAsNonRoot") or pod_sc.get("runAsNonRoot")):
-                found.append(f'runAsNonRoot != true (container "{c.get("name")}")')
-            if not ((sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}).get("type") in ("RuntimeDefault", "Localhost")):
-                found.append(f'seccompProfile (container "{c.get("name")}" needs RuntimeDefault or Localhost)')
-    return list(dict.fromkeys(found))
-
-
 def policy_checks(plan: Plan, namespace: dict, workloads: list[Workload]) -> list[Check]:
     """The namespace's PodSecurity enforce level read from its label and applied to the templates
     (the fallback when the dry-run may not run)."""
@@ -344,6 +304,25 @@ def policy_checks(plan: Plan, namespace: dict, workloads: list[Workload]) -> lis
     return out
 
 
+def pod_security_check(plan: Plan, namespace: dict) -> Check:
+    """The level the stack's pods need (each profile states it; computed from the pods) against
+    the level the namespace enforces."""
+    need = stack_pod_security(plan)
+    labels = (namespace.get("metadata") or {}).get("labels") or {}
+    enforced = labels.get(PSA_ENFORCE)
+    why = next((w for _, (lvl, w) in need.roles.items() if lvl == need.level and w), [])
+    needs = f"{need.level}" + (f" ({'; '.join(why[:2])} rule out {LEVELS[LEVELS.index(need.level) - 1]})" if why else "")
+    if enforced is None:
+        return Check("Pod Security level", PASS, f"no enforce label on {plan.namespace}: the cluster's default applies (privileged unless its "
+                     f"admission configuration sets one); the stack needs {needs}", f"a level that admits {need.level}")
+    if enforced not in LEVELS or LEVELS.index(enforced) >= LEVELS.index(need.level):
+        return Check("Pod Security level", PASS, f"{plan.namespace} enforces {enforced}; the stack needs {needs}", f"a level that admits {need.level}")
+    fix = (f"label the namespace pod-security.kubernetes.io/enforce={need.level} if your policy allows it"
+           + ("; or --rdma-resource none (KV over TCP: no IPC_LOCK)" if any("IPC_LOCK" in w for w in why) else "")
+           + ("; or hardware that needs no host namespaces" if any("host namespaces" in w for w in why) else ""))
+    return Check("Pod Security level", FAIL, f"{plan.namespace} enforces {enforced}; the stack needs {needs}", f"a level that admits {need.level}", hint=fix)
+
+
 def admission_checks(kube: Kube, plan: Plan, workloads: list[Workload], own_pods: list[dict]) -> list[Check]:
     """The admission dry-run of every pod template (or, without the right to create Pods, the
     namespace's PodSecurity label read and applied), then the quotas summed over all pods."""
@@ -351,17 +330,18 @@ def admission_checks(kube: Kube, plan: Plan, workloads: list[Workload], own_pods
     if namespace is None:
         return [Check("admission", WARN, f"namespace {plan.namespace} does not exist yet", "the namespace's admission policies",
                       hint="the pods could not be judged by the admission chain; create the namespace first (with its labels) and run doctor again")]
+    level = pod_security_check(plan, namespace)
     if not workloads:
-        return [Check("admission", WARN, "no pod template rendered", "every pod template admitted")]
+        return [level, Check("admission", WARN, "no pod template rendered", "every pod template admitted")]
     allowed = can_create_pods(kube, plan.namespace)
     if allowed:
-        checks = dry_run_checks(kube, plan, workloads)
+        checks = [level] + dry_run_checks(kube, plan, workloads)
     else:
         checks = [Check("admission dry-run", WARN, "this context may not create pods in " + plan.namespace if allowed is False else
                         "the API server did not answer a SelfSubjectAccessReview", "create pods (server-side dry-run)",
                         hint="ask for create on pods (the dry-run stores nothing), or run doctor as a user who may; the PodSecurity "
                              "label and the quotas were read instead, webhooks and LimitRanges were not judged")]
-        checks += policy_checks(plan, namespace, workloads)
+        checks += [level] + policy_checks(plan, namespace, workloads)
     try:
         quotas = kube.list(RESOURCEQUOTAS, plan.namespace)
     except KubeError as exc:

@@ -18,6 +18,7 @@ from ..compose.compose import chart_bundle_files
 from ..compose.shared_gateway import bbr_install_command
 from .gitops import GitOps, gitops_files, readme_section
 from ..inputs.spec import gateway_ref_text
+from ..plan.podsecurity import LEVELS, stack_pod_security
 from ..plan.stack import Plan
 
 # beside an applied bundle, in its kept folder: the revisions apply kept (effects.history)
@@ -227,6 +228,46 @@ def _autoscaling_section(plan: Plan) -> str:
               "Prometheus Adapter rules that do (merge them into its values):\n\n```yaml\n" + dump(adapter_rules(plan)) + "```\n\n")
 
 
+def _failure_mode(plan: Plan) -> str:
+    """The pool's failureMode as the router values set it (FailOpen is the guides' default)."""
+    values = plan.release("router" if plan.generation == "router" else "gaie").values
+    for path in (("router", "inferencePool", "failureMode"), ("inferenceExtension", "failureMode"), ("inferencePool", "failureMode")):
+        node = values
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, str):
+            return node
+    return "FailClose"  # what the InferencePool API defaults an unset failureMode to
+
+
+def _security_section(plan: Plan) -> str:
+    """What protects the stack: the EPP's failure mode, the sidecar's SSRF protection and its
+    RBAC, the Pod Security level its pods need (issue 27)."""
+    need = stack_pod_security(plan)
+    mode = _failure_mode(plan)
+    items = [f"**Failure mode `{mode}`**: " + (
+        "when the EPP is down or slow the Gateway still forwards requests to a pool pod, unscheduled (no P/D split, headers as the "
+        "client sent them): the stack keeps serving, less well. FailClose refuses them instead (`--set router.router.inferencePool.failureMode=FailClose`)."
+        if mode == "FailOpen" else "when the EPP is down requests are refused rather than sent to a pod unscheduled.")]
+    if plan.mode == "disaggregated":
+        if plan.release_info.dialect.get("sidecarSsrfProtection"):
+            items.append(f"**Decode sidecar**: `--enable-ssrf-protection` with `--inference-pool <namespace>/{plan.names['pool']}`: a prefill "
+                         f"target (the `x-prefiller-host-port` header) that is not a pod of this pool is refused, so a request that reaches "
+                         f"the sidecar unscheduled cannot send the prompt elsewhere. It watches the pool and its pods with Role "
+                         f"`{plan.names['serviceAccount']}-sidecar` (get/list/watch on that InferencePool and on pods, this namespace only); "
+                         "the API token is mounted into the sidecar alone, not into vLLM.")
+        else:
+            items.append(f"**Decode sidecar**: llm-d {plan.llmd_version}'s charts cannot pass the sidecar its SSRF protection flags, so it "
+                         "follows any `x-prefiller-host-port` a request carries; only traffic the EPP scheduled (it sets that header) should reach "
+                         "it: keep the failure mode FailClose and the model-server ports closed to other pods (NetworkPolicies), or move to "
+                         "llm-d v0.8.0 or later, where llmdctl turns the protection on.")
+    why = next((w for _, (lvl, w) in need.roles.items() if lvl == need.level and w), [])
+    stricter = LEVELS[LEVELS.index(need.level) - 1] if need.level != LEVELS[0] else None
+    items.append(f"**Pod Security**: the pods need `{need.level}`" + (f" ({stricter} refuses: {'; '.join(why)})" if why and stricter else "")
+                 + f"; `llmdctl doctor` compares it with namespace {plan.namespace}'s `pod-security.kubernetes.io/enforce` label.")
+    return _section("Security", items)
+
+
 def _section(title: str, items: list[str]) -> str:
     return f"## {title}\n\n" + "".join(f"- {item}\n" for item in items) + "\n" if items else ""
 
@@ -366,7 +407,7 @@ def readme_text(plan: Plan, args: list[str], command: str) -> str:
         layer_list=_layer_list(plan),
         notes_section=_section("Adjustments llmdctl made", list(plan.notes)),
         findings_section=_section("Findings", [f"**{f.severity} {f.rule}**: {f.message}" for f in plan.findings]),
-        autoscaling_section=_autoscaling_section(plan),
+        autoscaling_section=_autoscaling_section(plan), security_section=_security_section(plan),
         min_kubernetes=prereq.get("minKubernetes", "1.33"),
         doctor_command=_cmd("doctor", args), apply_command=_cmd("apply", args), verify_command=_cmd("verify", args),
     )

@@ -27,6 +27,22 @@ def strip_injected_args(plan: Plan):
                        container_delta(role, c, args=[{"flag": f, PATCH_KEY: "delete"} for f in flags]))
 
 
+@rule("V-55", "fix")
+def no_memory_pinning_without_rdma(plan: Plan):
+    # IPC_LOCK is for UCX to pin memory it registers with an RDMA NIC; with --rdma-resource none
+    # there is none, and the capability alone makes the pod need PodSecurity privileged
+    spec = plan.spec
+    if spec is None or str(spec.rdma_resource or "").lower() not in ("none", "off", "false") or plan.hardware_facts.get("hostNetwork"):
+        return
+    for role, block in role_blocks(plan):
+        c = vllm_container(block)
+        add = list(((c.get("securityContext") or {}).get("capabilities") or {}).get("add") or [])
+        if "IPC_LOCK" in add:
+            rest = [cap for cap in add if cap != "IPC_LOCK"]
+            yield (f"{role}: removed IPC_LOCK (--rdma-resource none: no RDMA memory to pin)",
+                   container_delta(role, c, securityContext={"capabilities": {"add": rest or None}}))
+
+
 @rule("V-23", "fix")
 def side_channel_host(plan: Plan):
     if not is_pd(plan):
@@ -473,3 +489,15 @@ def pods_drain_before_exit(plan: Plan):
         elif grace <= sleep + timeout:
             yield (f"{role}: terminationGracePeriodSeconds {grace} <= preStop {sleep} s + --shutdown-timeout {timeout} s: the kubelet "
                    f"kills vLLM before its drain ends; raise ms.{role}.terminationGracePeriodSeconds above {sleep + timeout}")
+
+
+@rule("V-56", "error")
+def privileged_cannot_refuse_escalation(plan: Plan):
+    # the least-privilege layer sets allowPrivilegeEscalation: false; an override that makes the
+    # container privileged must lift it too, or the API server refuses every pod
+    for role, block in role_blocks(plan):
+        for c in block.get("containers") or []:
+            sc = (c.get("securityContext") or {}) if isinstance(c, dict) else {}
+            if sc.get("privileged") and sc.get("allowPrivilegeEscalation") is False:
+                yield (f"{role}: container {c.get('name')} is privileged with allowPrivilegeEscalation: false, which the API server "
+                       f"refuses; also set ms.{role}.containers[{c.get('name')}].securityContext.allowPrivilegeEscalation=true (or null)")
