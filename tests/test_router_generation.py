@@ -358,7 +358,7 @@ def test_the_v090_overlays_pod_settings_reach_the_pods():
            for d in plan.manifests["ms"] if d["kind"] == "Deployment"}
     assert env["prefill"]["VLLM_HTTP_TIMEOUT_KEEP_ALIVE"] == "120" and "VLLM_HTTP_TIMEOUT_KEEP_ALIVE" not in env["decode"]
     assert env["prefill"]["USER"] == env["decode"]["USER"] == "llm-d"
-    args = plan.manifests["ms"][1]["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = next(d for d in plan.manifests["ms"] if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--disable-access-log-for-endpoints=/health,/metrics,/v1/models" in args and "--disable-uvicorn-access-log" not in args
     # the helmfile era keeps its own values (this layer is the release's)
     old = plan_for(llmd_version="v0.6.0").ms_values["prefill"]["containers"][0]

@@ -118,6 +118,11 @@ CASES = {
     "V-52": ({"llmd_version": "v0.9.0", "sets": ["ms.routing.proxy.connector=nixl"]}, {"llmd_version": "v0.9.0"}),
     "V-53": ({"llmd_version": "v0.9.0", "sets": ['ms.decode.extraConfig.tolerations=[{"key":"x","operator":"Exists"}]']},
              {"llmd_version": "v0.9.0", "tolerations": ("x",)}),
+    # no RDMA NIC: nothing for UCX to pin, so no IPC_LOCK (and PodSecurity baseline admits the pods)
+    "V-55": ({"llmd_version": "v0.9.0", "rdma_resource": "none"}, {"llmd_version": "v0.9.0", "environments": ["gke-no-rdma"]}),
+    "V-56": ({"llmd_version": "v0.9.0", "environments": ["gke-no-rdma"], "sets": ["ms.decode.containers[vllm].securityContext.privileged=true"]},
+             {"llmd_version": "v0.9.0", "environments": ["gke-no-rdma"], "sets": ["ms.decode.containers[vllm].securityContext.privileged=true",
+                                                                                  "ms.decode.containers[vllm].securityContext.allowPrivilegeEscalation=true"]}),
     # an override of the grace period alone: the kubelet would kill vLLM 45 s into its drain
     "V-54": ({"llmd_version": "v0.9.0", "sets": ["ms.decode.terminationGracePeriodSeconds=30"]},
              {"llmd_version": "v0.9.0", "sets": ["ms.decode.terminationGracePeriodSeconds=120"]}),

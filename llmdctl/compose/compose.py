@@ -878,7 +878,11 @@ def evaluate(plan: Plan, catalog: Catalog | None = None) -> Plan:
         if fixes:
             ms = plan.ms_values
             for finding, delta in fixes:
-                ms = merge_values(ms, delta)
+                try:
+                    ms = merge_values(ms, delta)
+                except InputError as exc:  # the values have a shape the fix cannot merge into: say whose fix and where
+                    raise InputError(f"{r.id} could not apply its fix ({finding.message}): ms.{exc.message}",
+                                     hint=exc.hint or "check the type of that key in your --set / --values and the profile's values") from None
                 findings.append(finding)
             plan = _with_ms_values(plan, strip_patch_markers(ms))
     for r in (r for r in RULES if r.severity != "fix"):

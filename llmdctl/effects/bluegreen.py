@@ -156,15 +156,18 @@ def migrate(plan: Plan, files: dict[str, str], box: Toolbox, folder: Path, blue:
         raise LlmdctlError(f"the new stack {plan.postfix} did not become healthy in {waited:.0f} s; every request still goes to "
                            f"{blue.postfix}: " + "; ".join(failing[:3]), hint=f"llmdctl verify for {plan.postfix} shows why; remove it with: {cleanup}")
     green_pool = plan.names["pool"]
-    for percent in steps:
-        run_steps(box, [_patch_route(blue, weighted(blue.route, blue, green_pool, percent), f"{percent}% to {plan.postfix}")],
-                  say=say, resume=resume, cleanup=cleanup)
-        say(f"traffic: {percent}% of requests to {plan.postfix}, {100 - percent}% to {blue.postfix}; holding {pause:.0f} s")
-        wrong = _hold(plan, kube, pause, sleep)
-        if wrong:
-            _back_to_blue(box, blue, say)
-            raise LlmdctlError(f"the new stack {plan.postfix} failed at {percent}% ({'; '.join(wrong[:3])}); every request is back on "
-                               f"{blue.postfix}, which was not changed", hint=f"look with llmdctl verify; remove {plan.postfix} with: {cleanup}")
+    try:
+        for percent in steps:
+            run_steps(box, [_patch_route(blue, weighted(blue.route, blue, green_pool, percent), f"{percent}% to {plan.postfix}")],
+                      say=say, resume=resume, cleanup=cleanup)
+            say(f"traffic: {percent}% of requests to {plan.postfix}, {100 - percent}% to {blue.postfix}; holding {pause:.0f} s")
+            wrong = _hold(plan, kube, pause, sleep)
+            if wrong:
+                raise LlmdctlError(f"the new stack {plan.postfix} failed at {percent}% ({'; '.join(wrong[:3])}); every request is back on "
+                                   f"{blue.postfix}, which was not changed", hint=f"look with llmdctl verify; remove {plan.postfix} with: {cleanup}")
+    except BaseException:  # a failed step, a failed patch, Ctrl-C: the old route exactly as it was, then the cause
+        _back_to_blue(box, blue, say)
+        raise
     return _retire_blue(box, blue, say, resume)
 
 

@@ -71,6 +71,8 @@ def test_podsecurity_baseline(e2e):
         assert f"kubectl label namespace {ns} pod-security.kubernetes.io/enforce=privileged" in check["hint"], check
         assert "--rdma-resource none" in check["hint"]
     assert checks_of(r)["admission Deployment gaie-pd-epp"]["status"] == "pass"  # the EPP is fine under baseline
+    level = bad["Pod Security level"]  # what the profile needs, said before any pod is judged
+    assert f"{ns} enforces baseline; the stack needs privileged" in level["observed"] and "IPC_LOCK" in level["observed"], level
     no_pods_or_releases(e2e, ns)  # the dry-run stored nothing
 
     refused_before_anything_changed(e2e, ns, expect="PodSecurity")
@@ -82,6 +84,19 @@ def test_podsecurity_baseline(e2e):
     assert v.code == 1 and "the API server refuses them (PodSecurity)" in v.out and "enforce=privileged" in v.out, v
 
     destroyed(e2e, ns)
+
+    # issue 27: hardware without RDMA needs no more than baseline. gke-no-rdma's pods pass the API
+    # server's own PodSecurity check as they are; nvidia-ib without its NICs drops IPC_LOCK and runs
+    r = e2e.llmdctl("doctor", "-n", ns, *SMALL, "-e", "gke-no-rdma", "-o", "json")
+    checks = checks_of(r)
+    for role in ("prefill", "decode"):
+        assert checks[f"admission Deployment {deployment(ns, role)}"]["status"] == "pass", checks
+    assert checks["Pod Security level"]["status"] == "pass" and "needs baseline" in checks["Pod Security level"]["observed"]
+    r = e2e.llmdctl("apply", "-y", "-n", ns, *SMALL, "--rdma-resource", "none", "--wait", "--timeout", "3m", timeout=400)
+    assert r.code == 0 and "fixed V-55" in r.err, r
+    assert e2e.llmdctl("verify", "-n", ns, *SMALL, "--rdma-resource", "none").code == 0
+    destroyed(e2e, ns)
+
     cp.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=privileged", "--overwrite")
     assert e2e.llmdctl("doctor", "-n", ns, *SMALL).code == 0
     r = e2e.llmdctl("apply", "-y", "-n", ns, *SMALL, "--wait", "--timeout", "3m", timeout=400)

@@ -215,3 +215,35 @@ def test_a_v06_istio_stack_moves_to_v09_blue_green_and_a_failure_midway_leaves_i
     assert e2e.llmdctl("destroy", "-y", "-n", ns, "--postfix", "pd-v09").code == 0
     assert e2e.llmdctl("destroy", "-y", "-n", ns, "--postfix", "pd").code == 0
     left_only_user_objects(e2e, ns)
+
+
+def test_the_decode_sidecar_may_read_its_own_pool_and_pods_and_nothing_more(router_crds):
+    """issue 27 item 5: the sidecar is not running here, so the wiring is proven: its SSRF flags as
+    the API server stored them, and what its ServiceAccount may do, asked as that account."""
+    e2e = router_crds
+    cp, ns = e2e.cp, "llm-d-sec"
+    cp.namespace(ns)
+    r = e2e.llmdctl("apply", "-y", *V, "-n", ns, *SMALL, "--wait", "--timeout", "3m", timeout=400)
+    assert r.code == 0, r
+    spec = cp.get_json("deployment", "ms-pd-decode", "-n", ns)["spec"]["template"]["spec"]
+    sidecar = next(c for c in spec["initContainers"] if c["name"] == "routing-proxy")
+    assert "--enable-ssrf-protection=true" in sidecar["args"] and "--inference-pool=$(POD_NAMESPACE)/router-pd" in sidecar["args"]
+    [pod] = cp.get_json("pods", "-n", ns, "-l", "llm-d.ai/role=decode")["items"]
+    assert any(v["name"] == "sidecar-api-access" and "projected" in v for v in pod["spec"]["volumes"])
+    assert not any(m["mountPath"].startswith("/var/run/secrets/kubernetes.io") for c in pod["spec"]["containers"] for m in c.get("volumeMounts") or [])
+
+    account = f"system:serviceaccount:{ns}:ms-pd"
+
+    def may(*args: str) -> str:
+        return cp.kubectl("auth", "can-i", *args, "--as", account, check=False).stdout.strip()
+    pool = "inferencepools.inference.networking.k8s.io"
+    allowed = [("get", f"{pool}/router-pd"), ("list", f"{pool}/router-pd"), ("watch", f"{pool}/router-pd"),
+               ("get", "pods"), ("list", "pods"), ("watch", "pods")]
+    refused = [("list", pool), ("get", f"{pool}/router-other"), ("update", f"{pool}/router-pd"), ("create", "pods"), ("delete", "pods"),
+               ("get", "secrets"), ("list", "secrets"), ("list", "pods", "-n", "default"), ("list", "nodes"), ("get", "configmaps")]
+    answers = {" ".join(a): may(*a, *([] if "-n" in a else ["-n", ns])) for a in allowed + refused}
+    assert [a for a in allowed if answers[" ".join(a)] != "yes"] == [], answers
+    assert [a for a in refused if answers[" ".join(a)] != "no"] == [], answers
+    measured(f"sidecar ServiceAccount: {len(allowed)} reads allowed, {len(refused)} other requests refused (kubectl auth can-i --as)")
+    assert e2e.llmdctl("destroy", "-y", "-n", ns).code == 0
+    left_only_user_objects(e2e, ns)
