@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import HELMFILE_ERA, plan_for, parse
-from llmdctl.effects.lifecycle import chart_version, group_stacks, parse_helm_list
+from llmdctl.effects.stacks import chart_version, group_stacks, parse_helm_list
 from llmdctl.effects.tools import context_dir_name, version_tuple
 
 MUTATING = re.compile(r"^(helmfile .* (apply|sync|destroy)\b|helm .*\buninstall\b|kubectl .*\b(apply|delete|create)\b)")

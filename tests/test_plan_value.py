@@ -13,7 +13,8 @@ from llmdctl.compose.rules import Rule
 from llmdctl.effects.bundle import bundle_files, command_args
 from llmdctl.effects.health import Observed, evaluate_stack
 from llmdctl.effects.placement import evaluate_capacity
-from llmdctl.effects.lifecycle import apply_steps, destroy_steps, StackState
+from llmdctl.effects.lifecycle import apply_steps, destroy_steps
+from llmdctl.effects.stacks import StackState
 from llmdctl.inputs.spec import build_spec
 from llmdctl.plan.frozen import FrozenError, thaw
 

@@ -370,7 +370,7 @@ def _helm_row(name, chart, status="deployed", ns="llm-d-pd"):
 
 
 def test_status_groups_router_generation_stacks():
-    from llmdctl.effects.lifecycle import group_stacks
+    from llmdctl.effects.stacks import group_stacks
 
     stacks = group_stacks([
         _helm_row("router-pd", "llm-d-router-standalone-v0.10.0"), _helm_row("ms-pd", "llmdctl-model-servers-0.1.0"),

@@ -12,7 +12,7 @@ from llmdctl.effects.bundle import bundle_files, command_args
 from llmdctl.effects.health import evaluate_stack, observe_stack
 from llmdctl.effects.doctor import shared_gateway_checks
 from llmdctl.effects.kube import Kube
-from llmdctl.effects.lifecycle import attached_routes, attached_stacks, gateway_models, group_stacks
+from llmdctl.effects.stacks import attached_routes, attached_stacks, gateway_models, group_stacks
 from llmdctl.inputs.spec import build_spec
 
 from test_verify import _cluster_basics

@@ -312,7 +312,7 @@ def _as_installed(plan, namespace="llm-d-pd"):
 def test_status_reads_back_the_layout_each_role_was_rendered_with(kw):
     """What status shows is read from the objects alone (replicas, LWS size, vLLM flags, in args or in
     the launch script of an instance over nodes), and gives back what --prefill/--decode said."""
-    from llmdctl.effects.lifecycle import attach_layouts, layout_text
+    from llmdctl.effects.stacks import attach_layouts, layout_text
 
     plan = plan_for(llmd_version=V9, **kw)
     stacks = [{"namespace": "llm-d-pd", "postfix": plan.postfix}]
@@ -329,7 +329,7 @@ def test_status_reads_back_the_layout_each_role_was_rendered_with(kw):
 
 
 def test_status_shows_the_gb200_example_and_keeps_stacks_and_releases_apart():
-    from llmdctl.effects.lifecycle import attach_layouts, layout_text
+    from llmdctl.effects.stacks import attach_layouts, layout_text
 
     plan = plan_for(llmd_version=V9, environments=["gb200"])
     mine = _as_installed(plan)
@@ -359,7 +359,7 @@ def test_status_shows_the_gb200_example_and_keeps_stacks_and_releases_apart():
     (["vllm", "serve", "m"], ["--enable-expert-parallel-not-a-flag"], ("1xTP1", 1, 1, False)),
 ])
 def test_role_shape_reads_the_ways_vllm_flags_are_written(command, args, want):
-    from llmdctl.effects.lifecycle import role_shape
+    from llmdctl.effects.stacks import role_shape
 
     size = 2 if "LWS_GROUP_SIZE" in " ".join(args) else 1
     pod = {"metadata": {"labels": {"llm-d.ai/role": "decode"}},

@@ -20,11 +20,8 @@ from ..effects.bluegreen import describe, green_plan, parse_steps, read_blue
 from ..effects.bluegreen import migrate as run_migration
 from ..effects.health import FAIL
 from ..effects.history import keep_revision, replay_mismatch, revisions, rollback_target
-from ..effects.lifecycle import (
-    UI, apply_dry_run, apply_stack, attach_layouts, destroy_dry_run, destroy_stack, diff_stack, kept_bundle, list_routes, list_stacks, list_workloads,
-    refused_after_apply,
-    stack_gateways, stack_rows,
-)
+from ..effects.lifecycle import UI, apply_dry_run, apply_stack, destroy_dry_run, destroy_stack, diff_stack, kept_bundle, refused_after_apply
+from ..effects.stacks import attach_layouts, list_routes, list_stacks, list_workloads, stack_gateways, stack_rows
 from ..effects.kube import kube_for
 from ..effects.tools import Toolbox, ToolMissing, cluster_flags, open_toolbox
 from ..effects.doctor import doctor_stack

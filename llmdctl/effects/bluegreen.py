@@ -26,7 +26,8 @@ from ..compose.names import release_names, stack_names
 from ..plan.stack import Plan
 from .health import PASS, WARN, evaluate_stack, observe_stack
 from .kube import HTTPROUTES, Kube, KubeError, kube_for
-from .lifecycle import UI, StackState, apply_stack, observe, run_steps, uninstall_steps
+from .lifecycle import UI, apply_stack, run_steps, uninstall_steps
+from .stacks import StackState, observe
 from .tools import Command, Toolbox
 from .verify import verify
 

@@ -21,7 +21,7 @@ from ..base.errors import LlmdctlError
 from ..compose.compose import plan_stack
 from ..plan.stack import Plan
 from .bundle import HISTORY, bundle_files, command_args
-from .lifecycle import observe
+from .stacks import observe
 from .tools import Toolbox
 
 KEEP = 10  # revisions kept per stack (the oldest go first), as Helm's --history-max default keeps 10
