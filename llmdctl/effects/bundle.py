@@ -13,11 +13,12 @@ from .. import __version__
 from ..base.errors import InputError
 from ..base.templates import render_template
 from ..base.yamlio import dump
+from ..compose import netpol
 from ..compose.autoscaling import adapter_rules, metrics_for
 from ..compose.compose import chart_bundle_files
 from ..compose.shared_gateway import bbr_install_command
 from .gitops import GitOps, gitops_files, readme_section
-from ..inputs.spec import gateway_ref_text
+from ..inputs.spec import DEFAULT_METRICS_NAMESPACE, gateway_ref_text
 from ..plan.stack import Plan
 
 # beside an applied bundle, in its kept folder: the revisions apply kept (effects.history)
@@ -53,6 +54,10 @@ def command_args(plan: Plan) -> list[str]:
             args += ["--rdma-resource", spec.rdma_resource]
         if spec.rollout and spec.origin.get("rollout") == "flag" and len({how for _, how in spec.rollout}) == 1:
             args += ["--rollout", spec.rollout[0][1]]
+        if not spec.network_policy:
+            args += ["--network-policy", "off"]
+        if spec.metrics_namespace != DEFAULT_METRICS_NAMESPACE:
+            args += ["--metrics-namespace", spec.metrics_namespace]
         for toleration in spec.tolerations[spec.tolerations_from_spec:]:
             args += ["--toleration", toleration.text()]
         if spec.hf_secret != "llm-d-hf-token":
@@ -227,6 +232,42 @@ def _autoscaling_section(plan: Plan) -> str:
               "Prometheus Adapter rules that do (merge them into its values):\n\n```yaml\n" + dump(adapter_rules(plan)) + "```\n\n")
 
 
+def _network_policy_section(plan: Plan) -> str:
+    """The NetworkPolicies the bundle carries, what each admits and why (issue 27), or that they are off."""
+    if not netpol.enabled(plan):
+        return ("## NetworkPolicies\n\nNone: rendered with `--network-policy off`, so any pod in the cluster can reach the model "
+                "servers' ports (the decode sidecar, vLLM, the NIXL side channel) and the EPP. Render without it on a cluster "
+                "whose network plugin enforces NetworkPolicy (`llmdctl doctor` tells where it can).\n\n")
+    policies = netpol.network_policies(plan)
+    rows = "".join(f"| `{p['metadata']['name']}` | {netpol.describe_peer({'podSelector': p['spec']['podSelector']})} | "
+                   + "<br>".join(netpol.describe_rules(p)) + " |\n" for p in policies)
+    where = ("in the model-server chart (`charts/ms/templates/networkpolicy-*.yaml`)" if plan.generation == "router"
+             else "in the modelservice release's `extraObjects` (`ms.values.yaml`)")
+    gateway = netpol.gateway_peer(plan)
+    if gateway is None:
+        entry = (f"Standalone: the EPP pod's Envoy (listener {netpol.ENVOY_LISTENER}, the Service's port 80) is the stack's entry point, "
+                 "so it admits any client; ext-proc is Envoy to the EPP over localhost, which no NetworkPolicy sees. ")
+    elif gateway == {}:
+        entry = ("GKE's load balancer proxies are not pods: they connect from the cluster's proxy-only subnet, which llmdctl does not know, "
+                 "so the ports they reach (the serving ports, ext-proc) admit any source; every other port stays closed. ")
+    else:
+        entry = (f"Gateway `{plan.gateway_namespace}/{plan.names['gateway']}`: its data-plane pods, which Istio, kgateway and agentgateway label "
+                 f"`{netpol.GATEWAY_POD_LABEL}: {plan.names['gateway']}`. ")
+    return ("## NetworkPolicies\n\n"
+            f"Ingress only (egress stays open: the pods pull models and images), {where}, removed with the release:\n\n"
+            "| policy | selects | admits (source → TCP ports) |\n|---|---|---|\n" + rows
+            + "\nWhy: the decode sidecar fetches from whatever host a request header names, and vLLM, the NIXL side channel and the "
+              "KV-event sockets have no authentication, so only the stack's own router reaches the serving ports. Between the stack's "
+              "model servers every port is open (NIXL side channel, UCX's KV transfer on ephemeral ports, data-parallel ranks); "
+              "the EPP reaches the serving ports for requests, metrics and tokenizing" + (" and the KV-event sockets" if plan.kv_events else "")
+            + f"; Prometheus in namespace `{netpol.metrics_namespace(plan)}` reaches vLLM's and the EPP's metrics ports "
+              "(`--metrics-namespace NS` if it runs elsewhere). " + entry
+            + "Selectors carry the stack's own labels, so another stack in this namespace is not admitted. Kubelet probes come "
+              "from the node, which the common network plugins admit. Pods on the host network (`-e host-network`) are outside "
+              "NetworkPolicy. A cluster whose network plugin does not enforce NetworkPolicy ignores these objects: "
+              "`llmdctl doctor` says so where it can tell, and `--network-policy off` leaves them out.\n\n")
+
+
 def _section(title: str, items: list[str]) -> str:
     return f"## {title}\n\n" + "".join(f"- {item}\n" for item in items) + "\n" if items else ""
 
@@ -366,7 +407,7 @@ def readme_text(plan: Plan, args: list[str], command: str) -> str:
         layer_list=_layer_list(plan),
         notes_section=_section("Adjustments llmdctl made", list(plan.notes)),
         findings_section=_section("Findings", [f"**{f.severity} {f.rule}**: {f.message}" for f in plan.findings]),
-        autoscaling_section=_autoscaling_section(plan),
+        autoscaling_section=_autoscaling_section(plan) + _network_policy_section(plan),
         min_kubernetes=prereq.get("minKubernetes", "1.33"),
         doctor_command=_cmd("doctor", args), apply_command=_cmd("apply", args), verify_command=_cmd("verify", args),
     )
