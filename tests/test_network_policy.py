@@ -85,7 +85,7 @@ def test_every_bundle_carries_a_policy_per_role_and_one_for_the_epp(version):
     plan = plan_for(llmd_version=version, environments=env) if env else plan_for(llmd_version=version)
     pols = policies(plan)
     n = plan.names
-    assert sorted(pols) == sorted([n["prefill"], n["decode"], n["epp"]])
+    assert sorted(pols) == sorted([n["prefill"], n["decode"], netpol.epp_policy_name(plan)])
     pods = model_server_pods(plan)
     for role in ("prefill", "decode"):
         pol = pols[n[role]]
@@ -96,7 +96,7 @@ def test_every_bundle_carries_a_policy_per_role_and_one_for_the_epp(version):
         assert sel["matchLabels"]["app.kubernetes.io/instance" if version not in (V4,) else "llm-d.ai/model"] == n["stackLabel"]
         assert selects(sel, pods[role])
         assert not selects(sel, pods["decode" if role == "prefill" else "prefill"])
-    assert pols[n["epp"]]["spec"]["podSelector"]["matchLabels"] == netpol.epp_pod_labels(plan)
+    assert pols[netpol.epp_policy_name(plan)]["spec"]["podSelector"]["matchLabels"] == netpol.epp_pod_labels(plan)
 
 
 def test_epp_pod_labels_are_the_charts_own():
@@ -130,7 +130,7 @@ def test_standalone_model_servers_admit_their_epp_own_pods_and_the_scraper_only(
         assert admitted(pol, pods["decode"], ns, pod_namespace="elsewhere") == []
         # no rule without a source in standalone mode
         assert all("from" in r for r in pol["spec"]["ingress"])
-    epp_pol = pols[plan.names["epp"]]
+    epp_pol = pols[netpol.epp_policy_name(plan)]
     # standalone: Envoy's listener is the entry point (any client); ext-proc stays on localhost
     assert admitted(epp_pol, {"app": "curl"}, ns, pod_namespace="anywhere") == [8081]
     assert admitted(epp_pol, {}, ns, pod_namespace="llm-d-monitoring") == [8081, 9090]
@@ -148,7 +148,7 @@ def test_gateway_mode_admits_the_gateways_data_plane_and_the_epp_only_the_gatewa
         # another Gateway's pods are not admitted
         other = {"gateway.networking.k8s.io/gateway-name": "gateway-other"}
         assert admitted(pols[plan.names[role]], other, ns, pod_namespace=ns) == []
-    epp = pols[plan.names["epp"]]
+    epp = pols[netpol.epp_policy_name(plan)]
     assert admitted(epp, gateway_pod, ns, pod_namespace=ns) == [9002]
     assert admitted(epp, {"app": "curl"}, ns, pod_namespace=ns) == []
     assert admitted(epp, model_server_pods(plan)["decode"], ns, pod_namespace=ns) == []
@@ -162,7 +162,7 @@ def test_an_attached_gateway_is_admitted_from_its_own_namespace():
     pod = {"gateway.networking.k8s.io/gateway-name": "gw-x"}
     assert admitted(pols[plan.names["decode"]], pod, plan.namespace, pod_namespace="shared") == [8000]
     assert admitted(pols[plan.names["decode"]], pod, plan.namespace, pod_namespace=plan.namespace) == []
-    assert admitted(pols[plan.names["epp"]], pod, plan.namespace, pod_namespace="shared") == [9002]
+    assert admitted(pols[netpol.epp_policy_name(plan)], pod, plan.namespace, pod_namespace="shared") == [9002]
 
 
 @pytest.mark.parametrize("version", [V9, V6])
@@ -173,7 +173,7 @@ def test_gke_load_balancer_proxies_are_no_pods_so_only_the_ports_they_reach_are_
         pol = pols[plan.names[role]]
         assert admitted(pol, {}, plan.namespace, pod_namespace="anywhere") == [8000]
         assert [r for r in pol["spec"]["ingress"] if "from" not in r] == [{"ports": [{"protocol": "TCP", "port": 8000}]}]
-    assert admitted(pols[plan.names["epp"]], {}, plan.namespace, pod_namespace="anywhere") == [9002]
+    assert admitted(pols[netpol.epp_policy_name(plan)], {}, plan.namespace, pod_namespace="anywhere") == [9002]
 
 
 def test_precise_prefix_cache_opens_the_kv_event_sockets_to_the_epp_only():
@@ -199,7 +199,7 @@ def test_multi_port_data_parallel_opens_every_rank_port_the_pool_targets():
 
 def test_aggregated_stack_has_no_prefill_policy():
     plan = plan_for(llmd_version=V9, guide="inference-scheduling", prefill="0", decode="2xTP2")
-    assert sorted(policies(plan)) == sorted([plan.names["decode"], plan.names["epp"]])
+    assert sorted(policies(plan)) == sorted([plan.names["decode"], netpol.epp_policy_name(plan)])
     # no sidecar: decode's vLLM serves (and is scraped) on the pool's port
     assert admitted(policies(plan)[plan.names["decode"]], {}, plan.namespace, pod_namespace="llm-d-monitoring") == [8000]
 
@@ -243,8 +243,8 @@ def test_policies_are_deterministic_and_in_the_bundle(version):
     assert one == two
     if version == V9:
         names = sorted(n for n in one if "networkpolicy" in n)
-        assert names == ["charts/ms/templates/networkpolicy-ms-pd-decode.yaml", "charts/ms/templates/networkpolicy-ms-pd-prefill.yaml",
-                         "charts/ms/templates/networkpolicy-router-pd-epp.yaml"]
+        assert names == ["charts/ms/templates/networkpolicy-ms-pd-decode.yaml", "charts/ms/templates/networkpolicy-ms-pd-epp.yaml",
+                         "charts/ms/templates/networkpolicy-ms-pd-prefill.yaml"]
     else:
         ms = parse(one["ms.values.yaml"])
         assert [o["kind"] for o in ms["extraObjects"]] == ["NetworkPolicy"] * 3

@@ -59,6 +59,11 @@ def network_policies(plan: Plan) -> list[dict]:
     return [*(_model_server_policy(plan, role, labels) for role in ROLES if role in plan.roles), _epp_policy(plan, labels)]
 
 
+def epp_policy_name(plan: Plan) -> str:
+    """The EPP's policy ships with the model-server release, so it carries that release's name."""
+    return f"{plan.names['ms']}-epp"
+
+
 def epp_pod_labels(plan: Plan) -> dict[str, str]:
     """The labels the router chart puts on the stack's EPP pod (and selects it by)."""
     epp = plan.names["epp"]
@@ -172,7 +177,7 @@ def _epp_policy(plan: Plan, labels: dict) -> dict:
         rules.append({"from": [gateway], "ports": _ports([ext_proc])})
         entry = f"ext-proc {ext_proc} from Gateway {plan.gateway_namespace}/{plan.names['gateway']}"
     rules.append({"from": [_scraper(plan)], "ports": _ports([metrics])})
-    return _policy(plan.names["epp"], epp_pod_labels(plan), rules, labels,
+    return _policy(epp_policy_name(plan), epp_pod_labels(plan), rules, labels,
                    f"EPP of stack {plan.postfix}: {entry}, metrics {metrics} from namespace {metrics_namespace(plan)}")
 
 
