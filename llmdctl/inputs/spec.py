@@ -91,6 +91,11 @@ class Override(NamedTuple):
     from_spec: bool = False  # came from the spec file, so `-f` reproduces it
 
 
+# where llm-d's quickstart (install-prometheus-grafana.sh) installs Prometheus: the namespace the
+# NetworkPolicies admit the metrics scraper from unless --metrics-namespace says otherwise
+DEFAULT_METRICS_NAMESPACE = "llm-d-monitoring"
+
+
 class Spec(NamedTuple):
     environments: tuple[str, ...] = ()
     namespace: str | None = None
@@ -116,7 +121,7 @@ class Spec(NamedTuple):
     # NetworkPolicies in the bundle (--network-policy on|off), and where the Prometheus that scrapes
     # the stack runs (--metrics-namespace): the policies admit the metrics ports from there
     network_policy: bool = True
-    metrics_namespace: str = "llm-d-monitoring"
+    metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
     overrides: tuple[Override, ...] = ()
     charts: str | None = None  # absolute path of a local chart folder (--charts)
     chart_repository: str | None = None  # mirror repository for every chart (--chart-repo)
@@ -131,8 +136,6 @@ class Spec(NamedTuple):
 
 PREFIX_CACHE_MODES = ("approx", "precise")
 NETWORK_POLICY_MODES = ("on", "off")
-# where llm-d's quickstart (install-prometheus-grafana.sh) installs Prometheus
-DEFAULT_METRICS_NAMESPACE = "llm-d-monitoring"
 ROLLOUTS = ("surge", "in-place", "recreate")
 
 
