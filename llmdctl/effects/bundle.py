@@ -264,7 +264,9 @@ def _network_policy_section(plan: Plan) -> str:
               "(`--metrics-namespace NS` if it runs elsewhere). " + entry
             + "Selectors carry the stack's own labels, so another stack in this namespace is not admitted. Kubelet probes come "
               "from the node, which the common network plugins admit. Pods on the host network (`-e host-network`) are outside "
-              "NetworkPolicy. A cluster whose network plugin does not enforce NetworkPolicy ignores these objects: "
+              "NetworkPolicy. `llmdctl verify --smoke` reads the prefill pods' metrics through the API server's pod proxy, "
+              "which these policies refuse where the API server is not on the nodes (managed control planes). "
+              "A cluster whose network plugin does not enforce NetworkPolicy ignores these objects: "
               "`llmdctl doctor` says so where it can tell, and `--network-policy off` leaves them out.\n\n")
 
 
