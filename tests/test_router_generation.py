@@ -18,7 +18,8 @@ from llmdctl.base.errors import InputError, ValidationError
 from llmdctl.base.yamlio import load_text
 from llmdctl.compose.modelserver import chart_files
 from llmdctl.base.yamlio import dump
-from llmdctl.effects.bundle import bundle_files, remove_bundle, write_bundle
+from llmdctl.effects.bundle import bundle_files
+from llmdctl.effects.bundle_folder import remove_bundle, write_bundle
 
 ALL = list(router_cases(("v0.9.0", "v0.8.0", "v0.7.0")))
 ACCEPTED = [(cid, kw) for cid, kw, refusal in ALL if refusal is None]  # the refused ones: test_render_matrix.py

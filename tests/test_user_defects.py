@@ -40,7 +40,7 @@ def test_a_file_the_marker_does_not_list_is_the_users(cli, tmp_path):
 
 
 def test_a_kept_apply_bundle_folder_keeps_the_users_files_too(tmp_path):
-    from llmdctl.effects.bundle import MARKER, write_bundle
+    from llmdctl.effects.bundle_folder import MARKER, write_bundle
 
     folder = tmp_path / "kept"
     write_bundle({"helmfile.yaml": "a: 1\n"}, folder)

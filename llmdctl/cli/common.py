@@ -26,7 +26,8 @@ def spec_from(args: argparse.Namespace) -> Spec:
         guide=args.guide, llmd_version=args.llmd_version, model=args.model, model_size=args.model_size,
         prefill=args.prefill, decode=args.decode, pd_threshold=args.pd_threshold, prefix_cache=args.prefix_cache, autoscale=args.autoscale,
         attach_gateway=args.attach_gateway, route_by_model=args.route_by_model, hf_secret=args.hf_secret,
-        rdma_resource=args.rdma_resource, tolerations=args.tolerations, rollout=args.rollout, sets=args.set_, values=args.values,
+        rdma_resource=args.rdma_resource, tolerations=args.tolerations, rollout=args.rollout,
+        network_policy=args.network_policy, metrics_namespace=args.metrics_namespace, sets=args.set_, values=args.values,
         charts=args.charts, chart_repo=args.chart_repo, scorers=args.scorer, scheduler_params=args.scheduler_param,
     )
 

@@ -108,6 +108,13 @@ def add_stack_options(p: argparse.ArgumentParser) -> None:
                    help="How a change replaces the vLLM pods: surge (new pods first, zero downtime, needs spare GPUs), in-place "
                         "(one pod at a time, old one first), recreate (all at once, the stack goes down). Default: apply picks per "
                         "role from the free GPUs; a bundle rendered without a cluster rolls in place.")
+    g.add_argument("--network-policy", choices=("on", "off"),
+                   help="NetworkPolicies in the bundle (default on): model-server ports open only to the stack's EPP, its Gateway, its "
+                        "own model servers and the metrics scraper; the EPP only to the Gateway (standalone: Envoy's listener). off for "
+                        "clusters whose network plugin does not enforce them (`llmdctl doctor` tells where it can).")
+    g.add_argument("--metrics-namespace", metavar="NS",
+                   help="Namespace of the Prometheus that scrapes the stack: the NetworkPolicies admit vLLM's and the EPP's metrics ports "
+                        "from it. Default: llm-d-monitoring (where llm-d's quickstart installs Prometheus).")
     g.add_argument("--set", dest="set_", action="append", metavar="R.PATH=V",
                    help="Override one value, applied last: RELEASE.PATH=VALUE (ms.decode.replicas=2; ms.roles.* means both roles).")
     g.add_argument("--values", action="append", metavar="R=FILE", help="Merge a values file into one release, applied last: RELEASE=FILE (ms=extra.yaml).")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 from ..base.errors import ValidationError
-from ..effects.bundle import bundle_files, default_output_dir, print_bundle, write_bundle
+from ..effects.bundle import bundle_files, default_output_dir
+from ..effects.bundle_folder import print_bundle, write_bundle
 from ..effects.gitops import gitops_target
 from ..plan.podsecurity import stack_pod_security
 from .common import emit, err, out, plan_from, report

@@ -33,7 +33,7 @@ from ..inputs.charts import resolve_charts
 from ..inputs.spec import RoleLayout, Spec, gateway_ref_text, input_name, parse_layout
 from .. import __version__
 from ..plan.stack import ROLES, LayerInfo, Plan, ReleasePlan, RolePlan
-from . import autoscaling, eppconfig, kvevents, shared_gateway
+from . import autoscaling, eppconfig, kvevents, netpol, shared_gateway
 from .modelserver import chart_files, model_server_objects
 from .names import GENERATED_CHARTS, check_names, check_secret_name, stack_names
 from .router import gaie_values, gateway_objects, router_pin, router_pins, router_values
@@ -774,7 +774,7 @@ def compose(spec: Spec, catalog: Catalog | None = None) -> Plan:
         layers=_unique_layers(layers, spec),
         provenance=provenance, hf_secret=spec.hf_secret, notes=tuple(notes + _router_notes(release, hw, mode, spec)), spec=spec,
     )
-    return plan.replace(manifests=generated_manifests(plan)) if release.generation == "router" else plan
+    return plan.replace(manifests=generated_manifests(plan)) if release.generation == "router" else netpol.with_extra_objects(plan)
 
 
 def _release_defaults_layer(release: Release, mode: str) -> list[_Layer]:
@@ -827,6 +827,7 @@ def generated_manifests(plan: Plan) -> dict[str, list[dict]]:
     out["ms"] += autoscaling.hpa_objects(plan, labels)
     if plan.kv_events:
         out["ms"].append(kvevents.render_service(names=plan.names, labels=labels, selector=plan.pool_selector))
+    out["ms"] += netpol.network_policies(plan)
     if any(r.key == "gateway" for r in plan.releases):
         out["gateway"] = gateway_objects(names=plan.names, gw=plan.gateway_facts,
                                          labels={"app.kubernetes.io/instance": plan.names["stackLabel"]})

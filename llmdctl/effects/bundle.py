@@ -1,28 +1,24 @@
-"""Render a plan into bundle files (helmfile, values, HTTPRoute, README) and write them safely.
+"""Render a plan into bundle files (helmfile, values, HTTPRoute, README); ``bundle_folder.py`` writes them.
 
 Only reads the plan. Output is deterministic: no timestamps, no absolute paths, insertion order.
 """
 
 from __future__ import annotations
 
-import os
 import shlex
-from typing import NamedTuple
 
 from .. import __version__
-from ..base.errors import InputError
 from ..base.templates import render_template
 from ..base.yamlio import dump
+from ..compose import netpol
 from ..compose.autoscaling import adapter_rules, metrics_for
 from ..compose.compose import chart_bundle_files
 from ..compose.shared_gateway import bbr_install_command
 from .gitops import GitOps, gitops_files, readme_section
-from ..inputs.spec import gateway_ref_text
+from ..inputs.spec import DEFAULT_METRICS_NAMESPACE, gateway_ref_text
 from ..plan.podsecurity import LEVELS, stack_pod_security
 from ..plan.stack import Plan
 
-# beside an applied bundle, in its kept folder: the revisions apply kept (effects.history)
-HISTORY = ".llmdctl-history"
 
 def command_args(plan: Plan) -> list[str]:
     """The flags that reproduce this plan, most significant first."""
@@ -54,6 +50,10 @@ def command_args(plan: Plan) -> list[str]:
             args += ["--rdma-resource", spec.rdma_resource]
         if spec.rollout and spec.origin.get("rollout") == "flag" and len({how for _, how in spec.rollout}) == 1:
             args += ["--rollout", spec.rollout[0][1]]
+        if not spec.network_policy:
+            args += ["--network-policy", "off"]
+        if spec.metrics_namespace != DEFAULT_METRICS_NAMESPACE:
+            args += ["--metrics-namespace", spec.metrics_namespace]
         for toleration in spec.tolerations[spec.tolerations_from_spec:]:
             args += ["--toleration", toleration.text()]
         if spec.hf_secret != "llm-d-hf-token":
@@ -257,15 +257,54 @@ def _security_section(plan: Plan) -> str:
                          f"`{plan.names['serviceAccount']}-sidecar` (get/list/watch on that InferencePool and on pods, this namespace only); "
                          "the API token is mounted into the sidecar alone, not into vLLM.")
         else:
+            guard = ("the NetworkPolicies below let only the gateway, the EPP and this stack's pods reach the decode port"
+                     if netpol.enabled(plan) else "nothing else: with --network-policy off any pod can reach the decode port")
             items.append(f"**Decode sidecar**: llm-d {plan.llmd_version}'s charts cannot pass the sidecar its SSRF protection flags, so it "
-                         "follows any `x-prefiller-host-port` a request carries; only traffic the EPP scheduled (it sets that header) should reach "
-                         "it: keep the failure mode FailClose and the model-server ports closed to other pods (NetworkPolicies), or move to "
-                         "llm-d v0.8.0 or later, where llmdctl turns the protection on.")
+                         "follows any `x-prefiller-host-port` a request carries. What protects it here: the failure mode (FailClose refuses "
+                         f"what the EPP did not schedule; the EPP sets that header) and {guard}. llm-d v0.8.0 and later turn the protection on.")
     why = next((w for _, (lvl, w) in need.roles.items() if lvl == need.level and w), [])
     stricter = LEVELS[LEVELS.index(need.level) - 1] if need.level != LEVELS[0] else None
     items.append(f"**Pod Security**: the pods need `{need.level}`" + (f" ({stricter} refuses: {'; '.join(why)})" if why and stricter else "")
                  + f"; `llmdctl doctor` compares it with namespace {plan.namespace}'s `pod-security.kubernetes.io/enforce` label.")
     return _section("Security", items)
+
+
+def _network_policy_section(plan: Plan) -> str:
+    """The NetworkPolicies the bundle carries, what each admits and why (issue 27), or that they are off."""
+    if not netpol.enabled(plan):
+        return ("## NetworkPolicies\n\nNone: rendered with `--network-policy off`, so any pod in the cluster can reach the model "
+                "servers' ports (the decode sidecar, vLLM, the NIXL side channel) and the EPP. Render without it on a cluster "
+                "whose network plugin enforces NetworkPolicy (`llmdctl doctor` tells where it can).\n\n")
+    policies = netpol.network_policies(plan)
+    rows = "".join(f"| `{p['metadata']['name']}` | {netpol.describe_peer({'podSelector': p['spec']['podSelector']})} | "
+                   + "<br>".join(netpol.describe_rules(p)) + " |\n" for p in policies)
+    where = ("in the model-server chart (`charts/ms/templates/networkpolicy-*.yaml`)" if plan.generation == "router"
+             else "in the modelservice release's `extraObjects` (`ms.values.yaml`)")
+    gateway = netpol.gateway_peer(plan)
+    if gateway is None:
+        entry = (f"Standalone: the EPP pod's Envoy (listener {netpol.ENVOY_LISTENER}, the Service's port 80) is the stack's entry point, "
+                 "so it admits any client; ext-proc is Envoy to the EPP over localhost, which no NetworkPolicy sees. ")
+    elif gateway == {}:
+        entry = ("GKE's load balancer proxies are not pods: they connect from the cluster's proxy-only subnet, which llmdctl does not know, "
+                 "so the ports they reach (the serving ports, ext-proc) admit any source; every other port stays closed. ")
+    else:
+        entry = (f"Gateway `{plan.gateway_namespace}/{plan.names['gateway']}`: its data-plane pods, which Istio, kgateway and agentgateway label "
+                 f"`{netpol.GATEWAY_POD_LABEL}: {plan.names['gateway']}`. ")
+    return ("## NetworkPolicies\n\n"
+            f"Ingress only (egress stays open: the pods pull models and images), {where}, removed with the release:\n\n"
+            "| policy | selects | admits (source → TCP ports) |\n|---|---|---|\n" + rows
+            + "\nWhy: the decode sidecar fetches from whatever host a request header names, and vLLM, the NIXL side channel and the "
+              "KV-event sockets have no authentication, so only the stack's own router reaches the serving ports. Between the stack's "
+              "model servers every port is open (NIXL side channel, UCX's KV transfer on ephemeral ports, data-parallel ranks); "
+              "the EPP reaches the serving ports for requests, metrics and tokenizing" + (" and the KV-event sockets" if plan.kv_events else "")
+            + f"; Prometheus in namespace `{netpol.metrics_namespace(plan)}` reaches vLLM's and the EPP's metrics ports "
+              "(`--metrics-namespace NS` if it runs elsewhere). " + entry
+            + "Selectors carry the stack's own labels, so another stack in this namespace is not admitted. Kubelet probes come "
+              "from the node, which the common network plugins admit. Pods on the host network (`-e host-network`) are outside "
+              "NetworkPolicy. `llmdctl verify --smoke` reads the prefill pods' metrics through the API server's pod proxy, "
+              "which these policies refuse where the API server is not on the nodes (managed control planes). "
+              "A cluster whose network plugin does not enforce NetworkPolicy ignores these objects: "
+              "`llmdctl doctor` says so where it can tell, and `--network-policy off` leaves them out.\n\n")
 
 
 def _section(title: str, items: list[str]) -> str:
@@ -407,7 +446,7 @@ def readme_text(plan: Plan, args: list[str], command: str) -> str:
         layer_list=_layer_list(plan),
         notes_section=_section("Adjustments llmdctl made", list(plan.notes)),
         findings_section=_section("Findings", [f"**{f.severity} {f.rule}**: {f.message}" for f in plan.findings]),
-        autoscaling_section=_autoscaling_section(plan), security_section=_security_section(plan),
+        autoscaling_section=_autoscaling_section(plan) + _network_policy_section(plan), security_section=_security_section(plan),
         min_kubernetes=prereq.get("minKubernetes", "1.33"),
         doctor_command=_cmd("doctor", args), apply_command=_cmd("apply", args), verify_command=_cmd("verify", args),
     )
@@ -438,210 +477,3 @@ def bundle_files(plan: Plan, gitops: GitOps | None = None) -> dict[str, str]:
 
 def default_output_dir(plan: Plan) -> str:
     return f"llmd-{plan.namespace}-{plan.postfix}"
-
-
-MARKER = ".llmdctl-bundle"
-_MARKER_HEAD = "# written by llmdctl: the files of this bundle; llmdctl replaces or removes only these\n"
-_LEGACY_HEAD = "# Generated by llmdctl"  # helmfile.yaml of bundles written before the marker existed
-_LEGACY_FILES = ("helmfile.yaml", "infra.values.yaml", "gaie.values.yaml", "ms.values.yaml", "httproute.yaml", "README.md")
-
-
-class BundleWrite(NamedTuple):
-    """What writing a bundle did, by file name."""
-
-    folder: str
-    added: tuple[str, ...]
-    changed: tuple[str, ...]
-    unchanged: tuple[str, ...]
-    removed: tuple[str, ...]
-    replaced: tuple[str, ...] = ()  # files llmdctl did not write, overwritten with --force
-
-    def summary(self) -> str:
-        if not (self.changed or self.unchanged or self.removed):
-            return f"wrote {len(self.added)} files to {self.folder}/ ({', '.join(self.added)})"
-        parts = [f"{label} {', '.join(names)}" for label, names in
-                 (("added", self.added), ("changed", tuple(n for n in self.changed if n not in self.replaced)), ("removed", self.removed),
-                  ("replaced (--force; not written by llmdctl)", self.replaced)) if names]
-        return f"updated {self.folder}/: " + ("; ".join(parts) if parts else "no changes") + f" ({len(self.unchanged)} unchanged)"
-
-
-def bundle_files_in(folder: str | os.PathLike) -> list[str] | None:
-    """The files llmdctl wrote into ``folder`` (from its marker), or None when it holds no llmdctl bundle."""
-    marker = _read(os.path.join(folder, MARKER))
-    if marker is not None:
-        return [line for line in marker.splitlines()[1:] if _safe_relative(line)]
-    helmfile = _read(os.path.join(folder, _LEGACY_FILES[0]))
-    if helmfile is not None and helmfile.startswith(_LEGACY_HEAD):
-        return [name for name in _LEGACY_FILES if os.path.isfile(os.path.join(folder, name))]
-    return None
-
-
-def _safe_relative(name: str) -> bool:
-    """A marker line names a file inside the bundle (charts/ms/Chart.yaml), never one outside it."""
-    parts = name.split("/")
-    return bool(name) and not name.startswith("/") and "\\" not in name and all(p not in ("", ".", "..") for p in parts)
-
-
-def write_bundle(files: dict[str, str], out_dir: str | os.PathLike, *, force: bool = False) -> BundleWrite:
-    """Write the bundle's files, touching nothing llmdctl did not write.
-
-    A new folder is filled beside its final place and renamed in (all or nothing). An earlier
-    llmdctl bundle (it carries the marker) gets every changed file replaced atomically and loses
-    only the files of its own that the new bundle no longer has; anything else in it stays. A
-    non-empty folder without the marker is refused, or with ``force`` gets the bundle's files
-    written into it, replacing only files of the same names, which are listed.
-    """
-    out_dir = os.fspath(out_dir)
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise InputError(f"-o {out_dir}: exists and is not a folder")
-    if not os.path.exists(out_dir):
-        return _write_new(files, out_dir)
-    ours = bundle_files_in(out_dir)
-    if ours is None:
-        entries = sorted(os.listdir(out_dir))
-        clash = [name for name in files if os.path.lexists(os.path.join(out_dir, name))]
-        if entries and not force:
-            shown = ", ".join(entries[:8]) + (f" and {len(entries) - 8} more" if len(entries) > 8 else "")
-            raise InputError(
-                f"-o {out_dir}: the folder holds files llmdctl did not write ({shown}); refusing to write the bundle there",
-                hint="choose another -o (a new or empty folder), or pass --force to write into it"
-                     + (f", which replaces {', '.join(clash)}" if clash else " (nothing in it is replaced)"),
-            )
-        ours, theirs = [], clash
-    else:
-        # a file the marker does not list is the user's, even in an llmdctl bundle (a marker from an
-        # older llmdctl, or edited by hand): replaced only with --force, and named either way
-        theirs = [name for name in files if name not in ours and os.path.lexists(os.path.join(out_dir, name))]
-        if theirs and not force:
-            it = "it" if len(theirs) == 1 else "them"
-            raise InputError(
-                f"-o {out_dir}: {MARKER} does not list {', '.join(theirs)}, so llmdctl did not write {it}; refusing to overwrite {it}",
-                hint=f"move {it} away, choose another -o, or pass --force to replace {', '.join(theirs)}",
-            )
-    return _write_in_place(files, out_dir, ours)._replace(replaced=tuple(n for n in theirs if n not in ours))
-
-
-def _write_new(files: dict[str, str], out_dir: str) -> BundleWrite:
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    try:
-        os.makedirs(parent, exist_ok=True)
-        tmp = _fresh_dir(parent, f".{os.path.basename(os.path.abspath(out_dir))}.new")
-    except OSError as exc:
-        raise InputError(f"-o {out_dir}: cannot create it: {exc.strerror}") from None
-    try:
-        for name, text in {**files, MARKER: _marker(files)}.items():
-            _write(os.path.join(tmp, name), text)
-        os.rename(tmp, out_dir)
-    except OSError as exc:
-        for name in (*files, MARKER):  # only what this call wrote
-            _unlink(os.path.join(tmp, name))
-        _prune_dirs(tmp, files)
-        os.rmdir(tmp)
-        raise InputError(f"-o {out_dir}: cannot write the bundle: {exc.strerror}") from None
-    return BundleWrite(out_dir, tuple(files), (), (), ())
-
-
-def _write_in_place(files: dict[str, str], out_dir: str, ours: list[str]) -> BundleWrite:
-    before = {name: _read(os.path.join(out_dir, name)) for name in (*files, MARKER)}
-    staged: list[tuple[str, str]] = []
-    try:
-        # every new file is written first, then all are swapped in: a full disk fails before any
-        # swap; a file whose bytes are already right is left alone
-        for name, text in {**files, MARKER: _marker(files)}.items():
-            if before[name] == text:
-                continue
-            head, base = os.path.split(name)
-            tmp = os.path.join(out_dir, head, f".{base}.llmdctl-{os.getpid()}")
-            _write(tmp, text)
-            staged.append((tmp, os.path.join(out_dir, name)))
-        for tmp, final in staged:
-            os.replace(tmp, final)
-    except OSError as exc:
-        for tmp, _ in staged:
-            _unlink(tmp)
-        raise InputError(f"-o {out_dir}: cannot write the bundle: {exc.strerror}") from None
-    removed = tuple(name for name in ours if name not in files and name != MARKER and os.path.isfile(os.path.join(out_dir, name)))
-    for name in removed:
-        os.unlink(os.path.join(out_dir, name))
-    _prune_dirs(out_dir, removed)
-    return BundleWrite(
-        out_dir,
-        added=tuple(n for n in files if before[n] is None),
-        changed=tuple(n for n in files if before[n] is not None and before[n] != files[n]),
-        unchanged=tuple(n for n in files if before[n] == files[n]),
-        removed=removed,
-    )
-
-
-def remove_bundle(folder: str | os.PathLike) -> list[str]:
-    """Delete the files of the llmdctl bundle in ``folder`` (and the folder once it is empty).
-    Anything llmdctl did not write stays. Returns what was removed."""
-    ours = bundle_files_in(folder)
-    if ours is None:
-        return []
-    removed = [name for name in (*ours, MARKER) if os.path.isfile(os.path.join(folder, name))]
-    for name in removed:
-        os.unlink(os.path.join(folder, name))
-    _prune_dirs(os.fspath(folder), removed)
-    try:
-        os.rmdir(folder)
-    except OSError:
-        pass  # not empty: someone else's files are in it
-    return removed
-
-
-def _marker(files: dict[str, str]) -> str:
-    return _MARKER_HEAD + "".join(f"{name}\n" for name in files)
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _prune_dirs(root: str, removed) -> None:
-    """Remove the sub-folders (charts/ms/templates, ...) that removing our files left empty."""
-    dirs = {os.path.dirname(name) for name in removed if "/" in name}
-    for d in sorted({p for d in dirs for p in _parents(d)}, key=lambda p: -p.count("/")):
-        try:
-            os.rmdir(os.path.join(root, d))
-        except OSError:
-            pass  # not empty: something else lives there
-
-
-def _parents(d: str) -> list[str]:
-    parts = d.split("/")
-    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
-
-
-def _write(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _fresh_dir(parent: str, stem: str) -> str:
-    """A new, empty folder beside the bundle (same file system, so the final rename is atomic)."""
-    for n in range(1000):
-        path = os.path.join(parent, f"{stem}-{os.getpid()}-{n}")
-        try:
-            os.mkdir(path)
-            return path
-        except FileExistsError:
-            continue
-    raise OSError(17, "no free temporary folder name", parent)
-
-
-def print_bundle(files: dict[str, str]) -> str:
-    """All files as one stream, each preceded by a ``# --- name ---`` banner."""
-    return "".join(f"# --- {name} ---\n{text}" + ("" if text.endswith("\n") else "\n") for name, text in files.items())

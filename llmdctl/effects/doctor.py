@@ -7,15 +7,17 @@ them (``rendered_workloads``); ``preflight`` is the fast part apply runs before 
 from __future__ import annotations
 
 from ..compose.autoscaling import served_metrics
+from ..compose import netpol
 from ..compose.names import hf_secret_command
 from ..compose.shared_gateway import bbr_install_command, route_models, route_parents
 from ..plan.stack import Plan
 from .health import DRA_V1_MIN, FAIL, GENERATED_KIND_CRDS, NATIVE_SIDECAR_MIN, PASS, WARN, Check, _cond, pool_api_version, selector_text
-from .kube import APISERVICES, CRDS, DEPLOYMENTS, GATEWAYCLASSES, GATEWAYS, HTTPROUTES, NAMESPACES, NODES, PODS, Kube, KubeError, kube_for
+from .kube import APISERVICES, CRDS, DAEMONSETS, DEPLOYMENTS, GATEWAYCLASSES, GATEWAYS, HTTPROUTES, NAMESPACES, NODES, PODS, Kube, KubeError, kube_for
 from pathlib import Path
 
 from .admission import Workload, admission_checks, workloads_of
-from .bundle import bundle_files, write_bundle
+from .bundle import bundle_files
+from .bundle_folder import write_bundle
 from .diagnosis import hf_secret_ready
 from .tools import Command, StepFailed, ToolMissing, Toolbox, check_tools
 from .placement import evaluate_capacity
@@ -200,7 +202,49 @@ def doctor(kube: Kube, plan: Plan, tool_checks: list, *, workloads: list[Workloa
         guarded("metrics APIs", lambda: metrics_api_checks(kube, plan))
     if plan.model_match:
         guarded("shared Gateway", lambda: shared_gateway_checks(kube, plan))
+    if netpol.enabled(plan):
+        checks.append(network_policy_check(kube))
     return checks
+
+
+# The network plugin's node agent (a DaemonSet, by name) -> whether it enforces NetworkPolicy.
+# Enforcing: Calico (calico-node, and canal = flannel + Calico policy), Cilium (and GKE Dataplane V2's
+# anetd), Antrea, kube-router, Weave Net, Azure NPM and OVN-Kubernetes (OpenShift).
+# flannel alone only routes. kindnet enforces NetworkPolicy only from kind v0.24 (its
+# kube-network-policies controller), so its name alone does not tell.
+ENFORCING_CNI = {"calico-node": "Calico", "canal": "Canal (Calico policy)", "cilium": "Cilium", "anetd": "GKE Dataplane V2 (Cilium)",
+                 "antrea-agent": "Antrea", "kube-router": "kube-router", "weave-net": "Weave Net", "azure-npm": "Azure Network Policy Manager",
+                 "ovnkube-node": "OVN-Kubernetes"}
+NON_ENFORCING_CNI = {"kube-flannel-ds": "flannel", "kube-flannel": "flannel", "flannel": "flannel"}
+UNSURE_CNI = {"kindnet": "kindnet (enforces NetworkPolicy from kind v0.24 on)"}
+
+
+def network_policy_check(kube: Kube) -> Check:
+    """Whether the cluster's network plugin enforces the bundle's NetworkPolicies, from the node
+    agents' DaemonSets. Never a failure: an unenforced policy blocks nothing, it only protects nothing."""
+    name, want = "NetworkPolicy enforcement", "a network plugin that enforces NetworkPolicy"
+    off = "render with --network-policy off to leave the policies out"
+    try:
+        try:
+            sets = kube.list(DAEMONSETS)
+        except KubeError as exc:
+            if exc.status != 403:
+                raise
+            sets = kube.list(DAEMONSETS, "kube-system")  # may not list every namespace: the usual home of the CNI
+    except KubeError as exc:
+        return Check(name, WARN, f"cannot tell: DaemonSets unreadable ({exc.message})", want,
+                     hint="the current user may not list DaemonSets (kubectl auth can-i list daemonsets -A); " + off + " if your network plugin does not enforce them")
+    found = sorted({(s.get("metadata") or {}).get("name", "") for s in sets})
+    enforcing = [ENFORCING_CNI[n] for n in found if n in ENFORCING_CNI]
+    if enforcing:
+        return Check(name, PASS, ", ".join(sorted(set(enforcing))), want)
+    flannel = [NON_ENFORCING_CNI[n] for n in found if n in NON_ENFORCING_CNI]
+    if flannel:
+        return Check(name, WARN, "flannel without a policy engine: the bundle's NetworkPolicies would be ignored", want,
+                     hint="add a policy engine (Calico as canal) so the model servers are reachable only through the router, or " + off)
+    unsure = [UNSURE_CNI[n] for n in found if n in UNSURE_CNI]
+    return Check(name, WARN, "cannot tell: " + (", ".join(unsure) if unsure else "no known network plugin DaemonSet"), want,
+                 hint="if the network plugin does not enforce NetworkPolicy, anything in the cluster reaches the model servers; " + off)
 
 
 def shared_gateway_checks(kube: Kube, plan: Plan) -> list[Check]:

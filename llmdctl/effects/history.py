@@ -20,7 +20,8 @@ from pathlib import Path
 from ..base.errors import LlmdctlError
 from ..compose.compose import plan_stack
 from ..plan.stack import Plan
-from .bundle import HISTORY, bundle_files, command_args
+from .bundle import bundle_files, command_args
+from .bundle_folder import HISTORY
 from .stacks import observe
 from .tools import Toolbox
 

@@ -25,7 +25,7 @@ from ..compose.names import ALL_RELEASE_KEYS, GENERATED_CHARTS, hf_secret_comman
 from ..compose.router import router_pin
 from ..inputs.charts import chart_name
 from ..plan.stack import Plan
-from .bundle import HISTORY, bundle_files_in, remove_bundle, write_bundle
+from .bundle_folder import HISTORY, bundle_files_in, remove_bundle, write_bundle
 from .diagnosis import missing_pods, workload_refusals
 from .doctor import preflight, rendered_workloads
 from .health import observe_stack

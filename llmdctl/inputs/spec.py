@@ -91,6 +91,11 @@ class Override(NamedTuple):
     from_spec: bool = False  # came from the spec file, so `-f` reproduces it
 
 
+# where llm-d's quickstart (install-prometheus-grafana.sh) installs Prometheus: the namespace the
+# NetworkPolicies admit the metrics scraper from unless --metrics-namespace says otherwise
+DEFAULT_METRICS_NAMESPACE = "llm-d-monitoring"
+
+
 class Spec(NamedTuple):
     environments: tuple[str, ...] = ()
     namespace: str | None = None
@@ -113,6 +118,10 @@ class Spec(NamedTuple):
     # how a change replaces the vLLM pods, per role: surge | in-place | recreate (--rollout sets every
     # role; apply picks per role from the live stack and free capacity when none is given)
     rollout: tuple[tuple[str, str], ...] = ()
+    # NetworkPolicies in the bundle (--network-policy on|off), and where the Prometheus that scrapes
+    # the stack runs (--metrics-namespace): the policies admit the metrics ports from there
+    network_policy: bool = True
+    metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
     overrides: tuple[Override, ...] = ()
     charts: str | None = None  # absolute path of a local chart folder (--charts)
     chart_repository: str | None = None  # mirror repository for every chart (--chart-repo)
@@ -126,6 +135,7 @@ class Spec(NamedTuple):
 
 
 PREFIX_CACHE_MODES = ("approx", "precise")
+NETWORK_POLICY_MODES = ("on", "off")
 ROLLOUTS = ("surge", "in-place", "recreate")
 
 
@@ -327,6 +337,8 @@ def build_spec(
     rdma_resource: str | None = None,
     tolerations: list[str] | None = None,
     rollout: str | None = None,
+    network_policy: str | None = None,
+    metrics_namespace: str | None = None,
     sets: list[str] | None = None,
     values: list[str] | None = None,
     charts: str | None = None,
@@ -340,7 +352,8 @@ def build_spec(
     flags = {
         "-e": environments, "--namespace": namespace, "--postfix": postfix, "--guide": guide,
         "--llmd-version": llmd_version, "--model": model, "--model-size": model_size, "--prefill": prefill,
-        "--decode": decode, "--prefix-cache": prefix_cache, "--autoscale": autoscale, "--attach-gateway": attach_gateway, "--hf-secret": hf_secret, "--rdma-resource": rdma_resource, "--toleration": tolerations, "--rollout": rollout, "--set": sets, "--values": values,
+        "--decode": decode, "--prefix-cache": prefix_cache, "--autoscale": autoscale, "--attach-gateway": attach_gateway, "--hf-secret": hf_secret, "--rdma-resource": rdma_resource, "--toleration": tolerations, "--rollout": rollout,
+        "--network-policy": network_policy, "--metrics-namespace": metrics_namespace, "--set": sets, "--values": values,
         "--charts": charts, "--chart-repo": chart_repo, "--scorer": scorers, "--scheduler-param": scheduler_params,
     }
     for flag, value in flags.items():
@@ -401,6 +414,18 @@ def build_spec(
         raise InputError(f"{input_name('rollout', '--rollout', origin, spec_file)} {how!r}: expected one of " + ", ".join(ROLLOUTS),
                          hint="surge: new pods first (needs spare GPUs); in-place: one pod at a time, old first; recreate: all old pods first (the stack goes down)")
 
+    policy = pick("networkPolicy", network_policy, "networkPolicy")
+    if isinstance(policy, bool):  # YAML 1.1 reads a bare on/off as a boolean
+        policy = "on" if policy else "off"
+    if policy is not None and policy not in NETWORK_POLICY_MODES:
+        raise InputError(f"{input_name('networkPolicy', '--network-policy', origin, spec_file)} {policy!r}: expected on or off",
+                         hint="off leaves the NetworkPolicies out, for clusters whose network plugin does not enforce them (llmdctl doctor tells)")
+    scrape_ns = pick("metricsNamespace", metrics_namespace, "metricsNamespace")
+    if scrape_ns is not None and (not DNS1123_LABEL.fullmatch(str(scrape_ns)) or len(str(scrape_ns)) > 63):
+        raise InputError(f"{input_name('metricsNamespace', '--metrics-namespace', origin, spec_file)} {scrape_ns!r}: not a namespace name "
+                         "(a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters)",
+                         hint=f"the namespace your Prometheus runs in, e.g. {DEFAULT_METRICS_NAMESPACE} or monitoring")
+
     scaling = [parse_autoscale(f"{k}={v}", "spec file autoscale") for k, v in (file.get("autoscale") or {}).items()]
     scaling += [parse_autoscale(t) for t in autoscale or []]
     by_role = {role: (role, low, high) for role, low, high in scaling}  # a flag overrides the spec file's role
@@ -445,6 +470,7 @@ def build_spec(
         hf_secret=pick("hfSecret", hf_secret, "hfSecret") or "llm-d-hf-token",
         rdma_resource=pick("rdmaResource", rdma_resource, "rdmaResource"),
         rollout=tuple((role, how) for role in ("prefill", "decode")) if how else (),
+        network_policy=policy != "off", metrics_namespace=str(scrape_ns) if scrape_ns is not None else DEFAULT_METRICS_NAMESPACE,
         tolerations=tuple(dict.fromkeys(toleration_list)), tolerations_from_spec=len(set(toleration_list[:from_file_tolerations])),
         overrides=tuple(overrides),
         charts=os.path.abspath(charts_dir) if charts_dir is not None else None,

@@ -18,6 +18,13 @@ app.kubernetes.io/name: {{ include "standin.epp" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end -}}
 
+{{/* The EPP pod's selector label, as routerlib's llm-d-router.selectorLabels (v0.9.0, v0.10.0): the
+     gateway key whenever the chart creates the InferencePool (the standalone chart too), the
+     standalone key when router.inferencePool.create is false. */}}
 {{- define "standin.selectorLabels" -}}
-llm-d.ai/epp: {{ include "standin.epp" . }}
+{{- if eq .Values.router.inferencePool.create false -}}
+llm-d-router-standalone: {{ include "standin.epp" . }}
+{{- else -}}
+llm-d-router-gateway: {{ include "standin.epp" . }}
+{{- end -}}
 {{- end -}}
