@@ -16,6 +16,7 @@ from typing import NamedTuple
 from ..base.errors import InputError, suggest
 from ..catalog.catalog import Catalog
 from . import calibration
+from .loadmodel import closed_loop, e2e_latency
 from .model import TP_DEGREES, Estimate, Gpu, ModelFacts, Scenario, Workload, aggregated, disagg, fits, prefill_throughput
 
 SCENARIOS = ("low", "mid", "high")
@@ -40,6 +41,7 @@ class Request(NamedTuple):
     calibrations: tuple = ()  # entries of a calibration file (calibration.py)
     engine_version: str | None = None
     time_sliced: bool = False  # the profile shares one GPU between prefill and decode (gh200-timeslice)
+    tp: int | None = None  # --tp: search layouts whose workers all use this TP
 
 
 class Layout(NamedTuple):
@@ -107,6 +109,11 @@ def gpu_facts(catalog: Catalog, name: str) -> Gpu:
     return Gpu(key, g["memoryGB"] * 1e9, g["hbmTBps"] * 1e12, {k: v * 1e12 for k, v in g["tflops"].items()}, g["nicGBps"] * 1e9)
 
 
+def priorities(catalog: Catalog) -> dict:
+    """The rate-matching haircuts and the utilisation cap the layouts are sized with."""
+    return {**catalog.planner["priors"]["rateMatch"], "maxUtilization": catalog.planner["priors"]["maxUtilization"]}
+
+
 def scenarios(catalog: Catalog, req: Request) -> dict[str, Scenario]:
     """The priors at each end of their ranges, with matching calibrations in their place."""
     return calibrated_scenarios(catalog, req)[0]
@@ -145,14 +152,15 @@ class Candidate(NamedTuple):
 
 
 def _candidate(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dict) -> Candidate:
-    mid = _estimate(req, layout, sc["mid"], prio, offered_rate(req, layout, sc["mid"], prio))
-    low_ok = mid.feasible and _estimate(req, layout, sc["low"], prio, offered_rate(req, layout, sc["low"], prio)).feasible
+    mid = loaded(req, layout, sc["mid"], prio)
+    low_ok = mid.feasible and loaded(req, layout, sc["low"], prio).feasible
     return Candidate(layout, mid, low_ok)
 
 
 def _tps(req: Request, s: Scenario) -> list[int]:
-    """TP degrees a worker can use: at most one node, heads split evenly, weights fit."""
-    return [t for t in TP_DEGREES if t <= req.gpus_per_node and req.model.heads % t == 0 and fits(req.model, req.gpu, t, s)]
+    """TP degrees a worker can use: at most one node, heads split evenly, weights fit (and --tp's alone when given)."""
+    return [t for t in TP_DEGREES if t <= req.gpus_per_node and req.model.heads % t == 0 and fits(req.model, req.gpu, t, s)
+            and req.tp in (None, t)]
 
 
 def _estimate(req: Request, layout: Layout, s: Scenario, prio: dict, rate: float | None) -> Estimate:
@@ -163,19 +171,25 @@ def _estimate(req: Request, layout: Layout, s: Scenario, prio: dict, rate: float
     return aggregated(m, g, wl, s, prio, layout.decode[0], layout.decode[1], rate, req.ttft, req.tpot)
 
 
-def offered_rate(req: Request, layout: Layout, s: Scenario, prio: dict) -> float | None:
-    """The request rate to evaluate at: --rate, or --concurrency through Little's law
-    (rate = concurrency / (TTFT + OSL * TPOT), iterated to a fixed point), or None."""
+def loaded(req: Request, layout: Layout, s: Scenario, prio: dict) -> Estimate:
+    """The layout under the requested load: --concurrency users in a closed loop (loadmodel.py),
+    --rate as open Poisson arrivals, or (neither) open arrivals at 80% of its capacity."""
     if req.concurrency is None:
-        return req.rate
-    est = _estimate(req, layout, s, prio, None)
-    rate = est.rate
-    for _ in range(6):
-        if not (math.isfinite(est.ttft) and math.isfinite(est.tpot)):
-            return est.capacity * 1.01  # saturated: more than it sustains
-        rate = req.concurrency / (est.ttft + req.workload.osl * est.tpot)
-        est = _estimate(req, layout, s, prio, rate)
-    return rate
+        return _estimate(req, layout, s, prio, req.rate)
+    capacity = _estimate(req, layout, s, prio, None).capacity
+    return closed_loop(req.model, req.gpu, req.workload, s, prio, req.concurrency, layout.prefill, layout.decode, 1, capacity,
+                       req.ttft, req.tpot)
+
+
+def load_mode(req: Request, rate: float) -> dict:
+    """How the load was given, as the output states it."""
+    if req.concurrency is not None:
+        return {"mode": "closed", "users": req.concurrency,
+                "summary": f"closed loop: {req.concurrency:g} user{'' if req.concurrency == 1 else 's'}, each sending its next request when the previous finishes"}
+    if req.rate is not None:
+        return {"mode": "open", "rate": req.rate, "summary": f"open loop: {req.rate:.3g} req/s (Poisson arrivals)"}
+    return {"mode": "open", "rate": round(rate, 3),
+            "summary": f"open loop: {rate:.3g} req/s (Poisson arrivals at 80% of the expected capacity; no load was given)"}
 
 
 def _key(c: Candidate, req: Request) -> tuple:
@@ -234,11 +248,11 @@ def search_aggregated(req: Request, sc: dict[str, Scenario], prio: dict) -> Cand
 
 
 def ranges(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dict) -> dict[str, Estimate]:
-    """The layout under each scenario, at the same offered rate (the middle scenario's when the
-    load is given as a concurrency; 80% of the middle capacity when no load is given)."""
-    rate = offered_rate(req, layout, sc["mid"], prio)
-    if rate is None:
-        rate = 0.8 * _estimate(req, layout, sc["mid"], prio, None).capacity
+    """The layout under each scenario: the same users (closed loop), or the same offered rate
+    (--rate, else 80% of the middle capacity)."""
+    if req.concurrency is not None:
+        return {s: loaded(req, layout, sc[s], prio) for s in SCENARIOS}
+    rate = req.rate if req.rate is not None else 0.8 * _estimate(req, layout, sc["mid"], prio, None).capacity
     return {s: _estimate(req, layout, sc[s], prio, rate) for s in SCENARIOS}
 
 
@@ -273,9 +287,13 @@ def sensitivity(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dic
 def recommend(catalog: Catalog, req: Request) -> dict:
     """The whole answer as plain data (text, JSON and the spec file are views of it)."""
     sc, calibrated = calibrated_scenarios(catalog, req)
-    prio = {**catalog.planner["priors"]["rateMatch"], "maxUtilization": catalog.planner["priors"]["maxUtilization"]}
+    prio = priorities(catalog)
     decision = catalog.planner["decision"]
     net = catalog.planner["networks"][req.network]
+    if req.tp and not _tps(req, sc["mid"]) and _tps(req._replace(tp=None), sc["mid"]):
+        raise InputError(f"--tp {req.tp}: {req.model.name} cannot run at TP{req.tp} on {req.gpu.name} (the weights do not fit, "
+                         f"or {req.model.heads} attention heads do not split {req.tp} ways)",
+                         hint="TPs it can use: " + ", ".join(f"TP{t}" for t in _tps(req._replace(tp=None), sc["mid"])))
     if not _tps(req, sc["mid"]):
         raise InputError(f"{req.model.name} ({req.model.params / 1e9:.0f}B params, {req.model.params * req.model.weight_bytes / 1e9:.0f} GB of weights) "
                          f"does not fit on {min(req.gpus_per_node, 8)} {req.gpu.name} of one node at any TP",
@@ -326,16 +344,16 @@ def recommend(catalog: Catalog, req: Request) -> dict:
     if req.model.mla:
         warnings.append("MLA KV is counted as replicated on every TP rank (no attention-DP)")
     return {
-        "inputs": _inputs(req),
+        "inputs": inputs_of(req),
         "recommendation": {"mode": chosen.layout.mode, **chosen.layout.spec_layout(), "gpus": chosen.layout.gpus, "summary": str(chosen.layout)},
         "why": reasons if not use_pd else [f"P/D serves {gain:.2f}x the requests per GPU of {alt.layout} at the pessimistic end"
                                             if gain is not None and math.isfinite(gain) else "aggregated cannot meet the target"],
-        "predicted": _figures(req, chosen.layout, chosen_ranges, sc, prio),
+        "predicted": figures(req, chosen.layout, chosen_ranges, sc, prio),
         "alternative": ({"mode": alt.layout.mode, **alt.layout.spec_layout(), "gpus": alt.layout.gpus, "summary": str(alt.layout),
-                         "predicted": _figures(req, alt.layout, alt_ranges, sc, prio)} if alt else None),
+                         "predicted": figures(req, alt.layout, alt_ranges, sc, prio)} if alt else None),
         "pdGainAtLowEnd": gain if gain is not None and math.isfinite(gain) else None,
         "sensitive": sensitivity(req, chosen.layout, sc, prio),
-        "assumptions": _assumptions(req, sc, calibrated),
+        "assumptions": assumptions(req, sc, calibrated),
         "calibrated": calibrated,
         "warnings": warnings,
         "validation": validation(req, chosen.layout, chosen_ranges),
@@ -349,19 +367,26 @@ def _rng(values: list[float], scale: float = 1.0, digits: int = 3) -> dict:
     return {k: (round(v * scale, digits) if math.isfinite(v) else None) for k, v in zip(keys, values)}
 
 
-def _figures(req: Request, layout: Layout, r: dict[str, Estimate], sc: dict[str, Scenario], prio: dict) -> dict:
+def figures(req: Request, layout: Layout, r: dict[str, Estimate], sc: dict[str, Scenario], prio: dict) -> dict:
     ests = [r[s] for s in SCENARIOS]
     caps = [_estimate(req, layout, sc[s], prio, None).capacity for s in SCENARIOS]
-    served = [min(e.rate, c) for e, c in zip(ests, caps)]
+    # open loop: the offered rate, up to what the layout sustains; closed loop: what the users reach
+    served = [e.rate if req.concurrency is not None else min(e.rate, c) for e, c in zip(ests, caps)]
     out = {
+        "load": load_mode(req, ests[1].rate),
         "requestRate": round(ests[1].rate, 3),
+        "gpus": layout.gpus,
         "capacity": _rng(caps, digits=2),
+        "throughput": _rng(served, digits=2),
+        "throughputPerGpu": _rng([v / layout.gpus for v in served], digits=3),
         "outputTokensPerSecond": _rng([s * req.workload.osl for s in served], digits=0),
         "ttftMs": _rng([e.ttft for e in ests], 1000, 1),
         "tpotMs": _rng([e.tpot for e in ests], 1000, 2),
+        "e2eLatencyMs": _rng([e2e_latency(e, req.workload.osl) for e in ests], 1000, 0),
         "decodeBatch": _rng([e.decode_batch for e in ests], digits=1),
         "prefillUtilization": _rng([e.prefill_util for e in ests], digits=2),
         "feasible": dict(zip(("pessimistic", "expected", "optimistic"), (r[s].feasible for s in SCENARIOS))),
+        "saturation": dict(zip(("pessimistic", "expected", "optimistic"), (r[s].why or None for s in SCENARIOS))),
     }
     if layout.prefill:
         out["kvTransferMs"] = _rng([e.kv_transfer for e in ests], 1000, 1)
@@ -369,7 +394,7 @@ def _figures(req: Request, layout: Layout, r: dict[str, Estimate], sc: dict[str,
     return out
 
 
-def _inputs(req: Request) -> dict:
+def inputs_of(req: Request) -> dict:
     wl = req.workload
     return {"profile": req.profile, "gpu": req.gpu.name, "network": req.network, "model": req.model.name, "gpuBudget": req.gpus,
             "gpusPerNode": req.gpus_per_node, "isl": wl.isl, "osl": wl.osl, "prefixHit": wl.prefix_hit, "rate": req.rate,
@@ -377,7 +402,7 @@ def _inputs(req: Request) -> dict:
             "slaStatistic": "mean", "engine": req.engine}
 
 
-def _assumptions(req: Request, sc: dict[str, Scenario], calibrated: list[str]) -> list[str]:
+def assumptions(req: Request, sc: dict[str, Scenario], calibrated: list[str]) -> list[str]:
     lo, mid, hi = sc["low"], sc["mid"], sc["high"]
     m = req.model
     return [
@@ -388,7 +413,9 @@ def _assumptions(req: Request, sc: dict[str, Scenario], calibrated: list[str]) -
         f"{min(hi.layer_us.values()):.0f}-{max(lo.layer_us.values()):.0f} us",
         f"KV over {req.network}: {lo.link / 1e9:g}-{hi.link / 1e9:g} GB/s per link at {lo.net_eff}-{hi.net_eff} efficiency, "
         f"{hi.overhead * 1000:g}-{lo.overhead * 1000:g} ms fixed cost per transfer",
-        "requests arrive as a Poisson process (M/D/1 queue per prefill worker); SLAs are means, not p90",
+        ("closed loop: each user sends its next request when the previous finishes (think time 0); queues by mean-value "
+         "analysis (Schweitzer), X = N / end-to-end latency" if req.concurrency is not None
+         else "requests arrive as a Poisson process (M/D/1 queue per prefill worker)") + "; SLAs are means, not p90",
         f"weights + KV at {mid.mem_util:.0%} of GPU memory with {mid.runtime_overhead / 1e9:g} GB runtime overhead per GPU",
         ("calibrated where listed below, priors elsewhere" if calibrated
          else "uncalibrated: about +-35% on throughput and TPOT, x0.5-x2 on loaded TTFT"),
@@ -402,14 +429,19 @@ def _span(lo: dict, hi: dict) -> str:
 def validation(req: Request, layout: Layout, r: dict[str, Estimate]) -> dict:
     wl, low = req.workload, r["low"]
     rate = r["mid"].rate
-    criteria = [f"output tokens/s >= {min(low.rate, low.capacity) * wl.osl:.0f} at {rate:.3g} req/s"]
+    if req.concurrency is not None:
+        load = f"--max-concurrency {req.concurrency:g} --request-rate inf --num-prompts {max(200, int(req.concurrency * 10))}"
+        criteria = [f"output tokens/s >= {low.rate * wl.osl:.0f} with {req.concurrency:g} users"]
+    else:
+        load = f"--request-rate {rate:.3g} --num-prompts {max(200, int(rate * 120))}"
+        criteria = [f"output tokens/s >= {min(low.rate, low.capacity) * wl.osl:.0f} at {rate:.3g} req/s"]
     if math.isfinite(low.ttft):
         criteria.append(f"mean TTFT <= {max(e.ttft for e in r.values() if math.isfinite(e.ttft)) * 1000:.0f} ms")
     if math.isfinite(low.tpot):
         criteria.append(f"mean TPOT <= {max(e.tpot for e in r.values() if math.isfinite(e.tpot)) * 1000:.1f} ms")
     return {
         "command": (f"vllm bench serve --base-url http://<gateway> --model {req.model.name} --dataset-name random "
-                    f"--random-input-len {wl.isl} --random-output-len {wl.osl} --request-rate {rate:.3g} --num-prompts {max(200, int(rate * 120))}"),
+                    f"--random-input-len {wl.isl} --random-output-len {wl.osl} {load}"),
         "passIf": criteria,
         "compareWith": "the alternative layout under the same command: P/D should beat it on the metric you sized for",
     }
@@ -418,7 +450,7 @@ def validation(req: Request, layout: Layout, r: dict[str, Estimate]) -> dict:
 def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str | None, network: str | None, model: str | None,
                  explicit: dict, isl: int, osl: int, prefix_hit: float | None, gpus: int | None, gpus_per_node: int | None,
                  rate: float | None, concurrency: float | None, ttft: float | None, tpot: float | None, engine: str,
-                 calibration_file: str | None = None, engine_version: str | None = None) -> Request:
+                 calibration_file: str | None = None, engine_version: str | None = None, tp: int | None = None) -> Request:
     """Inputs to a Request: the hardware profile gives the GPU, network and GPUs per node unless
     --gpu/--network/--gpus-per-node say otherwise; its default model unless --model."""
     envs = catalog.resolve_environments(list(environments or ()))
@@ -441,7 +473,12 @@ def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str |
     for flag, value in (("--rate", rate), ("--concurrency", concurrency), ("--gpus", gpus), ("--gpus-per-node", gpus_per_node)):
         if value is not None and value <= 0:
             raise InputError(f"{flag} {value}: must be positive")
+    if concurrency is not None and concurrency != int(concurrency):
+        raise InputError(f"--concurrency {concurrency:g}: a number of users (closed loop), a whole number",
+                         hint="for a request rate use --rate REQ/S")
     per_node = gpus_per_node or int(hardware.hardware.get("gpusPerNode") or 8)
+    if tp is not None and tp > min(per_node, 8):
+        raise InputError(f"--tp {tp}: more than the {min(per_node, 8)} GPUs of one node", hint="a worker's TP stays inside one node")
     if calibration_file and not os.path.exists(calibration_file):
         raise InputError(f"--calibration {calibration_file}: no such file", hint="write one with: llmdctl plan calibrate --calibration FILE ...")
     return Request(
@@ -450,89 +487,5 @@ def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str |
         workload=Workload(int(isl), int(osl), float(prefix_hit or 0.0)), gpus=gpus, gpus_per_node=min(per_node, 8),
         rate=rate, concurrency=concurrency, ttft=ttft, tpot=tpot, engine=engine,
         calibrations=tuple(calibration.read_file(calibration_file)) if calibration_file else (), engine_version=engine_version,
-        time_sliced=bool(hardware.hardware.get("timeSlicing")),
+        time_sliced=bool(hardware.hardware.get("timeSlicing")), tp=tp,
     )
-
-
-# --- AIConfigurator import ------------------------------------------------------------------------
-
-
-def read_aic(path: str) -> tuple[Layout, dict]:
-    """The top row of AIConfigurator's best_config_topn.csv: (p)workers/(p)tp/(d)workers/(d)tp for a
-    disaggregated row, tp with workers or replicas for an aggregated one."""
-    import csv  # only --from-aic reads CSV
-
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise InputError(f"--from-aic {path}: {exc.strerror}") from None
-    except csv.Error as exc:
-        raise InputError(f"--from-aic {path}: not a CSV file ({exc})") from None
-    if not rows:
-        raise InputError(f"--from-aic {path}: no configuration rows", hint="pass AIConfigurator's best_config_topn.csv (aiconfigurator cli ... --save-dir)")
-    row = {k.strip(): (v or "").strip() for k, v in rows[0].items() if k}
-
-    def num(key: str) -> int:
-        try:
-            value = int(float(row[key]))
-        except (KeyError, ValueError):
-            raise InputError(f"--from-aic {path}: the first row has no usable '{key}' column",
-                             hint="expected AIConfigurator's columns (p)workers, (p)tp, (d)workers, (d)tp (disaggregated) or tp, workers (aggregated)") from None
-        if value < 1:
-            raise InputError(f"--from-aic {path}: '{key}' is {value}")
-        return value
-
-    if "(p)workers" in row:
-        return Layout("disaggregated", (num("(p)workers"), num("(p)tp")), (num("(d)workers"), num("(d)tp"))), row
-    count = "workers" if "workers" in row else "replicas"
-    return Layout("aggregated", None, (num(count), num("tp"))), row
-
-
-def review_layout(catalog: Catalog, req: Request, layout: Layout, aic: dict) -> dict:
-    """AIConfigurator's pick, checked and extended by what it does not model: the KV transfer on
-    this profile's network, the prefill/decode TP rule, the router's prefill figure, ranges and a
-    validation recipe."""
-    sc, calibrated = calibrated_scenarios(catalog, req)
-    prio = {**catalog.planner["priors"]["rateMatch"], "maxUtilization": catalog.planner["priors"]["maxUtilization"]}
-    net = catalog.planner["networks"][req.network]
-    warnings = []
-    if layout.prefill and layout.prefill[1] > layout.decode[1] and req.engine == "vllm":
-        warnings.append(f"prefill TP{layout.prefill[1]} is above decode TP{layout.decode[1]}: vLLM's NixlConnector refuses it (rule V-15); "
-                        "llmdctl render will too")
-    if layout.prefill and not net["rdma"]:
-        warnings.append(f"the KV path is {req.network}: AIConfigurator does not model the transfer; over TCP P/D is functional only")
-    if req.gpus is not None and layout.gpus > req.gpus:
-        warnings.append(f"the layout uses {layout.gpus} GPUs, more than --gpus {req.gpus}")
-    r = ranges(req, layout, sc, prio)
-    figures = _figures(req, layout, r, sc, prio)
-    aic_ttft = _float(aic.get("ttft"))
-    out_aic = {k: _float(aic.get(k)) for k in ("ttft", "tpot", "tokens/s/gpu", "request_rate", "concurrency") if _float(aic.get(k)) is not None}
-    if aic_ttft is not None and layout.prefill:
-        kv = figures["kvTransferMs"]
-        out_aic["ttftWithKvTransferMs"] = {k: (round(aic_ttft + v, 1) if v is not None else None) for k, v in kv.items()}
-        if req.ttft and kv["pessimistic"] is not None and aic_ttft + kv["pessimistic"] > req.ttft * 1000:
-            warnings.append(f"AIConfigurator's TTFT {aic_ttft:.0f} ms plus the pessimistic KV transfer ({kv['pessimistic']:.0f} ms) "
-                            f"exceeds --ttft {req.ttft * 1000:.0f} ms")
-    return {
-        "inputs": {**_inputs(req), "fromAic": True},
-        "recommendation": {"mode": layout.mode, **layout.spec_layout(), "gpus": layout.gpus, "summary": str(layout)},
-        "why": ["the top row of AIConfigurator's best_config_topn.csv, checked against this profile's network and llmdctl's rules"],
-        "aic": out_aic,
-        "predicted": figures,
-        "alternative": None,
-        "pdGainAtLowEnd": None,
-        "sensitive": sensitivity(req, layout, sc, prio),
-        "assumptions": _assumptions(req, sc, calibrated),
-        "calibrated": calibrated,
-        "warnings": warnings,
-        "validation": validation(req, layout, r),
-    }
-
-
-def _float(text) -> float | None:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
