@@ -197,3 +197,84 @@ def test_tp_narrows_the_search_to_that_tp(cli):
         assert all(role == "0" or role.endswith("xTP2") for role in (layout["prefill"], layout["decode"])), layout
     r = cli("plan", "--model", "meta-llama/Llama-3.3-70B-Instruct", "--isl", "8000", "--osl", "400", "--tp", "1")
     assert r.code == 2 and "cannot run at TP1" in r.err and "TP2, TP4, TP8" in r.err
+
+
+# --- latency in the decision: the trade-off and the Pareto frontier ---------------------------
+
+from llmdctl.sizing import frontier as fr  # noqa: E402
+
+_point = st.builds(lambda i, g, y, t: {"label": f"L{i}", "mode": "aggregated" if i % 2 else "disaggregated", "gpus": g,
+                                       "perGpu": y, "ttftMs": 100.0, "tpotMs": t, "e2eMs": 1000.0},
+                   st.integers(0, 10_000), st.integers(1, 64), st.floats(0.01, 10), st.floats(1, 200))
+
+
+@settings(max_examples=200, deadline=None)
+@given(points=st.lists(_point, min_size=1, max_size=40, unique_by=lambda p: p["label"]))
+def test_frontier_points_are_exactly_the_non_dominated_ones(points):
+    front = fr.pareto(points)
+    labels = {p["label"] for p in front}
+    for p in front:
+        assert not fr.dominated(p, points)
+    for p in points:
+        if p["label"] not in labels:  # off the frontier: beaten, or an exact tie with a point on it
+            assert fr.dominated(p, points) or any(q["perGpu"] == p["perGpu"] and q["tpotMs"] == p["tpotMs"] for q in front)
+    tpots = [p["tpotMs"] for p in front]
+    per_gpu = [p["perGpu"] for p in front]
+    assert tpots == sorted(tpots) and per_gpu == sorted(per_gpu)  # more per GPU costs TPOT along the frontier
+
+
+def test_done_when_gpt_oss_shows_the_latency_pd_buys_and_why(cli, tmp_path):
+    """gpt-oss-120b, 16 x H200, 5000/250 at 45 req/s, no SLA: the answer puts P/D's TPOT and
+    end-to-end latency next to its requests per GPU, and says which criterion chose."""
+    args = ("plan", "-e", "nvidia-ib", *OSS, "--gpus", "16", "--rate", "45")
+    data = parse(cli(*args, "-o", "json").out)
+    assert "No SLA was given, so latency did not count" in data["criterion"] and "fewest GPUs that sustain 45 req/s" in data["criterion"]
+    agg, pd = data["tradeoff"]["rows"]
+    assert agg["mode"] == "aggregated" and pd["mode"] == "disaggregated"
+    for row in (agg, pd):
+        assert all(row[k] > 0 for k in ("perGpu", "ttftMs", "tpotMs", "e2eMs"))
+    assert pd["tpotMs"] < agg["tpotMs"] and pd["e2eMs"] < agg["e2eMs"]  # the latency P/D buys ...
+    assert data["tradeoff"]["pdVsAggregated"]["perGpu"] == round(pd["perGpu"] / agg["perGpu"], 2)  # ... and what it costs
+    f = data["frontier"]
+    assert f["points"] and f["meetingTheTarget"] == len(f["all"]) <= f["searched"]
+    for p in f["points"]:
+        assert not fr.dominated(p, f["all"])
+    text = cli(*args).out
+    for part in ("  picked by: fewest GPUs", "trade-off (expected priors):", "P/D: ", "lower TPOT", "Pareto frontier over",
+                 "on the frontier:"):
+        assert part in text, part
+
+
+def test_slas_are_named_in_the_criterion():
+    req = request(model="meta-llama/Llama-3.3-70B-Instruct", isl=8000, osl=400, rate=6.0, ttft=3.0, tpot=0.03, gpus=None)
+    data = recommend(CAT, req)
+    assert data["criterion"].startswith("fewest GPUs that sustain 6 req/s with TTFT <= 3000 ms and TPOT <= 30 ms")
+    assert "No SLA" not in data["criterion"]
+    assert "most requests/s per GPU" in recommend(CAT, request(gpus=8))["criterion"]
+
+
+def test_plot_writes_the_frontier_as_deterministic_svg(cli, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    args = ("plan", *OSS, "--gpus", "16", "--rate", "45")
+    first, second = tmp_path / "a.svg", tmp_path / "b.svg"
+    assert cli(*args, "--plot", str(first)).code == 0
+    assert cli(*args, "-o", "json", "--plot", str(second)).code == 0
+    assert first.read_bytes() == second.read_bytes()
+    root = ET.fromstring(first.read_text())
+    ns = "{http://www.w3.org/2000/svg}"
+    data = parse(cli(*args, "-o", "json").out)
+    assert len(root.findall(f"{ns}circle")) == data["frontier"]["meetingTheTarget"]
+    assert root.find(f"{ns}desc").text == data["command"] and "--plot" not in data["command"]
+    spec = parse(cli(*args, "-o", "spec", "--plot", str(first)).out)
+    assert "--plot" not in spec["plannedBy"]
+
+
+@pytest.mark.parametrize("extra, expect", [
+    (["--plot", "frontier.png"], "the frontier is written as SVG"),
+    (["--plot", "/no/such/folder/f.svg"], "no folder /no/such/folder"),
+    (["--plot", "f.svg", "--prefill", "2xTP1", "--decode", "2xTP4"], "a given layout has none"),
+])
+def test_plot_refusals(cli, extra, expect):
+    r = cli("plan", *OSS, "--gpus", "8", *extra)
+    assert r.code == 2 and expect in r.err

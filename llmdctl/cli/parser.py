@@ -309,6 +309,7 @@ def _plan(p):
     c.add_argument("--decode-point", action="append", metavar="B:CTX:MS", help="plan calibrate: one decode step, batch:context:milliseconds; give two.")
     c.add_argument("--link-gbps", type=decimal_number, metavar="GB/S", help="plan calibrate: measured NIXL/UCX bandwidth between a prefill and a decode pod.")
     c.add_argument("--engine-version", metavar="VERSION", help="The engine version: recorded by plan calibrate; plan doubles the band of a calibration from another version.")
+    w.add_argument("--plot", metavar="FILE.svg", help="Write the Pareto frontier of the searched layouts (requests/s per GPU vs TPOT) as SVG.")
     lw = p.add_argument_group("what-if (evaluate this layout instead of searching; render's grammar)")
     lw.add_argument("--prefill", metavar="NxSHAPE", help="Prefill workers, e.g. 8xTP1; 0 for aggregated serving.")
     lw.add_argument("--decode", metavar="NxSHAPE", help="Decode (or, with --prefill 0, aggregated) workers, e.g. 2xTP4.")

@@ -12,7 +12,7 @@ from ..catalog.catalog import default_catalog
 from ..inputs.spec import parse_duration
 from ..sizing.calibration import calibrate, key_of, write_entry
 from ..sizing.planner import recommend, request_from
-from ..sizing.report import text
+from ..sizing.report import text, write_plot
 from ..sizing.whatif import evaluate, layout_of, read_aic, review_layout
 from .common import emit, out
 
@@ -21,7 +21,7 @@ from .common import emit, out
 _CALIBRATE_ONLY = {"peak_prefill": "--peak-prefill", "chunk": "--chunk", "decode_point": "--decode-point", "link_gbps": "--link-gbps"}
 _PLAN_ONLY = {"isl": "--isl", "osl": "--osl", "prefix_hit": "--prefix-hit", "gpus": "--gpus", "gpus_per_node": "--gpus-per-node",
               "rate": "--rate", "concurrency": "--concurrency", "ttft": "--ttft", "tpot": "--tpot", "from_aic": "--from-aic",
-              "prefill": "--prefill", "decode": "--decode"}
+              "prefill": "--prefill", "decode": "--decode", "plot": "--plot"}
 
 
 def _refuse_unused(args: argparse.Namespace, unused: dict[str, str], command: str, hint: str) -> None:
@@ -42,6 +42,9 @@ def _check_options(args: argparse.Namespace) -> None:
         what_if = args.prefill is not None or args.decode is not None
         if what_if and args.from_aic:
             raise InputError("--prefill/--decode and --from-aic each give the layout: pass one of them")
+        if args.plot and (what_if or args.from_aic):
+            raise InputError("--plot draws the frontier of the searched layouts; a given layout has none",
+                             hint="drop --prefill/--decode/--from-aic to search and plot")
         if args.tp is not None and (what_if or args.from_aic):
             raise InputError("--tp narrows the search to one TP; a given layout already names its TP",
                              hint="drop --tp, or drop --prefill/--decode/--from-aic to search at that TP")
@@ -66,6 +69,8 @@ def plan(args: argparse.Namespace) -> int:
     result = _answer(catalog, req, args)
     command = _plan_command(args)
     result["command"] = command
+    if args.plot:
+        write_plot(args.plot, result, command)
     if args.output == "spec":
         out(spec_text(result, req.profile, command))
     elif args.output == "json":
@@ -86,13 +91,13 @@ def _answer(catalog, req, args: argparse.Namespace) -> dict:
 
 
 def _plan_command(args: argparse.Namespace) -> str:
-    """The plan command as typed, without its output format: the plan, not how it was printed."""
+    """The plan command as typed, without its output format or plot file: the plan, not how it was printed."""
     typed = args.argv[args.argv.index("plan") + 1:]
-    for flag in ("-o", "--output"):
+    for flag in ("-o", "--output", "--plot"):
         while flag in typed and typed.index(flag) + 1 < len(typed):
             i = typed.index(flag)
             del typed[i:i + 2]
-    return shlex.join(["llmdctl", "plan", *(a for a in typed if not a.startswith(("-o=", "--output=")))])
+    return shlex.join(["llmdctl", "plan", *(a for a in typed if not a.startswith(("-o=", "--output=", "--plot=")))])
 
 
 def spec_text(result: dict, profile: str, command: str) -> str:

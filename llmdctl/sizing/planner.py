@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from ..base.errors import InputError, suggest
 from ..catalog.catalog import Catalog
-from . import calibration
+from . import calibration, frontier
 from .loadmodel import closed_loop, e2e_latency
 from .model import TP_DEGREES, Estimate, Gpu, ModelFacts, Scenario, Workload, aggregated, disagg, fits, prefill_throughput
 
@@ -210,7 +210,7 @@ def budget(req: Request) -> int:
     return req.gpus if req.gpus is not None else (req.gpus_per_node * 8 if (req.rate or req.concurrency) else req.gpus_per_node)
 
 
-def search_disagg(req: Request, sc: dict[str, Scenario], prio: dict) -> Candidate | None:
+def search_disagg(req: Request, sc: dict[str, Scenario], prio: dict, seen: list | None = None) -> Candidate | None:
     mid, limit = sc["mid"], budget(req)
     tps = _tps(req, mid)
     best = None
@@ -224,6 +224,8 @@ def search_disagg(req: Request, sc: dict[str, Scenario], prio: dict) -> Candidat
                 # decode workers: enough to match this prefill capacity, within the budget
                 for y in range(1, min(MAX_WORKERS, (limit - x * tp_p) // tp_d) + 1):
                     cand = _candidate(req, Layout("disaggregated", (x, tp_p), (y, tp_d)), sc, prio)
+                    if seen is not None:
+                        seen.append(cand)
                     if _better(best, cand, req):
                         best = cand
                     if cand.low_ok and (req.rate or req.concurrency):
@@ -231,12 +233,14 @@ def search_disagg(req: Request, sc: dict[str, Scenario], prio: dict) -> Candidat
     return best
 
 
-def search_aggregated(req: Request, sc: dict[str, Scenario], prio: dict) -> Candidate | None:
+def search_aggregated(req: Request, sc: dict[str, Scenario], prio: dict, seen: list | None = None) -> Candidate | None:
     mid, limit = sc["mid"], budget(req)
     best = None
     for tp in _tps(req, mid):
         for r in range(1, min(MAX_WORKERS * 2, limit // tp) + 1):
             cand = _candidate(req, Layout("aggregated", None, (r, tp)), sc, prio)
+            if seen is not None:
+                seen.append(cand)
             if _better(best, cand, req):
                 best = cand
             if cand.low_ok and (req.rate or req.concurrency):
@@ -298,8 +302,9 @@ def recommend(catalog: Catalog, req: Request) -> dict:
         raise InputError(f"{req.model.name} ({req.model.params / 1e9:.0f}B params, {req.model.params * req.model.weight_bytes / 1e9:.0f} GB of weights) "
                          f"does not fit on {min(req.gpus_per_node, 8)} {req.gpu.name} of one node at any TP",
                          hint="wide layouts (DP/EP over nodes) are not planned yet; pick a bigger GPU (--gpu) or a quantized model")
-    pd = search_disagg(req, sc, prio)
-    agg = search_aggregated(req, sc, prio)
+    seen: list[Candidate] = []
+    pd = search_disagg(req, sc, prio, seen)
+    agg = search_aggregated(req, sc, prio, seen)
     pd_ranges = ranges(req, pd.layout, sc, prio) if pd else None
     agg_ranges = ranges(req, agg.layout, sc, prio) if agg else None
 
@@ -343,14 +348,21 @@ def recommend(catalog: Catalog, req: Request) -> dict:
                         "so every P/D figure here is optimistic (use it only to compare layouts)")
     if req.model.mla:
         warnings.append("MLA KV is counted as replicated on every TP rank (no attention-DP)")
+    alternative = ({"mode": alt.layout.mode, **alt.layout.spec_layout(), "gpus": alt.layout.gpus, "summary": str(alt.layout),
+                    "predicted": figures(req, alt.layout, alt_ranges, sc, prio)} if alt else None)
+    recommendation = {"mode": chosen.layout.mode, **chosen.layout.spec_layout(), "gpus": chosen.layout.gpus, "summary": str(chosen.layout),
+                      "predicted": figures(req, chosen.layout, chosen_ranges, sc, prio)}
+    pair = sorted((d for d in (recommendation, alternative) if d), key=lambda d: d["mode"] != "aggregated")
     return {
         "inputs": inputs_of(req),
-        "recommendation": {"mode": chosen.layout.mode, **chosen.layout.spec_layout(), "gpus": chosen.layout.gpus, "summary": str(chosen.layout)},
+        "recommendation": {k: v for k, v in recommendation.items() if k != "predicted"},
+        "criterion": criterion(req, decision),
         "why": reasons if not use_pd else [f"P/D serves {gain:.2f}x the requests per GPU of {alt.layout} at the pessimistic end"
                                             if gain is not None and math.isfinite(gain) else "aggregated cannot meet the target"],
-        "predicted": figures(req, chosen.layout, chosen_ranges, sc, prio),
-        "alternative": ({"mode": alt.layout.mode, **alt.layout.spec_layout(), "gpus": alt.layout.gpus, "summary": str(alt.layout),
-                         "predicted": figures(req, alt.layout, alt_ranges, sc, prio)} if alt else None),
+        "predicted": recommendation["predicted"],
+        "alternative": alternative,
+        "tradeoff": frontier.tradeoff(*pair) if len(pair) == 2 else None,
+        "frontier": frontier.summary([_point(req, c) for c in _meeting(seen)], str(chosen.layout)),
         "pdGainAtLowEnd": gain if gain is not None and math.isfinite(gain) else None,
         "sensitive": sensitivity(req, chosen.layout, sc, prio),
         "assumptions": assumptions(req, sc, calibrated),
@@ -358,6 +370,36 @@ def recommend(catalog: Catalog, req: Request) -> dict:
         "warnings": warnings,
         "validation": validation(req, chosen.layout, chosen_ranges),
     }
+
+
+def criterion(req: Request, decision: dict) -> str:
+    """Which criterion picked the recommendation, in words."""
+    slas = " and ".join(f"{name} <= {value * 1000:g} ms" for name, value in (("TTFT", req.ttft), ("TPOT", req.tpot)) if value)
+    if req.concurrency is not None:
+        target = f"serve {req.concurrency:g} closed-loop users without a saturated stage"
+    elif req.rate is not None:
+        target = f"sustain {req.rate:g} req/s"
+    else:
+        target = None
+    first = (f"fewest GPUs that {target}" + (f" with {slas}" if slas else "") + " at the pessimistic end" if target
+             else "most requests/s per GPU" + (f" with {slas} (goodput under the SLAs)" if slas else ""))
+    tail = ("" if slas else ". No SLA was given, so latency did not count: the trade-off below shows what each layout buys; "
+            "give --tpot/--ttft to rank on goodput under them")
+    return f"{first}; P/D only if it serves >= {decision['minGain']}x the requests per GPU of aggregated (RDMA, long prompts){tail}"
+
+
+def _meeting(seen: list[Candidate]) -> list[Candidate]:
+    """The searched layouts that meet the target as the recommendation must: under the pessimistic
+    priors too (or, when none does, under the middle ones)."""
+    return [c for c in seen if c.low_ok] or [c for c in seen if c.mid.feasible]
+
+
+def _point(req: Request, c: Candidate) -> dict:
+    """A searched layout on the trade-off chart: its middle-prior figures at the requested load."""
+    e = c.mid
+    served = e.rate if req.concurrency is not None else min(e.rate, e.capacity)
+    return {"label": str(c.layout), "mode": c.layout.mode, "gpus": c.layout.gpus, "perGpu": served / c.layout.gpus,
+            "ttftMs": e.ttft * 1000, "tpotMs": e.tpot * 1000, "e2eMs": e2e_latency(e, req.workload.osl) * 1000}
 
 
 def _rng(values: list[float], scale: float = 1.0, digits: int = 3) -> dict:

@@ -3,6 +3,10 @@ every figure as pessimistic - expected - optimistic."""
 
 from __future__ import annotations
 
+import os
+
+from ..base.errors import InputError
+from .frontier import svg, terminal, tradeoff_lines
 
 def _r(rng: dict, unit: str = "", digits: int = 1) -> str:
     vals = [rng[k] for k in ("pessimistic", "expected", "optimistic")]
@@ -25,6 +29,8 @@ def text(result: dict) -> str:
     if alt:
         lines.append(f"alternative: {alt['summary']}")
         lines += _figure_lines(alt["predicted"])
+    lines += tradeoff_lines(result.get("tradeoff"))
+    lines += terminal(result["frontier"]) if result.get("frontier") else []
     return "\n".join(lines + _tail_lines(result)) + "\n"
 
 
@@ -74,3 +80,18 @@ def _figure_lines(p: dict) -> list[str]:
         lines.append(f"  KV transfer       {_r(p['kvTransferMs'], ' ms per request', 1)}")
         lines.append(f"  peak prefill      {p['peakPrefillThroughput']} tokens/s per prefill worker (the router's peakPrefillThroughput from v0.7)")
     return lines
+
+
+def write_plot(path: str, result: dict, command: str) -> None:
+    """The frontier as an SVG file. No plotting library is a dependency of llmdctl, so the SVG is
+    written by hand and no other image format is offered."""
+    if not path.lower().endswith(".svg"):
+        raise InputError(f"--plot {path}: the frontier is written as SVG (llmdctl has no plotting library for other formats)",
+                         hint="name the file .svg, e.g. --plot frontier.svg")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise InputError(f"--plot {path}: no folder {folder}")
+    with open(path, "w", encoding="utf-8") as fh:
+        i = result["inputs"]
+        title = f"{i['model']} on {i['gpu']}, ISL {i['isl']} / OSL {i['osl']}, {result['predicted']['load']['summary'].split(',')[0]}"
+        fh.write(svg(result["frontier"], title, command))
