@@ -278,3 +278,13 @@ def test_plot_writes_the_frontier_as_deterministic_svg(cli, tmp_path):
 def test_plot_refusals(cli, extra, expect):
     r = cli("plan", *OSS, "--gpus", "8", *extra)
     assert r.code == 2 and expect in r.err
+
+
+def test_a_saturated_layout_in_the_trade_off_has_no_ratio():
+    def alt(mode, per_gpu, ms):
+        rng = lambda v: {"pessimistic": v, "expected": v, "optimistic": v}  # noqa: E731
+        return {"summary": mode, "mode": mode, "gpus": 2, "predicted": {"throughputPerGpu": rng(per_gpu), "ttftMs": rng(ms),
+                                                                        "tpotMs": rng(ms), "e2eLatencyMs": rng(ms)}}
+    t = fr.tradeoff(alt("aggregated", 0.5, 80.0), alt("disaggregated", 0.06, None))  # None: the queue never drains
+    assert t["pdVsAggregated"] == {"perGpu": 0.12, "ttft": None, "tpot": None, "e2e": None}
+    assert "saturated" in "\n".join(fr.tradeoff_lines(t))

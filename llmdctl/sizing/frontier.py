@@ -60,12 +60,10 @@ def tradeoff(agg: dict | None, pd: dict | None) -> dict | None:
         return None
     rows = [_row(agg), _row(pd)]
     a, p = rows
-    out = {"rows": rows}
-    if a["perGpu"] and a["tpotMs"] and a["e2eMs"]:
-        out["pdVsAggregated"] = {"perGpu": round(p["perGpu"] / a["perGpu"], 2), "tpot": round(p["tpotMs"] / a["tpotMs"], 2),
-                                 "ttft": round(p["ttftMs"] / a["ttftMs"], 2) if a["ttftMs"] else None,
-                                 "e2e": round(p["e2eMs"] / a["e2eMs"], 2)}
-    return out
+    # a figure is None where that layout saturates (its queue never drains): no ratio then
+    ratios = {k: (round(p[key] / a[key], 2) if p[key] is not None and a[key] else None)
+              for k, key in (("perGpu", "perGpu"), ("ttft", "ttftMs"), ("tpot", "tpotMs"), ("e2e", "e2eMs"))}
+    return {"rows": rows, "pdVsAggregated": ratios}
 
 
 def _row(alt: dict) -> dict:
@@ -80,17 +78,17 @@ def tradeoff_lines(t: dict | None) -> list[str]:
     width = max(len(r["summary"]) for r in t["rows"])
     lines = ["trade-off (expected priors):", f"  {'':<{width}}  req/s per GPU     TTFT       TPOT   end-to-end"]
     for r in t["rows"]:
-        lines.append(f"  {r['summary']:<{width}}  {_num(r['perGpu'], 3):>13} {_num(r['ttftMs'], 0):>6} ms {_num(r['tpotMs'], 1):>7} ms "
-                     f"{_num(r['e2eMs'], 0):>9} ms")
-    v = t.get("pdVsAggregated")
-    if v and v["tpot"] is not None:
+        lines.append(f"  {r['summary']:<{width}}  {_num(r['perGpu'], 3):>13} {_num(r['ttftMs'], 0, ' ms'):>9} {_num(r['tpotMs'], 1, ' ms'):>10} "
+                     f"{_num(r['e2eMs'], 0, ' ms'):>12}")
+    v = t["pdVsAggregated"]
+    if v["tpot"] is not None and v["perGpu"] is not None:
         lines.append(f"  P/D: {_change(v['tpot'])} TPOT, {_change(v['e2e'])} end-to-end latency, {_change(v['ttft'])} TTFT, "
                      f"for {v['perGpu']:.2f}x the requests per GPU")
     return lines
 
 
-def _num(v, digits: int) -> str:
-    return "-" if v is None else f"{v:.{digits}f}"
+def _num(v, digits: int, unit: str = "") -> str:
+    return "saturated" if v is None else f"{v:.{digits}f}{unit}"
 
 
 def _change(ratio: float | None) -> str:
