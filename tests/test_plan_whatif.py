@@ -288,3 +288,31 @@ def test_a_saturated_layout_in_the_trade_off_has_no_ratio():
     t = fr.tradeoff(alt("aggregated", 0.5, 80.0), alt("disaggregated", 0.06, None))  # None: the queue never drains
     assert t["pdVsAggregated"] == {"perGpu": 0.12, "ttft": None, "tpot": None, "e2e": None}
     assert "saturated" in "\n".join(fr.tradeoff_lines(t))
+
+
+# --- --fill: the whole budget -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("load", [("--rate", "45"), ("--concurrency", "64")])
+def test_fill_spends_the_budget_on_latency_and_says_so(cli, load):
+    args = ("plan", *OSS, "--gpus", "16", *load, "-o", "json")
+    fewest, filled = parse(cli(*args).out), parse(cli(*args, "--fill").out)
+    assert fewest["inputs"]["budgetMode"] == "fewest GPUs" and filled["inputs"]["budgetMode"] == "fill"
+    assert filled["recommendation"]["gpus"] == 16 and fewest["recommendation"]["gpus"] < 16
+    assert filled["criterion"].startswith("the whole --gpus 16 budget (--fill)")
+    assert filled["predicted"]["e2eLatencyMs"]["expected"] < fewest["predicted"]["e2eLatencyMs"]["expected"]
+    assert filled["predicted"]["feasible"]["pessimistic"]
+
+
+def test_fill_without_a_load_keeps_the_most_capacity():
+    data = recommend(CAT, request(gpus=16, fill=True))
+    assert data["recommendation"]["gpus"] == 16 and "the most capacity" in data["criterion"]
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--fill", "--rate", "4"], "give it with --gpus N"),
+    (["--fill", "--gpus", "8", "--prefill", "2xTP1", "--decode", "2xTP2"], "a given layout uses what it names"),
+])
+def test_fill_refusals(cli, args, expect):
+    r = cli("plan", *OSS, *args)
+    assert r.code == 2 and expect in r.err

@@ -280,6 +280,8 @@ def _plan(p):
     g.add_argument("--gpu", help="Accelerator: H100, H200, B200, GB200, GH200, MI300X, MI355X. Default: the profile's.")
     g.add_argument("--network", help="KV path between prefill and decode: ib, roce, tcp, cuda-ipc. Default: the profile's.")
     g.add_argument("--gpus", type=whole_number, metavar="N", help="GPU budget. Default: one node without a load target, else eight nodes.")
+    g.add_argument("--fill", action="store_true", default=None,
+                   help="Spend the whole --gpus budget (more headroom, lower latency) instead of the fewest GPUs that meet the target.")
     g.add_argument("--gpus-per-node", type=whole_number, metavar="N", help="GPUs per node (the largest TP). Default: the profile's.")
     m = p.add_argument_group("model (a known name, or its architecture; flags override a known model's facts)")
     m.add_argument("--model", help="Hugging Face id. Default: the profile's model.")

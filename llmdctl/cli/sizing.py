@@ -21,7 +21,7 @@ from .common import emit, out
 _CALIBRATE_ONLY = {"peak_prefill": "--peak-prefill", "chunk": "--chunk", "decode_point": "--decode-point", "link_gbps": "--link-gbps"}
 _PLAN_ONLY = {"isl": "--isl", "osl": "--osl", "prefix_hit": "--prefix-hit", "gpus": "--gpus", "gpus_per_node": "--gpus-per-node",
               "rate": "--rate", "concurrency": "--concurrency", "ttft": "--ttft", "tpot": "--tpot", "from_aic": "--from-aic",
-              "prefill": "--prefill", "decode": "--decode", "plot": "--plot"}
+              "prefill": "--prefill", "decode": "--decode", "plot": "--plot", "fill": "--fill"}
 
 
 def _refuse_unused(args: argparse.Namespace, unused: dict[str, str], command: str, hint: str) -> None:
@@ -45,6 +45,9 @@ def _check_options(args: argparse.Namespace) -> None:
         if args.plot and (what_if or args.from_aic):
             raise InputError("--plot draws the frontier of the searched layouts; a given layout has none",
                              hint="drop --prefill/--decode/--from-aic to search and plot")
+        if args.fill and (what_if or args.from_aic):
+            raise InputError("--fill chooses how much of the budget a searched layout uses; a given layout uses what it names",
+                             hint="drop --fill, or drop --prefill/--decode/--from-aic")
         if args.tp is not None and (what_if or args.from_aic):
             raise InputError("--tp narrows the search to one TP; a given layout already names its TP",
                              hint="drop --tp, or drop --prefill/--decode/--from-aic to search at that TP")
@@ -64,7 +67,7 @@ def plan(args: argparse.Namespace) -> int:
         isl=args.isl, osl=args.osl, prefix_hit=args.prefix_hit, gpus=args.gpus, gpus_per_node=args.gpus_per_node,
         rate=args.rate, concurrency=args.concurrency,
         ttft=parse_duration(args.ttft, "--ttft") if args.ttft else None, tpot=parse_duration(args.tpot, "--tpot") if args.tpot else None,
-        engine=args.engine, calibration_file=args.calibration, engine_version=args.engine_version, tp=args.tp,
+        engine=args.engine, calibration_file=args.calibration, engine_version=args.engine_version, tp=args.tp, fill=args.fill,
     )
     result = _answer(catalog, req, args)
     command = _plan_command(args)

@@ -42,6 +42,7 @@ class Request(NamedTuple):
     engine_version: str | None = None
     time_sliced: bool = False  # the profile shares one GPU between prefill and decode (gh200-timeslice)
     tp: int | None = None  # --tp: search layouts whose workers all use this TP
+    fill: bool = False  # --fill: spend the whole --gpus budget instead of the fewest GPUs that meet the target
 
 
 class Layout(NamedTuple):
@@ -194,9 +195,13 @@ def load_mode(req: Request, rate: float) -> dict:
 
 def _key(c: Candidate, req: Request) -> tuple:
     """Sort key, best first: meets the target even under pessimistic priors, then under the
-    middle ones; with a target load, fewer GPUs then more headroom; without one, more requests
-    per second then fewer GPUs."""
+    middle ones; with --fill, the most of the budget, then (with a load) the lowest end-to-end latency
+    at it, then the most headroom; with a target load,
+    fewer GPUs then more headroom; without one, more requests per second then fewer GPUs."""
     head = (not c.low_ok, not c.mid.feasible)
+    if req.fill:
+        latency = e2e_latency(c.mid, req.workload.osl) if req.rate is not None or req.concurrency is not None else 0.0
+        return head + (-c.layout.gpus, latency, -c.mid.capacity, str(c.layout))
     if req.rate is not None or req.concurrency is not None:
         return head + (c.layout.gpus, -c.mid.capacity, str(c.layout))
     return head + (-c.mid.capacity, c.layout.gpus, str(c.layout))
@@ -228,7 +233,7 @@ def search_disagg(req: Request, sc: dict[str, Scenario], prio: dict, seen: list 
                         seen.append(cand)
                     if _better(best, cand, req):
                         best = cand
-                    if cand.low_ok and (req.rate or req.concurrency):
+                    if cand.low_ok and (req.rate or req.concurrency) and not req.fill:
                         break  # more decode workers only cost GPUs
     return best
 
@@ -243,7 +248,7 @@ def search_aggregated(req: Request, sc: dict[str, Scenario], prio: dict, seen: l
                 seen.append(cand)
             if _better(best, cand, req):
                 best = cand
-            if cand.low_ok and (req.rate or req.concurrency):
+            if cand.low_ok and (req.rate or req.concurrency) and not req.fill:
                 break
     return best
 
@@ -260,8 +265,12 @@ def ranges(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dict) ->
     return {s: _estimate(req, layout, sc[s], prio, rate) for s in SCENARIOS}
 
 
-def _per_gpu(est: Estimate, layout: Layout) -> float:
-    return est.capacity / layout.gpus if layout.gpus else 0.0
+def _per_gpu(req: Request, layout: Layout, s: Scenario, prio: dict) -> float:
+    """Requests/s per GPU the decision compares: the open-loop capacity, or with --concurrency the
+    throughput the closed loop's users reach."""
+    if req.concurrency is not None:
+        return loaded(req, layout, s, prio).rate / layout.gpus
+    return _estimate(req, layout, s, prio, None).capacity / layout.gpus
 
 
 def sensitivity(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dict) -> list[dict]:
@@ -319,8 +328,7 @@ def recommend(catalog: Catalog, req: Request) -> dict:
     gain = None
     if pd and agg and pd_ranges and agg_ranges:
         lo_pd, lo_agg = pd_ranges["low"], agg_ranges["low"]
-        pd_pg = _per_gpu(_estimate(req, pd.layout, sc["low"], prio, None), pd.layout)
-        agg_pg = _per_gpu(_estimate(req, agg.layout, sc["low"], prio, None), agg.layout)
+        pd_pg, agg_pg = (_per_gpu(req, c.layout, sc["low"], prio) for c in (pd, agg))
         gain = pd_pg / agg_pg if agg_pg else math.inf
         if lo_agg.feasible and not lo_pd.feasible:
             reasons.append(f"at the pessimistic end the P/D layout misses the target ({lo_pd.why}) while aggregated meets it")
@@ -375,6 +383,12 @@ def recommend(catalog: Catalog, req: Request) -> dict:
 def criterion(req: Request, decision: dict) -> str:
     """Which criterion picked the recommendation, in words."""
     slas = " and ".join(f"{name} <= {value * 1000:g} ms" for name, value in (("TTFT", req.ttft), ("TPOT", req.tpot)) if value)
+    if req.fill:
+        best = "the lowest mean end-to-end latency at that load" if req.rate is not None or req.concurrency is not None else "the most capacity"
+        return (f"the whole --gpus {req.gpus} budget (--fill): of the layouts that use the most of it and meet the target at the "
+                f"pessimistic end, {best}"
+                + (f" with {slas}" if slas else "") + f"; P/D only if it serves >= {decision['minGain']}x the requests per GPU "
+                "of aggregated (RDMA, long prompts)")
     if req.concurrency is not None:
         target = f"serve {req.concurrency:g} closed-loop users without a saturated stage"
     elif req.rate is not None:
@@ -441,7 +455,8 @@ def inputs_of(req: Request) -> dict:
     return {"profile": req.profile, "gpu": req.gpu.name, "network": req.network, "model": req.model.name, "gpuBudget": req.gpus,
             "gpusPerNode": req.gpus_per_node, "isl": wl.isl, "osl": wl.osl, "prefixHit": wl.prefix_hit, "rate": req.rate,
             "concurrency": req.concurrency, "ttftMs": req.ttft * 1000 if req.ttft else None, "tpotMs": req.tpot * 1000 if req.tpot else None,
-            "slaStatistic": "mean", "engine": req.engine}
+            "slaStatistic": "mean", "engine": req.engine,
+            "budgetMode": "fill" if req.fill else ("fewest GPUs" if req.rate is not None or req.concurrency is not None else "most requests/s")}
 
 
 def assumptions(req: Request, sc: dict[str, Scenario], calibrated: list[str]) -> list[str]:
@@ -492,7 +507,8 @@ def validation(req: Request, layout: Layout, r: dict[str, Estimate]) -> dict:
 def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str | None, network: str | None, model: str | None,
                  explicit: dict, isl: int, osl: int, prefix_hit: float | None, gpus: int | None, gpus_per_node: int | None,
                  rate: float | None, concurrency: float | None, ttft: float | None, tpot: float | None, engine: str,
-                 calibration_file: str | None = None, engine_version: str | None = None, tp: int | None = None) -> Request:
+                 calibration_file: str | None = None, engine_version: str | None = None, tp: int | None = None,
+                 fill: bool = False) -> Request:
     """Inputs to a Request: the hardware profile gives the GPU, network and GPUs per node unless
     --gpu/--network/--gpus-per-node say otherwise; its default model unless --model."""
     envs = catalog.resolve_environments(list(environments or ()))
@@ -515,6 +531,8 @@ def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str |
     for flag, value in (("--rate", rate), ("--concurrency", concurrency), ("--gpus", gpus), ("--gpus-per-node", gpus_per_node)):
         if value is not None and value <= 0:
             raise InputError(f"{flag} {value}: must be positive")
+    if fill and gpus is None:
+        raise InputError("--fill spends the whole GPU budget: give it with --gpus N", hint="e.g. --gpus 16 --fill")
     if concurrency is not None and concurrency != int(concurrency):
         raise InputError(f"--concurrency {concurrency:g}: a number of users (closed loop), a whole number",
                          hint="for a request rate use --rate REQ/S")
@@ -529,5 +547,5 @@ def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str |
         workload=Workload(int(isl), int(osl), float(prefix_hit or 0.0)), gpus=gpus, gpus_per_node=min(per_node, 8),
         rate=rate, concurrency=concurrency, ttft=ttft, tpot=tpot, engine=engine,
         calibrations=tuple(calibration.read_file(calibration_file)) if calibration_file else (), engine_version=engine_version,
-        time_sliced=bool(hardware.hardware.get("timeSlicing")), tp=tp,
+        time_sliced=bool(hardware.hardware.get("timeSlicing")), tp=tp, fill=bool(fill),
     )
