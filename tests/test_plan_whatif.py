@@ -156,8 +156,9 @@ def test_a_what_if_spec_renders_unchanged(cli, tmp_path, prefill, decode, guide)
 
 
 @pytest.mark.parametrize("args, expect", [
-    (["--prefill", "1xDP8EP", "--decode", "1xDP8EP"], "cannot cost data- or expert-parallel instances yet"),
-    (["--prefill", "2xTP1", "--decode", "1xDP2TP2"], "expert parallelism or of the all-to-all"),
+    (["--prefill", "1xDP8EP", "--decode", "1xDP8EP"], "cannot cost expert-parallel instances yet"),
+    (["--prefill", "2xTP1", "--decode", "1xDP2TP2"], "cannot cost data-parallel (DP2) MoE instances yet"),
+    (["--prefill", "2xTP1", "--decode", "1xTP2EP"], "expert parallelism or of the all-to-all"),
     (["--prefill", "2xTP1", "--decode", "1xTP16"], "spans more than one node"),
     (["--prefill", "2xTP1"], "a what-if needs both --prefill and --decode"),
     (["--decode", "2xTP4"], "a what-if needs both --prefill and --decode"),
@@ -316,3 +317,64 @@ def test_fill_without_a_load_keeps_the_most_capacity():
 def test_fill_refusals(cli, args, expect):
     r = cli("plan", *OSS, *args)
     assert r.code == 2 and expect in r.err
+
+
+# --- data parallelism: what a dense model's DP ranks are, and AIConfigurator's dp column ---------
+
+
+LLAMA8 = ("--model", "meta-llama/Llama-3.1-8B-Instruct", "--isl", "4000", "--osl", "250")
+
+
+def test_dense_dp_ranks_cost_as_engines_and_keep_their_shape(cli, tmp_path):
+    """vLLM's data parallelism of a dense model runs independent engines: 2xDP4 serves like 8xTP1,
+    and the spec keeps the shape the user gave."""
+    dp = parse(cli("plan", *LLAMA8, "--prefill", "0", "--decode", "2xDP4", "--rate", "20", "-o", "json").out)
+    tp = parse(cli("plan", *LLAMA8, "--prefill", "0", "--decode", "8xTP1", "--rate", "20", "-o", "json").out)
+    assert dp["predicted"] == tp["predicted"] and dp["evaluated"]["summary"] == "aggregated 2xDP4 (8 GPUs)"
+    r = cli("plan", *LLAMA8, "--prefill", "2xDP2", "--decode", "1xTP2", "--rate", "20", "-o", "spec")
+    assert r.code == 0, r
+    doc = parse(r.out)
+    assert (doc["prefill"], doc["decode"]) == ("2xDP2", "1xTP2")
+    spec = tmp_path / "dp.yaml"
+    spec.write_text(r.out)
+    assert cli("render", "-f", str(spec), "-o", str(tmp_path / "bundle")).code == 0
+
+
+def _aic(tmp_path, **changes) -> str:
+    from pathlib import Path
+
+    text = (Path(__file__).parent / "fixtures" / "aic_best_config_topn.csv").read_text().splitlines()
+    head, first = text[0].split(","), text[1].split(",")
+    for key, value in changes.items():
+        column = key.replace("p_", "(p)").replace("d_", "(d)")
+        if column not in head:
+            head.append(column)
+            first.append("")
+        first[head.index(column)] = str(value)
+    path = tmp_path / "aic.csv"
+    path.write_text(",".join(head) + "\n" + ",".join(first) + "\n")
+    return str(path)
+
+
+def test_from_aic_keeps_data_parallelism(cli, tmp_path):
+    """AIConfigurator's 6 x (TP1, DP2) is six two-GPU prefill workers, not six one-GPU ones."""
+    csv = _aic(tmp_path, p_dp=2, model="meta-llama/Llama-3.1-8B-Instruct")
+    data = parse(cli("plan", *LLAMA8, "--rate", "20", "--from-aic", csv, "-o", "json").out)
+    assert data["recommendation"]["prefill"] == "6xDP2" and data["recommendation"]["decode"] == "4xTP1"
+    assert data["recommendation"]["gpus"] == 6 * 2 + 4
+    plain = parse(cli("plan", *LLAMA8, "--rate", "20", "--prefill", "12xTP1", "--decode", "4xTP1", "-o", "json").out)
+    assert data["predicted"] == plain["predicted"]
+
+
+@pytest.mark.parametrize("changes, expect", [
+    (dict(p_dp=2), "cannot cost data-parallel (DP2) MoE instances yet"),  # gpt-oss is MoE: its DP is not replicas
+    (dict(d_moe_ep=4, d_dp=4), "cannot cost expert-parallel instances yet"),
+    (dict(p_pp=2), "'(p)pp' is 2: llmdctl's layouts have no pipeline parallelism"),
+    (dict(d_cp=2), "'(d)cp' is 2: llmdctl's layouts have no context parallelism"),
+])
+def test_from_aic_refuses_what_it_cannot_express_naming_the_column(cli, tmp_path, changes, expect):
+    r = cli("plan", *OSS, "--rate", "45", "--from-aic", _aic(tmp_path, **changes))
+    assert r.code == 2, r
+    assert expect in r.err
+    if "MoE" in expect or "expert" in expect:
+        assert "(columns (" in r.err  # names the columns the shape came from

@@ -88,7 +88,7 @@ def _answer(catalog, req, args: argparse.Namespace) -> dict:
     if args.prefill is not None or args.decode is not None:
         return evaluate(catalog, req, layout_of(catalog, req, args.prefill, args.decode))
     if args.from_aic:
-        layout, row = read_aic(args.from_aic)
+        layout, row = read_aic(catalog, req, args.from_aic)
         return review_layout(catalog, req, layout, row)
     return recommend(catalog, req)
 

@@ -47,21 +47,27 @@ class Request(NamedTuple):
 
 class Layout(NamedTuple):
     mode: str  # disaggregated | aggregated
-    prefill: tuple[int, int] | None  # (replicas, TP)
+    prefill: tuple[int, int] | None  # (engines, TP)
     decode: tuple[int, int]
+    # the roles as written when they are not plain NxTPm: a dense model's DP ranks are independent
+    # engines, so 2xDP4 is costed as (8, 1) and rendered as 2xDP4
+    shape: tuple[str, str] | None = None
 
     @property
     def gpus(self) -> int:
         return (self.prefill[0] * self.prefill[1] if self.prefill else 0) + self.decode[0] * self.decode[1]
 
     def spec_layout(self) -> dict:
+        if self.shape:
+            return {"prefill": self.shape[0], "decode": self.shape[1]}
         return {"prefill": f"{self.prefill[0]}xTP{self.prefill[1]}" if self.prefill else "0",
                 "decode": f"{self.decode[0]}xTP{self.decode[1]}"}
 
     def __str__(self) -> str:
+        roles = self.spec_layout()
         if self.prefill:
-            return f"prefill {self.prefill[0]}xTP{self.prefill[1]} + decode {self.decode[0]}xTP{self.decode[1]} ({self.gpus} GPUs)"
-        return f"aggregated {self.decode[0]}xTP{self.decode[1]} ({self.gpus} GPUs)"
+            return f"prefill {roles['prefill']} + decode {roles['decode']} ({self.gpus} GPUs)"
+        return f"aggregated {roles['decode']} ({self.gpus} GPUs)"
 
 
 # --- inputs -------------------------------------------------------------------------------------

@@ -29,29 +29,42 @@ def layout_of(catalog: Catalog, req: Request, prefill: str | None, decode: str |
     d = parse_layout(decode, "--decode")
     if d.replicas < 1:
         raise InputError(f"--decode {decode}: at least one decode (or aggregated) worker")
+    return _costable(catalog, req, ("--prefill " + str(prefill), p), ("--decode " + str(decode), d))
+
+
+def _costable(catalog: Catalog, req: Request, prefill: tuple[str, RoleLayout], decode: tuple[str, RoleLayout]) -> Layout:
+    """Roles (each named as the user wrote it, for errors) as a layout of engines the model costs.
+    A dense model's DP ranks are independent engines (vLLM's data parallelism without experts), so
+    NxDPdTPt is N*d engines of TP t; MoE data parallelism shards or spreads the experts over the
+    ranks, and expert parallelism needs an all-to-all model: both are refused, not approximated."""
     mid = calibrated_scenarios(catalog, req)[0]["mid"]
-    for flag, text, role in (("--prefill", prefill, p), ("--decode", decode, d)):
+    engines = []
+    for name, role in (prefill, decode):
         if role.replicas:
-            _check_shape(req, mid, flag, text, role)
-    if not p.replicas:
-        return Layout("aggregated", None, (d.replicas, d.tensor))
-    return Layout("disaggregated", (p.replicas, p.tensor), (d.replicas, d.tensor))
+            _check_shape(req, mid, name, role)
+        engines.append((role.replicas * role.data, role.tensor) if role.replicas else None)
+    plain = all(r.data == 1 and not r.expert for _, r in (prefill, decode))
+    shape = None if plain else (str(prefill[1]) if prefill[1].replicas else "0", str(decode[1]))
+    if engines[0] is None:
+        return Layout("aggregated", None, engines[1], shape)
+    return Layout("disaggregated", engines[0], engines[1], shape)
 
 
-def _check_shape(req: Request, mid: Scenario, flag: str, text: str, role: RoleLayout) -> None:
-    if role.data > 1 or role.expert:
-        raise InputError(f"{flag} {text}: the planner cannot cost data- or expert-parallel instances yet: it has no model of "
-                         "attention-DP ranks, of expert parallelism or of the all-to-all between them (issue 28, item 4)",
-                         hint=f"evaluate a TP shape (e.g. {flag} {role.replicas}xTP{min(role.gpus, 8)}), or deploy this one unplanned: "
-                              f"llmdctl render {flag} {text} ...")
+def _check_shape(req: Request, mid: Scenario, name: str, role: RoleLayout) -> None:
     m = req.model
+    if role.expert or (role.data > 1 and m.moe):
+        what = "expert-parallel" if role.expert else f"data-parallel (DP{role.data}) MoE"
+        raise InputError(f"{name}: the planner cannot cost {what} instances yet: it has no model of experts spread or sharded "
+                         "over DP ranks, of expert parallelism or of the all-to-all between them (issue 28, item 4)",
+                         hint=f"evaluate a TP shape (e.g. {role.replicas}xTP{min(role.gpus, 8)}), or deploy this one unplanned: "
+                              "llmdctl render --prefill ... --decode ...")
     if role.tensor > req.gpus_per_node:
-        raise InputError(f"{flag} {text}: TP{role.tensor} spans more than one node ({req.gpus_per_node} GPUs per node); "
+        raise InputError(f"{name}: TP{role.tensor} spans more than one node ({req.gpus_per_node} GPUs per node); "
                          "the planner does not cost TP over the inter-node fabric", hint=f"use at most TP{req.gpus_per_node} per worker")
     if m.heads % role.tensor:
-        raise InputError(f"{flag} {text}: {m.name} has {m.heads} attention heads, which TP{role.tensor} cannot split evenly")
+        raise InputError(f"{name}: {m.name} has {m.heads} attention heads, which TP{role.tensor} cannot split evenly")
     if not fits(m, req.gpu, role.tensor, mid):
-        raise InputError(f"{flag} {text}: {m.name} ({m.params * m.weight_bytes / 1e9:.0f} GB of weights) does not fit on "
+        raise InputError(f"{name}: {m.name} ({m.params * m.weight_bytes / 1e9:.0f} GB of weights) does not fit on "
                          f"{role.tensor} {req.gpu.name}", hint="raise the TP of that role")
 
 
@@ -99,9 +112,11 @@ def _layout_warnings(req: Request, layout: Layout) -> list[str]:
 # --- AIConfigurator import ------------------------------------------------------------------------
 
 
-def read_aic(path: str) -> tuple[Layout, dict]:
+def read_aic(catalog: Catalog, req: Request, path: str) -> tuple[Layout, dict]:
     """The top row of AIConfigurator's best_config_topn.csv: (p)workers/(p)tp/(d)workers/(d)tp for a
-    disaggregated row, tp with workers or replicas for an aggregated one."""
+    disaggregated row, tp with workers or replicas for an aggregated one, with their data (dp) and
+    expert (moe_ep) parallelism kept; pipeline (pp) and context (cp) parallelism, which llmdctl's
+    layouts cannot express, are refused naming the column."""
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
@@ -113,7 +128,9 @@ def read_aic(path: str) -> tuple[Layout, dict]:
         raise InputError(f"--from-aic {path}: no configuration rows", hint="pass AIConfigurator's best_config_topn.csv (aiconfigurator cli ... --save-dir)")
     row = {k.strip(): (v or "").strip() for k, v in rows[0].items() if k}
 
-    def num(key: str) -> int:
+    def num(key: str, default: int | None = None) -> int:
+        if default is not None and not row.get(key):
+            return default
         try:
             value = int(float(row[key]))
         except (KeyError, ValueError):
@@ -123,10 +140,18 @@ def read_aic(path: str) -> tuple[Layout, dict]:
             raise InputError(f"--from-aic {path}: '{key}' is {value}")
         return value
 
+    def role(prefix: str, count: str) -> tuple[str, RoleLayout]:
+        for column, what in ((f"{prefix}pp", "pipeline"), (f"{prefix}cp", "context")):
+            if num(column, 1) > 1:
+                raise InputError(f"--from-aic {path}: '{column}' is {num(column)}: llmdctl's layouts have no {what} parallelism, "
+                                 "so this row cannot be planned or rendered", hint="pick a row of best_config_topn.csv with it at 1")
+        shape = RoleLayout(num(count), num(f"{prefix}tp"), num(f"{prefix}dp", 1), num(f"{prefix}moe_ep", 1) > 1)
+        return f"--from-aic {path}: {str(shape)} (columns {prefix}workers/{prefix}tp/{prefix}dp/{prefix}moe_ep)", shape
+
     if "(p)workers" in row:
-        return Layout("disaggregated", (num("(p)workers"), num("(p)tp")), (num("(d)workers"), num("(d)tp"))), row
+        return _costable(catalog, req, role("(p)", "(p)workers"), role("(d)", "(d)workers")), row
     count = "workers" if "workers" in row else "replicas"
-    return Layout("aggregated", None, (num(count), num("tp"))), row
+    return _costable(catalog, req, ("--from-aic", RoleLayout(0)), role("", count)), row
 
 
 def review_layout(catalog: Catalog, req: Request, layout: Layout, aic: dict) -> dict:
