@@ -126,7 +126,7 @@ def terminal(f: dict) -> list[str]:
             grid[row][col] = mark
     lines = [f"Pareto frontier over {f['meetingTheTarget']} searched layouts that meet the target "
              "(* recommended, A aggregated / P P/D on the frontier, . dominated):",
-             f"  req/s per GPU"]
+             "  req/s per GPU"]
     for i, row in enumerate(grid):
         label = f"{y1:8.3f}" if i == 0 else f"{y0:8.3f}" if i == HEIGHT - 1 else " " * 8
         lines.append(f"  {label} |{''.join(row).rstrip()}")

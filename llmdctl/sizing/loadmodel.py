@@ -16,6 +16,11 @@ response time law X = N / (R + Z), Z = 0, closes the loop, so throughput never e
 and one user (n = 1) sees no queue at all: TTFT is the unloaded prefill (+ KV transfer) plus one
 decode step. When the users do not fit the decode KV cache, the rest wait before their prefill
 (vLLM's waiting queue) and decode runs at its memory-bound batch.
+
+It is solved by bisection on the one unknown, the decode batch per instance: for a batch B,
+Little's law on decode gives X (explicit, also with the aggregated stretch), X gives the prefill
+queue, and X R - N grows with B, so its root is unique (45 halvings of at most 512: exact for
+every practical purpose, and deterministic).
 """
 
 from __future__ import annotations
@@ -23,8 +28,6 @@ from __future__ import annotations
 import math
 
 from .model import Estimate, ModelFacts, Gpu, Scenario, Workload, decode_context, decode_step, fits, kv_transfer, max_batch, prefill_time
-
-MAX_BUSY = 0.99  # the prefill share of an aggregated worker's time never quite reaches 1
 
 
 def unloaded_ttft(m: ModelFacts, gpu: Gpu, wl: Workload, s: Scenario, prefill: tuple[int, int] | None, tp_d: int, nics: int) -> float:

@@ -191,8 +191,9 @@ def loaded(req: Request, layout: Layout, s: Scenario, prio: dict) -> Estimate:
 def load_mode(req: Request, rate: float) -> dict:
     """How the load was given, as the output states it."""
     if req.concurrency is not None:
+        users = f"{req.concurrency:g} user{'' if req.concurrency == 1 else 's'}"
         return {"mode": "closed", "users": req.concurrency,
-                "summary": f"closed loop: {req.concurrency:g} user{'' if req.concurrency == 1 else 's'}, each sending its next request when the previous finishes"}
+                "summary": f"closed loop: {users}, each sending its next request when the previous finishes"}
     if req.rate is not None:
         return {"mode": "open", "rate": req.rate, "summary": f"open loop: {req.rate:.3g} req/s (Poisson arrivals)"}
     return {"mode": "open", "rate": round(rate, 3),
