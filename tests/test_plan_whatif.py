@@ -251,7 +251,7 @@ def test_slas_are_named_in_the_criterion():
     data = recommend(CAT, req)
     assert data["criterion"].startswith("fewest GPUs that sustain 6 req/s with TTFT <= 3000 ms and TPOT <= 30 ms")
     assert "No SLA" not in data["criterion"]
-    assert "most requests/s per GPU" in recommend(CAT, request(gpus=8))["criterion"]
+    assert recommend(CAT, request(gpus=8))["criterion"].startswith("most requests/s on the 8-GPU budget, then fewest GPUs; P/D only")
 
 
 def test_plot_writes_the_frontier_as_deterministic_svg(cli, tmp_path):

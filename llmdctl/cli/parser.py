@@ -448,7 +448,10 @@ COMMANDS = [
      "prefill and decode pools the way AIConfigurator rate-matches them and compares them with aggregated\n"
      "serving on the same budget. P/D is recommended only when it still wins at the pessimistic end, the\n"
      "KV path is RDMA and prompts are long; otherwise aggregated, with the reason. Every figure is a\n"
-     "low - mid - high range; SLAs are means. Nothing touches a cluster.",
+     "low - mid - high range; SLAs are means. --rate is open-loop arrivals, --concurrency N closed-loop\n"
+     "users. --prefill/--decode evaluate a given layout instead of searching (what-if). Without SLAs it\n"
+     "also shows the latency each layout buys: the best aggregated and P/D side by side and the Pareto\n"
+     "frontier of the searched layouts (--plot FILE.svg). Nothing touches a cluster.",
      ("llmdctl plan -e nvidia-ib --model openai/gpt-oss-120b --gpus 16 --isl 5000 --osl 250 --rate 45",
       "llmdctl plan --model openai/gpt-oss-120b --prefill 8xTP1 --decode 2xTP4 --isl 5000 --osl 250 --concurrency 64",
       "llmdctl plan --model meta-llama/Llama-3.1-8B-Instruct --isl 1000 --osl 200 --rate 20 -o json",

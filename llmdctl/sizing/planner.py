@@ -403,7 +403,8 @@ def criterion(req: Request, decision: dict) -> str:
     else:
         target = None
     first = (f"fewest GPUs that {target}" + (f" with {slas}" if slas else "") + " at the pessimistic end" if target
-             else "most requests/s per GPU" + (f" with {slas} (goodput under the SLAs)" if slas else ""))
+             else f"most requests/s on the {budget(req)}-GPU budget" + (f" with {slas} (goodput under the SLAs)" if slas else "")
+             + ", then fewest GPUs")
     tail = ("" if slas else ". No SLA was given, so latency did not count: the trade-off below shows what each layout buys; "
             "give --tpot/--ttft to rank on goodput under them")
     return f"{first}; P/D only if it serves >= {decision['minGain']}x the requests per GPU of aggregated (RDMA, long prompts){tail}"
