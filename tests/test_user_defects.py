@@ -287,8 +287,11 @@ def test_help_never_names_releases_the_default_release_does_not_have(cli, comman
 
 
 def test_plan_refuses_calibrate_only_flags_and_calibrate_refuses_plan_only_ones(cli, tmp_path):
-    r = cli("plan", "--tp", "2", "--isl", "1000", "--osl", "100")
-    assert r.code == 2 and "does not use --tp" in r.err, r
+    r = cli("plan", "--peak-prefill", "20000", "--isl", "1000", "--osl", "100")
+    assert r.code == 2 and "does not use --peak-prefill" in r.err, r
+    # --tp means something to plan too (issue 28): it narrows the search to that TP
+    r = cli("plan", "--tp", "2", "--isl", "1000", "--osl", "100", "-o", "json")
+    assert r.code == 0 and json.loads(r.out)["recommendation"]["decode"].endswith("xTP2"), r
     r = cli("plan", "calibrate", "--calibration", str(tmp_path / "c.json"), "--tp", "1", "--peak-prefill", "20000", "--isl", "5")
     assert r.code == 2 and "does not use --isl" in r.err, r
 

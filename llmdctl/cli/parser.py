@@ -287,6 +287,8 @@ def _plan(p):
     g.add_argument("--gpu", help="Accelerator: H100, H200, B200, GB200, GH200, MI300X, MI355X. Default: the profile's.")
     g.add_argument("--network", help="KV path between prefill and decode: ib, roce, tcp, cuda-ipc. Default: the profile's.")
     g.add_argument("--gpus", type=whole_number, metavar="N", help="GPU budget. Default: one node without a load target, else eight nodes.")
+    g.add_argument("--fill", action="store_true", default=None,
+                   help="Spend the whole --gpus budget (more headroom, lower latency) instead of the fewest GPUs that meet the target.")
     g.add_argument("--gpus-per-node", type=whole_number, metavar="N", help="GPUs per node (the largest TP). Default: the profile's.")
     m = p.add_argument_group("model (a known name, or its architecture; flags override a known model's facts)")
     m.add_argument("--model", help="Hugging Face id. Default: the profile's model.")
@@ -302,18 +304,24 @@ def _plan(p):
     w.add_argument("--osl", type=whole_number, metavar="TOKENS", help="Mean output tokens per request (required to plan).")
     w.add_argument("--prefix-hit", type=decimal_number, metavar="FRACTION", help="Share of each prompt already in the prefix cache (0-1).")
     w.add_argument("--rate", type=decimal_number, metavar="REQ/S", help="Target request rate (or --concurrency; neither: the most requests/s the budget serves).")
-    w.add_argument("--concurrency", type=decimal_number, metavar="N", help="Target requests in flight, converted with Little's law.")
+    w.add_argument("--concurrency", type=whole_number, metavar="N",
+                   help="Closed loop: N users, each sending its next request when the previous finishes (vllm bench serve --max-concurrency).")
     w.add_argument("--ttft", metavar="DURATION", help="Mean time-to-first-token SLA, e.g. 2s or 800ms.")
     w.add_argument("--tpot", metavar="DURATION", help="Mean time-per-output-token SLA, e.g. 50ms.")
     w.add_argument("--engine", choices=("vllm", "sglang"), default="vllm", help="Serving engine (SGLang pairs equal TPs). Default: vllm.")
     c = p.add_argument_group("calibration (measured figures replace the priors; ranges shrink to +-10%)")
     c.add_argument("--calibration", metavar="FILE", help="Calibration file: read by plan, written by plan calibrate.")
-    c.add_argument("--tp", type=whole_number, choices=(1, 2, 4, 8), help="plan calibrate: the TP degree the figures were measured at.")
+    c.add_argument("--tp", type=whole_number, choices=(1, 2, 4, 8),
+                   help="plan: search only layouts whose workers use this TP; plan calibrate: the TP the figures were measured at.")
     c.add_argument("--peak-prefill", type=decimal_number, metavar="TOKENS/S", help="plan calibrate: peak prefill throughput of one worker (llm-d calibrate.sh).")
     c.add_argument("--chunk", type=whole_number, metavar="TOKENS", help="plan calibrate: the prefill chunk it was measured at. Default: 8192.")
     c.add_argument("--decode-point", action="append", metavar="B:CTX:MS", help="plan calibrate: one decode step, batch:context:milliseconds; give two.")
     c.add_argument("--link-gbps", type=decimal_number, metavar="GB/S", help="plan calibrate: measured NIXL/UCX bandwidth between a prefill and a decode pod.")
     c.add_argument("--engine-version", metavar="VERSION", help="The engine version: recorded by plan calibrate; plan doubles the band of a calibration from another version.")
+    w.add_argument("--plot", metavar="FILE.svg", help="Write the Pareto frontier of the searched layouts (requests/s per GPU vs TPOT) as SVG.")
+    lw = p.add_argument_group("what-if (evaluate this layout instead of searching; render's grammar)")
+    lw.add_argument("--prefill", metavar="NxSHAPE", help="Prefill workers, e.g. 8xTP1; 0 for aggregated serving.")
+    lw.add_argument("--decode", metavar="NxSHAPE", help="Decode (or, with --prefill 0, aggregated) workers, e.g. 2xTP4.")
     w.add_argument("--from-aic", metavar="CSV", help="Take the layout from AIConfigurator's best_config_topn.csv and add the KV-transfer, network and rule checks it lacks.")
     p.add_argument("-o", "--output", choices=("text", "json", "spec"), default="text",
                    help="text, json, or spec: a spec file that `llmdctl render|apply -f` take unchanged.")
@@ -447,8 +455,12 @@ COMMANDS = [
      "prefill and decode pools the way AIConfigurator rate-matches them and compares them with aggregated\n"
      "serving on the same budget. P/D is recommended only when it still wins at the pessimistic end, the\n"
      "KV path is RDMA and prompts are long; otherwise aggregated, with the reason. Every figure is a\n"
-     "low - mid - high range; SLAs are means. Nothing touches a cluster.",
+     "low - mid - high range; SLAs are means. --rate is open-loop arrivals, --concurrency N closed-loop\n"
+     "users. --prefill/--decode evaluate a given layout instead of searching (what-if). Without SLAs it\n"
+     "also shows the latency each layout buys: the best aggregated and P/D side by side and the Pareto\n"
+     "frontier of the searched layouts (--plot FILE.svg). Nothing touches a cluster.",
      ("llmdctl plan -e nvidia-ib --model openai/gpt-oss-120b --gpus 16 --isl 5000 --osl 250 --rate 45",
+      "llmdctl plan --model openai/gpt-oss-120b --prefill 8xTP1 --decode 2xTP4 --isl 5000 --osl 250 --concurrency 64",
       "llmdctl plan --model meta-llama/Llama-3.1-8B-Instruct --isl 1000 --osl 200 --rate 20 -o json",
       "llmdctl plan --isl 8000 --osl 500 --rate 10 --ttft 2s --tpot 40ms -o spec > plan.yaml && llmdctl apply -f plan.yaml"), _plan),
     ("profiles", "catalog:list_layers", "List hardware profiles and overlays, or show one with `show NAME`.", "",

@@ -11,14 +11,17 @@ from ..base.yamlio import dump
 from ..catalog.catalog import default_catalog
 from ..inputs.spec import parse_duration
 from ..sizing.calibration import calibrate, key_of, write_entry
-from ..sizing.planner import read_aic, recommend, request_from, review_layout
+from ..sizing.planner import recommend, request_from
+from ..sizing.report import text, write_plot
+from ..sizing.whatif import evaluate, layout_of, read_aic, review_layout
 from .common import emit, out
 
 
 # options one of `plan` and `plan calibrate` reads and the other would silently ignore
-_CALIBRATE_ONLY = {"tp": "--tp", "peak_prefill": "--peak-prefill", "chunk": "--chunk", "decode_point": "--decode-point", "link_gbps": "--link-gbps"}
+_CALIBRATE_ONLY = {"peak_prefill": "--peak-prefill", "chunk": "--chunk", "decode_point": "--decode-point", "link_gbps": "--link-gbps"}
 _PLAN_ONLY = {"isl": "--isl", "osl": "--osl", "prefix_hit": "--prefix-hit", "gpus": "--gpus", "gpus_per_node": "--gpus-per-node",
-              "rate": "--rate", "concurrency": "--concurrency", "ttft": "--ttft", "tpot": "--tpot", "from_aic": "--from-aic"}
+              "rate": "--rate", "concurrency": "--concurrency", "ttft": "--ttft", "tpot": "--tpot", "from_aic": "--from-aic",
+              "prefill": "--prefill", "decode": "--decode", "plot": "--plot", "fill": "--fill"}
 
 
 def _refuse_unused(args: argparse.Namespace, unused: dict[str, str], command: str, hint: str) -> None:
@@ -36,6 +39,21 @@ def _check_options(args: argparse.Namespace) -> None:
     else:
         _refuse_unused(args, _CALIBRATE_ONLY, "llmdctl plan",
                        "those are `llmdctl plan calibrate` options (measured figures); plan reads them back with --calibration FILE")
+        what_if = args.prefill is not None or args.decode is not None
+        if what_if and args.from_aic:
+            raise InputError("--prefill/--decode and --from-aic each give the layout: pass one of them")
+        if args.plot and (what_if or args.from_aic):
+            raise InputError("--plot draws the frontier of the searched layouts; a given layout has none",
+                             hint="drop --prefill/--decode/--from-aic to search and plot")
+        if args.fill and (what_if or args.from_aic):
+            raise InputError("--fill chooses how much of the budget a searched layout uses; a given layout uses what it names",
+                             hint="drop --fill, or drop --prefill/--decode/--from-aic")
+        if args.tp is not None and (what_if or args.from_aic):
+            raise InputError("--tp narrows the search to one TP; a given layout already names its TP",
+                             hint="drop --tp, or drop --prefill/--decode/--from-aic to search at that TP")
+        if args.rate is not None and args.concurrency is not None:
+            raise InputError("give --rate or --concurrency, not both",
+                             hint="--rate is requests/s arriving (open loop); --concurrency is users each waiting for its answer (closed loop)")
 
 
 def plan(args: argparse.Namespace) -> int:
@@ -43,23 +61,19 @@ def plan(args: argparse.Namespace) -> int:
     _check_options(args)
     if args.action == "calibrate":
         return _calibrate(catalog, args)
-    if args.rate is not None and args.concurrency is not None:
-        raise InputError("give --rate or --concurrency, not both", hint="--rate is requests/s; --concurrency is requests in flight")
     req = request_from(
         catalog, environments=args.environment, gpu=args.gpu, network=args.network, model=args.model,
         explicit=_explicit(args),
         isl=args.isl, osl=args.osl, prefix_hit=args.prefix_hit, gpus=args.gpus, gpus_per_node=args.gpus_per_node,
         rate=args.rate, concurrency=args.concurrency,
         ttft=parse_duration(args.ttft, "--ttft") if args.ttft else None, tpot=parse_duration(args.tpot, "--tpot") if args.tpot else None,
-        engine=args.engine, calibration_file=args.calibration, engine_version=args.engine_version,
+        engine=args.engine, calibration_file=args.calibration, engine_version=args.engine_version, tp=args.tp, fill=args.fill,
     )
-    if args.from_aic:
-        layout, row = read_aic(args.from_aic)
-        result = review_layout(catalog, req, layout, row)
-    else:
-        result = recommend(catalog, req)
+    result = _answer(catalog, req, args)
     command = _plan_command(args)
     result["command"] = command
+    if args.plot:
+        write_plot(args.plot, result, command)
     if args.output == "spec":
         out(spec_text(result, req.profile, command))
     elif args.output == "json":
@@ -69,18 +83,28 @@ def plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _answer(catalog, req, args: argparse.Namespace) -> dict:
+    """A what-if of the given layout, AIConfigurator's layout reviewed, or the searched recommendation."""
+    if args.prefill is not None or args.decode is not None:
+        return evaluate(catalog, req, layout_of(catalog, req, args.prefill, args.decode))
+    if args.from_aic:
+        layout, row = read_aic(catalog, req, args.from_aic)
+        return review_layout(catalog, req, layout, row)
+    return recommend(catalog, req)
+
+
 def _plan_command(args: argparse.Namespace) -> str:
-    """The plan command as typed, without its output format: the plan, not how it was printed."""
+    """The plan command as typed, without its output format or plot file: the plan, not how it was printed."""
     typed = args.argv[args.argv.index("plan") + 1:]
-    for flag in ("-o", "--output"):
+    for flag in ("-o", "--output", "--plot"):
         while flag in typed and typed.index(flag) + 1 < len(typed):
             i = typed.index(flag)
             del typed[i:i + 2]
-    return shlex.join(["llmdctl", "plan", *(a for a in typed if not a.startswith(("-o=", "--output=")))])
+    return shlex.join(["llmdctl", "plan", *(a for a in typed if not a.startswith(("-o=", "--output=", "--plot=")))])
 
 
 def spec_text(result: dict, profile: str, command: str) -> str:
-    rec = result["recommendation"]
+    rec = result.get("recommendation") or result["evaluated"]
     spec = {"apiVersion": "llmdctl/v1", "kind": "Stack", "environments": [profile], "model": result["inputs"]["model"],
             "prefill": rec["prefill"], "decode": rec["decode"], "plannedBy": command}
     if rec["mode"] == "aggregated":
@@ -88,57 +112,6 @@ def spec_text(result: dict, profile: str, command: str) -> str:
     head = (f"# llmdctl plan: {rec['summary']}\n# {command}\n"
             "# render or apply it unchanged: llmdctl apply -f <this file>\n")
     return head + dump(spec)
-
-
-def _r(rng: dict, unit: str = "", digits: int = 1) -> str:
-    vals = [rng[k] for k in ("pessimistic", "expected", "optimistic")]
-    return " - ".join("saturated" if v is None else f"{v:.{digits}f}" for v in vals) + unit
-
-
-def text(result: dict) -> str:
-    rec, p = result["recommendation"], result["predicted"]
-    lines = [f"recommended: {rec['summary']}"]
-    lines += [f"  why: {w}" for w in result["why"]]
-    lines.append(f"predicted at {p['requestRate']:.3g} req/s (pessimistic - expected - optimistic priors):")
-    lines += _figure_lines(p)
-    aic = result.get("aic")
-    if aic:
-        lines.append("AIConfigurator said: " + ", ".join(f"{k} {v:g}" for k, v in aic.items() if not isinstance(v, dict)))
-        if "ttftWithKvTransferMs" in aic:
-            lines.append(f"  its TTFT plus the KV transfer it does not model: {_r(aic['ttftWithKvTransferMs'], ' ms', 0)}")
-    alt = result.get("alternative")
-    if alt:
-        lines.append(f"alternative: {alt['summary']}")
-        lines += _figure_lines(alt["predicted"])
-    lines.append("most sensitive to: " + ", ".join(s["parameter"] for s in result["sensitive"]))
-    if result.get("calibrated"):
-        lines.append("calibrated:")
-        lines += [f"  - {c}" for c in result["calibrated"]]
-    lines.append("assumptions:")
-    lines += [f"  - {a}" for a in result["assumptions"]]
-    if result["warnings"]:
-        lines.append("warnings:")
-        lines += [f"  - {w}" for w in result["warnings"]]
-    v = result["validation"]
-    lines.append("validate after apply:")
-    lines.append(f"  {v['command']}")
-    lines += [f"  pass if {c}" for c in v["passIf"]]
-    lines.append(f"  {v['compareWith']}")
-    lines.append("deploy it: llmdctl plan ... -o spec > plan.yaml && llmdctl apply -f plan.yaml")
-    return "\n".join(lines) + "\n"
-
-
-def _figure_lines(p: dict) -> list[str]:
-    lines = [f"  capacity          {_r(p['capacity'], ' req/s', 2)}",
-             f"  output tokens/s   {_r(p['outputTokensPerSecond'], '', 0)}",
-             f"  TTFT (mean)       {_r(p['ttftMs'], ' ms', 0)}",
-             f"  TPOT (mean)       {_r(p['tpotMs'], ' ms', 1)}",
-             f"  decode batch      {_r(p['decodeBatch'], ' per instance', 0)}",
-             f"  prefill busy      {_r(p['prefillUtilization'], '', 2)}"]
-    if "kvTransferMs" in p:
-        lines.append(f"  KV transfer       {_r(p['kvTransferMs'], ' ms per request', 1)}")
-        lines.append(f"  peak prefill      {p['peakPrefillThroughput']} tokens/s per prefill worker (the router's peakPrefillThroughput from v0.7)")
-    return lines
 
 
 def _calibrate(catalog, args: argparse.Namespace) -> int:

@@ -15,7 +15,8 @@ from typing import NamedTuple
 
 from ..base.errors import InputError, suggest
 from ..catalog.catalog import Catalog
-from . import calibration
+from . import calibration, frontier
+from .loadmodel import closed_loop, e2e_latency
 from .model import TP_DEGREES, Estimate, Gpu, ModelFacts, Scenario, Workload, aggregated, disagg, fits, prefill_throughput
 
 SCENARIOS = ("low", "mid", "high")
@@ -40,25 +41,33 @@ class Request(NamedTuple):
     calibrations: tuple = ()  # entries of a calibration file (calibration.py)
     engine_version: str | None = None
     time_sliced: bool = False  # the profile shares one GPU between prefill and decode (gh200-timeslice)
+    tp: int | None = None  # --tp: search layouts whose workers all use this TP
+    fill: bool = False  # --fill: spend the whole --gpus budget instead of the fewest GPUs that meet the target
 
 
 class Layout(NamedTuple):
     mode: str  # disaggregated | aggregated
-    prefill: tuple[int, int] | None  # (replicas, TP)
+    prefill: tuple[int, int] | None  # (engines, TP)
     decode: tuple[int, int]
+    # the roles as written when they are not plain NxTPm: a dense model's DP ranks are independent
+    # engines, so 2xDP4 is costed as (8, 1) and rendered as 2xDP4
+    shape: tuple[str, str] | None = None
 
     @property
     def gpus(self) -> int:
         return (self.prefill[0] * self.prefill[1] if self.prefill else 0) + self.decode[0] * self.decode[1]
 
     def spec_layout(self) -> dict:
+        if self.shape:
+            return {"prefill": self.shape[0], "decode": self.shape[1]}
         return {"prefill": f"{self.prefill[0]}xTP{self.prefill[1]}" if self.prefill else "0",
                 "decode": f"{self.decode[0]}xTP{self.decode[1]}"}
 
     def __str__(self) -> str:
+        roles = self.spec_layout()
         if self.prefill:
-            return f"prefill {self.prefill[0]}xTP{self.prefill[1]} + decode {self.decode[0]}xTP{self.decode[1]} ({self.gpus} GPUs)"
-        return f"aggregated {self.decode[0]}xTP{self.decode[1]} ({self.gpus} GPUs)"
+            return f"prefill {roles['prefill']} + decode {roles['decode']} ({self.gpus} GPUs)"
+        return f"aggregated {roles['decode']} ({self.gpus} GPUs)"
 
 
 # --- inputs -------------------------------------------------------------------------------------
@@ -107,6 +116,11 @@ def gpu_facts(catalog: Catalog, name: str) -> Gpu:
     return Gpu(key, g["memoryGB"] * 1e9, g["hbmTBps"] * 1e12, {k: v * 1e12 for k, v in g["tflops"].items()}, g["nicGBps"] * 1e9)
 
 
+def priorities(catalog: Catalog) -> dict:
+    """The rate-matching haircuts and the utilisation cap the layouts are sized with."""
+    return {**catalog.planner["priors"]["rateMatch"], "maxUtilization": catalog.planner["priors"]["maxUtilization"]}
+
+
 def scenarios(catalog: Catalog, req: Request) -> dict[str, Scenario]:
     """The priors at each end of their ranges, with matching calibrations in their place."""
     return calibrated_scenarios(catalog, req)[0]
@@ -145,14 +159,15 @@ class Candidate(NamedTuple):
 
 
 def _candidate(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dict) -> Candidate:
-    mid = _estimate(req, layout, sc["mid"], prio, offered_rate(req, layout, sc["mid"], prio))
-    low_ok = mid.feasible and _estimate(req, layout, sc["low"], prio, offered_rate(req, layout, sc["low"], prio)).feasible
+    mid = loaded(req, layout, sc["mid"], prio)
+    low_ok = mid.feasible and loaded(req, layout, sc["low"], prio).feasible
     return Candidate(layout, mid, low_ok)
 
 
 def _tps(req: Request, s: Scenario) -> list[int]:
-    """TP degrees a worker can use: at most one node, heads split evenly, weights fit."""
-    return [t for t in TP_DEGREES if t <= req.gpus_per_node and req.model.heads % t == 0 and fits(req.model, req.gpu, t, s)]
+    """TP degrees a worker can use: at most one node, heads split evenly, weights fit (and --tp's alone when given)."""
+    return [t for t in TP_DEGREES if t <= req.gpus_per_node and req.model.heads % t == 0 and fits(req.model, req.gpu, t, s)
+            and req.tp in (None, t)]
 
 
 def _estimate(req: Request, layout: Layout, s: Scenario, prio: dict, rate: float | None) -> Estimate:
@@ -163,26 +178,37 @@ def _estimate(req: Request, layout: Layout, s: Scenario, prio: dict, rate: float
     return aggregated(m, g, wl, s, prio, layout.decode[0], layout.decode[1], rate, req.ttft, req.tpot)
 
 
-def offered_rate(req: Request, layout: Layout, s: Scenario, prio: dict) -> float | None:
-    """The request rate to evaluate at: --rate, or --concurrency through Little's law
-    (rate = concurrency / (TTFT + OSL * TPOT), iterated to a fixed point), or None."""
+def loaded(req: Request, layout: Layout, s: Scenario, prio: dict) -> Estimate:
+    """The layout under the requested load: --concurrency users in a closed loop (loadmodel.py),
+    --rate as open Poisson arrivals, or (neither) open arrivals at 80% of its capacity."""
     if req.concurrency is None:
-        return req.rate
-    est = _estimate(req, layout, s, prio, None)
-    rate = est.rate
-    for _ in range(6):
-        if not (math.isfinite(est.ttft) and math.isfinite(est.tpot)):
-            return est.capacity * 1.01  # saturated: more than it sustains
-        rate = req.concurrency / (est.ttft + req.workload.osl * est.tpot)
-        est = _estimate(req, layout, s, prio, rate)
-    return rate
+        return _estimate(req, layout, s, prio, req.rate)
+    capacity = _estimate(req, layout, s, prio, None).capacity
+    return closed_loop(req.model, req.gpu, req.workload, s, prio, req.concurrency, layout.prefill, layout.decode, 1, capacity,
+                       req.ttft, req.tpot)
+
+
+def load_mode(req: Request, rate: float) -> dict:
+    """How the load was given, as the output states it."""
+    if req.concurrency is not None:
+        users = f"{req.concurrency:g} user{'' if req.concurrency == 1 else 's'}"
+        return {"mode": "closed", "users": req.concurrency,
+                "summary": f"closed loop: {users}, each sending its next request when the previous finishes"}
+    if req.rate is not None:
+        return {"mode": "open", "rate": req.rate, "summary": f"open loop: {req.rate:.3g} req/s (Poisson arrivals)"}
+    return {"mode": "open", "rate": round(rate, 3),
+            "summary": f"open loop: {rate:.3g} req/s (Poisson arrivals at 80% of the expected capacity; no load was given)"}
 
 
 def _key(c: Candidate, req: Request) -> tuple:
     """Sort key, best first: meets the target even under pessimistic priors, then under the
-    middle ones; with a target load, fewer GPUs then more headroom; without one, more requests
-    per second then fewer GPUs."""
+    middle ones; with --fill, the most of the budget, then (with a load) the lowest end-to-end latency
+    at it, then the most headroom; with a target load,
+    fewer GPUs then more headroom; without one, more requests per second then fewer GPUs."""
     head = (not c.low_ok, not c.mid.feasible)
+    if req.fill:
+        latency = e2e_latency(c.mid, req.workload.osl) if req.rate is not None or req.concurrency is not None else 0.0
+        return head + (-c.layout.gpus, latency, -c.mid.capacity, str(c.layout))
     if req.rate is not None or req.concurrency is not None:
         return head + (c.layout.gpus, -c.mid.capacity, str(c.layout))
     return head + (-c.mid.capacity, c.layout.gpus, str(c.layout))
@@ -196,7 +222,7 @@ def budget(req: Request) -> int:
     return req.gpus if req.gpus is not None else (req.gpus_per_node * 8 if (req.rate or req.concurrency) else req.gpus_per_node)
 
 
-def search_disagg(req: Request, sc: dict[str, Scenario], prio: dict) -> Candidate | None:
+def search_disagg(req: Request, sc: dict[str, Scenario], prio: dict, seen: list | None = None) -> Candidate | None:
     mid, limit = sc["mid"], budget(req)
     tps = _tps(req, mid)
     best = None
@@ -210,22 +236,26 @@ def search_disagg(req: Request, sc: dict[str, Scenario], prio: dict) -> Candidat
                 # decode workers: enough to match this prefill capacity, within the budget
                 for y in range(1, min(MAX_WORKERS, (limit - x * tp_p) // tp_d) + 1):
                     cand = _candidate(req, Layout("disaggregated", (x, tp_p), (y, tp_d)), sc, prio)
+                    if seen is not None:
+                        seen.append(cand)
                     if _better(best, cand, req):
                         best = cand
-                    if cand.low_ok and (req.rate or req.concurrency):
+                    if cand.low_ok and (req.rate or req.concurrency) and not req.fill:
                         break  # more decode workers only cost GPUs
     return best
 
 
-def search_aggregated(req: Request, sc: dict[str, Scenario], prio: dict) -> Candidate | None:
+def search_aggregated(req: Request, sc: dict[str, Scenario], prio: dict, seen: list | None = None) -> Candidate | None:
     mid, limit = sc["mid"], budget(req)
     best = None
     for tp in _tps(req, mid):
         for r in range(1, min(MAX_WORKERS * 2, limit // tp) + 1):
             cand = _candidate(req, Layout("aggregated", None, (r, tp)), sc, prio)
+            if seen is not None:
+                seen.append(cand)
             if _better(best, cand, req):
                 best = cand
-            if cand.low_ok and (req.rate or req.concurrency):
+            if cand.low_ok and (req.rate or req.concurrency) and not req.fill:
                 break
     return best
 
@@ -234,16 +264,20 @@ def search_aggregated(req: Request, sc: dict[str, Scenario], prio: dict) -> Cand
 
 
 def ranges(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dict) -> dict[str, Estimate]:
-    """The layout under each scenario, at the same offered rate (the middle scenario's when the
-    load is given as a concurrency; 80% of the middle capacity when no load is given)."""
-    rate = offered_rate(req, layout, sc["mid"], prio)
-    if rate is None:
-        rate = 0.8 * _estimate(req, layout, sc["mid"], prio, None).capacity
+    """The layout under each scenario: the same users (closed loop), or the same offered rate
+    (--rate, else 80% of the middle capacity)."""
+    if req.concurrency is not None:
+        return {s: loaded(req, layout, sc[s], prio) for s in SCENARIOS}
+    rate = req.rate if req.rate is not None else 0.8 * _estimate(req, layout, sc["mid"], prio, None).capacity
     return {s: _estimate(req, layout, sc[s], prio, rate) for s in SCENARIOS}
 
 
-def _per_gpu(est: Estimate, layout: Layout) -> float:
-    return est.capacity / layout.gpus if layout.gpus else 0.0
+def _per_gpu(req: Request, layout: Layout, s: Scenario, prio: dict) -> float:
+    """Requests/s per GPU the decision compares: the open-loop capacity, or with --concurrency the
+    throughput the closed loop's users reach."""
+    if req.concurrency is not None:
+        return loaded(req, layout, s, prio).rate / layout.gpus
+    return _estimate(req, layout, s, prio, None).capacity / layout.gpus
 
 
 def sensitivity(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dict) -> list[dict]:
@@ -273,15 +307,20 @@ def sensitivity(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dic
 def recommend(catalog: Catalog, req: Request) -> dict:
     """The whole answer as plain data (text, JSON and the spec file are views of it)."""
     sc, calibrated = calibrated_scenarios(catalog, req)
-    prio = {**catalog.planner["priors"]["rateMatch"], "maxUtilization": catalog.planner["priors"]["maxUtilization"]}
+    prio = priorities(catalog)
     decision = catalog.planner["decision"]
     net = catalog.planner["networks"][req.network]
+    if req.tp and not _tps(req, sc["mid"]) and _tps(req._replace(tp=None), sc["mid"]):
+        raise InputError(f"--tp {req.tp}: {req.model.name} cannot run at TP{req.tp} on {req.gpu.name} (the weights do not fit, "
+                         f"or {req.model.heads} attention heads do not split {req.tp} ways)",
+                         hint="TPs it can use: " + ", ".join(f"TP{t}" for t in _tps(req._replace(tp=None), sc["mid"])))
     if not _tps(req, sc["mid"]):
         raise InputError(f"{req.model.name} ({req.model.params / 1e9:.0f}B params, {req.model.params * req.model.weight_bytes / 1e9:.0f} GB of weights) "
                          f"does not fit on {min(req.gpus_per_node, 8)} {req.gpu.name} of one node at any TP",
                          hint="wide layouts (DP/EP over nodes) are not planned yet; pick a bigger GPU (--gpu) or a quantized model")
-    pd = search_disagg(req, sc, prio)
-    agg = search_aggregated(req, sc, prio)
+    seen: list[Candidate] = []
+    pd = search_disagg(req, sc, prio, seen)
+    agg = search_aggregated(req, sc, prio, seen)
     pd_ranges = ranges(req, pd.layout, sc, prio) if pd else None
     agg_ranges = ranges(req, agg.layout, sc, prio) if agg else None
 
@@ -296,8 +335,7 @@ def recommend(catalog: Catalog, req: Request) -> dict:
     gain = None
     if pd and agg and pd_ranges and agg_ranges:
         lo_pd, lo_agg = pd_ranges["low"], agg_ranges["low"]
-        pd_pg = _per_gpu(_estimate(req, pd.layout, sc["low"], prio, None), pd.layout)
-        agg_pg = _per_gpu(_estimate(req, agg.layout, sc["low"], prio, None), agg.layout)
+        pd_pg, agg_pg = (_per_gpu(req, c.layout, sc["low"], prio) for c in (pd, agg))
         gain = pd_pg / agg_pg if agg_pg else math.inf
         if lo_agg.feasible and not lo_pd.feasible:
             reasons.append(f"at the pessimistic end the P/D layout misses the target ({lo_pd.why}) while aggregated meets it")
@@ -325,21 +363,65 @@ def recommend(catalog: Catalog, req: Request) -> dict:
                         "so every P/D figure here is optimistic (use it only to compare layouts)")
     if req.model.mla:
         warnings.append("MLA KV is counted as replicated on every TP rank (no attention-DP)")
+    alternative = ({"mode": alt.layout.mode, **alt.layout.spec_layout(), "gpus": alt.layout.gpus, "summary": str(alt.layout),
+                    "predicted": figures(req, alt.layout, alt_ranges, sc, prio)} if alt else None)
+    recommendation = {"mode": chosen.layout.mode, **chosen.layout.spec_layout(), "gpus": chosen.layout.gpus, "summary": str(chosen.layout),
+                      "predicted": figures(req, chosen.layout, chosen_ranges, sc, prio)}
+    pair = sorted((d for d in (recommendation, alternative) if d), key=lambda d: d["mode"] != "aggregated")
     return {
-        "inputs": _inputs(req),
-        "recommendation": {"mode": chosen.layout.mode, **chosen.layout.spec_layout(), "gpus": chosen.layout.gpus, "summary": str(chosen.layout)},
+        "inputs": inputs_of(req),
+        "recommendation": {k: v for k, v in recommendation.items() if k != "predicted"},
+        "criterion": criterion(req, decision),
         "why": reasons if not use_pd else [f"P/D serves {gain:.2f}x the requests per GPU of {alt.layout} at the pessimistic end"
                                             if gain is not None and math.isfinite(gain) else "aggregated cannot meet the target"],
-        "predicted": _figures(req, chosen.layout, chosen_ranges, sc, prio),
-        "alternative": ({"mode": alt.layout.mode, **alt.layout.spec_layout(), "gpus": alt.layout.gpus, "summary": str(alt.layout),
-                         "predicted": _figures(req, alt.layout, alt_ranges, sc, prio)} if alt else None),
+        "predicted": recommendation["predicted"],
+        "alternative": alternative,
+        "tradeoff": frontier.tradeoff(*pair) if len(pair) == 2 else None,
+        "frontier": frontier.summary([_point(req, c) for c in _meeting(seen)], str(chosen.layout)),
         "pdGainAtLowEnd": gain if gain is not None and math.isfinite(gain) else None,
         "sensitive": sensitivity(req, chosen.layout, sc, prio),
-        "assumptions": _assumptions(req, sc, calibrated),
+        "assumptions": assumptions(req, sc, calibrated),
         "calibrated": calibrated,
         "warnings": warnings,
         "validation": validation(req, chosen.layout, chosen_ranges),
     }
+
+
+def criterion(req: Request, decision: dict) -> str:
+    """Which criterion picked the recommendation, in words."""
+    slas = " and ".join(f"{name} <= {value * 1000:g} ms" for name, value in (("TTFT", req.ttft), ("TPOT", req.tpot)) if value)
+    if req.fill:
+        best = "the lowest mean end-to-end latency at that load" if req.rate is not None or req.concurrency is not None else "the most capacity"
+        return (f"the whole --gpus {req.gpus} budget (--fill): of the layouts that use the most of it and meet the target at the "
+                f"pessimistic end, {best}"
+                + (f" with {slas}" if slas else "") + f"; P/D only if it serves >= {decision['minGain']}x the requests per GPU "
+                "of aggregated (RDMA, long prompts)")
+    if req.concurrency is not None:
+        target = f"serve {req.concurrency:g} closed-loop users without a saturated stage"
+    elif req.rate is not None:
+        target = f"sustain {req.rate:g} req/s"
+    else:
+        target = None
+    first = (f"fewest GPUs that {target}" + (f" with {slas}" if slas else "") + " at the pessimistic end" if target
+             else f"most requests/s on the {budget(req)}-GPU budget" + (f" with {slas} (goodput under the SLAs)" if slas else "")
+             + ", then fewest GPUs")
+    tail = ("" if slas else ". No SLA was given, so latency did not count: the trade-off below shows what each layout buys; "
+            "give --tpot/--ttft to rank on goodput under them")
+    return f"{first}; P/D only if it serves >= {decision['minGain']}x the requests per GPU of aggregated (RDMA, long prompts){tail}"
+
+
+def _meeting(seen: list[Candidate]) -> list[Candidate]:
+    """The searched layouts that meet the target as the recommendation must: under the pessimistic
+    priors too (or, when none does, under the middle ones)."""
+    return [c for c in seen if c.low_ok] or [c for c in seen if c.mid.feasible]
+
+
+def _point(req: Request, c: Candidate) -> dict:
+    """A searched layout on the trade-off chart: its middle-prior figures at the requested load."""
+    e = c.mid
+    served = e.rate if req.concurrency is not None else min(e.rate, e.capacity)
+    return {"label": str(c.layout), "mode": c.layout.mode, "gpus": c.layout.gpus, "perGpu": served / c.layout.gpus,
+            "ttftMs": e.ttft * 1000, "tpotMs": e.tpot * 1000, "e2eMs": e2e_latency(e, req.workload.osl) * 1000}
 
 
 def _rng(values: list[float], scale: float = 1.0, digits: int = 3) -> dict:
@@ -349,19 +431,26 @@ def _rng(values: list[float], scale: float = 1.0, digits: int = 3) -> dict:
     return {k: (round(v * scale, digits) if math.isfinite(v) else None) for k, v in zip(keys, values)}
 
 
-def _figures(req: Request, layout: Layout, r: dict[str, Estimate], sc: dict[str, Scenario], prio: dict) -> dict:
+def figures(req: Request, layout: Layout, r: dict[str, Estimate], sc: dict[str, Scenario], prio: dict) -> dict:
     ests = [r[s] for s in SCENARIOS]
     caps = [_estimate(req, layout, sc[s], prio, None).capacity for s in SCENARIOS]
-    served = [min(e.rate, c) for e, c in zip(ests, caps)]
+    # open loop: the offered rate, up to what the layout sustains; closed loop: what the users reach
+    served = [e.rate if req.concurrency is not None else min(e.rate, c) for e, c in zip(ests, caps)]
     out = {
+        "load": load_mode(req, ests[1].rate),
         "requestRate": round(ests[1].rate, 3),
+        "gpus": layout.gpus,
         "capacity": _rng(caps, digits=2),
+        "throughput": _rng(served, digits=2),
+        "throughputPerGpu": _rng([v / layout.gpus for v in served], digits=3),
         "outputTokensPerSecond": _rng([s * req.workload.osl for s in served], digits=0),
         "ttftMs": _rng([e.ttft for e in ests], 1000, 1),
         "tpotMs": _rng([e.tpot for e in ests], 1000, 2),
+        "e2eLatencyMs": _rng([e2e_latency(e, req.workload.osl) for e in ests], 1000, 0),
         "decodeBatch": _rng([e.decode_batch for e in ests], digits=1),
         "prefillUtilization": _rng([e.prefill_util for e in ests], digits=2),
         "feasible": dict(zip(("pessimistic", "expected", "optimistic"), (r[s].feasible for s in SCENARIOS))),
+        "saturation": dict(zip(("pessimistic", "expected", "optimistic"), (r[s].why or None for s in SCENARIOS))),
     }
     if layout.prefill:
         out["kvTransferMs"] = _rng([e.kv_transfer for e in ests], 1000, 1)
@@ -369,15 +458,16 @@ def _figures(req: Request, layout: Layout, r: dict[str, Estimate], sc: dict[str,
     return out
 
 
-def _inputs(req: Request) -> dict:
+def inputs_of(req: Request) -> dict:
     wl = req.workload
     return {"profile": req.profile, "gpu": req.gpu.name, "network": req.network, "model": req.model.name, "gpuBudget": req.gpus,
             "gpusPerNode": req.gpus_per_node, "isl": wl.isl, "osl": wl.osl, "prefixHit": wl.prefix_hit, "rate": req.rate,
             "concurrency": req.concurrency, "ttftMs": req.ttft * 1000 if req.ttft else None, "tpotMs": req.tpot * 1000 if req.tpot else None,
-            "slaStatistic": "mean", "engine": req.engine}
+            "slaStatistic": "mean", "engine": req.engine,
+            "budgetMode": "fill" if req.fill else ("fewest GPUs" if req.rate is not None or req.concurrency is not None else "most requests/s")}
 
 
-def _assumptions(req: Request, sc: dict[str, Scenario], calibrated: list[str]) -> list[str]:
+def assumptions(req: Request, sc: dict[str, Scenario], calibrated: list[str]) -> list[str]:
     lo, mid, hi = sc["low"], sc["mid"], sc["high"]
     m = req.model
     return [
@@ -388,7 +478,9 @@ def _assumptions(req: Request, sc: dict[str, Scenario], calibrated: list[str]) -
         f"{min(hi.layer_us.values()):.0f}-{max(lo.layer_us.values()):.0f} us",
         f"KV over {req.network}: {lo.link / 1e9:g}-{hi.link / 1e9:g} GB/s per link at {lo.net_eff}-{hi.net_eff} efficiency, "
         f"{hi.overhead * 1000:g}-{lo.overhead * 1000:g} ms fixed cost per transfer",
-        "requests arrive as a Poisson process (M/D/1 queue per prefill worker); SLAs are means, not p90",
+        ("closed loop: each user sends its next request when the previous finishes (think time 0); queues by mean-value "
+         "analysis (Schweitzer), X = N / end-to-end latency" if req.concurrency is not None
+         else "requests arrive as a Poisson process (M/D/1 queue per prefill worker)") + "; SLAs are means, not p90",
         f"weights + KV at {mid.mem_util:.0%} of GPU memory with {mid.runtime_overhead / 1e9:g} GB runtime overhead per GPU",
         ("calibrated where listed below, priors elsewhere" if calibrated
          else "uncalibrated: about +-35% on throughput and TPOT, x0.5-x2 on loaded TTFT"),
@@ -402,14 +494,19 @@ def _span(lo: dict, hi: dict) -> str:
 def validation(req: Request, layout: Layout, r: dict[str, Estimate]) -> dict:
     wl, low = req.workload, r["low"]
     rate = r["mid"].rate
-    criteria = [f"output tokens/s >= {min(low.rate, low.capacity) * wl.osl:.0f} at {rate:.3g} req/s"]
+    if req.concurrency is not None:
+        load = f"--max-concurrency {req.concurrency:g} --request-rate inf --num-prompts {max(200, int(req.concurrency * 10))}"
+        criteria = [f"output tokens/s >= {low.rate * wl.osl:.0f} with {req.concurrency:g} users"]
+    else:
+        load = f"--request-rate {rate:.3g} --num-prompts {max(200, int(rate * 120))}"
+        criteria = [f"output tokens/s >= {min(low.rate, low.capacity) * wl.osl:.0f} at {rate:.3g} req/s"]
     if math.isfinite(low.ttft):
         criteria.append(f"mean TTFT <= {max(e.ttft for e in r.values() if math.isfinite(e.ttft)) * 1000:.0f} ms")
     if math.isfinite(low.tpot):
         criteria.append(f"mean TPOT <= {max(e.tpot for e in r.values() if math.isfinite(e.tpot)) * 1000:.1f} ms")
     return {
         "command": (f"vllm bench serve --base-url http://<gateway> --model {req.model.name} --dataset-name random "
-                    f"--random-input-len {wl.isl} --random-output-len {wl.osl} --request-rate {rate:.3g} --num-prompts {max(200, int(rate * 120))}"),
+                    f"--random-input-len {wl.isl} --random-output-len {wl.osl} {load}"),
         "passIf": criteria,
         "compareWith": "the alternative layout under the same command: P/D should beat it on the metric you sized for",
     }
@@ -418,7 +515,8 @@ def validation(req: Request, layout: Layout, r: dict[str, Estimate]) -> dict:
 def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str | None, network: str | None, model: str | None,
                  explicit: dict, isl: int, osl: int, prefix_hit: float | None, gpus: int | None, gpus_per_node: int | None,
                  rate: float | None, concurrency: float | None, ttft: float | None, tpot: float | None, engine: str,
-                 calibration_file: str | None = None, engine_version: str | None = None) -> Request:
+                 calibration_file: str | None = None, engine_version: str | None = None, tp: int | None = None,
+                 fill: bool = False) -> Request:
     """Inputs to a Request: the hardware profile gives the GPU, network and GPUs per node unless
     --gpu/--network/--gpus-per-node say otherwise; its default model unless --model."""
     envs = catalog.resolve_environments(list(environments or ()))
@@ -441,7 +539,14 @@ def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str |
     for flag, value in (("--rate", rate), ("--concurrency", concurrency), ("--gpus", gpus), ("--gpus-per-node", gpus_per_node)):
         if value is not None and value <= 0:
             raise InputError(f"{flag} {value}: must be positive")
+    if fill and gpus is None:
+        raise InputError("--fill spends the whole GPU budget: give it with --gpus N", hint="e.g. --gpus 16 --fill")
+    if concurrency is not None and concurrency != int(concurrency):
+        raise InputError(f"--concurrency {concurrency:g}: a number of users (closed loop), a whole number",
+                         hint="for a request rate use --rate REQ/S")
     per_node = gpus_per_node or int(hardware.hardware.get("gpusPerNode") or 8)
+    if tp is not None and tp > min(per_node, 8):
+        raise InputError(f"--tp {tp}: more than the {min(per_node, 8)} GPUs of one node", hint="a worker's TP stays inside one node")
     if calibration_file and not os.path.exists(calibration_file):
         raise InputError(f"--calibration {calibration_file}: no such file", hint="write one with: llmdctl plan calibrate --calibration FILE ...")
     return Request(
@@ -450,89 +555,5 @@ def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str |
         workload=Workload(int(isl), int(osl), float(prefix_hit or 0.0)), gpus=gpus, gpus_per_node=min(per_node, 8),
         rate=rate, concurrency=concurrency, ttft=ttft, tpot=tpot, engine=engine,
         calibrations=tuple(calibration.read_file(calibration_file)) if calibration_file else (), engine_version=engine_version,
-        time_sliced=bool(hardware.hardware.get("timeSlicing")),
+        time_sliced=bool(hardware.hardware.get("timeSlicing")), tp=tp, fill=bool(fill),
     )
-
-
-# --- AIConfigurator import ------------------------------------------------------------------------
-
-
-def read_aic(path: str) -> tuple[Layout, dict]:
-    """The top row of AIConfigurator's best_config_topn.csv: (p)workers/(p)tp/(d)workers/(d)tp for a
-    disaggregated row, tp with workers or replicas for an aggregated one."""
-    import csv  # only --from-aic reads CSV
-
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise InputError(f"--from-aic {path}: {exc.strerror}") from None
-    except csv.Error as exc:
-        raise InputError(f"--from-aic {path}: not a CSV file ({exc})") from None
-    if not rows:
-        raise InputError(f"--from-aic {path}: no configuration rows", hint="pass AIConfigurator's best_config_topn.csv (aiconfigurator cli ... --save-dir)")
-    row = {k.strip(): (v or "").strip() for k, v in rows[0].items() if k}
-
-    def num(key: str) -> int:
-        try:
-            value = int(float(row[key]))
-        except (KeyError, ValueError):
-            raise InputError(f"--from-aic {path}: the first row has no usable '{key}' column",
-                             hint="expected AIConfigurator's columns (p)workers, (p)tp, (d)workers, (d)tp (disaggregated) or tp, workers (aggregated)") from None
-        if value < 1:
-            raise InputError(f"--from-aic {path}: '{key}' is {value}")
-        return value
-
-    if "(p)workers" in row:
-        return Layout("disaggregated", (num("(p)workers"), num("(p)tp")), (num("(d)workers"), num("(d)tp"))), row
-    count = "workers" if "workers" in row else "replicas"
-    return Layout("aggregated", None, (num(count), num("tp"))), row
-
-
-def review_layout(catalog: Catalog, req: Request, layout: Layout, aic: dict) -> dict:
-    """AIConfigurator's pick, checked and extended by what it does not model: the KV transfer on
-    this profile's network, the prefill/decode TP rule, the router's prefill figure, ranges and a
-    validation recipe."""
-    sc, calibrated = calibrated_scenarios(catalog, req)
-    prio = {**catalog.planner["priors"]["rateMatch"], "maxUtilization": catalog.planner["priors"]["maxUtilization"]}
-    net = catalog.planner["networks"][req.network]
-    warnings = []
-    if layout.prefill and layout.prefill[1] > layout.decode[1] and req.engine == "vllm":
-        warnings.append(f"prefill TP{layout.prefill[1]} is above decode TP{layout.decode[1]}: vLLM's NixlConnector refuses it (rule V-15); "
-                        "llmdctl render will too")
-    if layout.prefill and not net["rdma"]:
-        warnings.append(f"the KV path is {req.network}: AIConfigurator does not model the transfer; over TCP P/D is functional only")
-    if req.gpus is not None and layout.gpus > req.gpus:
-        warnings.append(f"the layout uses {layout.gpus} GPUs, more than --gpus {req.gpus}")
-    r = ranges(req, layout, sc, prio)
-    figures = _figures(req, layout, r, sc, prio)
-    aic_ttft = _float(aic.get("ttft"))
-    out_aic = {k: _float(aic.get(k)) for k in ("ttft", "tpot", "tokens/s/gpu", "request_rate", "concurrency") if _float(aic.get(k)) is not None}
-    if aic_ttft is not None and layout.prefill:
-        kv = figures["kvTransferMs"]
-        out_aic["ttftWithKvTransferMs"] = {k: (round(aic_ttft + v, 1) if v is not None else None) for k, v in kv.items()}
-        if req.ttft and kv["pessimistic"] is not None and aic_ttft + kv["pessimistic"] > req.ttft * 1000:
-            warnings.append(f"AIConfigurator's TTFT {aic_ttft:.0f} ms plus the pessimistic KV transfer ({kv['pessimistic']:.0f} ms) "
-                            f"exceeds --ttft {req.ttft * 1000:.0f} ms")
-    return {
-        "inputs": {**_inputs(req), "fromAic": True},
-        "recommendation": {"mode": layout.mode, **layout.spec_layout(), "gpus": layout.gpus, "summary": str(layout)},
-        "why": ["the top row of AIConfigurator's best_config_topn.csv, checked against this profile's network and llmdctl's rules"],
-        "aic": out_aic,
-        "predicted": figures,
-        "alternative": None,
-        "pdGainAtLowEnd": None,
-        "sensitive": sensitivity(req, layout, sc, prio),
-        "assumptions": _assumptions(req, sc, calibrated),
-        "calibrated": calibrated,
-        "warnings": warnings,
-        "validation": validation(req, layout, r),
-    }
-
-
-def _float(text) -> float | None:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None

@@ -1,0 +1,106 @@
+"""Closed-loop load: ``--concurrency N`` as N users, each sending its next request as soon as the
+previous one finishes (think time Z = 0), which is how ``vllm bench serve --max-concurrency`` and
+published benchmark tables measure. ``--rate`` stays open-loop Poisson arrivals (``model.py``).
+
+The layout is a closed queueing network with three stations a request visits in turn:
+
+- prefill: c workers of service time D (c = prefill workers, or every worker when aggregated),
+  approximated as Seidmann does: one queue of service D/c plus a pure delay of D (c - 1)/c;
+- the KV transfer (P/D only): a pure delay;
+- decode: OSL steps whose length grows with the batch, B = the users in decode per instance,
+  and (aggregated) stretched by the other users' prefills: TPOT / (1 - rho (n - 1)/n).
+
+Mean-value analysis with Schweitzer's approximation (Q(n - 1) = Q(n) (n - 1)/n) gives the queue at
+the prefill station without a recursion over 1..N: R_q = (D/c) / (1 - X (D/c) (n - 1)/n). The
+response time law X = N / (R + Z), Z = 0, closes the loop, so throughput never exceeds N / latency
+and one user (n = 1) sees no queue at all: TTFT is the unloaded prefill (+ KV transfer) plus one
+decode step. When the users do not fit the decode KV cache, the rest wait before their prefill
+(vLLM's waiting queue) and decode runs at its memory-bound batch.
+
+It is solved by bisection on the one unknown, the decode batch per instance: for a batch B,
+Little's law on decode gives X (explicit, also with the aggregated stretch), X gives the prefill
+queue, and X R - N grows with B, so its root is unique (45 halvings of at most 512: exact for
+every practical purpose, and deterministic).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .model import Estimate, ModelFacts, Gpu, Scenario, Workload, decode_context, decode_step, fits, kv_transfer, max_batch, prefill_time
+
+
+def unloaded_ttft(m: ModelFacts, gpu: Gpu, wl: Workload, s: Scenario, prefill: tuple[int, int] | None, tp_d: int, nics: int) -> float:
+    """TTFT of a request alone in the layout: its prefill, the KV transfer (P/D) and one decode step."""
+    tp_pre = prefill[1] if prefill else tp_d
+    t_kv = kv_transfer(m, wl, prefill[1], tp_d, nics, s) if prefill else 0.0
+    return prefill_time(m, gpu, tp_pre, wl, s) + t_kv + decode_step(m, gpu, tp_d, 1, decode_context(wl), s)
+
+
+def closed_loop(m: ModelFacts, gpu: Gpu, wl: Workload, s: Scenario, prio: dict, users: float, prefill: tuple[int, int] | None,
+                decode: tuple[int, int], nics: int, capacity: float, ttft_sla: float | None, tpot_sla: float | None) -> Estimate:
+    """``users`` closed-loop users on x prefill workers of TP tp_p (``prefill``, None when aggregated)
+    and y decode (or aggregated) workers of TP tp_d; ``capacity`` is the layout's open-loop capacity,
+    carried through for comparison. ``Estimate.rate`` is the throughput the users reach."""
+    y, tp_d = decode
+    c, tp_pre = prefill if prefill else decode
+    b_cap = max_batch(m, gpu, tp_d, wl.isl + wl.osl, s)
+    if b_cap < 1 or (prefill and not fits(m, gpu, tp_pre, s)):
+        return Estimate(0, 0, math.inf, math.inf, 0, 0, 0, False, "the weights do not fit")
+    t_pre = prefill_time(m, gpu, tp_pre, wl, s)
+    t_kv = kv_transfer(m, wl, tp_pre, tp_d, nics, s) if prefill else 0.0
+    ctx = decode_context(wl)
+    n = float(users)
+    others = max(0.0, (n - 1.0) / n)  # Schweitzer: what an arriving request sees of the other users
+    d_q, d_delay = t_pre / c, t_pre * (c - 1) / c
+
+    def state(batch: float) -> tuple[float, float, float]:
+        """Throughput, prefill residence and TPOT when ``batch`` users per decode instance are
+        decoding: Little's law on decode gives X = y B / (OSL TPOT); an aggregated worker's
+        step is stretched by the others' prefills, TPOT = step / (1 - X a), solved for X."""
+        step = decode_step(m, gpu, tp_d, max(1.0, batch), ctx, s)
+        k = batch * y / (wl.osl * step)
+        x = k if prefill else k / (1.0 + k * others * t_pre / c)
+        tpot = step if prefill else step / (1.0 - x * others * t_pre / c)
+        load = others * x * d_q
+        return x, (d_q / (1.0 - load) + d_delay if load < 1.0 else math.inf), tpot
+
+    def excess(batch: float) -> float:
+        """X R - N (the closed loop's population, Little's law): grows with the batch."""
+        x, r_pre, _ = state(batch)
+        return x * (r_pre + t_kv) + batch * y - n
+
+    lo, hi = 0.0, float(b_cap)
+    kv_bound = excess(hi) < 0  # even a full KV cache leaves users over: they wait for a place
+    if not kv_bound:
+        for _ in range(45):  # 512 / 2^45: far below one sequence
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if excess(mid) < 0 else (lo, mid)
+    batch = hi
+    x, r_pre, tpot = state(batch)
+    latency = r_pre + t_kv + wl.osl * tpot
+    x = min(x, n / latency)  # the response time law, X = N / (R + Z) with Z = 0
+    # what is not prefill, transfer or decode is waiting for a place in the decode batch
+    wait = n / x - latency if kv_bound else 0.0
+    ttft = wait + r_pre + t_kv + tpot
+    batch = max(1.0, batch)
+    util = x * t_pre / c
+    why = _saturated(util, kv_bound, b_cap, n, y, prio)
+    if not why and ttft_sla and ttft > ttft_sla:
+        why = f"TTFT {ttft * 1000:.0f} ms > {ttft_sla * 1000:.0f} ms"
+    if not why and tpot_sla and tpot > tpot_sla:
+        why = f"TPOT {tpot * 1000:.1f} ms > {tpot_sla * 1000:.1f} ms"
+    return Estimate(capacity, x, ttft, tpot, batch, min(util, 1.0), t_kv, not why, why)
+
+
+def _saturated(util: float, kv_bound: bool, b_cap: int, users: float, y: int, prio: dict) -> str:
+    if kv_bound:
+        return f"{users:g} users do not fit the decode KV cache ({b_cap} sequences per instance x {y}): the rest queue"
+    if util > prio["maxUtilization"]:
+        return f"prefill is saturated ({util:.0%} busy): requests queue for it"
+    return ""
+
+
+def e2e_latency(est: Estimate, osl: int) -> float:
+    """End-to-end latency of one request as vllm bench serve reports it: TTFT + (OSL - 1) TPOT."""
+    return est.ttft + max(osl - 1, 0) * est.tpot

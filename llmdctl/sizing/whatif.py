@@ -1,0 +1,198 @@
+"""What-if: evaluate a layout the user gives (``plan --prefill NxSHAPE --decode NxSHAPE``) or the one
+AIConfigurator picked (``plan --from-aic``) under the workload, instead of searching, and print the
+same figures and ranges the planner prints for its recommendation.
+
+The layout grammar is render's (``inputs/spec.py``). Shapes the roofline model cannot cost yet
+(data-parallel and expert-parallel instances, TP across nodes) are refused with what is missing,
+never costed as if they were something else.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+
+from ..base.errors import InputError
+from ..catalog.catalog import Catalog
+from ..inputs.spec import RoleLayout, parse_layout
+from .model import Scenario, fits
+from .planner import (Layout, Request, assumptions, calibrated_scenarios, figures, inputs_of, priorities, ranges, sensitivity,
+                      validation)
+
+
+def layout_of(catalog: Catalog, req: Request, prefill: str | None, decode: str | None) -> Layout:
+    """--prefill and --decode as a layout the model can cost, or a refusal that says why."""
+    if decode is None or prefill is None:
+        raise InputError("a what-if needs both --prefill and --decode",
+                         hint="e.g. --prefill 8xTP1 --decode 2xTP4, or --prefill 0 --decode 4xTP2 for aggregated serving")
+    p = parse_layout(prefill, "--prefill")
+    d = parse_layout(decode, "--decode")
+    if d.replicas < 1:
+        raise InputError(f"--decode {decode}: at least one decode (or aggregated) worker")
+    return _costable(catalog, req, ("--prefill " + str(prefill), p), ("--decode " + str(decode), d))
+
+
+def _costable(catalog: Catalog, req: Request, prefill: tuple[str, RoleLayout], decode: tuple[str, RoleLayout]) -> Layout:
+    """Roles (each named as the user wrote it, for errors) as a layout of engines the model costs.
+    A dense model's DP ranks are independent engines (vLLM's data parallelism without experts), so
+    NxDPdTPt is N*d engines of TP t; MoE data parallelism shards or spreads the experts over the
+    ranks, and expert parallelism needs an all-to-all model: both are refused, not approximated."""
+    mid = calibrated_scenarios(catalog, req)[0]["mid"]
+    engines = []
+    for name, role in (prefill, decode):
+        if role.replicas:
+            _check_shape(req, mid, name, role)
+        engines.append((role.replicas * role.data, role.tensor) if role.replicas else None)
+    plain = all(r.data == 1 and not r.expert for _, r in (prefill, decode))
+    shape = None if plain else (str(prefill[1]) if prefill[1].replicas else "0", str(decode[1]))
+    if engines[0] is None:
+        return Layout("aggregated", None, engines[1], shape)
+    return Layout("disaggregated", engines[0], engines[1], shape)
+
+
+def _check_shape(req: Request, mid: Scenario, name: str, role: RoleLayout) -> None:
+    m = req.model
+    if role.expert or (role.data > 1 and m.moe):
+        what = "expert-parallel" if role.expert else f"data-parallel (DP{role.data}) MoE"
+        raise InputError(f"{name}: the planner cannot cost {what} instances yet: it has no model of experts spread or sharded "
+                         "over DP ranks, of expert parallelism or of the all-to-all between them (issue 28, item 4)",
+                         hint=f"evaluate a TP shape (e.g. {role.replicas}xTP{min(role.gpus, 8)}), or deploy this one unplanned: "
+                              "llmdctl render --prefill ... --decode ...")
+    if role.tensor > req.gpus_per_node:
+        raise InputError(f"{name}: TP{role.tensor} spans more than one node ({req.gpus_per_node} GPUs per node); "
+                         "the planner does not cost TP over the inter-node fabric", hint=f"use at most TP{req.gpus_per_node} per worker")
+    if m.heads % role.tensor:
+        raise InputError(f"{name}: {m.name} has {m.heads} attention heads, which TP{role.tensor} cannot split evenly")
+    if not fits(m, req.gpu, role.tensor, mid):
+        raise InputError(f"{name}: {m.name} ({m.params * m.weight_bytes / 1e9:.0f} GB of weights) does not fit on "
+                         f"{role.tensor} {req.gpu.name}", hint="raise the TP of that role")
+
+
+def evaluate(catalog: Catalog, req: Request, layout: Layout) -> dict:
+    """The layout under the requested load, as plain data shaped like ``recommend``'s answer
+    (``evaluated`` in place of ``recommendation``, no alternative)."""
+    sc, calibrated = calibrated_scenarios(catalog, req)
+    prio = priorities(catalog)
+    r = ranges(req, layout, sc, prio)
+    warnings = _layout_warnings(req, layout)
+    net = catalog.planner["networks"][req.network]
+    if layout.prefill and not net["rdma"]:
+        warnings.append(f"{req.network} KV transfer is functional only: expect seconds of TTFT on long prompts")
+    return {
+        "inputs": {**inputs_of(req), "whatIf": True},
+        "evaluated": {"mode": layout.mode, **layout.spec_layout(), "gpus": layout.gpus, "summary": str(layout)},
+        "why": ["the layout given with --prefill/--decode, evaluated as it is (what-if: no search)"],
+        "predicted": figures(req, layout, r, sc, prio),
+        "alternative": None,
+        "sensitive": sensitivity(req, layout, sc, prio),
+        "assumptions": assumptions(req, sc, calibrated),
+        "calibrated": calibrated,
+        "warnings": warnings,
+        "validation": validation(req, layout, r),
+    }
+
+
+def _layout_warnings(req: Request, layout: Layout) -> list[str]:
+    warnings = []
+    if layout.prefill and layout.prefill[1] > layout.decode[1] and req.engine == "vllm":
+        warnings.append(f"prefill TP{layout.prefill[1]} is above decode TP{layout.decode[1]}: vLLM's NixlConnector refuses it (rule V-15); "
+                        "llmdctl render will too")
+    if layout.prefill and req.engine == "sglang" and layout.prefill[1] != layout.decode[1]:
+        warnings.append("SGLang without wide-EP transfers KV between equal TPs only")
+    if req.gpus is not None and layout.gpus > req.gpus:
+        warnings.append(f"the layout uses {layout.gpus} GPUs, more than --gpus {req.gpus}")
+    if req.model.moe:
+        warnings.append("MoE decode is modelled with uniform expert routing and without expert parallelism")
+    if req.time_sliced and layout.prefill:
+        warnings.append(f"-e {req.profile} time-slices one GPU between prefill and decode; the planner counts separate GPUs, "
+                        "so every P/D figure here is optimistic")
+    return warnings
+
+
+# --- AIConfigurator import ------------------------------------------------------------------------
+
+
+def read_aic(catalog: Catalog, req: Request, path: str) -> tuple[Layout, dict]:
+    """The top row of AIConfigurator's best_config_topn.csv: (p)workers/(p)tp/(d)workers/(d)tp for a
+    disaggregated row, tp with workers or replicas for an aggregated one, with their data (dp) and
+    expert (moe_ep) parallelism kept; pipeline (pp) and context (cp) parallelism, which llmdctl's
+    layouts cannot express, are refused naming the column."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise InputError(f"--from-aic {path}: {exc.strerror}") from None
+    except csv.Error as exc:
+        raise InputError(f"--from-aic {path}: not a CSV file ({exc})") from None
+    if not rows:
+        raise InputError(f"--from-aic {path}: no configuration rows", hint="pass AIConfigurator's best_config_topn.csv (aiconfigurator cli ... --save-dir)")
+    row = {k.strip(): (v or "").strip() for k, v in rows[0].items() if k}
+
+    def num(key: str, default: int | None = None) -> int:
+        if default is not None and not row.get(key):
+            return default
+        try:
+            value = int(float(row[key]))
+        except (KeyError, ValueError):
+            raise InputError(f"--from-aic {path}: the first row has no usable '{key}' column",
+                             hint="expected AIConfigurator's columns (p)workers, (p)tp, (d)workers, (d)tp (disaggregated) or tp, workers (aggregated)") from None
+        if value < 1:
+            raise InputError(f"--from-aic {path}: '{key}' is {value}")
+        return value
+
+    def role(prefix: str, count: str) -> tuple[str, RoleLayout]:
+        for column, what in ((f"{prefix}pp", "pipeline"), (f"{prefix}cp", "context")):
+            if num(column, 1) > 1:
+                raise InputError(f"--from-aic {path}: '{column}' is {num(column)}: llmdctl's layouts have no {what} parallelism, "
+                                 "so this row cannot be planned or rendered", hint="pick a row of best_config_topn.csv with it at 1")
+        shape = RoleLayout(num(count), num(f"{prefix}tp"), num(f"{prefix}dp", 1), num(f"{prefix}moe_ep", 1) > 1)
+        return f"--from-aic {path}: {str(shape)} (columns {prefix}workers/{prefix}tp/{prefix}dp/{prefix}moe_ep)", shape
+
+    if "(p)workers" in row:
+        return _costable(catalog, req, role("(p)", "(p)workers"), role("(d)", "(d)workers")), row
+    count = "workers" if "workers" in row else "replicas"
+    return _costable(catalog, req, ("--from-aic", RoleLayout(0)), role("", count)), row
+
+
+def review_layout(catalog: Catalog, req: Request, layout: Layout, aic: dict) -> dict:
+    """AIConfigurator's pick, checked and extended by what it does not model: the KV transfer on
+    this profile's network, the prefill/decode TP rule, the router's prefill figure, ranges and a
+    validation recipe."""
+    sc, calibrated = calibrated_scenarios(catalog, req)
+    prio = priorities(catalog)
+    net = catalog.planner["networks"][req.network]
+    warnings = _layout_warnings(req, layout)
+    if layout.prefill and not net["rdma"]:
+        warnings.append(f"the KV path is {req.network}: AIConfigurator does not model the transfer; over TCP P/D is functional only")
+    r = ranges(req, layout, sc, prio)
+    predicted = figures(req, layout, r, sc, prio)
+    aic_ttft = _float(aic.get("ttft"))
+    out_aic = {k: _float(aic.get(k)) for k in ("ttft", "tpot", "tokens/s/gpu", "request_rate", "concurrency") if _float(aic.get(k)) is not None}
+    if aic_ttft is not None and layout.prefill:
+        kv = predicted["kvTransferMs"]
+        out_aic["ttftWithKvTransferMs"] = {k: (round(aic_ttft + v, 1) if v is not None else None) for k, v in kv.items()}
+        if req.ttft and kv["pessimistic"] is not None and aic_ttft + kv["pessimistic"] > req.ttft * 1000:
+            warnings.append(f"AIConfigurator's TTFT {aic_ttft:.0f} ms plus the pessimistic KV transfer ({kv['pessimistic']:.0f} ms) "
+                            f"exceeds --ttft {req.ttft * 1000:.0f} ms")
+    return {
+        "inputs": {**inputs_of(req), "fromAic": True},
+        "recommendation": {"mode": layout.mode, **layout.spec_layout(), "gpus": layout.gpus, "summary": str(layout)},
+        "why": ["the top row of AIConfigurator's best_config_topn.csv, checked against this profile's network and llmdctl's rules"],
+        "aic": out_aic,
+        "predicted": predicted,
+        "alternative": None,
+        "pdGainAtLowEnd": None,
+        "sensitive": sensitivity(req, layout, sc, prio),
+        "assumptions": assumptions(req, sc, calibrated),
+        "calibrated": calibrated,
+        "warnings": warnings,
+        "validation": validation(req, layout, r),
+    }
+
+
+def _float(text) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
