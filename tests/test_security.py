@@ -12,7 +12,7 @@ import pytest
 
 from conftest import plan_for
 from llmdctl.catalog.catalog import Catalog
-from llmdctl.compose.compose import LEAST_PRIVILEGE
+from llmdctl.compose.layout import LEAST_PRIVILEGE
 from llmdctl.compose.modelserver import SIDECAR_TOKEN_VOLUME
 from llmdctl.effects.admission import pod_security_check
 from llmdctl.effects.bundle import bundle_files
