@@ -14,16 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import parse
+from gitops_cases import REPO, STACKS
 from llmdctl.base.yamlio import load_text
-
-REPO = "https://git.example.com/platform/llm-d.git"
-# the four stacks: default (standalone), gateway mode, wide EP over nodes (LWS), the helmfile era
-STACKS = {
-    "default": ("--llmd-version", "v0.9.0"),
-    "istio": ("--llmd-version", "v0.9.0", "-e", "istio"),
-    "gb200": ("--llmd-version", "v0.9.0", "-e", "gb200"),
-    "v0.6.0": ("--llmd-version", "v0.6.0"),
-}
 
 
 def _docs(text: str) -> list[dict]:

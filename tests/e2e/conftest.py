@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .controlplane import ControlPlane, enter_private_network, start_standin, stop, tool_dir
+from .controlplane import ControlPlane, crd_dir, enter_private_network, start_standin, stop, tool_dir
 from .harness import CHARTS, MEASURED, E2E, measured
 
 
@@ -32,6 +32,14 @@ def e2e(tmp_path_factory):
             stop(gateway)
         cp.stop()
         measured(f"control plane down in {time.monotonic() - t1:.1f} s")
+
+
+@pytest.fixture(scope="module")
+def gaie_v15(e2e):
+    """The InferencePool CRDs llm-d v0.9.0 pins (GAIE v1.5.0), for the modules that run router-generation stacks."""
+    e2e.cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd_dir() / "gateway-api-inference-extension" / "v1.5.0"), timeout=120)
+    e2e.cp.wait_established()
+    return e2e
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from gitops_cases import REPO, STACKS
 from llmdctl.base.yamlio import load_text
 
 from .controlplane import crd_dir
@@ -28,15 +29,8 @@ from .harness import CHARTS
 
 pytestmark = pytest.mark.e2e
 
-REPO = "https://git.example.com/platform/llm-d.git"
 REPO_PATH = "stacks/pd"
 NS = "llm-d-gitops"
-STACKS = {
-    "default": ("--llmd-version", "v0.9.0"),
-    "istio": ("--llmd-version", "v0.9.0", "-e", "istio"),
-    "gb200": ("--llmd-version", "v0.9.0", "-e", "gb200"),
-    "v0.6.0": ("--llmd-version", "v0.6.0"),
-}
 GITOPS_CRDS = (("argo-cd", "v3.5.1"), ("flux", "helm-controller-v1.6.3"), ("flux", "source-controller-v1.9.1"))
 
 

@@ -16,7 +16,6 @@ import pytest
 
 from llmdctl.compose import netpol
 
-from .controlplane import crd_dir
 from .harness import CHARTS
 from .test_e2e_lifecycle import SMALL, plan_of
 
@@ -75,15 +74,20 @@ def _assert_two_stacks_isolated(e2e, ns: str, plans) -> None:
                         assert admitted in (mine["epp"], set().union(*(mine[r] for r in plan.roles))), (name, peer, sorted(admitted))
 
 
+def _two_stacks_applied(e2e, ns: str, version: str) -> list:
+    """Stacks pd and pd-2 of ``version`` applied side by side in ``ns``; their plans, as render builds them."""
+    plans = []
+    for postfix in ("pd", "pd-2"):
+        r = e2e.llmdctl("apply", "-y", "--llmd-version", version, "-n", ns, "--postfix", postfix, *SMALL, "--wait", "--timeout", "3m", timeout=400)
+        assert r.code == 0, r
+        plans.append(plan_of(llmd_version=version, namespace=ns, postfix=postfix, prefill="1xTP1", decode="1xTP1", charts=str(CHARTS)))
+    return plans
+
+
 def test_helmfile_era_two_stacks_carry_policies_that_select_their_own_pods(e2e):
     cp, ns = e2e.cp, "llm-d-netpol-v6"
     cp.namespace(ns)
-    v = ("--llmd-version", "v0.6.0")
-    plans = []
-    for postfix in ("pd", "pd-2"):
-        r = e2e.llmdctl("apply", "-y", *v, "-n", ns, "--postfix", postfix, *SMALL, "--wait", "--timeout", "3m", timeout=400)
-        assert r.code == 0, r
-        plans.append(plan_of(llmd_version="v0.6.0", namespace=ns, postfix=postfix, prefill="1xTP1", decode="1xTP1", charts=str(CHARTS)))
+    plans = _two_stacks_applied(e2e, ns, "v0.6.0")
     _assert_two_stacks_isolated(e2e, ns, plans)
     # the gateway peer names the stack's own Gateway, in the namespace it lives in
     peers = [p for rule in _policies(e2e, ns, plans[0])[plans[0].names["decode"]]["spec"]["ingress"] for p in rule.get("from") or []
@@ -99,12 +103,6 @@ def test_helmfile_era_two_stacks_carry_policies_that_select_their_own_pods(e2e):
     assert e2e.llmdctl("destroy", "-y", "-n", ns, "--postfix", "pd-2").code == 0
 
 
-@pytest.fixture(scope="module")
-def gaie_v15(e2e):
-    e2e.cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd_dir() / "gateway-api-inference-extension" / "v1.5.0"), timeout=120)
-    e2e.cp.wait_established()
-    return e2e
-
 
 def test_router_generation_two_stacks_then_off(gaie_v15):
     e2e = gaie_v15
@@ -118,11 +116,7 @@ def test_router_generation_two_stacks_then_off(gaie_v15):
     assert checks["NetworkPolicy enforcement"]["status"] == "warn" and "cannot tell" in checks["NetworkPolicy enforcement"]["observed"]
     assert r.code == 0, r
 
-    plans = []
-    for postfix in ("pd", "pd-2"):
-        r = e2e.llmdctl("apply", "-y", *v, "-n", ns, "--postfix", postfix, *SMALL, "--wait", "--timeout", "3m", timeout=400)
-        assert r.code == 0, r
-        plans.append(plan_of(llmd_version="v0.9.0", namespace=ns, postfix=postfix, prefill="1xTP1", decode="1xTP1", charts=str(CHARTS)))
+    plans = _two_stacks_applied(e2e, ns, "v0.9.0")
     _assert_two_stacks_isolated(e2e, ns, plans)
     r = e2e.llmdctl("verify", *v, "-n", ns, "--postfix", "pd", *SMALL, "-o", "json")
     assert r.code == 0, r

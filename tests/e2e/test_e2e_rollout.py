@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-from .controlplane import crd_dir
 from .harness import measured
 from .test_e2e_lifecycle import left_only_user_objects
 
@@ -20,12 +19,6 @@ pytestmark = pytest.mark.e2e
 V = ("--llmd-version", "v0.9.0")
 IMAGE = "ghcr.io/llm-d/llm-d-cuda:v0.9.0-rollout-{}"
 
-
-@pytest.fixture(scope="module")
-def router_crds(e2e):
-    e2e.cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd_dir() / "gateway-api-inference-extension" / "v1.5.0"), timeout=120)
-    e2e.cp.wait_established()
-    return e2e
 
 
 def free_gpus(cp) -> int:
@@ -52,8 +45,8 @@ def decode_pods(e2e, ns: str) -> list[dict]:
     return e2e.cp.get_json("pods", "-n", ns, "-l", "llm-d.ai/role=decode")["items"]
 
 
-def test_an_image_bump_with_every_gpu_in_use_rolls_in_place_a_tp_change_is_refused_and_spare_gpus_surge(router_crds):
-    e2e = router_crds
+def test_an_image_bump_with_every_gpu_in_use_rolls_in_place_a_tp_change_is_refused_and_spare_gpus_surge(gaie_v15):
+    e2e = gaie_v15
     cp, ns = e2e.cp, "llm-d-roll"
     cp.namespace(ns)
     stack = (*V, "-n", ns, "--prefill", "1xTP1", "--decode", "1xTP4")
@@ -144,12 +137,12 @@ def pool_weights(cp, ns: str, route: str) -> dict[str, int] | None:
     return {b["name"]: b.get("weight", 1) for rule in obj["spec"]["rules"] for b in rule.get("backendRefs") or [] if b.get("kind") == "InferencePool"}
 
 
-def test_a_v06_istio_stack_moves_to_v09_blue_green_and_a_failure_midway_leaves_it_serving(router_crds):
+def test_a_v06_istio_stack_moves_to_v09_blue_green_and_a_failure_midway_leaves_it_serving(gaie_v15):
     """issue 26 item 6: the generation move at the Gateway. The v0.6.0 stack's route sends a share of
     the requests to the v0.9.0 stack's pool per step; a new stack that breaks mid-way puts every
     request back on the old one; a clean run ends with the old route and releases gone but the
     Gateway's, which the new stack routes through."""
-    e2e = router_crds
+    e2e = gaie_v15
     cp, ns = e2e.cp, "llm-d-move"
     cp.namespace(ns)
     blue = ("-e", "istio", "-n", ns, "--llmd-version", "v0.6.0", *SMALL)
@@ -217,10 +210,10 @@ def test_a_v06_istio_stack_moves_to_v09_blue_green_and_a_failure_midway_leaves_i
     left_only_user_objects(e2e, ns)
 
 
-def test_the_decode_sidecar_may_read_its_own_pool_and_pods_and_nothing_more(router_crds):
+def test_the_decode_sidecar_may_read_its_own_pool_and_pods_and_nothing_more(gaie_v15):
     """issue 27 item 5: the sidecar is not running here, so the wiring is proven: its SSRF flags as
     the API server stored them, and what its ServiceAccount may do, asked as that account."""
-    e2e = router_crds
+    e2e = gaie_v15
     cp, ns = e2e.cp, "llm-d-sec"
     cp.namespace(ns)
     r = e2e.llmdctl("apply", "-y", *V, "-n", ns, *SMALL, "--wait", "--timeout", "3m", timeout=400)

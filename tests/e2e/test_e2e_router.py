@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from .controlplane import crd_dir, lws_crd, start_standin, stop
+from .controlplane import lws_crd, start_standin, stop
 from .harness import CHARTS
 from .test_e2e_lifecycle import SMALL, USER_OWNED, assert_pods_match_plan, left_only_user_objects, names_in, plan_of, pods, versions_in
 
@@ -24,12 +24,6 @@ V = ("--llmd-version", "v0.9.0")
 def router_plan(**kw):
     return plan_of(llmd_version="v0.9.0", prefill="1xTP1", decode="1xTP1", charts=str(CHARTS), **kw)
 
-
-@pytest.fixture(scope="module")
-def gaie_v15(e2e):
-    e2e.cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd_dir() / "gateway-api-inference-extension" / "v1.5.0"), timeout=120)
-    e2e.cp.wait_established()
-    return e2e
 
 
 def test_standalone_stacks_side_by_side_then_clean_destroys(gaie_v15):
