@@ -85,3 +85,10 @@ def test_a_deployment_whose_rollout_is_not_over_is_pending_even_when_its_pods_ar
     c = check({"observedGeneration": 3, "replicas": 3})
     assert c.status == PENDING and "1 old pod still draining" in c.observed, c
     assert check({"observedGeneration": 3}).status == "pass"
+
+
+@pytest.mark.parametrize("flag,value,needle", [("--pause", "abc", "--pause abc: not a duration"),
+                                               ("--steps", "50,40", "--steps '50,40': percentages must rise")])
+def test_migrate_refuses_bad_steps_before_asking_the_cluster(cli, flag, value, needle):
+    r = cli("migrate", "--from", "pd", "--postfix", "pd-2", "-e", "istio", flag, value, "--dry-run")
+    assert r.code == 2 and needle in r.err and "Traceback" not in r.err, r

@@ -10,7 +10,9 @@ import pytest
 
 from conftest import plan_for
 from llmdctl.catalog.catalog import Catalog
-from llmdctl.effects.health import PASS, PENDING, WARN, Observed, _drain_check, pod_drain
+from llmdctl.base.errors import InputError
+from llmdctl.effects.health import PASS, PENDING, WARN, Observed, _drain_check
+from llmdctl.plan.pods import pod_drain
 
 
 def _templates(plan) -> dict[str, dict]:
@@ -32,7 +34,7 @@ def test_every_router_generation_pod_drains_inside_its_grace_period(version):
     templates = _templates(plan)
     assert set(templates) == {"prefill", "decode"}
     for role, tpl in templates.items():
-        timeout, sleep, grace = pod_drain(tpl)
+        timeout, sleep, grace = pod_drain(tpl["spec"])
         assert timeout == drain["shutdownTimeoutSeconds"] > 0, role
         assert sleep == drain["preStopSeconds"] > 0, role
         # the kubelet counts the preStop against the grace period: both fit, with teardown left
@@ -48,8 +50,8 @@ def test_an_instance_over_nodes_drains_for_longer():
     drain = Catalog().release("v0.9.0").engine["drain"]
     plan = plan_for(llmd_version="v0.9.0", environments=["gb200"])
     templates = _templates(plan)
-    assert templates and all(pod_drain(t)[0] == drain["multiNodeShutdownTimeoutSeconds"] for t in templates.values())
-    assert all(pod_drain(t)[2] > sum(pod_drain(t)[:2]) for t in templates.values())
+    assert templates and all(pod_drain(t["spec"])[0] == drain["multiNodeShutdownTimeoutSeconds"] for t in templates.values())
+    assert all(pod_drain(t["spec"])[2] > sum(pod_drain(t["spec"])[:2]) for t in templates.values())
 
 
 def test_the_helmfile_era_is_left_as_its_chart_renders_it():
@@ -98,7 +100,7 @@ def test_verify_reads_the_drain_settings_of_the_live_template():
     # an exec preStop of `sleep N` counts as the sleep action does
     exec_sleep = copy.deepcopy(tpl)
     next(x for x in exec_sleep["spec"]["containers"] if x["name"] == "vllm")["lifecycle"] = {"preStop": {"exec": {"command": ["/bin/sh", "-c", "sleep 20"]}}}
-    assert pod_drain(exec_sleep)[1] == 20
+    assert pod_drain(exec_sleep["spec"])[1] == 20
     # nothing deployed yet: pending, not a verdict
     assert _drain_check(role, Observed([], {}, [], None, None, None)).status == PENDING
 
@@ -110,3 +112,14 @@ def test_verify_checks_drain_only_where_the_release_sets_it():
     assert "prefill drain" in names and "decode drain" in names
     helmfile = plan_for(llmd_version="v0.6.0")
     assert not [c for c in evaluate_stack(helmfile, Observed([], {}, [], None, None, None)) if c.name.endswith(" drain")]
+
+
+@pytest.mark.parametrize("sets,needle", [
+    (["ms.decode.terminationGracePeriodSeconds=abc"], "terminationGracePeriodSeconds: expected a whole number of seconds, got 'abc'"),
+    (["ms.decode.terminationGracePeriodSeconds=-1"], "expected a whole number of seconds, got -1"),
+    (["ms.decode.containers[vllm].extraConfig.lifecycle=5"], "extraConfig.lifecycle: expected a mapping, got 5"),
+])
+def test_a_drain_setting_of_the_wrong_type_is_refused_with_its_path(sets, needle):
+    with pytest.raises(InputError) as exc:
+        plan_for(llmd_version="v0.9.0", sets=sets)
+    assert needle in exc.value.message

@@ -111,12 +111,12 @@ def rollback(args: argparse.Namespace) -> int:
 
 
 def migrate(args: argparse.Namespace) -> int:
-    box = _toolbox(args, dry_run=args.dry_run)
+    steps, pause = parse_steps(args.steps), parse_duration(args.pause, "--pause")  # bad input is told before the cluster is asked
     green = plan_from(args)
+    box = _toolbox(args, dry_run=args.dry_run)
     blue = read_blue(box, kube_for(box), green.namespace, args.from_postfix)
     plan = green_plan(green, blue)
     report(plan)
-    steps, pause = parse_steps(args.steps), parse_duration(args.pause)
     files = bundle_files(plan)
     folder = kept_bundle(Path(args.bundle_dir) if args.bundle_dir else None, box, plan.namespace, plan.postfix)
     if args.dry_run:

@@ -186,8 +186,12 @@ def _workload(role: str, block: dict, ms: dict, *, names: dict, labels: dict, se
     _refuse_unknown(extra, _POD_KEYS, f"ms.{role}.extraConfig")
     pod: dict[str, Any] = {"serviceAccountName": names["serviceAccount"]}
     pod.update(copy.deepcopy(extra))
-    if block.get("terminationGracePeriodSeconds") is not None:
-        pod["terminationGracePeriodSeconds"] = int(block["terminationGracePeriodSeconds"])
+    grace = block.get("terminationGracePeriodSeconds")
+    if grace is not None:
+        if isinstance(grace, bool) or not isinstance(grace, int) or grace < 0:
+            raise InputError(f"ms.{role}.terminationGracePeriodSeconds: expected a whole number of seconds, got {grace!r}",
+                             hint="it must exceed the preStop sleep plus vLLM's --shutdown-timeout, e.g. 90")
+        pod["terminationGracePeriodSeconds"] = grace
     if init:
         pod["initContainers"] = init
     pod["containers"] = containers
@@ -271,6 +275,10 @@ def _container(c: dict, *, role: str, dp: _DataParallel, gpus: int, resource: st
     out = {k: copy.deepcopy(v) for k, v in c.items() if k not in ("modelCommand", "mountModelVolume", "extraConfig")}
     extra = c.get("extraConfig") or {}
     _refuse_unknown(extra, _CONTAINER_EXTRA_KEYS, f"ms.{role}.containers[{c.get('name')}].extraConfig")
+    for key, value in extra.items():  # each is a container field of mapping type (lifecycle)
+        if value is not None and not isinstance(value, dict):
+            raise InputError(f"ms.{role}.containers[{c.get('name')}].extraConfig.{key}: expected a mapping, got {value!r}",
+                             hint="e.g. lifecycle: {preStop: {sleep: {seconds: 15}}}")
     out.update(copy.deepcopy(extra))
     if c.get("modelCommand") == "vllmServe":
         args = [f"--port={vllm_port}", f"--tensor-parallel-size={dp.tensor}",

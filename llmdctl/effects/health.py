@@ -10,12 +10,12 @@ Gateway, route, labels, images and resources all come from the plan ``render`` b
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from ..compose.modelserver import ROLE_LABEL
 from ..compose.router import ENVOY_LISTENER as ENVOY_TARGET
 from ..compose.shared_gateway import route_models
+from ..plan.pods import pod_drain
 from ..plan.stack import Plan
 from .kube import DEPLOYMENTS, GATEWAYS, HPAS, HTTPROUTES, LEADERWORKERSETS, PODS, SECRETS, SERVICES, Kube, KubeError, inference_pools
 
@@ -403,23 +403,6 @@ def _pods_check(plan: Plan, role, obs: Observed) -> Check:
     return Check(label, PASS if ready >= want and (not role.autoscale or ready == len(pods)) else PENDING, observed, expected)
 
 
-_SHUTDOWN_TIMEOUT = re.compile(r"--shutdown-timeout[= ](\d+)")
-
-
-def pod_drain(template: dict) -> tuple[int | None, int, int]:
-    """(vLLM's --shutdown-timeout or None, the preStop sleep, the grace period) of a pod template
-    as the kubelet runs it: a grace period counts the preStop, 30 s when unset."""
-    spec = template.get("spec") or {}
-    c = _container(template)
-    found = _SHUTDOWN_TIMEOUT.findall(" ".join(str(a) for a in [*(c.get("command") or []), *(c.get("args") or [])]))
-    pre = ((c.get("lifecycle") or {}).get("preStop") or {})
-    sleep = (pre.get("sleep") or {}).get("seconds")
-    if sleep is None:  # an exec preStop of the form sleep N
-        cmd = (pre.get("exec") or {}).get("command") or []
-        sleep = next((int(w) for w in reversed(" ".join(map(str, cmd)).split()) if w.isdigit()), 0) if "sleep" in " ".join(map(str, cmd)) else 0
-    return (int(found[-1]) if found else None), int(sleep), int(spec.get("terminationGracePeriodSeconds", 30))
-
-
 def _drain_check(role, obs: Observed) -> Check:
     """A pod that is replaced or scaled down stops getting new requests (preStop) and finishes the
     ones it has (vLLM's --shutdown-timeout) before the kubelet's grace period ends."""
@@ -432,7 +415,7 @@ def _drain_check(role, obs: Observed) -> Check:
         template = ((obs.deployments.get(role.deployment) or {}).get("spec") or {}).get("template")
     if not template:
         return Check(label, PENDING, f"no {role.workload} yet", expected)
-    timeout, sleep, grace = pod_drain(template)
+    timeout, sleep, grace = pod_drain(template.get("spec") or {})
     observed = f"preStop {sleep} s, --shutdown-timeout {f'{timeout} s' if timeout is not None else 'unset'}, grace {grace} s"
     if not timeout:
         return Check(label, WARN, observed, expected, hint="vLLM aborts its in-flight requests on SIGTERM: every rollout or scale-down cuts "

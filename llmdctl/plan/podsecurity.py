@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .pods import pod_specs
 from .stack import Plan
 
 LEVELS = ("restricted", "baseline", "privileged")  # strictest first
@@ -64,30 +65,6 @@ class PodSecurity(NamedTuple):
 
     def as_dict(self) -> dict:
         return {"level": self.level, "roles": {role: {"level": lvl, "stricterRefuses": why} for role, (lvl, why) in self.roles.items()}}
-
-
-def pod_specs(plan: Plan) -> dict[str, dict]:
-    """role -> the pod spec its pods run: the generated chart's template (router generation), or
-    the modelservice values read as that chart renders them (helmfile era: containers, the pod
-    fields of extraConfig, volumes; its sidecar is non-root without privilege escalation)."""
-    out = {}
-    for obj in plan.manifests.get("ms") or []:
-        tpl = None
-        if obj.get("kind") == "Deployment":
-            tpl = obj["spec"]["template"]
-        elif obj.get("kind") == "LeaderWorkerSet":
-            tpl = obj["spec"]["leaderWorkerTemplate"]["workerTemplate"]
-        if tpl is not None:
-            out[(tpl.get("metadata") or {}).get("labels", {}).get("llm-d.ai/role", "")] = tpl.get("spec") or {}
-    if out:
-        return out
-    for role in plan.roles:
-        block = plan.ms_values.get(role) or {}
-        spec = {k: v for k, v in (block.get("extraConfig") or {}).items()}
-        spec["containers"] = [c for c in block.get("containers") or [] if isinstance(c, dict)]
-        spec["volumes"] = list(block.get("volumes") or [])
-        out[role] = spec
-    return out
 
 
 def stack_pod_security(plan: Plan) -> PodSecurity:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from ...base.merge import PATCH_KEY, arg_flag
+from ...plan.pods import pod_drain, pod_specs
 from ...plan.stack import Plan
 from .book import (CHART_INJECTED_ARGS, MIG_RESOURCE, RDMA_RESOURCE, arg_values, container_delta, env_entry, extra_config,
                    has_capability, is_pd, replace_env, requested, resources_of, role_blocks, rule, time_sliced, vllm_container)
@@ -463,26 +464,13 @@ def gpu_taints_still_tolerated(plan: Plan):
                    f"keep those entries in your list, or add yours with --toleration instead")
 
 
-def drain_settings(block: dict) -> tuple[int | None, int, int]:
-    """(vLLM's --shutdown-timeout or None, the preStop sleep, the grace period) of a role's values,
-    read as the kubelet will see them (30 s grace when nothing sets one)."""
-    c = vllm_container(block)
-    timeout = arg_values(c).get("--shutdown-timeout")
-    sleep = ((((c.get("extraConfig") or {}).get("lifecycle") or c.get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}).get("seconds", 0)
-    grace = block.get("terminationGracePeriodSeconds", extra_config(block).get("terminationGracePeriodSeconds", 30))
-    try:
-        return (int(timeout) if timeout is not None else None), int(sleep or 0), int(grace if grace is not None else 30)
-    except (TypeError, ValueError):
-        return None, 0, 30
-
-
 @rule("V-54", "warning")
 def pods_drain_before_exit(plan: Plan):
     # the release's drain layer sets all three; an override of one can silently undo the others
     if not (plan.release_info.engine or {}).get("drain"):
         return
-    for role, block in role_blocks(plan):
-        timeout, sleep, grace = drain_settings(block)
+    for role, spec in pod_specs(plan).items():
+        timeout, sleep, grace = pod_drain(spec)
         if not timeout:
             yield (f"{role}: vLLM runs without --shutdown-timeout (or with 0): a replaced or scaled-down pod aborts its "
                    f"in-flight requests on SIGTERM; keep the release's --shutdown-timeout")
