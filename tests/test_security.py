@@ -143,3 +143,15 @@ def test_validate_reports_the_level(cli):
     ps = json.loads(r.out)["stack"]["podSecurity"]
     assert ps["level"] == "baseline" and set(ps["roles"]) == {"prefill", "decode"}
     assert any("runAsNonRoot" in w for w in ps["roles"]["decode"]["stricterRefuses"])
+
+
+@pytest.mark.parametrize("extra,value,needle", [
+    ((), "capabilities=5", "securityContext.capabilities: expected a mapping (add, drop), got 5"),
+    (("nvidia-ib",), "capabilities=5", "securityContext.capabilities: expected a mapping (add, drop), got 5"),
+    ((), "capabilities.add=IPC_LOCK", "securityContext.capabilities.add: expected a list, got 'IPC_LOCK'"),
+])
+def test_capabilities_of_the_wrong_shape_are_refused_with_their_path(cli, extra, value, needle):
+    # both readers of the capabilities (V-29's, V-55's with --rdma-resource none) once ended in an internal error
+    args = [a for e in extra for a in ("-e", e)] + (["--rdma-resource", "none"] if extra else [])
+    r = cli("validate", "--llmd-version", "v0.9.0", *args, "--set", f"ms.decode.containers[vllm].securityContext.{value}")
+    assert r.code == 2 and needle in r.err and "internal error" not in r.err, r

@@ -144,8 +144,23 @@ def time_sliced(plan: Plan) -> bool:
     return bool(plan.hardware_facts.get("timeSlicing"))
 
 
+def added_capabilities(container: dict) -> list[str]:
+    """``securityContext.capabilities.add`` of a container; a value of another shape (an override
+    that set a scalar) is refused with its path rather than read as empty."""
+    sc = container.get("securityContext") or {}
+    caps = sc.get("capabilities") if isinstance(sc, dict) else None
+    if caps is not None and not isinstance(caps, dict):
+        raise InputError(f"containers[{container.get('name')}].securityContext.capabilities: expected a mapping (add, drop), got {caps!r}",
+                         hint="e.g. capabilities: {add: [IPC_LOCK], drop: [ALL]}")
+    add = (caps or {}).get("add") or []
+    if not isinstance(add, list):
+        raise InputError(f"containers[{container.get('name')}].securityContext.capabilities.add: expected a list, got {add!r}",
+                         hint="e.g. add: [IPC_LOCK]")
+    return [str(a) for a in add]
+
+
 def has_capability(container: dict, cap: str) -> bool:
     sc = container.get("securityContext") or {}
     if sc.get("privileged"):
         return True
-    return cap in ((sc.get("capabilities") or {}).get("add") or [])
+    return cap in added_capabilities(container)

@@ -7,7 +7,7 @@ import re
 from ...base.merge import PATCH_KEY, arg_flag
 from ...plan.pods import pod_drain, pod_specs
 from ...plan.stack import Plan
-from .book import (CHART_INJECTED_ARGS, MIG_RESOURCE, RDMA_RESOURCE, arg_values, container_delta, env_entry, extra_config,
+from .book import (CHART_INJECTED_ARGS, added_capabilities, MIG_RESOURCE, RDMA_RESOURCE, arg_values, container_delta, env_entry, extra_config,
                    has_capability, is_pd, replace_env, requested, resources_of, role_blocks, rule, time_sliced, vllm_container)
 
 
@@ -37,7 +37,7 @@ def no_memory_pinning_without_rdma(plan: Plan):
         return
     for role, block in role_blocks(plan):
         c = vllm_container(block)
-        add = list(((c.get("securityContext") or {}).get("capabilities") or {}).get("add") or [])
+        add = added_capabilities(c)
         if "IPC_LOCK" in add:
             rest = [cap for cap in add if cap != "IPC_LOCK"]
             yield (f"{role}: removed IPC_LOCK (--rdma-resource none: no RDMA memory to pin)",
