@@ -156,9 +156,8 @@ def test_a_what_if_spec_renders_unchanged(cli, tmp_path, prefill, decode, guide)
 
 
 @pytest.mark.parametrize("args, expect", [
-    (["--prefill", "1xDP8EP", "--decode", "1xDP8EP"], "cannot cost expert-parallel instances yet"),
-    (["--prefill", "2xTP1", "--decode", "1xDP2TP2"], "cannot cost data-parallel (DP2) MoE instances yet"),
-    (["--prefill", "2xTP1", "--decode", "1xTP2EP"], "expert parallelism or of the all-to-all"),
+    (["--prefill", "1xDP3EP", "--decode", "1xDP8EP"], "128 experts do not split evenly over the 3 GPUs"),
+    (["--prefill", "1xDP4EP", "--decode", "1xDP4EP", "--gpus-per-node", "3"], "leaves one node partly used"),
     (["--prefill", "2xTP1", "--decode", "1xTP16"], "spans more than one node"),
     (["--prefill", "2xTP1"], "a what-if needs both --prefill and --decode"),
     (["--decode", "2xTP4"], "a what-if needs both --prefill and --decode"),
@@ -367,8 +366,6 @@ def test_from_aic_keeps_data_parallelism(cli, tmp_path):
 
 
 @pytest.mark.parametrize("changes, expect", [
-    (dict(p_dp=2), "cannot cost data-parallel (DP2) MoE instances yet"),  # gpt-oss is MoE: its DP is not replicas
-    (dict(d_moe_ep=4, d_dp=4), "cannot cost expert-parallel instances yet"),
     (dict(p_pp=2), "'(p)pp' is 2: llmdctl's layouts have no pipeline parallelism"),
     (dict(d_cp=2), "'(d)cp' is 2: llmdctl's layouts have no context parallelism"),
 ])
@@ -376,5 +373,16 @@ def test_from_aic_refuses_what_it_cannot_express_naming_the_column(cli, tmp_path
     r = cli("plan", *OSS, "--rate", "45", "--from-aic", _aic(tmp_path, **changes))
     assert r.code == 2, r
     assert expect in r.err
-    if "MoE" in expect or "expert" in expect:
-        assert "(columns (" in r.err  # names the columns the shape came from
+
+
+@pytest.mark.parametrize("changes, prefill, decode", [
+    (dict(p_dp=2), "6xDP2", "4xTP1"),  # gpt-oss is MoE: its DP2 shares the experts of two ranks
+    (dict(d_moe_ep=4, d_dp=4), "6xTP1", "4xDP4EP"),
+])
+def test_from_aic_keeps_moe_data_and_expert_parallelism(cli, tmp_path, changes, prefill, decode):
+    """AIConfigurator's data- and expert-parallel MoE columns are kept as the shape they name and
+    costed as that shape's what-if would cost it."""
+    data = parse(cli("plan", *OSS, "--rate", "45", "--from-aic", _aic(tmp_path, **changes), "-o", "json").out)
+    assert (data["recommendation"]["prefill"], data["recommendation"]["decode"]) == (prefill, decode)
+    what_if = parse(cli("plan", *OSS, "--rate", "45", "--prefill", prefill, "--decode", decode, "-o", "json").out)
+    assert data["predicted"] == what_if["predicted"]

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from conftest import parse
 from llmdctl.catalog.catalog import default_catalog
+from llmdctl.inputs.spec import parse_layout
 from llmdctl.sizing import model as pm
 from llmdctl.sizing.planner import Request, gpu_facts, model_facts, recommend, scenarios
 
@@ -154,8 +155,9 @@ def test_recommendations_respect_the_budget_and_the_tp_rule(isl, osl, gpus, rate
     for layout in (result["recommendation"], result["alternative"] or result["recommendation"]):
         assert layout["gpus"] <= gpus
         if layout["prefill"] != "0":
-            tp_p = int(layout["prefill"].split("TP")[1])
-            tp_d = int(layout["decode"].split("TP")[1])
+            # the render grammar, expert-parallel shapes (1xDP8EP: TP1 ranks) included
+            tp_p = parse_layout(layout["prefill"], "prefill").tensor
+            tp_d = parse_layout(layout["decode"], "decode").tensor
             assert tp_p <= tp_d  # NixlConnector: prefill TP never above decode TP
     if network == "tcp":
         assert result["recommendation"]["mode"] == "aggregated"

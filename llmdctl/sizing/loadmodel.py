@@ -30,24 +30,29 @@ import math
 from .model import Estimate, ModelFacts, Gpu, Scenario, Workload, decode_context, decode_step, fits, kv_transfer, max_batch, prefill_time
 
 
-def unloaded_ttft(m: ModelFacts, gpu: Gpu, wl: Workload, s: Scenario, prefill: tuple[int, int] | None, tp_d: int, nics: int) -> float:
+def unloaded_ttft(m: ModelFacts, gpu: Gpu, wl: Workload, s: Scenario, prefill: tuple[int, int] | None, tp_d: int, nics: int,
+                  ep: tuple[int, int] = (1, 1)) -> float:
     """TTFT of a request alone in the layout: its prefill, the KV transfer (P/D) and one decode step."""
     tp_pre = prefill[1] if prefill else tp_d
     t_kv = kv_transfer(m, wl, prefill[1], tp_d, nics, s) if prefill else 0.0
-    return prefill_time(m, gpu, tp_pre, wl, s) + t_kv + decode_step(m, gpu, tp_d, 1, decode_context(wl), s)
+    ep_pre = ep[0] if prefill else ep[1]
+    return prefill_time(m, gpu, tp_pre, wl, s, ep_pre) + t_kv + decode_step(m, gpu, tp_d, 1, decode_context(wl), s, ep[1])
 
 
 def closed_loop(m: ModelFacts, gpu: Gpu, wl: Workload, s: Scenario, prio: dict, users: float, prefill: tuple[int, int] | None,
-                decode: tuple[int, int], nics: int, capacity: float, ttft_sla: float | None, tpot_sla: float | None) -> Estimate:
+                decode: tuple[int, int], nics: int, capacity: float, ttft_sla: float | None, tpot_sla: float | None,
+                ep: tuple[int, int] = (1, 1)) -> Estimate:
     """``users`` closed-loop users on x prefill workers of TP tp_p (``prefill``, None when aggregated)
     and y decode (or aggregated) workers of TP tp_d; ``capacity`` is the layout's open-loop capacity,
-    carried through for comparison. ``Estimate.rate`` is the throughput the users reach."""
+    carried through for comparison. ``Estimate.rate`` is the throughput the users reach. ``ep`` is
+    each role's expert-parallel group (GPUs; 1 without), whose ranks are the workers."""
     y, tp_d = decode
     c, tp_pre = prefill if prefill else decode
-    b_cap = max_batch(m, gpu, tp_d, wl.isl + wl.osl, s)
-    if b_cap < 1 or (prefill and not fits(m, gpu, tp_pre, s)):
+    ep_pre, ep_d = (ep[0] if prefill else ep[1]), ep[1]
+    b_cap = max_batch(m, gpu, tp_d, wl.isl + wl.osl, s, ep_d)
+    if b_cap < 1 or (prefill and not fits(m, gpu, tp_pre, s, ep_pre)):
         return Estimate(0, 0, math.inf, math.inf, 0, 0, 0, False, "the weights do not fit")
-    t_pre = prefill_time(m, gpu, tp_pre, wl, s)
+    t_pre = prefill_time(m, gpu, tp_pre, wl, s, ep_pre)
     t_kv = kv_transfer(m, wl, tp_pre, tp_d, nics, s) if prefill else 0.0
     ctx = decode_context(wl)
     n = float(users)
@@ -58,7 +63,7 @@ def closed_loop(m: ModelFacts, gpu: Gpu, wl: Workload, s: Scenario, prio: dict, 
         """Throughput, prefill residence and TPOT when ``batch`` users per decode instance are
         decoding: Little's law on decode gives X = y B / (OSL TPOT); an aggregated worker's
         step is stretched by the others' prefills, TPOT = step / (1 - X a), solved for X."""
-        step = decode_step(m, gpu, tp_d, max(1.0, batch), ctx, s)
+        step = decode_step(m, gpu, tp_d, max(1.0, batch), ctx, s, ep_d)
         k = batch * y / (wl.osl * step)
         x = k if prefill else k / (1.0 + k * others * t_pre / c)
         tpot = step if prefill else step / (1.0 - x * others * t_pre / c)

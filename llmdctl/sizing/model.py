@@ -34,10 +34,15 @@ class ModelFacts(NamedTuple):
     kv_bytes: float
     compute_dtype: str
     mla: bool
+    dense_layers: int = 0  # MoE: leading layers with a dense FFN (no experts, no all-to-all)
 
     @property
     def moe(self) -> bool:
         return bool(self.experts)
+
+    @property
+    def moe_layers(self) -> int:
+        return self.layers - self.dense_layers if self.moe else 0
 
 
 class Gpu(NamedTuple):
@@ -46,6 +51,8 @@ class Gpu(NamedTuple):
     hbm: float  # bytes/s
     flops: dict  # dtype -> FLOP/s
     nic: float  # bytes/s per GPU (0: none)
+    nvlink: float = 0.0  # GPU-to-GPU fabric, bytes/s per GPU and direction (0: none)
+    nvlink_domain: int = 1  # GPUs the fabric joins
 
 
 class Scenario(NamedTuple):
@@ -63,6 +70,9 @@ class Scenario(NamedTuple):
     mem_util: float
     runtime_overhead: float  # bytes per GPU
     max_batch: int
+    a2a_latency: float = 0.0  # seconds per expert-parallel dispatch or combine
+    a2a_eff: float = 1.0  # fraction of the fabric an all-to-all reaches
+    a2a_bytes: float = 3.0  # bytes per hidden element for a dispatch and its combine together
 
 
 class Workload(NamedTuple):
@@ -99,18 +109,38 @@ def weights(m: ModelFacts) -> float:
     return m.params * m.weight_bytes
 
 
-def fits(m: ModelFacts, gpu: Gpu, tp: int, s: Scenario) -> bool:
-    return free_kv_memory(m, gpu, tp, s) > 0
+def dense_params(m: ModelFacts) -> float:
+    """Parameters every token uses (attention, dense layers, shared experts, embeddings): all of a
+    dense model; for MoE solved from active = dense + routed * k/E."""
+    if not m.moe:
+        return m.params
+    k_over_e = m.top_k / m.experts
+    return max(0.0, min((m.active - m.params * k_over_e) / (1.0 - k_over_e), m.params))
 
 
-def free_kv_memory(m: ModelFacts, gpu: Gpu, tp: int, s: Scenario) -> float:
+def held_weights(m: ModelFacts, tp: int, ep: int = 1) -> float:
+    """Weight bytes on one worker's ``tp`` GPUs. With expert parallelism over ``ep`` GPUs (the
+    worker is one of ep/tp data-parallel ranks) each GPU holds the dense part of its rank and
+    1/ep of the routed experts; without, the worker holds the whole model."""
+    if ep <= 1 or not m.moe:
+        return weights(m)
+    dense = dense_params(m)
+    return (dense + (m.params - dense) * tp / ep) * m.weight_bytes
+
+
+def fits(m: ModelFacts, gpu: Gpu, tp: int, s: Scenario, ep: int = 1) -> bool:
+    return free_kv_memory(m, gpu, tp, s, ep) > 0
+
+
+def free_kv_memory(m: ModelFacts, gpu: Gpu, tp: int, s: Scenario, ep: int = 1) -> float:
     """Bytes left for KV cache on all ``tp`` GPUs of one worker."""
-    return tp * (s.mem_util * gpu.memory - s.runtime_overhead) - weights(m)
+    return tp * (s.mem_util * gpu.memory - s.runtime_overhead) - held_weights(m, tp, ep)
 
 
-def max_batch(m: ModelFacts, gpu: Gpu, tp: int, ctx: float, s: Scenario) -> int:
-    """Sequences of ``ctx`` tokens whose KV fits next to the weights (0 when the weights do not fit)."""
-    free = free_kv_memory(m, gpu, tp, s)
+def max_batch(m: ModelFacts, gpu: Gpu, tp: int, ctx: float, s: Scenario, ep: int = 1) -> int:
+    """Sequences of ``ctx`` tokens whose KV fits next to the weights (0 when the weights do not fit).
+    A data-parallel rank keeps the KV of its own sequences only (attention is data-parallel)."""
+    free = free_kv_memory(m, gpu, tp, s, ep)
     if free <= 0:
         return 0
     return min(s.max_batch, int(free // (kv_bytes(m, ctx) * kv_replication(m, tp))))
@@ -134,38 +164,70 @@ def prefill_flops(m: ModelFacts, n: float, cached: float = 0.0) -> float:
     return 2.0 * m.active * new + full + swa
 
 
-def prefill_time(m: ModelFacts, gpu: Gpu, tp: int, wl: Workload, s: Scenario) -> float:
-    """One prompt through a TP-``tp`` worker: compute at the prior MFU plus vLLM's CPU dispatch."""
+def prefill_time(m: ModelFacts, gpu: Gpu, tp: int, wl: Workload, s: Scenario, ep: int = 1) -> float:
+    """One prompt through a TP-``tp`` worker: compute at the prior MFU plus vLLM's CPU dispatch
+    (and, expert-parallel, the all-to-all of its new tokens). A busy expert-parallel rank computes
+    its share of every rank's experts, so the compute per GPU stays that of the active parameters."""
     flops = prefill_flops(m, wl.isl, wl.isl * wl.prefix_hit)
-    return flops / (tp * compute_peak(m, gpu) * s.prefill_mfu[tp]) + m.layers * s.cpu_per_layer
+    return (flops / (tp * compute_peak(m, gpu) * s.prefill_mfu[tp]) + m.layers * s.cpu_per_layer
+            + all_to_all(m, gpu, wl.uncached / tp, ep, s))
 
 
-def prefill_throughput(m: ModelFacts, gpu: Gpu, tp: int, wl: Workload, s: Scenario) -> float:
+def prefill_throughput(m: ModelFacts, gpu: Gpu, tp: int, wl: Workload, s: Scenario, ep: int = 1) -> float:
     """Uncached prompt tokens per second one worker processes (llm-d's peakPrefillThroughput)."""
-    return wl.uncached / prefill_time(m, gpu, tp, wl, s)
+    return wl.uncached / prefill_time(m, gpu, tp, wl, s, ep)
 
 
 # --- decode ------------------------------------------------------------------------------------
 
 
-def weights_read(m: ModelFacts, batch: float) -> float:
-    """Weight bytes one decode step reads: all of a dense model; for MoE the dense part plus the
-    experts the batch touches, expected under uniform routing: 1 - (1 - k/E)^B of them."""
+def weights_read(m: ModelFacts, batch: float, tp: int = 1, ep: int = 1) -> float:
+    """Weight bytes one decode step reads on one worker: all of a dense model; for MoE the dense
+    part plus the experts the batch touches, expected under uniform routing: 1 - (1 - k/E)^B of
+    them. Expert-parallel, the worker holds tp/ep of the experts and every rank's tokens (B ep/tp)
+    route to them."""
     if not m.moe:
         return weights(m)
     k_over_e = m.top_k / m.experts
-    dense = (m.active - m.params * k_over_e) / (1.0 - k_over_e)  # active = dense + experts * k/E
-    dense = max(0.0, min(dense, m.params))
-    touched = 1.0 - (1.0 - k_over_e) ** max(batch, 1.0)
-    return (dense + (m.params - dense) * touched) * m.weight_bytes
+    dense = dense_params(m)
+    tokens = max(batch, 1.0) * (ep / tp if ep > 1 else 1.0)
+    touched = 1.0 - (1.0 - k_over_e) ** tokens
+    share = tp / ep if ep > 1 else 1.0
+    return (dense + (m.params - dense) * share * touched) * m.weight_bytes
 
 
-def decode_step(m: ModelFacts, gpu: Gpu, tp: int, batch: float, ctx: float, s: Scenario) -> float:
+def decode_step(m: ModelFacts, gpu: Gpu, tp: int, batch: float, ctx: float, s: Scenario, ep: int = 1) -> float:
     """One token for each of ``batch`` sequences of ``ctx`` tokens: bytes over HBM at the prior
-    efficiency plus a fixed per-layer cost, or the compute bound if that is higher."""
-    memory = (weights_read(m, batch) + batch * kv_bytes(m, ctx) * kv_replication(m, tp)) / (tp * gpu.hbm * s.hbm_eff[tp])
+    efficiency plus a fixed per-layer cost, or the compute bound if that is higher; expert-parallel,
+    plus the all-to-all of the batch's tokens."""
+    memory = (weights_read(m, batch, tp, ep) + batch * kv_bytes(m, ctx) * kv_replication(m, tp)) / (tp * gpu.hbm * s.hbm_eff[tp])
     compute = 2.0 * m.active * batch / (tp * compute_peak(m, gpu) * s.compute_eff)
-    return max(memory, compute) + m.layers * s.layer_us[tp] * 1e-6
+    return max(memory, compute) + m.layers * s.layer_us[tp] * 1e-6 + all_to_all(m, gpu, batch / tp, ep, s)
+
+
+# --- expert parallelism ------------------------------------------------------------------------
+
+
+def expert_fabric(gpu: Gpu, ep: int) -> float:
+    """Bytes/s per GPU an all-to-all over ``ep`` GPUs runs at: the NVLink (or Infinity Fabric)
+    domain when the group fits in it, else the NICs, which the traffic leaving a node crosses."""
+    if gpu.nvlink and ep <= gpu.nvlink_domain:
+        return gpu.nvlink
+    return gpu.nic
+
+
+def all_to_all(m: ModelFacts, gpu: Gpu, tokens: float, ep: int, s: Scenario) -> float:
+    """The dispatch and combine of every MoE layer for ``tokens`` tokens per GPU in an expert-parallel
+    group of ``ep`` GPUs: each token goes to at most min(k, ep) GPUs, (ep - 1)/ep of them remote
+    (the DeepEP pattern; vLLM's all-gather/reduce-scatter backend moves the same volume at ep = k).
+    0 without expert parallelism; inf when the group has no fabric to cross."""
+    if ep <= 1 or not m.moe:
+        return 0.0
+    fabric = expert_fabric(gpu, ep)
+    if fabric <= 0:
+        return math.inf
+    sent = tokens * min(m.top_k, ep) * m.hidden * s.a2a_bytes * (ep - 1) / ep
+    return m.moe_layers * (2.0 * s.a2a_latency + sent / (fabric * s.a2a_eff))
 
 
 def decode_context(wl: Workload) -> float:
@@ -206,16 +268,16 @@ class Estimate(NamedTuple):
     why: str  # what breaks when not feasible
 
 
-def _tpot_at(m, gpu, tp, per_instance_rate, wl, s, batch_cap, stretch: float = 1.0) -> tuple[float, float]:
+def _tpot_at(m, gpu, tp, per_instance_rate, wl, s, batch_cap, stretch: float = 1.0, ep: int = 1) -> tuple[float, float]:
     """Decode batch and TPOT at a per-instance request rate (Little's law, fixed point)."""
     ctx = decode_context(wl)
-    tpot = decode_step(m, gpu, tp, 1, ctx, s) * stretch
+    tpot = decode_step(m, gpu, tp, 1, ctx, s, ep) * stretch
     batch = 1.0
     for _ in range(30):
         batch = max(1.0, per_instance_rate * wl.osl * tpot)
         if batch > batch_cap:
             return batch, math.inf
-        new = decode_step(m, gpu, tp, batch, ctx, s) * stretch
+        new = decode_step(m, gpu, tp, batch, ctx, s, ep) * stretch
         if abs(new - tpot) < 1e-7:
             break
         tpot = new
@@ -223,43 +285,45 @@ def _tpot_at(m, gpu, tp, per_instance_rate, wl, s, batch_cap, stretch: float = 1
 
 
 def disagg(m, gpu, wl, s, prio, x: int, tp_p: int, y: int, tp_d: int, rate: float | None, nics: int,
-           ttft_sla: float | None, tpot_sla: float | None) -> Estimate:
+           ttft_sla: float | None, tpot_sla: float | None, ep_p: int = 1, ep_d: int = 1) -> Estimate:
     """x prefill workers of TP tp_p and y decode workers of TP tp_d (AIConfigurator-style rate
-    matching with its 0.9 / 0.92 haircuts); at ``rate`` (default: 80% of capacity)."""
-    t_pre = prefill_time(m, gpu, tp_p, wl, s)
+    matching with its 0.9 / 0.92 haircuts); at ``rate`` (default: 80% of capacity). A worker of an
+    expert-parallel instance (ep_p, ep_d GPUs per expert group) is one of its data-parallel ranks."""
+    t_pre = prefill_time(m, gpu, tp_p, wl, s, ep_p)
     cap_p = prio["prefill"] * x / t_pre
     ctx = decode_context(wl)
-    b_cap = max_batch(m, gpu, tp_d, wl.isl + wl.osl, s)
-    if b_cap < 1 or not fits(m, gpu, tp_p, s):
+    b_cap = max_batch(m, gpu, tp_d, wl.isl + wl.osl, s, ep_d)
+    if b_cap < 1 or not fits(m, gpu, tp_p, s, ep_p):
         return Estimate(0, rate or 0, math.inf, math.inf, 0, 0, 0, False, "the weights do not fit")
     b_slo = b_cap
     if tpot_sla:
-        while b_slo > 1 and decode_step(m, gpu, tp_d, b_slo, ctx, s) > tpot_sla:
+        while b_slo > 1 and decode_step(m, gpu, tp_d, b_slo, ctx, s, ep_d) > tpot_sla:
             b_slo = max(1, int(b_slo * 0.9))
-    cap_d = prio["decode"] * y * b_slo / (decode_step(m, gpu, tp_d, b_slo, ctx, s) * wl.osl)
+    cap_d = prio["decode"] * y * b_slo / (decode_step(m, gpu, tp_d, b_slo, ctx, s, ep_d) * wl.osl)
     capacity = min(cap_p, cap_d)
     at = rate if rate is not None else 0.8 * capacity
     t_kv = kv_transfer(m, wl, tp_p, tp_d, nics, s)
     wait = md1_wait(at / x, t_pre)
-    batch, tpot = _tpot_at(m, gpu, tp_d, at / y, wl, s, b_cap)
+    batch, tpot = _tpot_at(m, gpu, tp_d, at / y, wl, s, b_cap, ep=ep_d)
     ttft = wait + t_kv + (tpot if math.isfinite(tpot) else 0)
     why = _breaks(at, capacity, ttft, tpot, ttft_sla, tpot_sla)
     return Estimate(capacity, at, ttft, tpot, batch, at * t_pre / x, t_kv, not why, why)
 
 
-def aggregated(m, gpu, wl, s, prio, r: int, tp: int, rate: float | None, ttft_sla: float | None, tpot_sla: float | None) -> Estimate:
+def aggregated(m, gpu, wl, s, prio, r: int, tp: int, rate: float | None, ttft_sla: float | None, tpot_sla: float | None,
+               ep: int = 1) -> Estimate:
     """r workers of TP tp doing both phases: prefill steals step time from decode (TPOT / (1 - rho))
     and a prompt waits behind the running prefills (M/D/1)."""
-    if not fits(m, gpu, tp, s):
+    if not fits(m, gpu, tp, s, ep):
         return Estimate(0, rate or 0, math.inf, math.inf, 0, 0, 0, False, "the weights do not fit")
-    t_pre = prefill_time(m, gpu, tp, wl, s)
-    b_cap = max_batch(m, gpu, tp, wl.isl + wl.osl, s)
+    t_pre = prefill_time(m, gpu, tp, wl, s, ep)
+    b_cap = max_batch(m, gpu, tp, wl.isl + wl.osl, s, ep)
 
     def tpot_at(lam_i: float) -> tuple[float, float, float]:
         rho = lam_i * t_pre
         if rho >= 1:
             return math.inf, rho, math.inf
-        batch, tpot = _tpot_at(m, gpu, tp, lam_i, wl, s, b_cap, stretch=1.0 / (1.0 - rho))
+        batch, tpot = _tpot_at(m, gpu, tp, lam_i, wl, s, b_cap, stretch=1.0 / (1.0 - rho), ep=ep)
         return batch, rho, tpot
 
     # capacity: the largest per-instance rate keeping prefill below the utilisation cap, the batch

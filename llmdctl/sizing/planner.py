@@ -17,6 +17,7 @@ from ..base.errors import InputError, suggest
 from ..catalog.catalog import Catalog
 from . import calibration, frontier
 from .loadmodel import closed_loop, e2e_latency
+from ..inputs.spec import RoleLayout
 from .model import TP_DEGREES, Estimate, Gpu, ModelFacts, Scenario, Workload, aggregated, disagg, fits, prefill_throughput
 
 SCENARIOS = ("low", "mid", "high")
@@ -45,6 +46,23 @@ class Request(NamedTuple):
     fill: bool = False  # --fill: spend the whole --gpus budget instead of the fewest GPUs that meet the target
 
 
+class Shape(NamedTuple):
+    """One instance of a role: TP ``tp`` alone, or (``ep`` > 1) an expert-parallel group of ``ep``
+    GPUs whose data-parallel ranks run TP ``tp`` each."""
+
+    tp: int
+    ep: int = 1
+
+    @property
+    def engines(self) -> int:
+        """Workers (vLLM engine cores) of one instance: its data-parallel ranks."""
+        return self.ep // self.tp if self.ep > 1 else 1
+
+    @property
+    def gpus(self) -> int:
+        return self.engines * self.tp
+
+
 class Layout(NamedTuple):
     mode: str  # disaggregated | aggregated
     prefill: tuple[int, int] | None  # (engines, TP)
@@ -52,6 +70,8 @@ class Layout(NamedTuple):
     # the roles as written when they are not plain NxTPm: a dense model's DP ranks are independent
     # engines, so 2xDP4 is costed as (8, 1) and rendered as 2xDP4
     shape: tuple[str, str] | None = None
+    # GPUs of each role's expert-parallel group (1: none): 2xDP8EP is 16 engines of TP1 in groups of 8
+    ep: tuple[int, int] = (1, 1)
 
     @property
     def gpus(self) -> int:
@@ -60,14 +80,21 @@ class Layout(NamedTuple):
     def spec_layout(self) -> dict:
         if self.shape:
             return {"prefill": self.shape[0], "decode": self.shape[1]}
-        return {"prefill": f"{self.prefill[0]}xTP{self.prefill[1]}" if self.prefill else "0",
-                "decode": f"{self.decode[0]}xTP{self.decode[1]}"}
+        return {"prefill": _role_text(self.prefill, self.ep[0]) if self.prefill else "0", "decode": _role_text(self.decode, self.ep[1])}
 
     def __str__(self) -> str:
         roles = self.spec_layout()
         if self.prefill:
             return f"prefill {roles['prefill']} + decode {roles['decode']} ({self.gpus} GPUs)"
         return f"aggregated {roles['decode']} ({self.gpus} GPUs)"
+
+
+def _role_text(role: tuple[int, int], ep: int) -> str:
+    """A role in render's layout grammar: 4xTP2, or 2xDP8EP for 16 TP1 engines in groups of 8."""
+    engines, tp = role
+    if ep <= 1:
+        return f"{engines}xTP{tp}"
+    return str(RoleLayout(engines * tp // ep, tp, ep // tp, True))
 
 
 # --- inputs -------------------------------------------------------------------------------------
@@ -104,6 +131,7 @@ def model_facts(catalog: Catalog, name: str | None, explicit: dict) -> ModelFact
         head_dim=int(facts["headDim"]), params=float(facts["paramsB"]) * 1e9,
         active=float(facts.get("activeParamsB") or facts["paramsB"]) * 1e9, experts=facts.get("experts"), top_k=facts.get("topK"),
         weight_bytes=float(w_bytes), kv_bytes=float(kv_b), compute_dtype=compute, mla=bool(facts.get("mla")),
+        dense_layers=int(facts.get("denseLayers") or 0),
     )
 
 
@@ -113,12 +141,14 @@ def gpu_facts(catalog: Catalog, name: str) -> Gpu:
     if key is None:
         raise InputError(f"--gpu {name}: unknown accelerator" + suggest(name, list(table)), hint=f"known: {', '.join(table)}")
     g = table[key]
-    return Gpu(key, g["memoryGB"] * 1e9, g["hbmTBps"] * 1e12, {k: v * 1e12 for k, v in g["tflops"].items()}, g["nicGBps"] * 1e9)
+    return Gpu(key, g["memoryGB"] * 1e9, g["hbmTBps"] * 1e12, {k: v * 1e12 for k, v in g["tflops"].items()}, g["nicGBps"] * 1e9,
+               g.get("nvlinkGBps", 0) * 1e9, g.get("nvlinkDomain", 1))
 
 
 def priorities(catalog: Catalog) -> dict:
     """The rate-matching haircuts and the utilisation cap the layouts are sized with."""
-    return {**catalog.planner["priors"]["rateMatch"], "maxUtilization": catalog.planner["priors"]["maxUtilization"]}
+    return {**catalog.planner["priors"]["rateMatch"], "maxUtilization": catalog.planner["priors"]["maxUtilization"],
+            "expertParallelGain": catalog.planner["decision"]["minExpertParallelGain"]}
 
 
 def scenarios(catalog: Catalog, req: Request) -> dict[str, Scenario]:
@@ -136,6 +166,7 @@ def _prior_scenarios(catalog: Catalog, req: Request) -> dict[str, Scenario]:
     p = catalog.planner["priors"]
     net = catalog.planner["networks"][req.network]
     kind = "moe" if req.model.moe else "dense"
+    a2a = p["expertParallel"]
     out = {}
     for s in SCENARIOS:
         out[s] = Scenario(
@@ -144,7 +175,8 @@ def _prior_scenarios(catalog: Catalog, req: Request) -> dict[str, Scenario]:
             layer_us={t: p["layerOverheadUs"][kind][f"tp{t}"] * p["layerOverheadUs"]["spread"][s] for t in TP_DEGREES},
             cpu_per_layer=p["cpuPerLayerMs"] / 1000.0, net_eff=p["networkEfficiency"][s], link=net["linkGBps"][s] * 1e9,
             overhead=net["overheadMs"][s] / 1000.0, mem_util=p["memoryUtilization"], runtime_overhead=p["runtimeOverheadGB"] * 1e9,
-            max_batch=p["maxDecodeBatch"],
+            max_batch=p["maxDecodeBatch"], a2a_latency=a2a["latencyUs"][s] * 1e-6, a2a_eff=a2a["efficiency"][s],
+            a2a_bytes=a2a["dispatchBytes"] + a2a["combineBytes"],
         )
     return out
 
@@ -156,6 +188,7 @@ class Candidate(NamedTuple):
     layout: Layout
     mid: Estimate
     low_ok: bool = False  # also meets the target under the pessimistic priors
+    choice: str = ""  # why an expert-parallel layout was taken over the best TP-only one
 
 
 def _candidate(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dict) -> Candidate:
@@ -170,12 +203,31 @@ def _tps(req: Request, s: Scenario) -> list[int]:
             and req.tp in (None, t)]
 
 
+EP_GROUPS = (2, 4, 8, 16, 32, 64)
+
+
+def _ep_groups(req: Request, s: Scenario, limit: int) -> list[int]:
+    """Expert-parallel group sizes an MoE model can use with TP1 ranks: the experts split evenly, the
+    ranks' share of the weights fits, whole nodes when the group spans several, within the budget.
+    (A dense model has no experts to spread: its DP ranks are plain TP1 engines.)"""
+    m = req.model
+    if not m.moe or req.tp not in (None, 1):
+        return []
+    return [g for g in EP_GROUPS if g <= limit and m.experts % g == 0 and fits(m, req.gpu, 1, s, g)
+            and (g <= req.gpus_per_node or g % req.gpus_per_node == 0)]
+
+
+def shapes(req: Request, s: Scenario) -> list[Shape]:
+    """The instance shapes the search tries for either role: TP workers, then expert-parallel groups."""
+    return [Shape(t) for t in _tps(req, s)] + [Shape(1, g) for g in _ep_groups(req, s, budget(req))]
+
+
 def _estimate(req: Request, layout: Layout, s: Scenario, prio: dict, rate: float | None) -> Estimate:
     m, g, wl = req.model, req.gpu, req.workload
     if layout.prefill:
         return disagg(m, g, wl, s, prio, layout.prefill[0], layout.prefill[1], layout.decode[0], layout.decode[1], rate, 1,
-                      req.ttft, req.tpot)
-    return aggregated(m, g, wl, s, prio, layout.decode[0], layout.decode[1], rate, req.ttft, req.tpot)
+                      req.ttft, req.tpot, *layout.ep)
+    return aggregated(m, g, wl, s, prio, layout.decode[0], layout.decode[1], rate, req.ttft, req.tpot, layout.ep[1])
 
 
 def loaded(req: Request, layout: Layout, s: Scenario, prio: dict) -> Estimate:
@@ -185,7 +237,7 @@ def loaded(req: Request, layout: Layout, s: Scenario, prio: dict) -> Estimate:
         return _estimate(req, layout, s, prio, req.rate)
     capacity = _estimate(req, layout, s, prio, None).capacity
     return closed_loop(req.model, req.gpu, req.workload, s, prio, req.concurrency, layout.prefill, layout.decode, 1, capacity,
-                       req.ttft, req.tpot)
+                       req.ttft, req.tpot, layout.ep)
 
 
 def load_mode(req: Request, rate: float) -> dict:
@@ -198,6 +250,10 @@ def load_mode(req: Request, rate: float) -> dict:
         return {"mode": "open", "rate": req.rate, "summary": f"open loop: {req.rate:.3g} req/s (Poisson arrivals)"}
     return {"mode": "open", "rate": round(rate, 3),
             "summary": f"open loop: {rate:.3g} req/s (Poisson arrivals at 80% of the expected capacity; no load was given)"}
+
+
+def _shape_text(shape: Shape) -> str:
+    return f"TP{shape.tp}" if shape.ep <= 1 else f"DP{shape.engines}EP (expert-parallel over {shape.ep} GPUs)"
 
 
 def _key(c: Candidate, req: Request) -> tuple:
@@ -224,40 +280,61 @@ def budget(req: Request) -> int:
 
 def search_disagg(req: Request, sc: dict[str, Scenario], prio: dict, seen: list | None = None) -> Candidate | None:
     mid, limit = sc["mid"], budget(req)
-    tps = _tps(req, mid)
-    best = None
-    for tp_d in tps:
-        for tp_p in tps:
-            if tp_p > tp_d:
+    options = shapes(req, mid)
+    best: dict[bool, Candidate | None] = {False: None, True: None}  # without / with expert parallelism
+    for d in options:
+        for p in options:
+            if p.tp > d.tp:
                 continue  # vLLM's NixlConnector needs prefill TP <= decode TP (rule V-15)
-            if req.engine == "sglang" and tp_p != tp_d:
+            if req.engine == "sglang" and p.tp != d.tp:
                 continue  # SGLang without wide-EP transfers between equal TPs only
-            for x in range(1, min(MAX_WORKERS, (limit - tp_d) // tp_p) + 1):
-                # decode workers: enough to match this prefill capacity, within the budget
-                for y in range(1, min(MAX_WORKERS, (limit - x * tp_p) // tp_d) + 1):
-                    cand = _candidate(req, Layout("disaggregated", (x, tp_p), (y, tp_d)), sc, prio)
+            for x in range(1, min(MAX_WORKERS, (limit - d.gpus) // p.gpus) + 1):
+                # decode instances: enough to match this prefill capacity, within the budget
+                for y in range(1, min(MAX_WORKERS, (limit - x * p.gpus) // d.gpus) + 1):
+                    layout = Layout("disaggregated", (x * p.engines, p.tp), (y * d.engines, d.tp), ep=(p.ep, d.ep))
+                    cand = _candidate(req, layout, sc, prio)
                     if seen is not None:
                         seen.append(cand)
-                    if _better(best, cand, req):
-                        best = cand
+                    if _better(best[max(layout.ep) > 1], cand, req):
+                        best[max(layout.ep) > 1] = cand
                     if cand.low_ok and (req.rate or req.concurrency) and not req.fill:
                         break  # more decode workers only cost GPUs
-    return best
+    return _worth_experts(best[False], best[True], req, prio)
 
 
 def search_aggregated(req: Request, sc: dict[str, Scenario], prio: dict, seen: list | None = None) -> Candidate | None:
     mid, limit = sc["mid"], budget(req)
-    best = None
-    for tp in _tps(req, mid):
-        for r in range(1, min(MAX_WORKERS * 2, limit // tp) + 1):
-            cand = _candidate(req, Layout("aggregated", None, (r, tp)), sc, prio)
+    best: dict[bool, Candidate | None] = {False: None, True: None}
+    for shape in shapes(req, mid):
+        for r in range(1, min(MAX_WORKERS * 2, limit // shape.gpus) + 1):
+            cand = _candidate(req, Layout("aggregated", None, (r * shape.engines, shape.tp), ep=(1, shape.ep)), sc, prio)
             if seen is not None:
                 seen.append(cand)
-            if _better(best, cand, req):
-                best = cand
+            if _better(best[shape.ep > 1], cand, req):
+                best[shape.ep > 1] = cand
             if cand.low_ok and (req.rate or req.concurrency) and not req.fill:
                 break
-    return best
+    return _worth_experts(best[False], best[True], req, prio)
+
+
+def _worth_experts(plain: Candidate | None, expert: Candidate | None, req: Request, prio: dict) -> Candidate | None:
+    """The better of the best TP-only and the best expert-parallel layout, the expert-parallel one only
+    when it is worth its all-to-all and its data-parallel wiring: it meets the target where no TP
+    layout does, or serves at least the catalog's gain in requests per GPU (as P/D must over
+    aggregated). A gain inside the model's error is not a reason to run a harder layout."""
+    if expert is None or not _better(plain, expert, req):
+        return plain
+    if plain is None:
+        return expert._replace(choice=f"expert parallelism: {req.model.name} fits no TP-only {expert.layout.mode} layout on "
+                                      f"{req.gpu.name} within the budget")
+    if (expert.low_ok and not plain.low_ok) or (expert.mid.feasible and not plain.mid.feasible) or not plain.mid.capacity:
+        return expert._replace(choice=f"expert parallelism: the best TP-only {expert.layout.mode} layout ({plain.layout}) "
+                                      f"misses the target ({plain.mid.why or 'at the pessimistic end'})")
+    gain = (expert.mid.capacity / expert.layout.gpus) / (plain.mid.capacity / plain.layout.gpus)
+    if gain < prio["expertParallelGain"]:
+        return plain
+    return expert._replace(choice=f"expert parallelism: {gain:.2f}x the requests per GPU of the best TP-only {expert.layout.mode} "
+                                  f"layout ({plain.layout}), which is worth its all-to-all (>= {prio['expertParallelGain']}x)")
 
 
 # --- the recommendation -------------------------------------------------------------------------
@@ -288,6 +365,8 @@ def sensitivity(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dic
         "prefill MFU": "prefill_mfu", "HBM efficiency": "hbm_eff", "per-layer decode overhead": "layer_us",
         "KV link bandwidth": "link", "KV transfer fixed cost": "overhead", "network efficiency": "net_eff",
     }
+    if max(layout.ep) > 1:
+        knobs.update({"expert all-to-all latency": "a2a_latency", "expert all-to-all efficiency": "a2a_eff"})
     out = []
     for label, field in knobs.items():
         spread = []
@@ -310,14 +389,16 @@ def recommend(catalog: Catalog, req: Request) -> dict:
     prio = priorities(catalog)
     decision = catalog.planner["decision"]
     net = catalog.planner["networks"][req.network]
-    if req.tp and not _tps(req, sc["mid"]) and _tps(req._replace(tp=None), sc["mid"]):
+    if req.tp and not shapes(req, sc["mid"]) and shapes(req._replace(tp=None), sc["mid"]):
         raise InputError(f"--tp {req.tp}: {req.model.name} cannot run at TP{req.tp} on {req.gpu.name} (the weights do not fit, "
                          f"or {req.model.heads} attention heads do not split {req.tp} ways)",
-                         hint="TPs it can use: " + ", ".join(f"TP{t}" for t in _tps(req._replace(tp=None), sc["mid"])))
-    if not _tps(req, sc["mid"]):
+                         hint="what it can use: " + ", ".join(_shape_text(x) for x in shapes(req._replace(tp=None), sc["mid"])))
+    if not shapes(req, sc["mid"]):
+        spread = (f", nor spread over an expert-parallel group within the {budget(req)}-GPU budget" if req.model.moe
+                  else " (a dense model's weights are not spread over data-parallel ranks)")
         raise InputError(f"{req.model.name} ({req.model.params / 1e9:.0f}B params, {req.model.params * req.model.weight_bytes / 1e9:.0f} GB of weights) "
-                         f"does not fit on {min(req.gpus_per_node, 8)} {req.gpu.name} of one node at any TP",
-                         hint="wide layouts (DP/EP over nodes) are not planned yet; pick a bigger GPU (--gpu) or a quantized model")
+                         f"does not fit on {min(req.gpus_per_node, 8)} {req.gpu.name} of one node at any TP{spread}",
+                         hint="pick a bigger GPU (--gpu), a quantized model" + (" or a larger --gpus budget" if req.model.moe else ""))
     seen: list[Candidate] = []
     pd = search_disagg(req, sc, prio, seen)
     agg = search_aggregated(req, sc, prio, seen)
@@ -356,13 +437,10 @@ def recommend(catalog: Catalog, req: Request) -> dict:
         warnings.append("mean TTFT can rise with P/D (every request waits for a KV transfer); measured P/D runs show it, so check it")
     if not net["rdma"]:
         warnings.append(f"{req.network} KV transfer is functional only: expect seconds of TTFT on long prompts")
-    if req.model.moe:
-        warnings.append("MoE decode is modelled with uniform expert routing and without expert parallelism (wide-EP is not planned yet)")
+    warnings += moe_warnings(req, chosen.layout)
     if req.time_sliced:
         warnings.append(f"-e {req.profile} time-slices one GPU between prefill and decode; the planner counts separate GPUs, "
                         "so every P/D figure here is optimistic (use it only to compare layouts)")
-    if req.model.mla:
-        warnings.append("MLA KV is counted as replicated on every TP rank (no attention-DP)")
     alternative = ({"mode": alt.layout.mode, **alt.layout.spec_layout(), "gpus": alt.layout.gpus, "summary": str(alt.layout),
                     "predicted": figures(req, alt.layout, alt_ranges, sc, prio)} if alt else None)
     recommendation = {"mode": chosen.layout.mode, **chosen.layout.spec_layout(), "gpus": chosen.layout.gpus, "summary": str(chosen.layout),
@@ -372,8 +450,9 @@ def recommend(catalog: Catalog, req: Request) -> dict:
         "inputs": inputs_of(req),
         "recommendation": {k: v for k, v in recommendation.items() if k != "predicted"},
         "criterion": criterion(req, decision),
-        "why": reasons if not use_pd else [f"P/D serves {gain:.2f}x the requests per GPU of {alt.layout} at the pessimistic end"
-                                            if gain is not None and math.isfinite(gain) else "aggregated cannot meet the target"],
+        "why": (reasons if not use_pd else [f"P/D serves {gain:.2f}x the requests per GPU of {alt.layout} at the pessimistic end"
+                                             if gain is not None and math.isfinite(gain) else "aggregated cannot meet the target"])
+               + ([chosen.choice] if chosen.choice else []),
         "predicted": recommendation["predicted"],
         "alternative": alternative,
         "tradeoff": frontier.tradeoff(*pair) if len(pair) == 2 else None,
@@ -385,6 +464,18 @@ def recommend(catalog: Catalog, req: Request) -> dict:
         "warnings": warnings,
         "validation": validation(req, chosen.layout, chosen_ranges),
     }
+
+
+def moe_warnings(req: Request, layout: Layout) -> list[str]:
+    """What the model leaves out for an MoE or MLA model in this layout."""
+    m, out = req.model, []
+    if m.moe:
+        out.append("MoE experts are costed under uniform routing (no hot experts, no expert-load balancer)"
+                   + ("; the expert-parallel all-to-all is not overlapped with compute" if max(layout.ep) > 1 else ""))
+    roles = [r for r in (layout.prefill, layout.decode) if r]
+    if m.mla and any(tp > 1 for _, tp in roles):
+        out.append("MLA KV is counted as replicated on every TP rank (data-parallel attention, as in the DPxEP shapes, stores it once)")
+    return out
 
 
 def criterion(req: Request, decision: dict) -> str:
@@ -452,9 +543,12 @@ def figures(req: Request, layout: Layout, r: dict[str, Estimate], sc: dict[str, 
         "feasible": dict(zip(("pessimistic", "expected", "optimistic"), (r[s].feasible for s in SCENARIOS))),
         "saturation": dict(zip(("pessimistic", "expected", "optimistic"), (r[s].why or None for s in SCENARIOS))),
     }
+    if max(layout.ep) > 1:
+        # GPUs each role's experts are spread over (1: the role runs TP alone)
+        out["expertParallel"] = {"prefillGroupGpus": layout.ep[0] if layout.prefill else None, "decodeGroupGpus": layout.ep[1]}
     if layout.prefill:
         out["kvTransferMs"] = _rng([e.kv_transfer for e in ests], 1000, 1)
-        out["peakPrefillThroughput"] = round(prefill_throughput(req.model, req.gpu, layout.prefill[1], req.workload, sc["mid"]))
+        out["peakPrefillThroughput"] = round(prefill_throughput(req.model, req.gpu, layout.prefill[1], req.workload, sc["mid"], layout.ep[0]))
     return out
 
 

@@ -70,7 +70,7 @@ def _figure_lines(p: dict) -> list[str]:
              f"  TTFT (mean)       {_r(p['ttftMs'], ' ms', 0)}",
              f"  TPOT (mean)       {_r(p['tpotMs'], ' ms', 1)}",
              f"  end-to-end (mean) {_r(p['e2eLatencyMs'], ' ms', 0)}",
-             f"  decode batch      {_r(p['decodeBatch'], ' per instance', 0)}",
+             f"  decode batch      {_r(p['decodeBatch'], ' per decode engine (a DP rank of an EP instance)' if p.get('expertParallel') else ' per instance', 0)}",
              f"  prefill busy      {_r(p['prefillUtilization'], '', 2)}"]
     sat = {k: v for k, v in p["saturation"].items() if v}
     # what saturates or misses a target, per end of the priors (the open loop's capacity, the closed

@@ -2,9 +2,9 @@
 AIConfigurator picked (``plan --from-aic``) under the workload, instead of searching, and print the
 same figures and ranges the planner prints for its recommendation.
 
-The layout grammar is render's (``inputs/spec.py``). Shapes the roofline model cannot cost yet
-(data-parallel and expert-parallel instances, TP across nodes) are refused with what is missing,
-never costed as if they were something else.
+The layout grammar is render's (``inputs/spec.py``), data- and expert-parallel shapes included.
+Shapes the roofline model cannot cost (TP across nodes, experts on a dense model) are refused with
+what is missing, never costed as if they were something else.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from ..base.errors import InputError
 from ..catalog.catalog import Catalog
 from ..inputs.spec import RoleLayout, parse_layout
 from .model import Scenario, fits
-from .planner import (Layout, Request, assumptions, calibrated_scenarios, figures, inputs_of, priorities, ranges, sensitivity,
-                      validation)
+from .planner import (Layout, Request, assumptions, calibrated_scenarios, figures, inputs_of, moe_warnings, priorities, ranges,
+                      sensitivity, validation)
 
 
 def layout_of(catalog: Catalog, req: Request, prefill: str | None, decode: str | None) -> Layout:
@@ -34,38 +34,45 @@ def layout_of(catalog: Catalog, req: Request, prefill: str | None, decode: str |
 
 def _costable(catalog: Catalog, req: Request, prefill: tuple[str, RoleLayout], decode: tuple[str, RoleLayout]) -> Layout:
     """Roles (each named as the user wrote it, for errors) as a layout of engines the model costs.
-    A dense model's DP ranks are independent engines (vLLM's data parallelism without experts), so
-    NxDPdTPt is N*d engines of TP t; MoE data parallelism shards or spreads the experts over the
-    ranks, and expert parallelism needs an all-to-all model: both are refused, not approximated."""
+    Every DP rank is an engine of TP t, so NxDPdTPt is N*d engines. A dense model's ranks are
+    independent (vLLM's data parallelism without experts); an MoE model's ranks share the experts,
+    spread over the instance's d*t GPUs: with EP each GPU holds 1/(d t) of the experts, and without
+    it vLLM shards every expert over the same GPUs, so both are costed as one expert group with its
+    all-to-all (model.py)."""
     mid = calibrated_scenarios(catalog, req)[0]["mid"]
-    engines = []
+    engines, groups = [], []
     for name, role in (prefill, decode):
+        group = role.gpus if req.model.moe and (role.expert or role.data > 1) else 1
         if role.replicas:
-            _check_shape(req, mid, name, role)
+            _check_shape(req, mid, name, role, group)
         engines.append((role.replicas * role.data, role.tensor) if role.replicas else None)
+        groups.append(group)
     plain = all(r.data == 1 and not r.expert for _, r in (prefill, decode))
     shape = None if plain else (str(prefill[1]) if prefill[1].replicas else "0", str(decode[1]))
     if engines[0] is None:
-        return Layout("aggregated", None, engines[1], shape)
-    return Layout("disaggregated", engines[0], engines[1], shape)
+        return Layout("aggregated", None, engines[1], shape, (1, groups[1]))
+    return Layout("disaggregated", engines[0], engines[1], shape, tuple(groups))
 
 
-def _check_shape(req: Request, mid: Scenario, name: str, role: RoleLayout) -> None:
+def _check_shape(req: Request, mid: Scenario, name: str, role: RoleLayout, group: int) -> None:
     m = req.model
-    if role.expert or (role.data > 1 and m.moe):
-        what = "expert-parallel" if role.expert else f"data-parallel (DP{role.data}) MoE"
-        raise InputError(f"{name}: the planner cannot cost {what} instances yet: it has no model of experts spread or sharded "
-                         "over DP ranks, of expert parallelism or of the all-to-all between them (issue 28, item 4)",
-                         hint=f"evaluate a TP shape (e.g. {role.replicas}xTP{min(role.gpus, 8)}), or deploy this one unplanned: "
-                              "llmdctl render --prefill ... --decode ...")
+    if role.expert and not m.moe:
+        raise InputError(f"{name}: expert parallelism needs an MoE model; {m.name} is dense",
+                         hint=f"drop EP: {role.replicas}xDP{role.data}" + (f"TP{role.tensor}" if role.tensor > 1 else ""))
+    if group > 1 and m.experts % group:
+        raise InputError(f"{name}: {m.name}'s {m.experts} experts do not split evenly over the {group} GPUs of one instance")
+    if group > 1 and group > req.gpus_per_node and group % req.gpus_per_node:
+        raise InputError(f"{name}: an instance of {group} GPUs over nodes of {req.gpus_per_node} leaves one node partly used",
+                         hint=f"use a multiple of {req.gpus_per_node} GPUs per instance")
     if role.tensor > req.gpus_per_node:
         raise InputError(f"{name}: TP{role.tensor} spans more than one node ({req.gpus_per_node} GPUs per node); "
                          "the planner does not cost TP over the inter-node fabric", hint=f"use at most TP{req.gpus_per_node} per worker")
     if m.heads % role.tensor:
         raise InputError(f"{name}: {m.name} has {m.heads} attention heads, which TP{role.tensor} cannot split evenly")
-    if not fits(m, req.gpu, role.tensor, mid):
-        raise InputError(f"{name}: {m.name} ({m.params * m.weight_bytes / 1e9:.0f} GB of weights) does not fit on "
-                         f"{role.tensor} {req.gpu.name}", hint="raise the TP of that role")
+    if not fits(m, req.gpu, role.tensor, mid, group):
+        where = f"{role.tensor} {req.gpu.name}" + (f" with its experts spread over {group}" if group > 1 else "")
+        raise InputError(f"{name}: {m.name} ({m.params * m.weight_bytes / 1e9:.0f} GB of weights) does not fit on {where}",
+                         hint="raise the TP of that role" + (", or its DP (more GPUs per expert group)" if m.moe else ""))
 
 
 def evaluate(catalog: Catalog, req: Request, layout: Layout) -> dict:
@@ -101,8 +108,7 @@ def _layout_warnings(req: Request, layout: Layout) -> list[str]:
         warnings.append("SGLang without wide-EP transfers KV between equal TPs only")
     if req.gpus is not None and layout.gpus > req.gpus:
         warnings.append(f"the layout uses {layout.gpus} GPUs, more than --gpus {req.gpus}")
-    if req.model.moe:
-        warnings.append("MoE decode is modelled with uniform expert routing and without expert parallelism")
+    warnings += moe_warnings(req, layout)
     if req.time_sliced and layout.prefill:
         warnings.append(f"-e {req.profile} time-slices one GPU between prefill and decode; the planner counts separate GPUs, "
                         "so every P/D figure here is optimistic")
