@@ -576,9 +576,18 @@ def assumptions(req: Request, sc: dict[str, Scenario], calibrated: list[str]) ->
          "analysis (Schweitzer), X = N / end-to-end latency" if req.concurrency is not None
          else "requests arrive as a Poisson process (M/D/1 queue per prefill worker)") + "; SLAs are means, not p90",
         f"weights + KV at {mid.mem_util:.0%} of GPU memory with {mid.runtime_overhead / 1e9:g} GB runtime overhead per GPU",
+        *([_expert_assumption(req, lo, hi)] if m.moe else []),
         ("calibrated where listed below, priors elsewhere" if calibrated
          else "uncalibrated: about +-35% on throughput and TPOT, x0.5-x2 on loaded TTFT"),
     ]
+
+
+def _expert_assumption(req: Request, lo: Scenario, hi: Scenario) -> str:
+    g = req.gpu
+    inside = (f"{g.nvlink / 1e9:g} GB/s per GPU inside a {g.nvlink_domain}-GPU NVLink domain, the NICs ({g.nic / 1e9:g} GB/s) beyond it"
+              if g.nvlink else f"the NICs ({g.nic / 1e9:g} GB/s per GPU): no GPU fabric is known for {g.name}")
+    return (f"expert-parallel shapes (DPxEP): each GPU holds 1/EP of the experts; every MoE layer's dispatch and combine cross {inside}, "
+            f"at {lo.a2a_eff:g}-{hi.a2a_eff:g} efficiency plus {hi.a2a_latency * 1e6:g}-{lo.a2a_latency * 1e6:g} us each, not overlapped")
 
 
 def _span(lo: dict, hi: dict) -> str:
