@@ -12,7 +12,8 @@ from conftest import parse
 from llmdctl.catalog.catalog import default_catalog
 from llmdctl.inputs.spec import parse_layout
 from llmdctl.sizing import model as pm
-from llmdctl.sizing.planner import Request, gpu_facts, model_facts, priorities, recommend, scenarios
+from llmdctl.sizing.planner import (Candidate, Layout, Request, _worth_experts, gpu_facts, model_facts, priorities, recommend,
+                                    scenarios, shapes)
 
 CAT = default_catalog()
 PRIO = priorities(CAT)
@@ -102,14 +103,38 @@ def test_the_gb200_guide_layout_is_what_plan_recommends():
     assert any("expert-parallel shapes (DPxEP)" in a for a in result["assumptions"])
 
 
-def test_expert_parallelism_must_be_worth_it_over_tp():
-    """gpt-oss-120b fits one H200: EP's modelled edge there is inside the model's error, so the
-    planner keeps the TP layout; the NVFP4 R1 fits a GB200 node at TP4, but DP8EP's KV room and
-    shared expert reads are worth far more than the catalog's gain, and the answer says so."""
+def _cand(layout: str, capacity: float, gpus: int, feasible: bool = True) -> Candidate:
+    est = pm.Estimate(capacity, capacity * 0.8, 1.0, 0.02, 8, 0.5, 0, feasible, "" if feasible else "TPOT 50 ms > 40 ms")
+    ep = 8 if "EP" in layout else 1
+    return Candidate(Layout("aggregated", None, (gpus, 1), ep=(1, ep)), est, feasible)
+
+
+def test_an_expert_parallel_layout_must_be_worth_its_all_to_all():
+    """The better EP layout wins only with the catalog's gain in requests per GPU, or where TP
+    misses the target; a gain inside the model's error keeps the simpler TP layout."""
+    req = request(model=R1_FP4, rate=8.0)
+    need = PRIO["expertParallelGain"]
+    plain = _cand("TP4", 10.0, 8)
+    assert _worth_experts(plain, _cand("EP", 10.0 * (need - 0.05), 8), req, PRIO) is plain
+    won = _worth_experts(plain, _cand("EP", 10.0 * (need + 0.05), 8), req, PRIO)
+    assert max(won.layout.ep) == 8 and "worth its all-to-all" in won.choice
+    missed = _worth_experts(_cand("TP4", 10.0, 8, feasible=False), _cand("EP", 10.0, 8), req, PRIO)
+    assert max(missed.layout.ep) == 8 and "misses the target (TPOT 50 ms > 40 ms)" in missed.choice
+    alone = _worth_experts(None, _cand("EP", 1.0, 8), req, PRIO)
+    assert "fits no TP-only" in alone.choice
+    assert _worth_experts(plain, None, req, PRIO) is plain
+
+
+def test_expert_parallelism_is_searched_where_it_can_pay():
+    """gpt-oss-120b fits one H200, whose TP1 replicas need no collective: no EP shape is searched;
+    the NVFP4 R1 fits a GB200 node at TP4, but DP8EP's KV room and shared expert reads are worth far
+    more than the catalog's gain, and the answer says so."""
     oss = recommend(CAT, request(model=OSS, gpu=H200, gpus=16, per_node=8, network="ib", profile="nvidia-ib",
                                  workload=pm.Workload(5000, 250), rate=45.0))
     for layout in (oss["recommendation"], oss["alternative"]):
         assert "EP" not in layout["prefill"] + layout["decode"]
+    oss_req = request(model=OSS, gpu=H200, gpus=16, per_node=8)
+    assert all(shape.ep == 1 for shape in shapes(oss_req, mid(oss_req)))
     fp4 = recommend(CAT, request(model=R1_FP4, tpot=0.040))
     rec = fp4["recommendation"]
     assert "EP" in rec["prefill"] + rec["decode"]

@@ -209,9 +209,12 @@ EP_GROUPS = (2, 4, 8, 16, 32, 64)
 def _ep_groups(req: Request, s: Scenario, limit: int) -> list[int]:
     """Expert-parallel group sizes an MoE model can use with TP1 ranks: the experts split evenly, the
     ranks' share of the weights fits, whole nodes when the group spans several, within the budget.
-    (A dense model has no experts to spread: its DP ranks are plain TP1 engines.)"""
+    None for a dense model (no experts to spread: its DP ranks are plain TP1 engines), nor for an
+    MoE model that fits one GPU: a TP1 replica of it needs no collective at all, and EP's modelled
+    edge there stays inside the model's error (gpt-oss-120b on H200: 1.006x the requests per GPU)
+    while it would double the search. A what-if still costs any EP shape."""
     m = req.model
-    if not m.moe or req.tp not in (None, 1):
+    if not m.moe or req.tp not in (None, 1) or fits(m, req.gpu, 1, s):
         return []
     return [g for g in EP_GROUPS if g <= limit and m.experts % g == 0 and fits(m, req.gpu, 1, s, g)
             and (g <= req.gpus_per_node or g % req.gpus_per_node == 0)]
