@@ -285,7 +285,7 @@ def _plan(p):
     g = p.add_argument_group("hardware (from the -e profile unless given)")
     g.add_argument("-e", "--environment", action="append", metavar="NAME", help="Hardware profile (llmdctl profiles). Default: nvidia-ib.")
     g.add_argument("--gpu", help="Accelerator: H100, H200, B200, GB200, GH200, MI300X, MI355X. Default: the profile's.")
-    g.add_argument("--network", help="KV path between prefill and decode: ib, roce, tcp, cuda-ipc. Default: the profile's.")
+    g.add_argument("--network", help="KV path between prefill and decode: ib, roce, tcp, cuda-ipc, mnnvl. Default: the profile's.")
     g.add_argument("--gpus", type=whole_number, metavar="N", help="GPU budget. Default: one node without a load target, else eight nodes.")
     g.add_argument("--fill", action="store_true", default=None,
                    help="Spend the whole --gpus budget (more headroom, lower latency) instead of the fewest GPUs that meet the target.")
@@ -320,7 +320,7 @@ def _plan(p):
     c.add_argument("--engine-version", metavar="VERSION", help="The engine version: recorded by plan calibrate; plan doubles the band of a calibration from another version.")
     w.add_argument("--plot", metavar="FILE.svg", help="Write the Pareto frontier of the searched layouts (requests/s per GPU vs TPOT) as SVG.")
     lw = p.add_argument_group("what-if (evaluate this layout instead of searching; render's grammar)")
-    lw.add_argument("--prefill", metavar="NxSHAPE", help="Prefill workers, e.g. 8xTP1; 0 for aggregated serving.")
+    lw.add_argument("--prefill", metavar="NxSHAPE", help="Prefill workers, e.g. 8xTP1, or MoE instances 2xDP8EP; 0 for aggregated serving.")
     lw.add_argument("--decode", metavar="NxSHAPE", help="Decode (or, with --prefill 0, aggregated) workers, e.g. 2xTP4.")
     w.add_argument("--from-aic", metavar="CSV", help="Take the layout from AIConfigurator's best_config_topn.csv and add the KV-transfer, network and rule checks it lacks.")
     p.add_argument("-o", "--output", choices=("text", "json", "spec"), default="text",
@@ -451,7 +451,8 @@ COMMANDS = [
      "version the folder lacks is refused, never replaced by another.",
      ("llmdctl charts pull ./llmd-charts", "llmdctl apply --charts ./llmd-charts -y", "llmdctl charts list ./llmd-charts -o json"), _charts),
     ("plan", "sizing:plan", "Choose the xPyD layout (or aggregated) from model, hardware, ISL/OSL and SLAs, with ranges.",
-     "A roofline model of prefill and decode per TP, under pessimistic, middle and optimistic priors, sizes\n"
+     "A roofline model of prefill and decode per TP (MoE also per expert-parallel DPxEP group, with its\n"
+     "all-to-all over NVLink or the NICs), under pessimistic, middle and optimistic priors, sizes\n"
      "prefill and decode pools the way AIConfigurator rate-matches them and compares them with aggregated\n"
      "serving on the same budget. P/D is recommended only when it still wins at the pessimistic end, the\n"
      "KV path is RDMA and prompts are long; otherwise aggregated, with the reason. Every figure is a\n"
