@@ -63,6 +63,8 @@ class Scenario(NamedTuple):
     mem_util: float
     runtime_overhead: float  # bytes per GPU
     max_batch: int
+    queue_per_doubling: float = 0.0  # prefill queueing factor per doubling of the users (loadmodel.serialized_prefill)
+    queue_cap: float = 1.0
 
 
 class Workload(NamedTuple):

@@ -144,7 +144,8 @@ def _prior_scenarios(catalog: Catalog, req: Request) -> dict[str, Scenario]:
             layer_us={t: p["layerOverheadUs"][kind][f"tp{t}"] * p["layerOverheadUs"]["spread"][s] for t in TP_DEGREES},
             cpu_per_layer=p["cpuPerLayerMs"] / 1000.0, net_eff=p["networkEfficiency"][s], link=net["linkGBps"][s] * 1e9,
             overhead=net["overheadMs"][s] / 1000.0, mem_util=p["memoryUtilization"], runtime_overhead=p["runtimeOverheadGB"] * 1e9,
-            max_batch=p["maxDecodeBatch"],
+            max_batch=p["maxDecodeBatch"], queue_per_doubling=p["prefillQueueing"]["perDoubling"][s],
+            queue_cap=p["prefillQueueing"]["cap"],
         )
     return out
 
