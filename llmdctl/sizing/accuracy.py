@@ -75,7 +75,7 @@ def load(path: str) -> list[dict]:
 
 
 def _request(catalog: Catalog, e: dict) -> Request:
-    explicit = {"dtype": e["dtype"]} if e.get("dtype") else {}
+    explicit = {k: e[k] for k in ("dtype", "kvDtype") if e.get(k)}
     return Request(profile="accuracy", gpu=gpu_facts(catalog, e["gpu"]), network=e.get("network", "ib"),
                    model=model_facts(catalog, e["model"], explicit), workload=Workload(int(e.get("isl") or e["chunk"]), int(e.get("osl", 1))),
                    gpus=None, gpus_per_node=8, rate=e.get("rate"), concurrency=e.get("concurrency"), ttft=None, tpot=None,
