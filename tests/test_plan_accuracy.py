@@ -69,3 +69,10 @@ def test_an_entry_without_a_cited_source_is_refused(tmp_path):
     path.write_text("sources: {a: {repo: x}}\nentries:\n  - {id: one, source: b, model: m, measured: {ttftMs: 1}}\n")
     with pytest.raises(InputError, match="source 'b' is not one of the file's sources"):
         accuracy.load(str(path))
+
+
+def test_a_figure_of_an_unknown_type_is_refused(tmp_path):
+    path = tmp_path / "fixture.yaml"
+    path.write_text("sources: {a: {repo: x}}\nentries:\n  - {id: one, source: a, model: m, measured: {ttfbMs: 1}}\n")
+    with pytest.raises(InputError, match="not ttfbMs"):
+        accuracy.load(str(path))

@@ -71,6 +71,10 @@ def load(path: str) -> list[dict]:
     for e in entries:
         if e.get("source") not in sources:
             raise InputError(f"{path}: entry {e.get('id')}: source {e.get('source')!r} is not one of the file's sources (each figure cites one)")
+        unknown = set(e.get("measured") or {}) - set(PREDICTED)
+        if not e.get("measured") or unknown:
+            raise InputError(f"{path}: entry {e.get('id')}: measured figures must be some of {', '.join(PREDICTED)}"
+                             + (f", not {', '.join(sorted(unknown))}" if unknown else ""))
     return entries
 
 
