@@ -14,7 +14,11 @@ load on the machine hits both alike), divided by the floor's median:
   floor that also imports the kubernetes client, which verify needs), and with --wait the delay
   between the last pod turning ready and verify returning.
 
-    python bench/bench.py [--repeat 10]
+- the planner's accuracy against published measurements (tests/fixtures/plan_accuracy.yaml): median
+  error, share within +-35% and range coverage per figure type, as tests/test_plan_accuracy.py scores it
+  (`--accuracy` prints only that: pure arithmetic, no processes).
+
+    python bench/bench.py [--repeat 10] [--accuracy]
 
 Exit 1 when a ratio is over its budget (CI prints the table and goes on: machines differ).
 """
@@ -32,8 +36,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's llmdctl for what runs in-process, as pytest does
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "fakes"))
+
+from llmdctl.catalog.catalog import default_catalog  # noqa: E402  (after the path above)
+from llmdctl.sizing import accuracy as plan_accuracy  # noqa: E402
 
 # ratio of the median to the floor's median (catalog growth: to the 1x catalog's render)
 BUDGETS = {
@@ -193,10 +201,21 @@ def time_doctor(exe: list[str], repeat: int) -> tuple[dict[str, float], int] | N
     return medians, calls
 
 
+def print_accuracy() -> None:
+    """The planner against published measurements, scored as the accuracy test scores it."""
+    figs = plan_accuracy.figures(default_catalog(), plan_accuracy.load(str(ROOT / "tests" / "fixtures" / "plan_accuracy.yaml")))
+    print("llmdctl plan vs published measurements (tests/fixtures/plan_accuracy.yaml)")
+    print(plan_accuracy.render(plan_accuracy.table(figs)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--accuracy", action="store_true", help="print only the planner's accuracy table")
     opts = parser.parse_args()
+    if opts.accuracy:
+        print_accuracy()
+        return 0
     exe, python = _exe()
     rows: list[tuple[str, float, float, str]] = []  # name, seconds, ratio, note
     with tempfile.TemporaryDirectory() as tmp:
@@ -248,6 +267,8 @@ def main() -> int:
         ok = budget is None or ratio <= budget
         over |= not ok
         print(f"{name:36} {secs:9.4f} {ratio:7.2f} {budget if budget else '':>7}  {'' if budget is None else 'yes' if ok else 'NO '}  {note}")
+    print()
+    print_accuracy()
     return 1 if over else 0
 
 

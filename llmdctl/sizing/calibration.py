@@ -15,7 +15,7 @@ from typing import NamedTuple
 from ..base.errors import InputError
 from ..base.schema import check
 from ..base.yamlio import dump, load_file
-from .model import Gpu, ModelFacts, Scenario, compute_peak, kv_bytes, kv_replication, prefill_flops, weights
+from .model import Gpu, ModelFacts, Scenario, kv_bytes, kv_replication, prefill_compute, weights
 
 BAND = 0.10  # +-10% around a measured efficiency
 MAX_PREFILL_MFU = 0.85
@@ -36,7 +36,7 @@ def prefill_efficiency(m: ModelFacts, gpu: Gpu, tp: int, tokens_per_s: float, ch
         raise InputError(f"{tokens_per_s:.0f} tokens/s at a {chunk}-token chunk leaves no time for the GPU after vLLM's CPU cost "
                          f"({m.layers} layers x {cpu_per_layer * 1000:g} ms): the figure is beyond what the roofline allows",
                          hint="check the unit (tokens/s per worker, not per cluster) and the chunk size")
-    mfu = prefill_flops(m, chunk) / (tp * compute_peak(m, gpu) * seconds)
+    mfu = prefill_compute(m, gpu, chunk) / (tp * seconds)
     if mfu > MAX_PREFILL_MFU:
         raise InputError(f"{tokens_per_s:.0f} tokens/s of {m.name} on {tp} {gpu.name} implies {mfu:.0%} of the dense "
                          f"{m.compute_dtype} peak, above the {MAX_PREFILL_MFU:.0%} a prefill reaches",

@@ -83,6 +83,8 @@ def closed_loop(m: ModelFacts, gpu: Gpu, wl: Workload, s: Scenario, prio: dict, 
             lo, hi = (mid, hi) if excess(mid) < 0 else (lo, mid)
     batch = hi
     x, r_pre, tpot = state(batch)
+    if not prefill:
+        r_pre = max(r_pre, serialized_prefill(n / y, s) * t_pre)
     latency = r_pre + t_kv + wl.osl * tpot
     x = min(x, n / latency)  # the response time law, X = N / (R + Z) with Z = 0
     # what is not prefill, transfer or decode is waiting for a place in the decode batch
@@ -96,6 +98,15 @@ def closed_loop(m: ModelFacts, gpu: Gpu, wl: Workload, s: Scenario, prio: dict, 
     if not why and tpot_sla and tpot > tpot_sla:
         why = f"TPOT {tpot * 1000:.1f} ms > {tpot_sla * 1000:.1f} ms"
     return Estimate(capacity, x, ttft, tpot, batch, min(util, 1.0), t_kv, not why, why)
+
+
+def serialized_prefill(users: float, s: Scenario) -> float:
+    """How much longer than its own prefill a prompt spends on an aggregated vLLM worker with ``users``
+    closed-loop users: vLLM v1 runs one partial prefill at a time, so prompts queue behind the active
+    one even at a low mean utilisation, more than mean-value analysis (which assumes smooth arrivals)
+    finds. The prior (guides/planner.yaml prefillQueueing) is AIConfigurator's vLLM TTFT factor,
+    1 + log2(b) / 8 at most 2, in the middle; closed_loop keeps the queueing model where it says more."""
+    return min(1.0 + s.queue_per_doubling * math.log2(users), s.queue_cap) if users > 1 else 1.0
 
 
 def _saturated(util: float, kv_bound: bool, b_cap: int, users: float, y: int, prio: dict) -> str:

@@ -73,6 +73,8 @@ class Scenario(NamedTuple):
     a2a_latency: float = 0.0  # seconds per expert-parallel dispatch or combine
     a2a_eff: float = 1.0  # fraction of the fabric an all-to-all reaches
     a2a_bytes: float = 3.0  # bytes per hidden element for a dispatch and its combine together
+    queue_per_doubling: float = 0.0  # prefill queueing factor per doubling of the users (loadmodel.serialized_prefill)
+    queue_cap: float = 1.0
 
 
 class Workload(NamedTuple):
@@ -154,22 +156,46 @@ def compute_peak(m: ModelFacts, gpu: Gpu) -> float:
     return gpu.flops.get(m.compute_dtype) or gpu.flops["bf16"]
 
 
-def prefill_flops(m: ModelFacts, n: float, cached: float = 0.0) -> float:
-    """2 * active params per new token, plus causal attention over the whole context:
-    full layers (n^2 - p^2) * 2 * heads * head_dim, sliding-window layers at most ``window`` back."""
+def attention_peak(m: ModelFacts, gpu: Gpu) -> float:
+    """Dense FLOP/s of the attention kernel itself (QK^T and AV), which multiplies activations by
+    the KV cache, not by weights: FlashAttention runs it in BF16, or in FP8 only over an FP8 KV cache
+    (FlashAttention-3's FP8 path; vLLM's --kv-cache-dtype fp8). The weight dtype does not reach it:
+    an FP8 or FP4 checkpoint with a BF16 KV cache still attends in BF16."""
+    if m.kv_bytes <= 1 and "fp8" in gpu.flops:
+        return gpu.flops["fp8"]
+    return gpu.flops["bf16"]
+
+
+def gemm_flops(m: ModelFacts, n: float, cached: float = 0.0) -> float:
+    """2 * active params per new token: the weight GEMMs of a prefill."""
+    return 2.0 * m.active * (n - cached)
+
+
+def attention_flops(m: ModelFacts, n: float, cached: float = 0.0) -> float:
+    """Causal attention over the whole context: full layers (n^2 - p^2) * 2 * heads * head_dim,
+    sliding-window layers at most ``window`` back."""
     new = n - cached
     attn = 2.0 * m.heads * m.head_dim
     full = m.full_layers * attn * (n * n - cached * cached)
     swa = (m.layers - m.full_layers) * attn * 2.0 * new * min(n, m.window or n)
-    return 2.0 * m.active * new + full + swa
+    return full + swa
+
+
+def prefill_flops(m: ModelFacts, n: float, cached: float = 0.0) -> float:
+    return gemm_flops(m, n, cached) + attention_flops(m, n, cached)
+
+
+def prefill_compute(m: ModelFacts, gpu: Gpu, n: float, cached: float = 0.0) -> float:
+    """Seconds one GPU at its full dense peak spends on a prefill: the GEMMs at the weights' compute
+    dtype, the attention at the attention kernel's (``attention_peak``)."""
+    return gemm_flops(m, n, cached) / compute_peak(m, gpu) + attention_flops(m, n, cached) / attention_peak(m, gpu)
 
 
 def prefill_time(m: ModelFacts, gpu: Gpu, tp: int, wl: Workload, s: Scenario, ep: int = 1) -> float:
     """One prompt through a TP-``tp`` worker: compute at the prior MFU plus vLLM's CPU dispatch
     (and, expert-parallel, the all-to-all of its new tokens). A busy expert-parallel rank computes
     its share of every rank's experts, so the compute per GPU stays that of the active parameters."""
-    flops = prefill_flops(m, wl.isl, wl.isl * wl.prefix_hit)
-    return (flops / (tp * compute_peak(m, gpu) * s.prefill_mfu[tp]) + m.layers * s.cpu_per_layer
+    return (prefill_compute(m, gpu, wl.isl, wl.isl * wl.prefix_hit) / (tp * s.prefill_mfu[tp]) + m.layers * s.cpu_per_layer
             + all_to_all(m, gpu, wl.uncached / tp, ep, s))
 
 

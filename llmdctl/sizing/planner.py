@@ -176,7 +176,8 @@ def _prior_scenarios(catalog: Catalog, req: Request) -> dict[str, Scenario]:
             cpu_per_layer=p["cpuPerLayerMs"] / 1000.0, net_eff=p["networkEfficiency"][s], link=net["linkGBps"][s] * 1e9,
             overhead=net["overheadMs"][s] / 1000.0, mem_util=p["memoryUtilization"], runtime_overhead=p["runtimeOverheadGB"] * 1e9,
             max_batch=p["maxDecodeBatch"], a2a_latency=a2a["latencyUs"][s] * 1e-6, a2a_eff=a2a["efficiency"][s],
-            a2a_bytes=a2a["dispatchBytes"] + a2a["combineBytes"],
+            a2a_bytes=a2a["dispatchBytes"] + a2a["combineBytes"], queue_per_doubling=p["prefillQueueing"]["perDoubling"][s],
+            queue_cap=p["prefillQueueing"]["cap"],
         )
     return out
 
