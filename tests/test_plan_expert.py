@@ -12,8 +12,8 @@ from conftest import parse
 from llmdctl.catalog.catalog import default_catalog
 from llmdctl.inputs.spec import parse_layout
 from llmdctl.sizing import model as pm
-from llmdctl.sizing.planner import (Candidate, Layout, Request, _worth_experts, gpu_facts, model_facts, priorities, recommend,
-                                    scenarios, shapes)
+from llmdctl.sizing.planner import Candidate, _worth_experts, recommend, shapes
+from llmdctl.sizing.request import Layout, Request, gpu_facts, model_facts, priorities, scenarios
 
 CAT = default_catalog()
 PRIO = priorities(CAT)

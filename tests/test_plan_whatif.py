@@ -11,7 +11,8 @@ from conftest import parse
 from llmdctl.catalog.catalog import default_catalog
 from llmdctl.sizing import loadmodel as lm
 from llmdctl.sizing import model as pm
-from llmdctl.sizing.planner import Layout, Request, gpu_facts, model_facts, priorities, recommend, scenarios
+from llmdctl.sizing.planner import recommend
+from llmdctl.sizing.request import Layout, Request, gpu_facts, model_facts, priorities, scenarios
 from llmdctl.sizing.whatif import evaluate
 
 CAT = default_catalog()

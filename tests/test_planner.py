@@ -13,7 +13,8 @@ from conftest import parse
 from llmdctl.catalog.catalog import default_catalog
 from llmdctl.inputs.spec import parse_layout
 from llmdctl.sizing import model as pm
-from llmdctl.sizing.planner import Request, gpu_facts, model_facts, recommend, scenarios
+from llmdctl.sizing.planner import recommend
+from llmdctl.sizing.request import Request, gpu_facts, model_facts, scenarios
 
 CAT = default_catalog()
 

@@ -11,7 +11,8 @@ from ..base.yamlio import dump
 from ..catalog.catalog import default_catalog
 from ..inputs.spec import parse_duration
 from ..sizing.calibration import calibrate, key_of, write_entry
-from ..sizing.planner import recommend, request_from
+from ..sizing.planner import recommend
+from ..sizing.request import request_from
 from ..sizing.report import text, write_plot
 from ..sizing.whatif import evaluate, layout_of, read_aic, review_layout
 from .common import emit, out

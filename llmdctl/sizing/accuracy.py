@@ -26,7 +26,7 @@ from ..base.errors import InputError
 from ..base.yamlio import load_file
 from ..catalog.catalog import Catalog
 from .model import Workload, prefill_throughput
-from .planner import Request, gpu_facts, model_facts, scenarios
+from .request import Request, gpu_facts, model_facts, scenarios
 from .whatif import evaluate, layout_of
 
 BAND = 0.35

@@ -10,179 +10,18 @@ the workload has long prompts. Everything is arithmetic: no cluster, no network,
 from __future__ import annotations
 
 import math
-import os
 from typing import NamedTuple
 
-from ..base.errors import InputError, suggest
+from ..base.errors import InputError
 from ..catalog.catalog import Catalog
-from . import calibration, frontier
-from .loadmodel import closed_loop, e2e_latency
-from ..inputs.spec import RoleLayout
-from .model import TP_DEGREES, Estimate, Gpu, ModelFacts, Scenario, Workload, aggregated, disagg, fits, prefill_throughput
+from . import frontier
+from .evaluation import assumptions, figures, inputs_of, loaded, moe_warnings, per_gpu, ranges, sensitivity, validation
+from .loadmodel import e2e_latency
+from .model import TP_DEGREES, Estimate, Scenario, fits
+from .request import Layout, Request, Shape, budget, calibrated_scenarios, priorities
 
-SCENARIOS = ("low", "mid", "high")
+
 MAX_WORKERS = 32
-
-
-class Request(NamedTuple):
-    """What the user asked for, resolved against the catalog."""
-
-    profile: str
-    gpu: Gpu
-    network: str
-    model: ModelFacts
-    workload: Workload
-    gpus: int | None  # budget
-    gpus_per_node: int
-    rate: float | None
-    concurrency: float | None
-    ttft: float | None  # mean, seconds
-    tpot: float | None  # mean, seconds
-    engine: str = "vllm"
-    calibrations: tuple = ()  # entries of a calibration file (calibration.py)
-    engine_version: str | None = None
-    time_sliced: bool = False  # the profile shares one GPU between prefill and decode (gh200-timeslice)
-    tp: int | None = None  # --tp: search layouts whose workers all use this TP
-    fill: bool = False  # --fill: spend the whole --gpus budget instead of the fewest GPUs that meet the target
-
-
-class Shape(NamedTuple):
-    """One instance of a role: TP ``tp`` alone, or (``ep`` > 1) an expert-parallel group of ``ep``
-    GPUs whose data-parallel ranks run TP ``tp`` each."""
-
-    tp: int
-    ep: int = 1
-
-    @property
-    def engines(self) -> int:
-        """Workers (vLLM engine cores) of one instance: its data-parallel ranks."""
-        return self.ep // self.tp if self.ep > 1 else 1
-
-    @property
-    def gpus(self) -> int:
-        return self.engines * self.tp
-
-
-class Layout(NamedTuple):
-    mode: str  # disaggregated | aggregated
-    prefill: tuple[int, int] | None  # (engines, TP)
-    decode: tuple[int, int]
-    # the roles as written when they are not plain NxTPm: a dense model's DP ranks are independent
-    # engines, so 2xDP4 is costed as (8, 1) and rendered as 2xDP4
-    shape: tuple[str, str] | None = None
-    # GPUs of each role's expert-parallel group (1: none): 2xDP8EP is 16 engines of TP1 in groups of 8
-    ep: tuple[int, int] = (1, 1)
-
-    @property
-    def gpus(self) -> int:
-        return (self.prefill[0] * self.prefill[1] if self.prefill else 0) + self.decode[0] * self.decode[1]
-
-    def spec_layout(self) -> dict:
-        if self.shape:
-            return {"prefill": self.shape[0], "decode": self.shape[1]}
-        return {"prefill": _role_text(self.prefill, self.ep[0]) if self.prefill else "0", "decode": _role_text(self.decode, self.ep[1])}
-
-    def __str__(self) -> str:
-        roles = self.spec_layout()
-        if self.prefill:
-            return f"prefill {roles['prefill']} + decode {roles['decode']} ({self.gpus} GPUs)"
-        return f"aggregated {roles['decode']} ({self.gpus} GPUs)"
-
-
-def _role_text(role: tuple[int, int], ep: int) -> str:
-    """A role in render's layout grammar: 4xTP2, or 2xDP8EP for 16 TP1 engines in groups of 8."""
-    engines, tp = role
-    if ep <= 1:
-        return f"{engines}xTP{tp}"
-    return str(RoleLayout(engines * tp // ep, tp, ep // tp, True))
-
-
-# --- inputs -------------------------------------------------------------------------------------
-
-
-def model_facts(catalog: Catalog, name: str | None, explicit: dict) -> ModelFacts:
-    """A model from the catalog's architecture table, or from explicit --params/--layers/...
-    (which also override single facts of a known model)."""
-    table = catalog.planner["models"]
-    base: dict = {}
-    if name:
-        key = next((k for k in table if k.lower() == name.lower()), None)
-        if key is None and not explicit.get("paramsB"):
-            raise InputError(f"--model {name}: no architecture for it in the catalog" + suggest(name, list(table)),
-                             hint="give it: --params B --layers L --hidden H --heads N --kv-heads K --head-dim D [--active-params B --experts E --top-k K]")
-        base = dict(table[key]) if key else {}
-    facts = {**base, **{k: v for k, v in explicit.items() if v is not None}}
-    missing = [k for k in ("layers", "hidden", "heads", "kvHeads", "headDim", "paramsB") if not facts.get(k)]
-    if missing:
-        flags = {"layers": "--layers", "hidden": "--hidden", "heads": "--heads", "kvHeads": "--kv-heads", "headDim": "--head-dim", "paramsB": "--params"}
-        raise InputError("the model is not fully described: missing " + ", ".join(flags[k] for k in missing),
-                         hint="name a known model (llmdctl plan --help lists them) or give every architecture flag")
-    if bool(facts.get("experts")) != bool(facts.get("topK")):
-        raise InputError("an MoE model needs both --experts and --top-k")
-    if facts.get("activeParamsB") and facts["activeParamsB"] > facts["paramsB"]:
-        raise InputError(f"--active-params {facts['activeParamsB']}B is more than --params {facts['paramsB']}B")
-    dtype_bytes = {"bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "fp4": 0.5, "int4": 0.5}
-    w_bytes = dtype_bytes[facts["dtype"]] if facts.get("dtype") else facts.get("weightBytes", 2)
-    kv_b = dtype_bytes[facts["kvDtype"]] if facts.get("kvDtype") else facts.get("kvBytes", 2)
-    compute = facts.get("computeDtype") or {2: "bf16", 1: "fp8", 0.5: "fp4"}.get(w_bytes, "bf16")
-    return ModelFacts(
-        name=name or "custom", layers=int(facts["layers"]), full_layers=int(facts.get("fullAttentionLayers", facts["layers"])),
-        window=facts.get("slidingWindow"), hidden=int(facts["hidden"]), heads=int(facts["heads"]), kv_heads=int(facts["kvHeads"]),
-        head_dim=int(facts["headDim"]), params=float(facts["paramsB"]) * 1e9,
-        active=float(facts.get("activeParamsB") or facts["paramsB"]) * 1e9, experts=facts.get("experts"), top_k=facts.get("topK"),
-        weight_bytes=float(w_bytes), kv_bytes=float(kv_b), compute_dtype=compute, mla=bool(facts.get("mla")),
-        dense_layers=int(facts.get("denseLayers") or 0),
-    )
-
-
-def gpu_facts(catalog: Catalog, name: str) -> Gpu:
-    table = catalog.planner["accelerators"]
-    key = next((k for k in table if k.lower() == name.lower()), None)
-    if key is None:
-        raise InputError(f"--gpu {name}: unknown accelerator" + suggest(name, list(table)), hint=f"known: {', '.join(table)}")
-    g = table[key]
-    return Gpu(key, g["memoryGB"] * 1e9, g["hbmTBps"] * 1e12, {k: v * 1e12 for k, v in g["tflops"].items()}, g["nicGBps"] * 1e9,
-               g.get("nvlinkGBps", 0) * 1e9, g.get("nvlinkDomain", 1))
-
-
-def priorities(catalog: Catalog) -> dict:
-    """The rate-matching haircuts and the utilisation cap the layouts are sized with."""
-    return {**catalog.planner["priors"]["rateMatch"], "maxUtilization": catalog.planner["priors"]["maxUtilization"],
-            "expertParallelGain": catalog.planner["decision"]["minExpertParallelGain"]}
-
-
-def scenarios(catalog: Catalog, req: Request) -> dict[str, Scenario]:
-    """The priors at each end of their ranges, with matching calibrations in their place."""
-    return calibrated_scenarios(catalog, req)[0]
-
-
-def calibrated_scenarios(catalog: Catalog, req: Request) -> tuple[dict[str, Scenario], list[str]]:
-    """scenarios(), and one note per calibration that took the place of a prior."""
-    return calibration.apply(_prior_scenarios(catalog, req), list(req.calibrations), req.model.name, req.gpu.name, req.engine,
-                             req.engine_version)
-
-
-def _prior_scenarios(catalog: Catalog, req: Request) -> dict[str, Scenario]:
-    p = catalog.planner["priors"]
-    net = catalog.planner["networks"][req.network]
-    kind = "moe" if req.model.moe else "dense"
-    a2a = p["expertParallel"]
-    out = {}
-    for s in SCENARIOS:
-        out[s] = Scenario(
-            name=s, prefill_mfu={t: p["prefillMfu"][s] for t in TP_DEGREES}, hbm_eff={t: p["hbmEfficiency"][s] for t in TP_DEGREES},
-            compute_eff=p["computeEfficiency"],
-            layer_us={t: p["layerOverheadUs"][kind][f"tp{t}"] * p["layerOverheadUs"]["spread"][s] for t in TP_DEGREES},
-            cpu_per_layer=p["cpuPerLayerMs"] / 1000.0, net_eff=p["networkEfficiency"][s], link=net["linkGBps"][s] * 1e9,
-            overhead=net["overheadMs"][s] / 1000.0, mem_util=p["memoryUtilization"], runtime_overhead=p["runtimeOverheadGB"] * 1e9,
-            max_batch=p["maxDecodeBatch"], a2a_latency=a2a["latencyUs"][s] * 1e-6, a2a_eff=a2a["efficiency"][s],
-            a2a_bytes=a2a["dispatchBytes"] + a2a["combineBytes"], queue_per_doubling=p["prefillQueueing"]["perDoubling"][s],
-            queue_cap=p["prefillQueueing"]["cap"],
-        )
-    return out
-
-
-# --- search -------------------------------------------------------------------------------------
 
 
 class Candidate(NamedTuple):
@@ -226,36 +65,6 @@ def shapes(req: Request, s: Scenario) -> list[Shape]:
     return [Shape(t) for t in _tps(req, s)] + [Shape(1, g) for g in _ep_groups(req, s, budget(req))]
 
 
-def _estimate(req: Request, layout: Layout, s: Scenario, prio: dict, rate: float | None) -> Estimate:
-    m, g, wl = req.model, req.gpu, req.workload
-    if layout.prefill:
-        return disagg(m, g, wl, s, prio, layout.prefill[0], layout.prefill[1], layout.decode[0], layout.decode[1], rate, 1,
-                      req.ttft, req.tpot, *layout.ep)
-    return aggregated(m, g, wl, s, prio, layout.decode[0], layout.decode[1], rate, req.ttft, req.tpot, layout.ep[1])
-
-
-def loaded(req: Request, layout: Layout, s: Scenario, prio: dict) -> Estimate:
-    """The layout under the requested load: --concurrency users in a closed loop (loadmodel.py),
-    --rate as open Poisson arrivals, or (neither) open arrivals at 80% of its capacity."""
-    if req.concurrency is None:
-        return _estimate(req, layout, s, prio, req.rate)
-    capacity = _estimate(req, layout, s, prio, None).capacity
-    return closed_loop(req.model, req.gpu, req.workload, s, prio, req.concurrency, layout.prefill, layout.decode, 1, capacity,
-                       req.ttft, req.tpot, layout.ep)
-
-
-def load_mode(req: Request, rate: float) -> dict:
-    """How the load was given, as the output states it."""
-    if req.concurrency is not None:
-        users = f"{req.concurrency:g} user{'' if req.concurrency == 1 else 's'}"
-        return {"mode": "closed", "users": req.concurrency,
-                "summary": f"closed loop: {users}, each sending its next request when the previous finishes"}
-    if req.rate is not None:
-        return {"mode": "open", "rate": req.rate, "summary": f"open loop: {req.rate:.3g} req/s (Poisson arrivals)"}
-    return {"mode": "open", "rate": round(rate, 3),
-            "summary": f"open loop: {rate:.3g} req/s (Poisson arrivals at 80% of the expected capacity; no load was given)"}
-
-
 def _shape_text(shape: Shape) -> str:
     return f"TP{shape.tp}" if shape.ep <= 1 else f"DP{shape.engines}EP (expert-parallel over {shape.ep} GPUs)"
 
@@ -276,10 +85,6 @@ def _key(c: Candidate, req: Request) -> tuple:
 
 def _better(a: Candidate | None, b: Candidate, req: Request) -> bool:
     return a is None or _key(b, req) < _key(a, req)
-
-
-def budget(req: Request) -> int:
-    return req.gpus if req.gpus is not None else (req.gpus_per_node * 8 if (req.rate or req.concurrency) else req.gpus_per_node)
 
 
 def search_disagg(req: Request, sc: dict[str, Scenario], prio: dict, seen: list | None = None) -> Candidate | None:
@@ -341,52 +146,6 @@ def _worth_experts(plain: Candidate | None, expert: Candidate | None, req: Reque
                                   f"layout ({plain.layout}), which is worth its all-to-all (>= {prio['expertParallelGain']}x)")
 
 
-# --- the recommendation -------------------------------------------------------------------------
-
-
-def ranges(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dict) -> dict[str, Estimate]:
-    """The layout under each scenario: the same users (closed loop), or the same offered rate
-    (--rate, else 80% of the middle capacity)."""
-    if req.concurrency is not None:
-        return {s: loaded(req, layout, sc[s], prio) for s in SCENARIOS}
-    rate = req.rate if req.rate is not None else 0.8 * _estimate(req, layout, sc["mid"], prio, None).capacity
-    return {s: _estimate(req, layout, sc[s], prio, rate) for s in SCENARIOS}
-
-
-def _per_gpu(req: Request, layout: Layout, s: Scenario, prio: dict) -> float:
-    """Requests/s per GPU the decision compares: the open-loop capacity, or with --concurrency the
-    throughput the closed loop's users reach."""
-    if req.concurrency is not None:
-        return loaded(req, layout, s, prio).rate / layout.gpus
-    return _estimate(req, layout, s, prio, None).capacity / layout.gpus
-
-
-def sensitivity(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dict) -> list[dict]:
-    """Which single prior moves the layout's capacity (or TTFT) most between its range ends."""
-    mid = sc["mid"]
-    base = _estimate(req, layout, mid, prio, None)
-    knobs = {
-        "prefill MFU": "prefill_mfu", "HBM efficiency": "hbm_eff", "per-layer decode overhead": "layer_us",
-        "KV link bandwidth": "link", "KV transfer fixed cost": "overhead", "network efficiency": "net_eff",
-    }
-    if max(layout.ep) > 1:
-        knobs.update({"expert all-to-all latency": "a2a_latency", "expert all-to-all efficiency": "a2a_eff"})
-    out = []
-    for label, field in knobs.items():
-        spread = []
-        for end in ("low", "high"):
-            s = mid._replace(**{field: getattr(sc[end], field)})
-            est = _estimate(req, layout, s, prio, 0.8 * base.capacity if base.capacity else None)
-            cap = _estimate(req, layout, s, prio, None).capacity
-            spread.append((cap, est.ttft))
-        cap_change = abs(spread[1][0] - spread[0][0]) / base.capacity if base.capacity else 0.0
-        ttfts = [t for _, t in spread if math.isfinite(t)]
-        ttft_change = (max(ttfts) - min(ttfts)) / max(min(ttfts), 1e-9) if len(ttfts) == 2 else math.inf
-        out.append({"parameter": label, "capacityChange": cap_change, "ttftChange": ttft_change})
-    out.sort(key=lambda d: (-(d["capacityChange"] + min(d["ttftChange"], 10.0) / 4), d["parameter"]))
-    return out[:3]
-
-
 def recommend(catalog: Catalog, req: Request) -> dict:
     """The whole answer as plain data (text, JSON and the spec file are views of it)."""
     sc, calibrated = calibrated_scenarios(catalog, req)
@@ -420,7 +179,7 @@ def recommend(catalog: Catalog, req: Request) -> dict:
     gain = None
     if pd and agg and pd_ranges and agg_ranges:
         lo_pd, lo_agg = pd_ranges["low"], agg_ranges["low"]
-        pd_pg, agg_pg = (_per_gpu(req, c.layout, sc["low"], prio) for c in (pd, agg))
+        pd_pg, agg_pg = (per_gpu(req, c.layout, sc["low"], prio) for c in (pd, agg))
         gain = pd_pg / agg_pg if agg_pg else math.inf
         if lo_agg.feasible and not lo_pd.feasible:
             reasons.append(f"at the pessimistic end the P/D layout misses the target ({lo_pd.why}) while aggregated meets it")
@@ -470,18 +229,6 @@ def recommend(catalog: Catalog, req: Request) -> dict:
     }
 
 
-def moe_warnings(req: Request, layout: Layout) -> list[str]:
-    """What the model leaves out for an MoE or MLA model in this layout."""
-    m, out = req.model, []
-    if m.moe:
-        out.append("MoE experts are costed under uniform routing (no hot experts, no expert-load balancer)"
-                   + ("; the expert-parallel all-to-all is not overlapped with compute" if max(layout.ep) > 1 else ""))
-    roles = [r for r in (layout.prefill, layout.decode) if r]
-    if m.mla and any(tp > 1 for _, tp in roles):
-        out.append("MLA KV is counted as replicated on every TP rank (data-parallel attention, as in the DPxEP shapes, stores it once)")
-    return out
-
-
 def criterion(req: Request, decision: dict) -> str:
     """Which criterion picked the recommendation, in words."""
     slas = " and ".join(f"{name} <= {value * 1000:g} ms" for name, value in (("TTFT", req.ttft), ("TPOT", req.tpot)) if value)
@@ -517,150 +264,3 @@ def _point(req: Request, c: Candidate) -> dict:
     served = e.rate if req.concurrency is not None else min(e.rate, e.capacity)
     return {"label": str(c.layout), "mode": c.layout.mode, "gpus": c.layout.gpus, "perGpu": served / c.layout.gpus,
             "ttftMs": e.ttft * 1000, "tpotMs": e.tpot * 1000, "e2eMs": e2e_latency(e, req.workload.osl) * 1000}
-
-
-def _rng(values: list[float], scale: float = 1.0, digits: int = 3) -> dict:
-    """Figures under the pessimistic, expected (middle) and optimistic priors; None where the layout
-    saturates (a queue that never drains has no mean)."""
-    keys = ("pessimistic", "expected", "optimistic")
-    return {k: (round(v * scale, digits) if math.isfinite(v) else None) for k, v in zip(keys, values)}
-
-
-def figures(req: Request, layout: Layout, r: dict[str, Estimate], sc: dict[str, Scenario], prio: dict) -> dict:
-    ests = [r[s] for s in SCENARIOS]
-    caps = [_estimate(req, layout, sc[s], prio, None).capacity for s in SCENARIOS]
-    # open loop: the offered rate, up to what the layout sustains; closed loop: what the users reach
-    served = [e.rate if req.concurrency is not None else min(e.rate, c) for e, c in zip(ests, caps)]
-    out = {
-        "load": load_mode(req, ests[1].rate),
-        "requestRate": round(ests[1].rate, 3),
-        "gpus": layout.gpus,
-        "capacity": _rng(caps, digits=2),
-        "throughput": _rng(served, digits=2),
-        "throughputPerGpu": _rng([v / layout.gpus for v in served], digits=3),
-        "outputTokensPerSecond": _rng([s * req.workload.osl for s in served], digits=0),
-        "ttftMs": _rng([e.ttft for e in ests], 1000, 1),
-        "tpotMs": _rng([e.tpot for e in ests], 1000, 2),
-        "e2eLatencyMs": _rng([e2e_latency(e, req.workload.osl) for e in ests], 1000, 0),
-        "decodeBatch": _rng([e.decode_batch for e in ests], digits=1),
-        "prefillUtilization": _rng([e.prefill_util for e in ests], digits=2),
-        "feasible": dict(zip(("pessimistic", "expected", "optimistic"), (r[s].feasible for s in SCENARIOS))),
-        "saturation": dict(zip(("pessimistic", "expected", "optimistic"), (r[s].why or None for s in SCENARIOS))),
-    }
-    if max(layout.ep) > 1:
-        # GPUs each role's experts are spread over (1: the role runs TP alone)
-        out["expertParallel"] = {"prefillGroupGpus": layout.ep[0] if layout.prefill else None, "decodeGroupGpus": layout.ep[1]}
-    if layout.prefill:
-        out["kvTransferMs"] = _rng([e.kv_transfer for e in ests], 1000, 1)
-        out["peakPrefillThroughput"] = round(prefill_throughput(req.model, req.gpu, layout.prefill[1], req.workload, sc["mid"], layout.ep[0]))
-    return out
-
-
-def inputs_of(req: Request) -> dict:
-    wl = req.workload
-    return {"profile": req.profile, "gpu": req.gpu.name, "network": req.network, "model": req.model.name, "gpuBudget": req.gpus,
-            "gpusPerNode": req.gpus_per_node, "isl": wl.isl, "osl": wl.osl, "prefixHit": wl.prefix_hit, "rate": req.rate,
-            "concurrency": req.concurrency, "ttftMs": req.ttft * 1000 if req.ttft else None, "tpotMs": req.tpot * 1000 if req.tpot else None,
-            "slaStatistic": "mean", "engine": req.engine,
-            "budgetMode": "fill" if req.fill else ("fewest GPUs" if req.rate is not None or req.concurrency is not None else "most requests/s")}
-
-
-def assumptions(req: Request, sc: dict[str, Scenario], calibrated: list[str]) -> list[str]:
-    lo, mid, hi = sc["low"], sc["mid"], sc["high"]
-    m = req.model
-    return [
-        f"{m.name}: {m.params / 1e9:.1f}B params ({m.active / 1e9:.1f}B active), {m.weight_bytes:g} B/param weights, {m.kv_bytes:g} B KV, "
-        + (f"compute in {m.compute_dtype}" if m.compute_dtype in req.gpu.flops else f"{m.compute_dtype} weights computed in bf16 on {req.gpu.name}"),
-        f"{req.gpu.name}: {req.gpu.memory / 1e9:.0f} GB, {req.gpu.hbm / 1e12:.2f} TB/s, {req.gpu.flops.get(m.compute_dtype, req.gpu.flops['bf16']) / 1e12:.0f} TFLOP/s",
-        f"prefill MFU {_span(lo.prefill_mfu, hi.prefill_mfu)}, HBM efficiency {_span(lo.hbm_eff, hi.hbm_eff)}, per-layer decode overhead "
-        f"{min(hi.layer_us.values()):.0f}-{max(lo.layer_us.values()):.0f} us",
-        f"KV over {req.network}: {lo.link / 1e9:g}-{hi.link / 1e9:g} GB/s per link at {lo.net_eff}-{hi.net_eff} efficiency, "
-        f"{hi.overhead * 1000:g}-{lo.overhead * 1000:g} ms fixed cost per transfer",
-        ("closed loop: each user sends its next request when the previous finishes (think time 0); queues by mean-value "
-         "analysis (Schweitzer), X = N / end-to-end latency" if req.concurrency is not None
-         else "requests arrive as a Poisson process (M/D/1 queue per prefill worker)") + "; SLAs are means, not p90",
-        f"weights + KV at {mid.mem_util:.0%} of GPU memory with {mid.runtime_overhead / 1e9:g} GB runtime overhead per GPU",
-        *([_expert_assumption(req, lo, hi)] if m.moe else []),
-        ("calibrated where listed below, priors elsewhere" if calibrated
-         else "uncalibrated: about +-35% on throughput and TPOT, x0.5-x2 on loaded TTFT"),
-    ]
-
-
-def _expert_assumption(req: Request, lo: Scenario, hi: Scenario) -> str:
-    g = req.gpu
-    inside = (f"{g.nvlink / 1e9:g} GB/s per GPU inside a {g.nvlink_domain}-GPU NVLink domain, the NICs ({g.nic / 1e9:g} GB/s) beyond it"
-              if g.nvlink else f"the NICs ({g.nic / 1e9:g} GB/s per GPU): no GPU fabric is known for {g.name}")
-    return (f"expert-parallel shapes (DPxEP): each GPU holds 1/EP of the experts; every MoE layer's dispatch and combine cross {inside}, "
-            f"at {lo.a2a_eff:g}-{hi.a2a_eff:g} efficiency plus {hi.a2a_latency * 1e6:g}-{lo.a2a_latency * 1e6:g} us each, not overlapped")
-
-
-def _span(lo: dict, hi: dict) -> str:
-    return f"{min(lo.values()):.2g}-{max(hi.values()):.2g}"
-
-
-def validation(req: Request, layout: Layout, r: dict[str, Estimate]) -> dict:
-    wl, low = req.workload, r["low"]
-    rate = r["mid"].rate
-    if req.concurrency is not None:
-        load = f"--max-concurrency {req.concurrency:g} --request-rate inf --num-prompts {max(200, int(req.concurrency * 10))}"
-        criteria = [f"output tokens/s >= {low.rate * wl.osl:.0f} with {req.concurrency:g} users"]
-    else:
-        load = f"--request-rate {rate:.3g} --num-prompts {max(200, int(rate * 120))}"
-        criteria = [f"output tokens/s >= {min(low.rate, low.capacity) * wl.osl:.0f} at {rate:.3g} req/s"]
-    if math.isfinite(low.ttft):
-        criteria.append(f"mean TTFT <= {max(e.ttft for e in r.values() if math.isfinite(e.ttft)) * 1000:.0f} ms")
-    if math.isfinite(low.tpot):
-        criteria.append(f"mean TPOT <= {max(e.tpot for e in r.values() if math.isfinite(e.tpot)) * 1000:.1f} ms")
-    return {
-        "command": (f"vllm bench serve --base-url http://<gateway> --model {req.model.name} --dataset-name random "
-                    f"--random-input-len {wl.isl} --random-output-len {wl.osl} {load}"),
-        "passIf": criteria,
-        "compareWith": "the alternative layout under the same command: P/D should beat it on the metric you sized for",
-    }
-
-
-def request_from(catalog: Catalog, *, environments: list[str] | None, gpu: str | None, network: str | None, model: str | None,
-                 explicit: dict, isl: int, osl: int, prefix_hit: float | None, gpus: int | None, gpus_per_node: int | None,
-                 rate: float | None, concurrency: float | None, ttft: float | None, tpot: float | None, engine: str,
-                 calibration_file: str | None = None, engine_version: str | None = None, tp: int | None = None,
-                 fill: bool = False) -> Request:
-    """Inputs to a Request: the hardware profile gives the GPU, network and GPUs per node unless
-    --gpu/--network/--gpus-per-node say otherwise; its default model unless --model."""
-    envs = catalog.resolve_environments(list(environments or ()))
-    hardware = catalog.layer(envs["hardware"])
-    defaults = catalog.planner["profiles"].get(envs["hardware"]) or catalog.planner["profiles"].get(hardware.chain[0]) or {}
-    if not gpu and not defaults:
-        raise InputError(f"-e {envs['hardware']}: the planner knows no GPU for this profile", hint="pass --gpu (e.g. --gpu H100)")
-    networks = catalog.planner["networks"]
-    net = network or defaults.get("network")
-    if net not in networks:
-        raise InputError(f"--network {net}: unknown" + suggest(str(net), list(networks)), hint=f"known: {', '.join(networks)}")
-    for flag, value in (("--isl", isl), ("--osl", osl)):
-        what = f"the mean {'input' if flag == '--isl' else 'output'} tokens per request"
-        if value is None:
-            raise InputError(f"{flag} is required: {what}", hint="e.g. llmdctl plan --isl 8000 --osl 400 --rate 6")
-        if value < 1:
-            raise InputError(f"{flag} {value}: {what} must be at least 1")
-    if prefix_hit is not None and not 0 <= prefix_hit < 1:
-        raise InputError(f"--prefix-hit {prefix_hit}: a fraction of the prompt, 0 <= x < 1")
-    for flag, value in (("--rate", rate), ("--concurrency", concurrency), ("--gpus", gpus), ("--gpus-per-node", gpus_per_node)):
-        if value is not None and value <= 0:
-            raise InputError(f"{flag} {value}: must be positive")
-    if fill and gpus is None:
-        raise InputError("--fill spends the whole GPU budget: give it with --gpus N", hint="e.g. --gpus 16 --fill")
-    if concurrency is not None and concurrency != int(concurrency):
-        raise InputError(f"--concurrency {concurrency:g}: a number of users (closed loop), a whole number",
-                         hint="for a request rate use --rate REQ/S")
-    per_node = gpus_per_node or int(hardware.hardware.get("gpusPerNode") or 8)
-    if tp is not None and tp > min(per_node, 8):
-        raise InputError(f"--tp {tp}: more than the {min(per_node, 8)} GPUs of one node", hint="a worker's TP stays inside one node")
-    if calibration_file and not os.path.exists(calibration_file):
-        raise InputError(f"--calibration {calibration_file}: no such file", hint="write one with: llmdctl plan calibrate --calibration FILE ...")
-    return Request(
-        profile=envs["hardware"], gpu=gpu_facts(catalog, gpu or defaults["gpu"]), network=net,
-        model=model_facts(catalog, model or hardware.defaults.get("model"), explicit),
-        workload=Workload(int(isl), int(osl), float(prefix_hit or 0.0)), gpus=gpus, gpus_per_node=min(per_node, 8),
-        rate=rate, concurrency=concurrency, ttft=ttft, tpot=tpot, engine=engine,
-        calibrations=tuple(calibration.read_file(calibration_file)) if calibration_file else (), engine_version=engine_version,
-        time_sliced=bool(hardware.hardware.get("timeSlicing")), tp=tp, fill=bool(fill),
-    )

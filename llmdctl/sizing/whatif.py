@@ -16,8 +16,8 @@ from ..base.errors import InputError
 from ..catalog.catalog import Catalog
 from ..inputs.spec import RoleLayout, parse_layout
 from .model import Scenario, fits
-from .planner import (Layout, Request, assumptions, calibrated_scenarios, figures, inputs_of, moe_warnings, priorities, ranges,
-                      sensitivity, validation)
+from .evaluation import assumptions, figures, inputs_of, moe_warnings, ranges, sensitivity, validation
+from .request import Layout, Request, calibrated_scenarios, priorities
 
 
 def layout_of(catalog: Catalog, req: Request, prefill: str | None, decode: str | None) -> Layout:
