@@ -387,3 +387,17 @@ def test_from_aic_keeps_moe_data_and_expert_parallelism(cli, tmp_path, changes, 
     assert (data["recommendation"]["prefill"], data["recommendation"]["decode"]) == (prefill, decode)
     what_if = parse(cli("plan", *OSS, "--rate", "45", "--prefill", prefill, "--decode", decode, "-o", "json").out)
     assert data["predicted"] == what_if["predicted"]
+
+
+def test_sensitivity_ranks_the_priors_under_the_load_as_given(cli):
+    """A lone closed-loop user never queues, so what moves its figures is its own path: the KV
+    transfer's fixed cost (0.05-200 ms) before prefill MFU; under open arrivals at 20 req/s the
+    prefill workers' capacity (prefill MFU) leads."""
+    layout = ("--prefill", "8xTP1", "--decode", "2xTP4", "-o", "json")
+    one = parse(cli("plan", *OSS, "--concurrency", "1", *layout).out)["sensitive"]
+    open_loop = parse(cli("plan", *OSS, "--rate", "20", *layout).out)["sensitive"]
+    assert one[0]["parameter"] == "KV transfer fixed cost"
+    assert open_loop[0]["parameter"] == "prefill MFU"
+    mfu_closed = next((s["capacityChange"] for s in one if s["parameter"] == "prefill MFU"), 0.0)
+    mfu_open = next(s["capacityChange"] for s in open_loop if s["parameter"] == "prefill MFU")
+    assert mfu_closed < mfu_open  # one user's throughput is 1/latency, not the prefill pool's capacity

@@ -60,9 +60,22 @@ def per_gpu(req: Request, layout: Layout, s: Scenario, prio: dict) -> float:
 
 
 def sensitivity(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dict) -> list[dict]:
-    """Which single prior moves the layout's capacity (or TTFT) most between its range ends."""
+    """Which single prior moves the layout's capacity (or TTFT) most between its range ends, under the
+    load as given: with --concurrency, the throughput and TTFT the closed loop's users see (a prior
+    that only matters in a queue the users never build does not rank high); otherwise the open-loop
+    capacity and the TTFT at 80% of it."""
     mid = sc["mid"]
-    base = estimate(req, layout, mid, prio, None)
+    closed = req.concurrency is not None
+    base_est = estimate(req, layout, mid, prio, None)
+
+    def moved(s: Scenario) -> tuple[float, float]:
+        if closed:
+            e = loaded(req, layout, s, prio)
+            return e.rate, e.ttft
+        est = estimate(req, layout, s, prio, 0.8 * base_est.capacity if base_est.capacity else None)
+        return estimate(req, layout, s, prio, None).capacity, est.ttft
+
+    base = loaded(req, layout, mid, prio).rate if closed else base_est.capacity
     knobs = {
         "prefill MFU": "prefill_mfu", "HBM efficiency": "hbm_eff", "per-layer decode overhead": "layer_us",
         "KV link bandwidth": "link", "KV transfer fixed cost": "overhead", "network efficiency": "net_eff",
@@ -71,13 +84,8 @@ def sensitivity(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dic
         knobs.update({"expert all-to-all latency": "a2a_latency", "expert all-to-all efficiency": "a2a_eff"})
     out = []
     for label, field in knobs.items():
-        spread = []
-        for end in ("low", "high"):
-            s = mid._replace(**{field: getattr(sc[end], field)})
-            est = estimate(req, layout, s, prio, 0.8 * base.capacity if base.capacity else None)
-            cap = estimate(req, layout, s, prio, None).capacity
-            spread.append((cap, est.ttft))
-        cap_change = abs(spread[1][0] - spread[0][0]) / base.capacity if base.capacity else 0.0
+        spread = [moved(mid._replace(**{field: getattr(sc[end], field)})) for end in ("low", "high")]
+        cap_change = abs(spread[1][0] - spread[0][0]) / base if base else 0.0
         ttfts = [t for _, t in spread if math.isfinite(t)]
         ttft_change = (max(ttfts) - min(ttfts)) / max(min(ttfts), 1e-9) if len(ttfts) == 2 else math.inf
         out.append({"parameter": label, "capacityChange": cap_change, "ttftChange": ttft_change})
