@@ -11,6 +11,7 @@ B = decode batch, lambda = request rate. Times are seconds, sizes bytes, rates p
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import NamedTuple
 
 GB = 1e9
@@ -90,6 +91,7 @@ class Workload(NamedTuple):
 # --- memory ------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=256)  # the search asks for the same few contexts tens of thousands of times
 def kv_bytes(m: ModelFacts, ctx: float) -> float:
     """KV cache of one sequence of ``ctx`` tokens (all TP ranks together, no replication).
     MLA stores one latent per layer and token; GQA/MHA a key and a value per KV head. Sliding-
@@ -111,6 +113,7 @@ def weights(m: ModelFacts) -> float:
     return m.params * m.weight_bytes
 
 
+@lru_cache(maxsize=64)
 def dense_params(m: ModelFacts) -> float:
     """Parameters every token uses (attention, dense layers, shared experts, embeddings): all of a
     dense model; for MoE solved from active = dense + routed * k/E."""
@@ -212,14 +215,14 @@ def weights_read(m: ModelFacts, batch: float, tp: int = 1, ep: int = 1) -> float
     part plus the experts the batch touches, expected under uniform routing: 1 - (1 - k/E)^B of
     them. Expert-parallel, the worker holds tp/ep of the experts and every rank's tokens (B ep/tp)
     route to them."""
-    if not m.moe:
-        return weights(m)
-    k_over_e = m.top_k / m.experts
+    if not m.experts:
+        return m.params * m.weight_bytes
     dense = dense_params(m)
-    tokens = max(batch, 1.0) * (ep / tp if ep > 1 else 1.0)
-    touched = 1.0 - (1.0 - k_over_e) ** tokens
-    share = tp / ep if ep > 1 else 1.0
-    return (dense + (m.params - dense) * share * touched) * m.weight_bytes
+    tokens = batch if batch > 1.0 else 1.0
+    if ep > 1:
+        touched = 1.0 - (1.0 - m.top_k / m.experts) ** (tokens * ep / tp)
+        return (dense + (m.params - dense) * touched * tp / ep) * m.weight_bytes
+    return (dense + (m.params - dense) * (1.0 - (1.0 - m.top_k / m.experts) ** tokens)) * m.weight_bytes
 
 
 def decode_step(m: ModelFacts, gpu: Gpu, tp: int, batch: float, ctx: float, s: Scenario, ep: int = 1) -> float:
@@ -228,7 +231,8 @@ def decode_step(m: ModelFacts, gpu: Gpu, tp: int, batch: float, ctx: float, s: S
     plus the all-to-all of the batch's tokens."""
     memory = (weights_read(m, batch, tp, ep) + batch * kv_bytes(m, ctx) * kv_replication(m, tp)) / (tp * gpu.hbm * s.hbm_eff[tp])
     compute = 2.0 * m.active * batch / (tp * compute_peak(m, gpu) * s.compute_eff)
-    return max(memory, compute) + m.layers * s.layer_us[tp] * 1e-6 + all_to_all(m, gpu, batch / tp, ep, s)
+    step = max(memory, compute) + m.layers * s.layer_us[tp] * 1e-6
+    return step + all_to_all(m, gpu, batch / tp, ep, s) if ep > 1 else step
 
 
 # --- expert parallelism ------------------------------------------------------------------------
