@@ -101,6 +101,10 @@ def test_the_gb200_guide_layout_is_what_plan_recommends():
     assert p["tpotMs"]["expected"] <= 40 and p["feasible"]["expected"]
     assert {"expert all-to-all latency", "expert all-to-all efficiency"} & {s["parameter"] for s in result["sensitive"]}
     assert any("expert-parallel shapes (DPxEP)" in a for a in result["assumptions"])
+    # the router scores pods: each of the two pods of a prefill instance serves its node's 4 ranks
+    req = request(tpot=0.040)
+    rank = pm.prefill_throughput(R1, GB200, 1, req.workload, mid(req), ep=8)
+    assert p["prefillRanksPerPod"] == 4 and p["peakPrefillThroughput"] == round(4 * rank)
 
 
 def _cand(layout: str, capacity: float, gpus: int, feasible: bool = True) -> Candidate:

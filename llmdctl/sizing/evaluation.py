@@ -138,7 +138,12 @@ def figures(req: Request, layout: Layout, r: dict[str, Estimate], sc: dict[str, 
         out["expertParallel"] = {"prefillGroupGpus": layout.ep[0] if layout.prefill else None, "decodeGroupGpus": layout.ep[1]}
     if layout.prefill:
         out["kvTransferMs"] = _rng([e.kv_transfer for e in ests], 1000, 1)
-        out["peakPrefillThroughput"] = round(prefill_throughput(req.model, req.gpu, layout.prefill[1], req.workload, sc["mid"], layout.ep[0]))
+        # the router scores endpoints, i.e. pods: a pod of an expert-parallel instance serves the data-
+        # parallel ranks on its node (vLLM's hybrid load balancing), each as fast as one worker
+        ranks = max(1, min(layout.ep[0], req.gpus_per_node) // layout.prefill[1]) if layout.ep[0] > 1 else 1
+        out["peakPrefillThroughput"] = round(ranks * prefill_throughput(req.model, req.gpu, layout.prefill[1], req.workload, sc["mid"],
+                                                                        layout.ep[0]))
+        out["prefillRanksPerPod"] = ranks
     return out
 
 

@@ -78,7 +78,8 @@ def _figure_lines(p: dict) -> list[str]:
     lines += [f"  saturation ({k}): {v}" for k, v in sat.items()] or ["  saturation        none: no stage saturated, targets met"]
     if "kvTransferMs" in p:
         lines.append(f"  KV transfer       {_r(p['kvTransferMs'], ' ms per request', 1)}")
-        lines.append(f"  peak prefill      {p['peakPrefillThroughput']} tokens/s per prefill worker (the router's peakPrefillThroughput from v0.7)")
+        per = f"prefill pod ({p['prefillRanksPerPod']} DP ranks)" if p.get("prefillRanksPerPod", 1) > 1 else "prefill worker"
+        lines.append(f"  peak prefill      {p['peakPrefillThroughput']} tokens/s per {per} (the router's peakPrefillThroughput from v0.7)")
     return lines
 
 
