@@ -183,6 +183,12 @@ def test_the_guide_layout_evaluates_and_its_spec_renders(cli, tmp_path):
     assert cli("render", "-f", str(path), "-o", str(out), env={"LLMD_VERSION": ""}).code == 0  # the default generation
     lws = (out / "charts" / "ms" / "templates" / "leaderworkerset-ms-pd-decode.yaml").read_text()
     assert "--data-parallel-size=8" in lws and "--data-parallel-size-local=4" in lws and "--enable-expert-parallel" in lws
+    # the planned router figure rides along as a comment whose flag v0.9.0's render takes as it is
+    flag = next(line.split("#", 1)[1].split() for line in r.out.splitlines() if "--scheduler-param" in line)
+    assert flag[1].endswith(f"peakPrefillThroughput={parse(cli('plan', *GUIDE, '--gpus', '24', '--tpot', '40ms', '-o', 'json').out)['predicted']['peakPrefillThroughput']}")
+    tuned = tmp_path / "tuned"
+    assert cli("render", "-f", str(path), *flag, "-o", str(tuned), env={"LLMD_VERSION": ""}).code == 0
+    assert flag[1].split("=")[1] in (tuned / "router.values.yaml").read_text()
 
 
 def test_moe_data_parallelism_without_ep_is_costed_as_an_expert_group(cli):

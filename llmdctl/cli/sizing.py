@@ -112,6 +112,11 @@ def spec_text(result: dict, profile: str, command: str) -> str:
         spec["guide"] = "inference-scheduling"
     head = (f"# llmdctl plan: {rec['summary']}\n# {command}\n"
             "# render or apply it unchanged: llmdctl apply -f <this file>\n")
+    peak = result["predicted"].get("peakPrefillThroughput")
+    if peak:
+        # a comment, not schedulerParams: only v0.9.0's router has the filter, and the figure is modelled
+        head += ("# the router's prefill figure for this layout, modelled (measure it: upstream calibrate.sh); on llm-d v0.9.0 add\n"
+                 f"#   --scheduler-param prefix-cache-affinity-filter.peakPrefillThroughput={peak}\n")
     return head + dump(spec)
 
 
