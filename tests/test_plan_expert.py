@@ -9,8 +9,10 @@ import math
 import pytest
 
 from conftest import parse
+from llmdctl.base.errors import InputError
 from llmdctl.catalog.catalog import default_catalog
 from llmdctl.inputs.spec import parse_layout
+from llmdctl.sizing import loadmodel as lm
 from llmdctl.sizing import model as pm
 from llmdctl.sizing.planner import Candidate, _worth_experts, recommend, shapes
 from llmdctl.sizing.request import Layout, Request, gpu_facts, model_facts, priorities, scenarios
@@ -154,8 +156,6 @@ def test_a_dense_model_is_never_given_expert_parallel_shapes():
 
 
 def test_a_model_too_big_for_any_shape_is_refused_with_what_would_help():
-    from llmdctl.base.errors import InputError
-
     with pytest.raises(InputError) as err:
         recommend(CAT, request(gpus=4))  # R1 FP8 on 4 GB200: no TP fits, EP4 does not either
     assert "nor spread over an expert-parallel group within the 4-GPU budget" in str(err.value)
@@ -205,3 +205,42 @@ def test_moe_data_parallelism_without_ep_is_costed_as_an_expert_group(cli):
 def test_expert_parallelism_on_a_dense_model_is_refused(cli):
     r = cli("plan", "--model", "Qwen/Qwen3-32B", "--isl", "5000", "--osl", "250", "--prefill", "0", "--decode", "1xDP8EP")
     assert r.code == 2 and "expert parallelism needs an MoE model" in r.err and "1xDP8" in r.err
+
+
+# --- aggregated expert-parallel groups -------------------------------------------------------
+
+
+def test_an_expert_parallel_rank_waits_for_every_rank_s_prefills():
+    """EP ranks step together: on an aggregated DP8EP instance a rank's decode stalls while any of
+    the 8 ranks prefills, 1 - (1 - rho)^8 of the time, not rho; one rank is the plain worker."""
+    assert pm.group_stall(0.3, 1) == pytest.approx(0.3)
+    assert pm.group_stall(0.3, 8) == pytest.approx(1 - 0.7 ** 8)
+    assert pm.group_stall(0.999999, 64) == 1.0 and pm.group_stall(1.0, 8) == 1.0  # underflow: decode never runs
+    req = request(model=R1, gpu=GB200)
+    s, wl = mid(req), req.workload
+    e = pm.aggregated(R1, GB200, wl, s, PRIO, 8, 1, 1.0, None, None, ep=8)
+    step = pm.decode_step(R1, GB200, 1, e.decode_batch, pm.decode_context(wl), s, ep=8)
+    assert e.tpot == pytest.approx(step / (1 - e.prefill_util) ** 8, rel=1e-3)
+    assert e.tpot > step / (1 - e.prefill_util)
+
+
+def test_a_closed_loop_on_an_aggregated_expert_group_stalls_the_same_way():
+    """The closed loop solves X = k (1 - stall(X a)) for the group: its TPOT carries the other ranks'
+    prefills. (For one rank it is the closed form X = k / (1 + k a) it had before: the accuracy
+    fixtures, all plain layouts, did not move.)"""
+    req = request(model=R1, gpu=GB200)
+    s = mid(req)
+    grouped = lm.closed_loop(R1, GB200, req.workload, s, PRIO, 256, None, (8, 1), 1, 0.0, None, None, (1, 8))
+    assert math.isfinite(grouped.tpot) and grouped.rate > 0
+    step = pm.decode_step(R1, GB200, 1, grouped.decode_batch, pm.decode_context(req.workload), s, ep=8)
+    assert grouped.tpot > step * 1.05  # the other ranks' prefills show
+
+
+def test_without_slas_a_large_expert_group_is_served_disaggregated():
+    """What vLLM's and llm-d's wide-EP guides do: with the group stalling on every rank's prefills,
+    P/D wins for DeepSeek-R1 on 24 GB200 on requests per GPU alone, and the search lands on the
+    guide's layout with no SLA given."""
+    result = recommend(CAT, request())
+    rec = result["recommendation"]
+    assert (rec["prefill"], rec["decode"]) == ("2xDP8EP", "1xDP8EP")
+    assert result["why"][0].startswith("P/D serves") and result["alternative"]["decode"].endswith("EP")

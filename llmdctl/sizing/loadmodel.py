@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import math
 
-from .model import Estimate, ModelFacts, Gpu, Scenario, Workload, decode_context, decode_step, fits, kv_transfer, max_batch, prefill_time
+from .model import (Estimate, ModelFacts, Gpu, Scenario, Workload, decode_context, decode_step, fits, group_stall, kv_transfer, max_batch,
+                    prefill_time)
 
 
 def unloaded_ttft(m: ModelFacts, gpu: Gpu, wl: Workload, s: Scenario, prefill: tuple[int, int] | None, tp_d: int, nics: int,
@@ -59,14 +60,30 @@ def closed_loop(m: ModelFacts, gpu: Gpu, wl: Workload, s: Scenario, prio: dict, 
     others = max(0.0, (n - 1.0) / n)  # Schweitzer: what an arriving request sees of the other users
     d_q, d_delay = t_pre / c, t_pre * (c - 1) / c
 
+    ranks = ep_d // tp_d if ep_d > 1 and not prefill else 1  # aggregated EP ranks wait for each other's prefills
+    a = others * t_pre / c
+
+    def stretched(k: float) -> float:
+        """Throughput when decode alone would give k: X = k (1 - stall(X a)), the stall growing
+        with X. One rank: X = k / (1 + k a) in closed form; an EP group: bisection (the
+        difference X - k (1 - stall) only grows with X, so the root is unique)."""
+        if ranks == 1:
+            return k / (1.0 + k * a)
+        lo, hi = 0.0, min(k, 1.0 / a) if a else k
+        for _ in range(45):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if mid < k * (1.0 - group_stall(mid * a, ranks)) else (lo, mid)
+        return lo
+
     def state(batch: float) -> tuple[float, float, float]:
         """Throughput, prefill residence and TPOT when ``batch`` users per decode instance are
         decoding: Little's law on decode gives X = y B / (OSL TPOT); an aggregated worker's
-        step is stretched by the others' prefills, TPOT = step / (1 - X a), solved for X."""
+        step is stretched by the others' prefills, TPOT = step / (1 - stall(X a)), solved for X."""
         step = decode_step(m, gpu, tp_d, max(1.0, batch), ctx, s, ep_d)
         k = batch * y / (wl.osl * step)
-        x = k if prefill else k / (1.0 + k * others * t_pre / c)
-        tpot = step if prefill else step / (1.0 - x * others * t_pre / c)
+        x = k if prefill else stretched(k)
+        waiting = 0.0 if prefill else group_stall(x * a, ranks)
+        tpot = step / (1.0 - waiting) if waiting < 1.0 else math.inf
         load = others * x * d_q
         return x, (d_q / (1.0 - load) + d_delay if load < 1.0 else math.inf), tpot
 

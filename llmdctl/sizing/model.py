@@ -260,6 +260,15 @@ def all_to_all(m: ModelFacts, gpu: Gpu, tokens: float, ep: int, s: Scenario) -> 
     return m.moe_layers * (2.0 * s.a2a_latency + sent / (fabric * s.a2a_eff))
 
 
+def group_stall(rho: float, ranks: int) -> float:
+    """The share of steps a decode waits for prefills on an aggregated worker whose prefills take
+    ``rho`` of its time. Expert-parallel ranks step together (every MoE layer is a collective), so
+    a rank's decode also waits while any other rank of its group prefills: with independent
+    arrivals, 1 - (1 - rho)^ranks (vLLM's wide-EP write-up names this as why large EP groups are
+    served disaggregated). A plain worker (one rank) waits for its own prefills only."""
+    return 1.0 - (1.0 - rho) ** ranks if rho < 1.0 else 1.0
+
+
 def decode_context(wl: Workload) -> float:
     return wl.isl + wl.osl / 2.0
 
@@ -342,18 +351,21 @@ def disagg(m, gpu, wl, s, prio, x: int, tp_p: int, y: int, tp_d: int, rate: floa
 
 def aggregated(m, gpu, wl, s, prio, r: int, tp: int, rate: float | None, ttft_sla: float | None, tpot_sla: float | None,
                ep: int = 1) -> Estimate:
-    """r workers of TP tp doing both phases: prefill steals step time from decode (TPOT / (1 - rho))
-    and a prompt waits behind the running prefills (M/D/1)."""
+    """r workers of TP tp doing both phases: prefill steals step time from decode (TPOT / (1 - rho);
+    expert-parallel ranks also wait for each other's prefills, ``group_stall``) and a prompt waits
+    behind the running prefills (M/D/1)."""
     if not fits(m, gpu, tp, s, ep):
         return Estimate(0, rate or 0, math.inf, math.inf, 0, 0, 0, False, "the weights do not fit")
     t_pre = prefill_time(m, gpu, tp, wl, s, ep)
     b_cap = max_batch(m, gpu, tp, wl.isl + wl.osl, s, ep)
+    ranks = ep // tp if ep > 1 else 1
 
     def tpot_at(lam_i: float) -> tuple[float, float, float]:
         rho = lam_i * t_pre
         if rho >= 1:
             return math.inf, rho, math.inf
-        batch, tpot = _tpot_at(m, gpu, tp, lam_i, wl, s, b_cap, stretch=1.0 / (1.0 - rho), ep=ep)
+        waiting = group_stall(rho, ranks)  # 1.0 once (1 - rho)^ranks underflows: decode never runs
+        batch, tpot = _tpot_at(m, gpu, tp, lam_i, wl, s, b_cap, stretch=1.0 / (1.0 - waiting) if waiting < 1.0 else math.inf, ep=ep)
         return batch, rho, tpot
 
     # capacity: the largest per-instance rate keeping prefill below the utilisation cap, the batch
