@@ -58,7 +58,7 @@ def _check_shape(req: Request, mid: Scenario, name: str, role: RoleLayout, group
     m = req.model
     if role.expert and not m.moe:
         raise InputError(f"{name}: expert parallelism needs an MoE model; {m.name} is dense",
-                         hint=f"drop EP: {role.replicas}xDP{role.data}" + (f"TP{role.tensor}" if role.tensor > 1 else ""))
+                         hint=f"drop EP: {role._replace(expert=False)}")
     if group > 1 and m.experts % group:
         raise InputError(f"{name}: {m.name}'s {m.experts} experts do not split evenly over the {group} GPUs of one instance")
     if group > 1 and group > req.gpus_per_node and group % req.gpus_per_node:
