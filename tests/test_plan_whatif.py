@@ -159,6 +159,7 @@ def test_a_what_if_spec_renders_unchanged(cli, tmp_path, prefill, decode, guide)
 @pytest.mark.parametrize("args, expect", [
     (["--prefill", "1xDP3EP", "--decode", "1xDP8EP"], "128 experts do not split evenly over the 3 GPUs"),
     (["--prefill", "1xDP4EP", "--decode", "1xDP4EP", "--gpus-per-node", "3"], "leaves one node partly used"),
+    (["--gpu", "GH200", "--prefill", "1xDP8EP", "--decode", "1xDP8EP"], "no GPU fabric and no NIC bandwidth"),
     (["--prefill", "2xTP1", "--decode", "1xTP16"], "spans more than one node"),
     (["--prefill", "2xTP1"], "a what-if needs both --prefill and --decode"),
     (["--decode", "2xTP4"], "a what-if needs both --prefill and --decode"),

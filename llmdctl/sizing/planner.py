@@ -17,7 +17,7 @@ from ..catalog.catalog import Catalog
 from . import frontier
 from .evaluation import assumptions, figures, inputs_of, loaded, moe_warnings, per_gpu, ranges, sensitivity, validation
 from .loadmodel import e2e_latency
-from .model import TP_DEGREES, Estimate, Scenario, fits
+from .model import TP_DEGREES, Estimate, Scenario, expert_fabric, fits
 from .request import Layout, Request, Shape, budget, calibrated_scenarios, priorities
 
 
@@ -56,7 +56,7 @@ def _ep_groups(req: Request, s: Scenario, limit: int) -> list[int]:
     m = req.model
     if not m.moe or req.tp not in (None, 1) or fits(m, req.gpu, 1, s):
         return []
-    return [g for g in EP_GROUPS if g <= limit and m.experts % g == 0 and fits(m, req.gpu, 1, s, g)
+    return [g for g in EP_GROUPS if g <= limit and m.experts % g == 0 and fits(m, req.gpu, 1, s, g) and expert_fabric(req.gpu, g) > 0
             and (g <= req.gpus_per_node or g % req.gpus_per_node == 0)]
 
 

@@ -15,7 +15,7 @@ import math
 from ..base.errors import InputError
 from ..catalog.catalog import Catalog
 from ..inputs.spec import RoleLayout, parse_layout
-from .model import Scenario, fits
+from .model import Scenario, expert_fabric, fits
 from .evaluation import assumptions, figures, inputs_of, moe_warnings, ranges, sensitivity, validation
 from .request import Layout, Request, calibrated_scenarios, priorities
 
@@ -64,6 +64,10 @@ def _check_shape(req: Request, mid: Scenario, name: str, role: RoleLayout, group
     if group > 1 and group > req.gpus_per_node and group % req.gpus_per_node:
         raise InputError(f"{name}: an instance of {group} GPUs over nodes of {req.gpus_per_node} leaves one node partly used",
                          hint=f"use a multiple of {req.gpus_per_node} GPUs per instance")
+    if group > 1 and m.moe and expert_fabric(req.gpu, group) <= 0:
+        raise InputError(f"{name}: the experts' all-to-all over {group} GPUs has no link to run on: the catalog gives "
+                         f"{req.gpu.name} no GPU fabric and no NIC bandwidth (guides/planner.yaml accelerators)",
+                         hint="evaluate a TP shape, or give the GPU with --gpu one that states them")
     if role.tensor > req.gpus_per_node:
         raise InputError(f"{name}: TP{role.tensor} spans more than one node ({req.gpus_per_node} GPUs per node); "
                          "the planner does not cost TP over the inter-node fabric", hint=f"use at most TP{req.gpus_per_node} per worker")
