@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import parse
 from llmdctl.base.errors import InputError
@@ -244,3 +246,26 @@ def test_without_slas_a_large_expert_group_is_served_disaggregated():
     rec = result["recommendation"]
     assert (rec["prefill"], rec["decode"]) == ("2xDP8EP", "1xDP8EP")
     assert result["why"][0].startswith("P/D serves") and result["alternative"]["decode"].endswith("EP")
+
+
+@settings(max_examples=12, deadline=None)
+@given(isl=st.integers(500, 16_000), osl=st.integers(50, 2_000), gpus=st.sampled_from([4, 8, 12, 16, 24, 32]),
+       rate=st.one_of(st.none(), st.floats(0.5, 20)), model=st.sampled_from([R1, R1_FP4]))
+def test_expert_parallel_recommendations_are_layouts_render_takes(isl, osl, gpus, rate, model):
+    """Whatever the workload, an MoE plan on gb200 is either refused with a reason or a layout
+    inside the budget whose shapes render's grammar parses, whose expert groups split the experts
+    and fill whole nodes, and whose prefill ranks never use more TP than decode's."""
+    req = request(model=model, gpus=gpus, rate=rate, workload=pm.Workload(isl, osl))
+    try:
+        result = recommend(CAT, req)
+    except InputError as err:
+        assert "budget" in str(err) or "does not fit" in str(err)
+        return
+    for layout in (result["recommendation"], result["alternative"] or result["recommendation"]):
+        assert layout["gpus"] <= gpus
+        roles = [parse_layout(layout[r], r) for r in ("prefill", "decode") if layout[r] != "0"]
+        for role in roles:
+            if role.expert:
+                assert model.experts % role.gpus == 0 and (role.gpus <= 4 or role.gpus % 4 == 0)
+        if len(roles) == 2:
+            assert roles[0].tensor <= roles[1].tensor
