@@ -64,6 +64,32 @@ def test_the_model_beats_the_baseline_on_the_same_figures(scores):
         assert scores[name].coverage > coverage, f"{name}: coverage not above the baseline's {coverage:.1%}\n{table}"
 
 
+EP_FIXTURE = str(ROOT / "tests" / "fixtures" / "plan_accuracy_ep.yaml")
+
+
+@pytest.fixture(scope="module")
+def ep_scores() -> dict[str, accuracy.Score]:
+    figs = accuracy.figures(CAT, accuracy.load(EP_FIXTURE))
+    table = accuracy.table(figs)
+    print("\nexpert-parallel layouts\n" + accuracy.render(table) + "\n\n" + accuracy.details(figs))
+    return table
+
+
+def test_expert_parallel_layouts_are_as_accurate_as_the_readme_states(ep_scores):
+    """The measured expert-parallel runs (no baseline: the model before expert parallelism refused
+    these layouts) are held to README's 'EP' rows, so the EP model cannot silently get worse."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = accuracy.render(ep_scores)
+    for name in ("ttft", "tpot", "all"):
+        row = re.search(rf"^\| EP {name} \| (\d+) \| ([\d.]+)% \| ([\d.]+)% \| ([\d.]+)% \|$", text, re.M)
+        assert row, f"README.md has no row '| EP {name} | n | median error | within 35% | range covers |'"
+        count, median, within, coverage = int(row.group(1)), *(float(v) / 100 for v in row.groups()[1:])
+        s = ep_scores[name]
+        assert s.count == count, f"EP {name}: {s.count} figures, README says {count}\n{table}"
+        assert s.median_error <= median + 0.005, f"EP {name}: median error {s.median_error:.1%} > {median:.0%} stated\n{table}"
+        assert s.within >= within - 0.005 and s.coverage >= coverage - 0.005, f"EP {name}: below README's figures\n{table}"
+
+
 def test_an_entry_without_a_cited_source_is_refused(tmp_path):
     path = tmp_path / "fixture.yaml"
     path.write_text("sources: {a: {repo: x}}\nentries:\n  - {id: one, source: b, model: m, measured: {ttftMs: 1}}\n")
