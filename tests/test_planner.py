@@ -235,6 +235,7 @@ def test_aggregated_spec_renders_with_the_aggregated_guide(cli, tmp_path):
 @pytest.mark.parametrize("args, expect", [
     (["--isl", "1000", "--osl", "100", "--rate", "2", "--concurrency", "8"], "give --rate or --concurrency, not both"),
     (["--isl", "1000", "--osl", "100", "--model", "acme/unknown-9b"], "no architecture for it in the catalog"),
+    (["--isl", "1000", "--osl", "100", "--model", "acme/unknown-9b", "--params", "9"], "name a model the catalog knows: meta-llama/"),
     (["--isl", "1000", "--osl", "100", "--gpu", "H300"], "unknown accelerator"),
     (["--isl", "0", "--osl", "100"], "--isl 0"),
     (["--isl", "1000", "--osl", "100", "--prefix-hit", "1.5"], "--prefix-hit 1.5"),

@@ -106,7 +106,7 @@ def model_facts(catalog: Catalog, name: str | None, explicit: dict) -> ModelFact
     if missing:
         flags = {"layers": "--layers", "hidden": "--hidden", "heads": "--heads", "kvHeads": "--kv-heads", "headDim": "--head-dim", "paramsB": "--params"}
         raise InputError("the model is not fully described: missing " + ", ".join(flags[k] for k in missing),
-                         hint="name a known model (llmdctl plan --help lists them) or give every architecture flag")
+                         hint="give every architecture flag, or name a model the catalog knows: " + ", ".join(table))
     if bool(facts.get("experts")) != bool(facts.get("topK")):
         raise InputError("an MoE model needs both --experts and --top-k")
     if facts.get("activeParamsB") and facts["activeParamsB"] > facts["paramsB"]:
