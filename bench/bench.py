@@ -204,9 +204,9 @@ def time_doctor(exe: list[str], repeat: int) -> tuple[dict[str, float], int] | N
 def print_accuracy() -> None:
     """The planner against published measurements, scored as the accuracy test scores it."""
     for name, what in (("plan_accuracy.yaml", ""), ("plan_accuracy_ep.yaml", ", expert-parallel layouts")):
-        figs = plan_accuracy.figures(default_catalog(), plan_accuracy.load(str(ROOT / "tests" / "fixtures" / name)))
+        _, table = plan_accuracy.scored(default_catalog(), str(ROOT / "tests" / "fixtures" / name))
         print(f"llmdctl plan vs published measurements (tests/fixtures/{name}{what})")
-        print(plan_accuracy.render(plan_accuracy.table(figs)))
+        print(plan_accuracy.render(table))
 
 
 def main() -> int:

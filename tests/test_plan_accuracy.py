@@ -23,12 +23,16 @@ CAT = default_catalog()
 BASELINE = {"all": (0.2803, 0.5682, 0.5455), "out-of-sample": (0.3056, 0.5250, 0.5250)}
 
 
+def _printed(path: str, title: str) -> dict[str, accuracy.Score]:
+    """The fixture's scores, printed with every figure (pytest -s shows them)."""
+    figs, table = accuracy.scored(CAT, path)
+    print(f"\n{title}\n" + accuracy.render(table) + "\n\n" + accuracy.details(figs))
+    return table
+
+
 @pytest.fixture(scope="module")
 def scores() -> dict[str, accuracy.Score]:
-    figs = accuracy.figures(CAT, accuracy.load(FIXTURE))
-    table = accuracy.table(figs)
-    print("\n" + accuracy.render(table) + "\n\n" + accuracy.details(figs))
-    return table
+    return _printed(FIXTURE, "published measurements")
 
 
 def _stated() -> dict[str, tuple[float, float, float]]:
@@ -69,10 +73,7 @@ EP_FIXTURE = str(ROOT / "tests" / "fixtures" / "plan_accuracy_ep.yaml")
 
 @pytest.fixture(scope="module")
 def ep_scores() -> dict[str, accuracy.Score]:
-    figs = accuracy.figures(CAT, accuracy.load(EP_FIXTURE))
-    table = accuracy.table(figs)
-    print("\nexpert-parallel layouts\n" + accuracy.render(table) + "\n\n" + accuracy.details(figs))
-    return table
+    return _printed(EP_FIXTURE, "expert-parallel layouts")
 
 
 def test_expert_parallel_layouts_are_as_accurate_as_the_readme_states(ep_scores):

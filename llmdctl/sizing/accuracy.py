@@ -112,6 +112,12 @@ def figures(catalog: Catalog, entries: list[dict]) -> list[Figure]:
     return out
 
 
+def scored(catalog: Catalog, path: str) -> tuple[list[Figure], dict[str, Score]]:
+    """A fixture file's figures and their table: what the accuracy test and bench both print."""
+    figs = figures(catalog, load(path))
+    return figs, table(figs)
+
+
 def score(figs: list[Figure]) -> Score | None:
     if not figs:
         return None
