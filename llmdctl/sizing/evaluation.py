@@ -66,16 +66,15 @@ def sensitivity(req: Request, layout: Layout, sc: dict[str, Scenario], prio: dic
     capacity and the TTFT at 80% of it."""
     mid = sc["mid"]
     closed = req.concurrency is not None
-    base_est = estimate(req, layout, mid, prio, None)
+    # the middle priors' throughput (closed loop) or open-loop capacity each end is compared with
+    base = loaded(req, layout, mid, prio).rate if closed else estimate(req, layout, mid, prio, None).capacity
 
     def moved(s: Scenario) -> tuple[float, float]:
         if closed:
             e = loaded(req, layout, s, prio)
             return e.rate, e.ttft
-        est = estimate(req, layout, s, prio, 0.8 * base_est.capacity if base_est.capacity else None)
+        est = estimate(req, layout, s, prio, 0.8 * base if base else None)
         return estimate(req, layout, s, prio, None).capacity, est.ttft
-
-    base = loaded(req, layout, mid, prio).rate if closed else base_est.capacity
     knobs = {
         "prefill MFU": "prefill_mfu", "HBM efficiency": "hbm_eff", "per-layer decode overhead": "layer_us",
         "KV link bandwidth": "link", "KV transfer fixed cost": "overhead", "network efficiency": "net_eff",
